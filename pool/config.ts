@@ -1,0 +1,330 @@
+// The YAML configuration: parsed, validated field by field, unknown keys refused.
+// Every error names the field path, the bad value and what is allowed.
+
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { WarmpoolError } from './errors.js';
+
+export type RuntimeKind = 'process' | 'docker';
+export type ClassifierKind = 'pluto' | 'jupyter' | 'generic';
+
+export interface ReadinessConfig {
+  /** HTTP probe: GET path until status matches. */
+  http?: { path: string; status: number };
+  /** Output probe: a line of the instance's output matching this regular expression. */
+  log?: RegExp;
+  /** Give up (and replace the instance) after this long, ms. */
+  timeoutMs: number;
+  /** Between HTTP probes, ms. */
+  intervalMs: number;
+}
+
+export interface SecretConfig {
+  /** Env var the instance reads its secret from (e.g. JUPYTER_TOKEN). */
+  env?: string;
+  /** For images that make up their own token: a regex with one group, matched against the output. */
+  fromOutput?: RegExp;
+  /** How the proxy adds the secret to every forwarded request. */
+  inject: { query?: string; header?: string; headerFormat: string; cookie?: string };
+}
+
+export interface AppConfig {
+  name: string;
+  runtime: RuntimeKind;
+  /** process: argv; `{port}` is replaced by the allocated port. */
+  command?: string[];
+  /** process: working directory. */
+  cwd?: string;
+  /** docker: image reference. */
+  image?: string;
+  /** docker: command override. */
+  args?: string[];
+  /** The port the app listens on. 0 = allocated (process, docker host networking): the app reads it from env PORT or `{port}`. */
+  port: number;
+  env: Record<string, string>;
+  deepLink: string;
+  prefix: { mode: 'strip' } | { mode: 'base-url'; env: string };
+  pool: { warm: number; max: number; parallel: number };
+  readiness: ReadinessConfig;
+  limits: { cpus?: number; memoryBytes?: number };
+  network: 'host' | 'bridge';
+  idleTimeoutMs: number;
+  maxLifetimeMs: number;
+  graceMs: number;
+  classifier: ClassifierKind;
+  secret?: SecretConfig;
+}
+
+export interface WarmpoolConfig {
+  host: string;
+  port: number;
+  /** Names the warmpool deployment that owns instances (label warmpool.deployment). */
+  deployment: string;
+  /** Where `/` redirects; unset: a landing page lists the apps. */
+  landingRedirect?: string;
+  trustedProxies: string[];
+  /** Host ports handed to process and host-network instances. */
+  ports: { from: number; to: number };
+  /** Directory for process-runtime state and the traffic log. */
+  stateDir: string;
+  /** Leave instances running on SIGTERM/SIGINT (they are adopted on the next start). */
+  keepOnExit: boolean;
+  log: { dir: string; rotateBytes: number };
+  apps: AppConfig[];
+}
+
+const NAME_RE = /^[a-z0-9][a-z0-9-]{0,39}$/;
+const RESERVED = new Set(['_warmpool', 'favicon.ico', 'robots.txt']);
+
+/** Reads and validates a config file. Throws CONFIG_UNREADABLE or CONFIG_INVALID. */
+export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): WarmpoolConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new WarmpoolError('CONFIG_UNREADABLE', `cannot read config file ${path}: ${(e as Error).message}`, {
+      hint: 'pass an existing YAML file with --config or WARMPOOL_CONFIG',
+    });
+  }
+  return parseConfig(text, path, env);
+}
+
+export function parseConfig(text: string, source = 'config', env: NodeJS.ProcessEnv = {}): WarmpoolConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    throw new WarmpoolError('CONFIG_INVALID', `${source}: not valid YAML: ${(e as Error).message}`);
+  }
+  return validateConfig(raw, source, env);
+}
+
+class V {
+  constructor(readonly source: string) {}
+  fail(path: string, value: unknown, allowed: string): never {
+    throw new WarmpoolError('CONFIG_INVALID', `${this.source}: ${path} is ${show(value)}; ${allowed}`);
+  }
+  obj(path: string, v: unknown, keys: readonly string[]): Record<string, unknown> {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(path, v, 'expected a mapping');
+    const o = v as Record<string, unknown>;
+    for (const k of Object.keys(o)) {
+      if (!keys.includes(k)) this.fail(`${path ? path + '.' : ''}${k}`, o[k], `unknown key; allowed keys here: ${keys.join(', ')}`);
+    }
+    return o;
+  }
+  str(path: string, v: unknown, re?: RegExp, what?: string): string {
+    if (typeof v !== 'string' || v.length === 0) this.fail(path, v, 'expected a non-empty string');
+    if (re && !re.test(v)) this.fail(path, v, what ?? `expected to match ${re}`);
+    return v;
+  }
+  int(path: string, v: unknown, min: number, max: number): number {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) this.fail(path, v, `expected an integer from ${min} to ${max}`);
+    return v;
+  }
+  num(path: string, v: unknown, min: number, max: number): number {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) this.fail(path, v, `expected a number from ${min} to ${max}`);
+    return v;
+  }
+  bool(path: string, v: unknown): boolean {
+    if (typeof v !== 'boolean') this.fail(path, v, 'expected true or false');
+    return v;
+  }
+  oneOf<T extends string>(path: string, v: unknown, allowed: readonly T[]): T {
+    if (typeof v !== 'string' || !allowed.includes(v as T)) this.fail(path, v, `allowed: ${allowed.join(', ')}`);
+    return v as T;
+  }
+  strList(path: string, v: unknown): string[] {
+    if (!Array.isArray(v) || v.length === 0) this.fail(path, v, 'expected a non-empty list of strings');
+    return v.map((x, i) => this.str(`${path}[${i}]`, x));
+  }
+  regex(path: string, v: unknown): RegExp {
+    const s = this.str(path, v);
+    try {
+      return new RegExp(s);
+    } catch (e) {
+      return this.fail(path, v, `expected a regular expression (${(e as Error).message})`);
+    }
+  }
+  duration(path: string, v: unknown, min = 0): number {
+    const ms = parseDuration(v);
+    if (ms === undefined || ms < min) this.fail(path, v, `expected a duration like 90s, 20m, 1h30m or a number of seconds${min ? `, at least ${min} ms` : ''}`);
+    return ms;
+  }
+  bytes(path: string, v: unknown): number {
+    const b = parseBytes(v);
+    if (b === undefined || b < 4 * 1024 * 1024) this.fail(path, v, 'expected a size like 512m or 2g (at least 4m)');
+    return b;
+  }
+}
+
+function show(v: unknown): string {
+  if (v === undefined) return 'missing';
+  try {
+    const s = JSON.stringify(v);
+    return s.length > 60 ? s.slice(0, 57) + '...' : s;
+  } catch {
+    return String(v);
+  }
+}
+
+export function parseDuration(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.round(v * 1000) : undefined;
+  if (typeof v !== 'string') return undefined;
+  const m = /^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$/.exec(v.trim());
+  if (!m || v.trim() === '') return undefined;
+  const [, h, mi, s, ms] = m;
+  return ((+(h ?? 0) * 60 + +(mi ?? 0)) * 60 + +(s ?? 0)) * 1000 + +(ms ?? 0);
+}
+
+export function parseBytes(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isInteger(v) && v > 0 ? v : undefined;
+  if (typeof v !== 'string') return undefined;
+  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)i?b?$/i.exec(v.trim());
+  if (!m) return undefined;
+  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
+  return Math.round(parseFloat(m[1]!) * mult);
+}
+
+const TOP_KEYS = ['listen', 'deployment', 'landing', 'trustedProxies', 'ports', 'stateDir', 'keepOnExit', 'log', 'apps'] as const;
+const APP_KEYS = ['name', 'runtime', 'command', 'cwd', 'image', 'args', 'port', 'env', 'deepLink', 'prefix', 'pool', 'readiness', 'limits', 'network', 'idleTimeout', 'maxLifetime', 'grace', 'classifier', 'secret'] as const;
+
+export function validateConfig(raw: unknown, source = 'config', env: NodeJS.ProcessEnv = {}): WarmpoolConfig {
+  const v = new V(source);
+  const top = v.obj('', raw ?? {}, TOP_KEYS);
+
+  const listen = v.obj('listen', top.listen ?? {}, ['host', 'port']);
+  let host = listen.host === undefined ? '127.0.0.1' : v.str('listen.host', listen.host);
+  let port = listen.port === undefined ? 8080 : v.int('listen.port', listen.port, 0, 65535);
+  if (env.WARMPOOL_HOST) host = v.str('WARMPOOL_HOST (env)', env.WARMPOOL_HOST);
+  if (env.WARMPOOL_PORT !== undefined && env.WARMPOOL_PORT !== '') {
+    port = v.int('WARMPOOL_PORT (env)', /^\d+$/.test(env.WARMPOOL_PORT) ? Number(env.WARMPOOL_PORT) : env.WARMPOOL_PORT, 0, 65535);
+  }
+
+  const deployment = top.deployment === undefined ? 'default' : v.str('deployment', top.deployment, NAME_RE, 'expected lower-case letters, digits and dashes (at most 40)');
+  let landingRedirect: string | undefined;
+  if (top.landing !== undefined) {
+    const l = v.obj('landing', top.landing, ['redirect']);
+    if (l.redirect !== undefined) landingRedirect = v.str('landing.redirect', l.redirect, /^(https?:\/\/|\/)/, 'expected an absolute http(s) URL or a path starting with /');
+  }
+  const trustedProxies = top.trustedProxies === undefined ? [] : (Array.isArray(top.trustedProxies) ? top.trustedProxies.map((x, i) => v.str(`trustedProxies[${i}]`, x)) : v.fail('trustedProxies', top.trustedProxies, 'expected a list of IP addresses'));
+
+  const p = v.obj('ports', top.ports ?? {}, ['from', 'to']);
+  const from = p.from === undefined ? 20000 : v.int('ports.from', p.from, 1024, 65535);
+  const to = p.to === undefined ? Math.min(65535, from + 9999) : v.int('ports.to', p.to, from, 65535);
+
+  const stateDir = top.stateDir === undefined ? '.state' : v.str('stateDir', top.stateDir);
+  const keepOnExit = top.keepOnExit === undefined ? false : v.bool('keepOnExit', top.keepOnExit);
+  const lg = v.obj('log', top.log ?? {}, ['dir', 'rotateSize']);
+  const log = {
+    dir: lg.dir === undefined ? `${stateDir}/log` : v.str('log.dir', lg.dir),
+    rotateBytes: lg.rotateSize === undefined ? 64 * 1024 * 1024 : v.bytes('log.rotateSize', lg.rotateSize),
+  };
+
+  const rawApps = top.apps;
+  if (!Array.isArray(rawApps) || rawApps.length === 0) v.fail('apps', rawApps, 'expected a non-empty list of apps');
+  const apps = (rawApps as unknown[]).map((a, i) => validateApp(v, `apps[${i}]`, a));
+  const seen = new Set<string>();
+  apps.forEach((a, i) => {
+    if (seen.has(a.name)) v.fail(`apps[${i}].name`, a.name, 'app names must be unique');
+    seen.add(a.name);
+  });
+  return { host, port, deployment, landingRedirect, trustedProxies, ports: { from, to }, stateDir, keepOnExit, log, apps };
+}
+
+function validateApp(v: V, at: string, raw: unknown): AppConfig {
+  const a = v.obj(at, raw, APP_KEYS);
+  const name = v.str(`${at}.name`, a.name, NAME_RE, 'expected lower-case letters, digits and dashes (at most 40); it becomes the public prefix /<name>/');
+  if (RESERVED.has(name)) v.fail(`${at}.name`, name, 'this name is reserved');
+  const runtime = v.oneOf(`${at}.runtime`, a.runtime ?? 'process', ['process', 'docker'] as const);
+
+  let command: string[] | undefined;
+  let image: string | undefined;
+  let args: string[] | undefined;
+  if (runtime === 'process') {
+    command = v.strList(`${at}.command`, a.command);
+    if (a.image !== undefined) v.fail(`${at}.image`, a.image, 'image is for runtime docker; a process app has a command');
+  } else {
+    image = v.str(`${at}.image`, a.image, /^[a-z0-9][\w./:@-]*$/i, 'expected an image reference like warmpool/standin:latest');
+    if (a.command !== undefined) v.fail(`${at}.command`, a.command, 'command is for runtime process; use args to override a docker image command');
+    if (a.args !== undefined) args = v.strList(`${at}.args`, a.args);
+  }
+  const cwd = a.cwd === undefined ? undefined : v.str(`${at}.cwd`, a.cwd);
+  const network = v.oneOf(`${at}.network`, a.network ?? 'host', ['host', 'bridge'] as const);
+  const port = a.port === undefined ? 0 : v.int(`${at}.port`, a.port, 0, 65535);
+  if (runtime === 'docker' && network === 'bridge' && port === 0) v.fail(`${at}.port`, a.port, 'a bridge-network app needs the container port it listens on (1-65535)');
+
+  const env: Record<string, string> = {};
+  if (a.env !== undefined) {
+    const e = v.obj(`${at}.env`, a.env, Object.keys(a.env as object ?? {}));
+    for (const [k, val] of Object.entries(e)) {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) v.fail(`${at}.env.${k}`, k, 'expected an environment variable name');
+      if (typeof val !== 'string' && typeof val !== 'number' && typeof val !== 'boolean') v.fail(`${at}.env.${k}`, val, 'expected a string, number or boolean');
+      env[k] = String(val);
+    }
+  }
+  const deepLink = a.deepLink === undefined ? '/' : v.str(`${at}.deepLink`, a.deepLink, /^\/[^\s]*$/, 'expected a path starting with / (e.g. /open?path=webapp.jl)');
+
+  let prefix: AppConfig['prefix'] = { mode: 'strip' };
+  if (a.prefix !== undefined) {
+    if (a.prefix === 'strip') prefix = { mode: 'strip' };
+    else {
+      const pr = v.obj(`${at}.prefix`, a.prefix, ['baseUrlEnv']);
+      prefix = { mode: 'base-url', env: v.str(`${at}.prefix.baseUrlEnv`, pr.baseUrlEnv, /^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name') };
+    }
+  }
+
+  const po = v.obj(`${at}.pool`, a.pool ?? {}, ['warm', 'max', 'parallel']);
+  const warm = po.warm === undefined ? 2 : v.int(`${at}.pool.warm`, po.warm, 0, 1000);
+  const max = po.max === undefined ? Math.max(warm, 10) : v.int(`${at}.pool.max`, po.max, 1, 10000);
+  if (max < warm) v.fail(`${at}.pool.max`, max, `must be at least pool.warm (${warm})`);
+  const parallel = po.parallel === undefined ? 4 : v.int(`${at}.pool.parallel`, po.parallel, 1, 100);
+
+  const r = v.obj(`${at}.readiness`, a.readiness ?? { http: { path: '/' } }, ['http', 'log', 'timeout', 'interval']);
+  const readiness: ReadinessConfig = {
+    timeoutMs: r.timeout === undefined ? 300_000 : v.duration(`${at}.readiness.timeout`, r.timeout, 100),
+    intervalMs: r.interval === undefined ? 250 : v.duration(`${at}.readiness.interval`, r.interval, 10),
+  };
+  if (r.http !== undefined) {
+    const h = v.obj(`${at}.readiness.http`, r.http, ['path', 'status']);
+    readiness.http = {
+      path: v.str(`${at}.readiness.http.path`, h.path, /^\//, 'expected a path starting with /'),
+      status: h.status === undefined ? 200 : v.int(`${at}.readiness.http.status`, h.status, 100, 599),
+    };
+  }
+  if (r.log !== undefined) readiness.log = v.regex(`${at}.readiness.log`, r.log);
+  if (!readiness.http && !readiness.log) v.fail(`${at}.readiness`, a.readiness, 'expected http: {path, status} or log: <pattern>');
+  if (readiness.http && readiness.log) v.fail(`${at}.readiness`, a.readiness, 'choose one of http or log');
+
+  const li = v.obj(`${at}.limits`, a.limits ?? {}, ['cpus', 'memory']);
+  const limits = {
+    cpus: li.cpus === undefined ? undefined : v.num(`${at}.limits.cpus`, li.cpus, 0.01, 1024),
+    memoryBytes: li.memory === undefined ? undefined : v.bytes(`${at}.limits.memory`, li.memory),
+  };
+
+  const idleTimeoutMs = a.idleTimeout === undefined ? 20 * 60_000 : v.duration(`${at}.idleTimeout`, a.idleTimeout, 1000);
+  const maxLifetimeMs = a.maxLifetime === undefined ? 90 * 60_000 : v.duration(`${at}.maxLifetime`, a.maxLifetime, 1000);
+  const graceMs = a.grace === undefined ? 5 * 60_000 : v.duration(`${at}.grace`, a.grace, 0);
+  const classifier = v.oneOf(`${at}.classifier`, a.classifier ?? 'generic', ['pluto', 'jupyter', 'generic'] as const);
+
+  let secret: SecretConfig | undefined;
+  if (a.secret !== undefined) {
+    const s = v.obj(`${at}.secret`, a.secret, ['env', 'fromOutput', 'inject']);
+    const inj = v.obj(`${at}.secret.inject`, s.inject, ['query', 'header', 'headerFormat', 'cookie']);
+    secret = {
+      env: s.env === undefined ? undefined : v.str(`${at}.secret.env`, s.env, /^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name'),
+      fromOutput: s.fromOutput === undefined ? undefined : v.regex(`${at}.secret.fromOutput`, s.fromOutput),
+      inject: {
+        query: inj.query === undefined ? undefined : v.str(`${at}.secret.inject.query`, inj.query),
+        header: inj.header === undefined ? undefined : v.str(`${at}.secret.inject.header`, inj.header, /^[A-Za-z0-9-]+$/, 'expected a header name'),
+        headerFormat: inj.headerFormat === undefined ? '{secret}' : v.str(`${at}.secret.inject.headerFormat`, inj.headerFormat, /\{secret\}/, 'expected a template containing {secret}'),
+        cookie: inj.cookie === undefined ? undefined : v.str(`${at}.secret.inject.cookie`, inj.cookie, /^[A-Za-z0-9_-]+$/, 'expected a cookie name'),
+      },
+    };
+    if (!secret.env && !secret.fromOutput) v.fail(`${at}.secret`, a.secret, 'expected env (the proxy generates the secret) or fromOutput (the image makes its own)');
+    if (secret.env && secret.fromOutput) v.fail(`${at}.secret`, a.secret, 'choose one of env or fromOutput');
+    if (!secret.inject.query && !secret.inject.header && !secret.inject.cookie) v.fail(`${at}.secret.inject`, s.inject, 'expected at least one of query, header, cookie');
+    if (secret.fromOutput && secret.fromOutput.source.indexOf('(') < 0) v.fail(`${at}.secret.fromOutput`, s.fromOutput, 'expected a regular expression with one capture group holding the token');
+  }
+
+  return { name, runtime, command, cwd, image, args, port, env, deepLink, prefix, pool: { warm, max, parallel }, readiness, limits, network, idleTimeoutMs, maxLifetimeMs, graceMs, classifier, secret };
+}

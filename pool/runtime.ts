@@ -1,0 +1,61 @@
+// The seam between the pool and whatever runs instances. Implementations: runtimes/process.ts
+// (local child processes, the embedded default) and runtimes/docker.ts (a Docker Engine).
+// Only runtime files touch engines; the pool sees InstanceRecords.
+
+import type { AppConfig } from './config.js';
+
+/** What the pool asks a runtime to start. */
+export interface InstanceSpec {
+  app: string;
+  /** Short random id, unique within the deployment; also part of labels and names. */
+  instanceId: string;
+  /** Extra environment for this instance (its secret, base URL, ...), merged over app.env. */
+  env: Record<string, string>;
+}
+
+/** A claim persisted on the engine, so a restarted warmpool knows which instances are taken. */
+export interface ClaimMark { session: string; at: number }
+
+/** What a runtime knows of one instance: rebuilt from the engine on every list(). */
+export interface InstanceRecord {
+  instanceId: string;
+  app: string;
+  deployment: string;
+  /** Engine handle: container id, or pid for processes. */
+  runtimeId: string;
+  /** Where the proxy reaches the app: always on loopback or a host the operator configured. */
+  host: string;
+  port: number;
+  running: boolean;
+  createdAt: number;
+  /** The instance's full environment as created (holds the secret the proxy injects). */
+  env: Record<string, string>;
+  claim?: ClaimMark;
+}
+
+export interface Runtime {
+  readonly kind: 'process' | 'docker';
+  /** Creates and starts one instance; resolves once the engine reports it running (not yet ready). */
+  create(app: AppConfig, spec: InstanceSpec): Promise<InstanceRecord>;
+  /** Stops and removes an instance. Idempotent: an instance already gone is not an error. */
+  remove(instanceId: string): Promise<void>;
+  /** Every instance of this deployment, found by label, running or not. */
+  list(): Promise<InstanceRecord[]>;
+  /** Persists a claim on the engine (docker: container rename; process: state file). */
+  markClaimed(instanceId: string, claim: ClaimMark): Promise<void>;
+  /** Calls onLine for each line the instance printed (stdout and stderr), past and future. Returns a stop function. */
+  output(instanceId: string, onLine: (line: string) => void): () => void;
+  /** Calls onExit when an instance of this deployment stops by itself. Returns a stop function. */
+  watch(onExit: (instanceId: string, detail: string) => void): () => void;
+  /** Releases engine connections and watchers (does not remove instances). */
+  close(): Promise<void>;
+}
+
+/** Label keys shared by every runtime (docker labels, process state files). */
+export const LABEL = {
+  app: 'warmpool.app',
+  instance: 'warmpool.instance',
+  deployment: 'warmpool.deployment',
+  port: 'warmpool.port',
+  created: 'warmpool.created',
+} as const;
