@@ -1,0 +1,268 @@
+// The fleet: one WarmPool per app, the claimed sessions, the reaper and the traffic log.
+// Implements PoolApi, the seam the proxy talks to. Knows nothing of HTTP.
+//
+//   const fleet = new Fleet({ config, runtimes: { process: new ProcessRuntime(...) }, clock });
+//   await fleet.start();            // adopt what an earlier run left, warm the pools
+//   const r = await fleet.claim('demo');
+//   ...
+//   await fleet.stop();             // removes every instance unless config.keepOnExit
+
+import { LRUCache } from 'lru-cache';
+import type { ClaimResult, EndReason, FindResult, PoolApi, SessionTarget, SessionTraffic } from './api.js';
+import type { AppConfig, RuntimeKind, WarmpoolConfig } from './config.js';
+import { systemClock, type Clock } from './clock.js';
+import { WarmpoolError, errorMessage } from './errors.js';
+import { sessionId as newSessionId } from './ids.js';
+import { Reaper, type DeadlineReason, type ReapableSession } from './reaper.js';
+import type { InstanceRecord, Runtime } from './runtime.js';
+import type { TrafficLogSink } from './traffic-log.js';
+import { WarmPool, type Member, type PoolStatus } from './warm-pool.js';
+
+export interface FleetOptions {
+  config: WarmpoolConfig;
+  runtimes: Partial<Record<RuntimeKind, Runtime>>;
+  clock?: Clock;
+  log?: (msg: string) => void;
+  trafficLog?: TrafficLogSink;
+  /** After this long without user activity a session is noted "idle" in the traffic log, ms. */
+  idleNoticeMs?: number;
+  /** Queue tickets and create backoff, passed to each WarmPool. */
+  ticketTtlMs?: number;
+  backoffMs?: { first: number; max: number };
+}
+
+export interface Session extends ReapableSession {
+  id: string;
+  app: AppConfig;
+  member: Member;
+  target: SessionTarget;
+}
+
+export class Fleet implements PoolApi {
+  readonly clock: Clock;
+  private readonly pools = new Map<string, WarmPool>();
+  private readonly sessions = new Map<string, Session>();
+  private readonly ended = new LRUCache<string, { reason: EndReason; at: number }>({ max: 10_000 });
+  private readonly reaper: Reaper<Session>;
+  private readonly unwatch: (() => void)[] = [];
+  private readonly changeListeners = new Set<() => void>();
+  private started = false;
+
+  constructor(private readonly o: FleetOptions) {
+    this.clock = o.clock ?? systemClock;
+    for (const app of o.config.apps) {
+      const runtime = o.runtimes[app.runtime];
+      if (!runtime) throw new WarmpoolError('CONFIG_INVALID', `app ${app.name} uses runtime ${app.runtime}, which is not available`, { hint: 'start warmpool where that runtime can run, or change apps[].runtime' });
+      this.pools.set(app.name, new WarmPool({
+        app, runtime, clock: this.clock, log: o.log, ticketTtlMs: o.ticketTtlMs, backoffMs: o.backoffMs,
+        onClaimedExit: (m, detail) => this.endByInstance(m.id, 'instance-exited', detail),
+        onChange: () => this.changed(),
+      }));
+    }
+    this.reaper = new Reaper(this.clock, () => this.sessions.entries(), (id, s, reason, deadline) => this.deadline(id, s, reason, deadline));
+  }
+
+  apps(): readonly AppConfig[] { return this.o.config.apps; }
+  app(name: string): AppConfig | undefined { return this.pools.get(name)?.app; }
+  status(): PoolStatus[] { return [...this.pools.values()].map((p) => p.status()); }
+  liveSessions(): readonly Session[] { return [...this.sessions.values()]; }
+  onChange(fn: () => void): () => void { this.changeListeners.add(fn); return () => this.changeListeners.delete(fn); }
+
+  /**
+   * Finds what earlier runs left (by label), adopts it, and starts warming. Retries an
+   * unreachable engine with backoff instead of failing (reported through log).
+   */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const byKind = new Map<Runtime, AppConfig[]>();
+    for (const app of this.o.config.apps) {
+      const rt = this.o.runtimes[app.runtime]!;
+      byKind.set(rt, [...(byKind.get(rt) ?? []), app]);
+    }
+    await Promise.all([...byKind.keys()].map(async (rt) => {
+      this.unwatch.push(rt.watch((id, detail) => this.instanceExited(id, detail)));
+      const records = await this.listWithRetry(rt);
+      const byApp = new Map<string, InstanceRecord[]>();
+      for (const r of records) {
+        if (this.pools.get(r.app)?.app.runtime === rt.kind) byApp.set(r.app, [...(byApp.get(r.app) ?? []), r]);
+        else {
+          this.o.log?.(`removing instance ${r.instanceId} of app ${r.app}, which is no longer configured`);
+          await rt.remove(r.instanceId).catch((e) => this.o.log?.(`could not remove ${r.instanceId}: ${errorMessage(e)}`));
+        }
+      }
+      await Promise.all([...this.pools.values()].filter((p) => p.app.runtime === rt.kind).map(async (pool) => {
+        const claimed = await pool.adopt(byApp.get(pool.app.name) ?? []);
+        for (const m of claimed) this.restoreSession(pool.app, m);
+      }));
+    }));
+    this.reaper.schedule();
+  }
+
+  private async listWithRetry(rt: Runtime): Promise<InstanceRecord[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await rt.list();
+      } catch (e) {
+        const wait = Math.min(30_000, 500 * 2 ** attempt);
+        this.o.log?.(`${rt.kind} runtime: cannot list instances (attempt ${attempt}, retrying in ${wait} ms): ${errorMessage(e)}`);
+        await this.clock.sleep(wait);
+      }
+    }
+  }
+
+  async claim(appName: string, opts: { ticket?: string; visitor?: string } = {}): Promise<ClaimResult> {
+    const pool = this.pools.get(appName);
+    if (!pool) throw new WarmpoolError('APP_UNKNOWN', `no app named ${appName}`, { hint: `known apps: ${[...this.pools.keys()].join(', ')}` });
+    // Retry when persisting the claim fails: that instance is removed, try the next one.
+    for (let attempt = 0; ; attempt++) {
+      const out = pool.claim(opts.ticket);
+      if (out.kind === 'queued') {
+        return { kind: 'queued', ticket: out.ticket, position: out.position, retryAfterMs: Math.min(5000, 1000 + 500 * out.position) };
+      }
+      const now = this.clock.now();
+      const id = newSessionId();
+      try {
+        await pool.persistClaim(out.member, { session: id, at: now });
+      } catch (e) {
+        if (attempt >= 2) throw e;
+        continue;
+      }
+      const s = this.addSession(pool.app, out.member, id, now);
+      this.trafficLog({ type: 'claimed', session: id, app: pool.app.name, instance: out.member.id, visitor: opts.visitor, waitedInLine: !!opts.ticket });
+      return { kind: 'session', target: s.target };
+    }
+  }
+
+  find(session: string, instanceId: string): FindResult {
+    const s = this.sessions.get(session);
+    if (s && s.member.id === instanceId) return { kind: 'live', target: s.target };
+    const e = this.ended.get(session);
+    if (e) return { kind: 'ended', reason: e.reason, at: e.at };
+    return { kind: 'unknown' };
+  }
+
+  async end(session: string, reason: EndReason): Promise<void> {
+    const s = this.sessions.get(session);
+    if (s) this.finish(s, reason);
+  }
+
+  activity(session: string, at: number): void {
+    const s = this.sessions.get(session);
+    if (!s || at <= s.lastActive) return;
+    s.lastActive = at;
+    s.target.traffic.lastActive = at;
+    if (s.idleNoticed) {
+      s.idleNoticed = false;
+      this.trafficLog({ type: 'active-again', session, app: s.app.name });
+    }
+  }
+
+  connectionOpened(session: string): void {
+    const s = this.sessions.get(session);
+    if (!s) return;
+    s.openConnections++;
+    s.target.traffic.openConnections = s.openConnections;
+  }
+
+  connectionClosed(session: string): void {
+    const s = this.sessions.get(session);
+    if (!s) return;
+    s.openConnections = Math.max(0, s.openConnections - 1);
+    s.target.traffic.openConnections = s.openConnections;
+    s.lastConnectionAt = this.clock.now();
+    if (s.openConnections === 0) this.reaper.schedule();
+  }
+
+  event(session: string, type: string, detail?: Record<string, unknown>): void {
+    const s = this.sessions.get(session);
+    if (!s) return;
+    // Requests with no socket open also hold the grace period open.
+    if (type === 'request' && s.openConnections === 0) s.lastConnectionAt = this.clock.now();
+    if (type !== 'request') this.trafficLog({ type, session, app: s.app.name, ...detail });
+  }
+
+  /** Stops the reaper and every pool; removes all instances unless keep (default: config.keepOnExit). */
+  async stop(keep = this.o.config.keepOnExit): Promise<void> {
+    this.reaper.stop();
+    for (const u of this.unwatch) u();
+    if (!keep) for (const s of [...this.sessions.values()]) this.finish(s, 'shutdown', false);
+    await Promise.all([...this.pools.values()].map((p) => p.stop(keep)));
+    await Promise.all([...new Set(Object.values(this.o.runtimes))].map((rt) => rt?.close()));
+    await this.o.trafficLog?.close();
+  }
+
+  private addSession(app: AppConfig, m: Member, id: string, claimedAt: number): Session {
+    const traffic: SessionTraffic = {
+      requests: {}, bytesIn: 0, bytesOut: 0, framesIn: { control: 0, data: 0 }, framesOut: { control: 0, data: 0 },
+      messagesIn: {}, messagesOut: 0, lastActive: claimedAt, openConnections: 0,
+    };
+    const target: SessionTarget = { session: id, app: app.name, instanceId: m.id, host: m.rec!.host, port: m.rec!.port, secret: m.secret, claimedAt, traffic };
+    const s: Session = {
+      id, app, member: m, target, claimedAt, lastActive: claimedAt, openConnections: 0, lastConnectionAt: claimedAt,
+      idleTimeoutMs: app.idleTimeoutMs, maxLifetimeMs: app.maxLifetimeMs, graceMs: app.graceMs, idleNoticeMs: this.o.idleNoticeMs ?? 60_000,
+    };
+    this.sessions.set(id, s);
+    this.reaper.schedule();
+    this.changed();
+    return s;
+  }
+
+  /** After a restart: a claimed instance found by label becomes its session again. */
+  private restoreSession(app: AppConfig, m: Member): void {
+    if (!m.claim) return;
+    const now = this.clock.now();
+    // Activity from before the restart is unknown: the idle clock restarts now, the lifetime does not.
+    const s = this.addSession(app, m, m.claim.session, m.claim.at);
+    s.lastActive = now;
+    s.lastConnectionAt = now;
+    s.target.traffic.lastActive = now;
+    this.trafficLog({ type: 'restored', session: s.id, app: app.name, instance: m.id, claimedAt: m.claim.at });
+  }
+
+  private deadline(id: string, s: Session, reason: DeadlineReason, at: number): void {
+    if (reason === 'idle-notice') {
+      s.idleNoticed = true;
+      this.trafficLog({ type: 'idle', session: id, app: s.app.name, since: s.lastActive });
+      return;
+    }
+    this.finish(s, reason, true, at);
+  }
+
+  private finish(s: Session, reason: EndReason, release = true, deadline?: number): void {
+    if (!this.sessions.delete(s.id)) return;
+    const now = this.clock.now();
+    this.ended.set(s.id, { reason, at: now });
+    const t = s.target.traffic;
+    this.trafficLog({
+      type: 'ended', session: s.id, app: s.app.name, instance: s.member.id, reason,
+      ...(deadline !== undefined ? { deadline, late: now - deadline } : {}),
+      summary: {
+        claimedAt: s.claimedAt, durationMs: now - s.claimedAt, lastActive: s.lastActive,
+        requests: t.requests, bytesIn: t.bytesIn, bytesOut: t.bytesOut, framesIn: t.framesIn, framesOut: t.framesOut,
+        messagesIn: t.messagesIn, messagesOut: t.messagesOut,
+      },
+    });
+    if (release) this.pools.get(s.app.name)?.release(s.member.id, `session ended: ${reason}`);
+    this.changed();
+  }
+
+  private endByInstance(instanceId: string, reason: EndReason, detail: string): void {
+    for (const s of this.sessions.values()) {
+      if (s.member.id === instanceId) {
+        this.trafficLog({ type: 'instance-exited', session: s.id, app: s.app.name, detail });
+        this.finish(s, reason, false);
+      }
+    }
+  }
+
+  private instanceExited(instanceId: string, detail: string): void {
+    for (const p of this.pools.values()) if (p.member(instanceId)) p.instanceExited(instanceId, detail);
+  }
+
+  private trafficLog(entry: Record<string, unknown>): void {
+    this.o.trafficLog?.write({ t: this.clock.now(), ...entry });
+  }
+
+  private changed(): void { for (const fn of this.changeListeners) fn(); }
+}

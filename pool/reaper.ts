@@ -1,0 +1,84 @@
+// Ends claimed sessions at the earliest of three deadlines — idle timeout since the last user
+// activity, maximum lifetime since the claim, grace after the last connection closed — using one
+// timer on the injected clock set for the earliest deadline of all sessions (no periodic sweep).
+
+import type { Clock, TimerHandle } from './clock.js';
+
+export type DeadlineReason = 'idle' | 'lifetime' | 'grace' | 'idle-notice';
+
+export interface ReapableSession {
+  claimedAt: number;
+  lastActive: number;
+  openConnections: number;
+  /** Last time a connection closed or a request was seen while none was open. */
+  lastConnectionAt: number;
+  idleTimeoutMs: number;
+  maxLifetimeMs: number;
+  graceMs: number;
+  /** When set, an "idle" notice is due this long after the last activity (for the traffic log). */
+  idleNoticeMs?: number;
+  idleNoticed?: boolean;
+}
+
+/** The earliest deadline of one session. Pure: tested table-style. */
+export function nextDeadline(s: ReapableSession): { at: number; reason: DeadlineReason } {
+  let best: { at: number; reason: DeadlineReason } = { at: s.lastActive + s.idleTimeoutMs, reason: 'idle' };
+  const life = s.claimedAt + s.maxLifetimeMs;
+  if (life < best.at) best = { at: life, reason: 'lifetime' };
+  if (s.openConnections <= 0) {
+    const grace = s.lastConnectionAt + s.graceMs;
+    if (grace < best.at) best = { at: grace, reason: 'grace' };
+  }
+  if (s.idleNoticeMs !== undefined && !s.idleNoticed) {
+    const notice = s.lastActive + s.idleNoticeMs;
+    if (notice < best.at) best = { at: notice, reason: 'idle-notice' };
+  }
+  return best;
+}
+
+export class Reaper<S extends ReapableSession> {
+  private timer?: TimerHandle;
+  private timerAt = Infinity;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly sessions: () => Iterable<[string, S]>,
+    /** Called for each session whose deadline has come. */
+    private readonly due: (id: string, s: S, reason: DeadlineReason, deadline: number) => void,
+  ) {}
+
+  /**
+   * Reconciles: handles every deadline that has passed, then sets the one timer for the next.
+   * Call it whenever a deadline may have moved earlier (claim, connection closed); later moves
+   * (activity) need no call: the timer fires, finds the deadline moved and re-arms.
+   */
+  schedule(): void {
+    const now = this.clock.now();
+    let next = Infinity;
+    for (const [id, s] of [...this.sessions()]) {
+      let d = nextDeadline(s);
+      while (d.at <= now) {
+        this.due(id, s, d.reason, d.at);
+        if (d.reason !== 'idle-notice') break;
+        d = nextDeadline(s);
+      }
+      if (d.at > now) next = Math.min(next, d.at);
+    }
+    if (next === this.timerAt) return;
+    this.timer?.cancel();
+    this.timer = undefined;
+    this.timerAt = next;
+    if (next === Infinity) return;
+    this.timer = this.clock.setTimer(next - now, () => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      this.schedule();
+    });
+  }
+
+  stop(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+    this.timerAt = Infinity;
+  }
+}

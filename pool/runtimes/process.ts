@@ -1,0 +1,253 @@
+// Runtime `process`: instances are local child processes on allocated 127.0.0.1 ports — the
+// embedded default, no Docker needed. Each child is detached into its own process group and
+// described by a state file, so a restarted warmpool finds (and adopts) what an earlier run left.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { AppConfig } from '../config.js';
+import { WarmpoolError, errorMessage } from '../errors.js';
+import type { PortAllocator } from '../ports.js';
+import type { ClaimMark, InstanceRecord, InstanceSpec, Runtime } from '../runtime.js';
+
+interface StateFile {
+  instanceId: string;
+  app: string;
+  deployment: string;
+  pid: number;
+  port: number;
+  createdAt: number;
+  env: Record<string, string>;
+  claim?: ClaimMark;
+}
+
+export interface ProcessRuntimeOptions {
+  deployment: string;
+  ports: PortAllocator;
+  /** Where state files and output logs live (one folder per deployment below it). */
+  stateDir: string;
+  /** How often adopted (not spawned by us) processes are checked for exit, ms. */
+  pollMs?: number;
+}
+
+export class ProcessRuntime implements Runtime {
+  readonly kind = 'process' as const;
+  private readonly dir: string;
+  private readonly children = new Map<string, ChildProcess>();
+  private readonly exitListeners = new Set<(id: string, detail: string) => void>();
+  private readonly removing = new Set<string>();
+  private poller?: NodeJS.Timeout;
+  private known = new Set<string>();
+
+  constructor(private readonly opts: ProcessRuntimeOptions) {
+    this.dir = resolve(opts.stateDir, 'process', opts.deployment);
+    mkdirSync(this.dir, { recursive: true });
+  }
+
+  async create(app: AppConfig, spec: InstanceSpec): Promise<InstanceRecord> {
+    if (!app.command) throw new WarmpoolError('SPAWN_FAILED', `app ${app.name} has no command`, { hint: 'set apps[].command for runtime process' });
+    const port = app.port || (await this.opts.ports.allocate());
+    const env: Record<string, string> = { ...app.env, ...spec.env, PORT: String(port), HOST: '127.0.0.1', WARMPOOL_INSTANCE: spec.instanceId };
+    const argv = app.command.map((a) => a.replaceAll('{port}', String(port)));
+    const logPath = this.path(spec.instanceId, 'log');
+    const out = openSync(logPath, 'a');
+    let child: ChildProcess;
+    try {
+      child = spawn(argv[0]!, argv.slice(1), {
+        cwd: app.cwd,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+        detached: true,
+        stdio: ['ignore', out, out],
+      });
+    } finally {
+      closeSync(out);
+    }
+    const spawned = await new Promise<boolean | Error>((res) => {
+      child.once('spawn', () => res(true));
+      child.once('error', (e) => res(e));
+    });
+    if (spawned !== true) {
+      this.opts.ports.release(port);
+      rmSync(logPath, { force: true });
+      throw new WarmpoolError('SPAWN_FAILED', `cannot start ${argv[0]} for app ${app.name}: ${errorMessage(spawned)}`, {
+        hint: 'check apps[].command and apps[].cwd',
+      });
+    }
+    child.unref();
+    const state: StateFile = { instanceId: spec.instanceId, app: app.name, deployment: this.opts.deployment, pid: child.pid!, port, createdAt: Date.now(), env };
+    this.writeState(state);
+    this.children.set(spec.instanceId, child);
+    this.known.add(spec.instanceId);
+    child.once('exit', (code, signal) => {
+      this.children.delete(spec.instanceId);
+      if (!this.removing.has(spec.instanceId)) this.emitExit(spec.instanceId, `process exited (${signal ?? `code ${code}`})`);
+    });
+    return toRecord(state, true);
+  }
+
+  async remove(instanceId: string): Promise<void> {
+    this.removing.add(instanceId);
+    try {
+      const state = this.readState(instanceId);
+      const child = this.children.get(instanceId);
+      const pid = child?.pid ?? (state && isOurs(state) ? state.pid : undefined);
+      if (pid !== undefined) {
+        const exited = child ? new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r()))) : undefined;
+        killGroup(pid, 'SIGTERM');
+        const done = await Promise.race([exited ?? waitGone(pid, 3000), delay(3000).then(() => false)]);
+        if (done === false) killGroup(pid, 'SIGKILL');
+        if (!child) await waitGone(pid, 2000);
+      }
+      if (state) this.opts.ports.release(state.port);
+      rmSync(this.path(instanceId, 'json'), { force: true });
+      rmSync(this.path(instanceId, 'log'), { force: true });
+      this.children.delete(instanceId);
+      this.known.delete(instanceId);
+    } finally {
+      this.removing.delete(instanceId);
+    }
+  }
+
+  async list(): Promise<InstanceRecord[]> {
+    const out: InstanceRecord[] = [];
+    for (const name of readdirSync(this.dir)) {
+      if (!name.endsWith('.json')) continue;
+      const state = this.readState(name.slice(0, -5));
+      if (!state || state.deployment !== this.opts.deployment) continue;
+      this.opts.ports.hold(state.port);
+      this.known.add(state.instanceId);
+      out.push(toRecord(state, isOurs(state)));
+    }
+    this.startPolling();
+    return out;
+  }
+
+  async markClaimed(instanceId: string, claim: ClaimMark): Promise<void> {
+    const state = this.readState(instanceId);
+    if (!state) throw new WarmpoolError('INSTANCE_GONE', `instance ${instanceId} has no state file in ${this.dir}`);
+    state.claim = claim;
+    this.writeState(state);
+  }
+
+  output(instanceId: string, onLine: (line: string) => void): () => void {
+    const file = this.path(instanceId, 'log');
+    let offset = 0;
+    let partial = '';
+    let stopped = false;
+    const buf = Buffer.alloc(64 * 1024);
+    const pump = () => {
+      if (stopped || !existsSync(file)) return;
+      let fd: number;
+      try { fd = openSync(file, 'r'); } catch { return; }
+      try {
+        for (;;) {
+          const n = readSync(fd, buf, 0, buf.length, offset);
+          if (n <= 0) break;
+          offset += n;
+          const lines = (partial + buf.toString('utf8', 0, n)).split('\n');
+          partial = lines.pop()!;
+          for (const l of lines) if (!stopped) onLine(l.replace(/\r$/, ''));
+        }
+      } finally {
+        closeSync(fd);
+      }
+    };
+    pump();
+    const t = setInterval(pump, 50);
+    t.unref();
+    return () => { stopped = true; clearInterval(t); };
+  }
+
+  watch(onExit: (instanceId: string, detail: string) => void): () => void {
+    this.exitListeners.add(onExit);
+    this.startPolling();
+    return () => { this.exitListeners.delete(onExit); };
+  }
+
+  async close(): Promise<void> {
+    if (this.poller) clearInterval(this.poller);
+    this.poller = undefined;
+    this.exitListeners.clear();
+  }
+
+  /** Adopted processes are not our children: poll them for exit. */
+  private startPolling(): void {
+    if (this.poller || this.exitListeners.size === 0) return;
+    this.poller = setInterval(() => {
+      for (const id of this.known) {
+        if (this.children.has(id) || this.removing.has(id)) continue;
+        const state = this.readState(id);
+        if (state && !isOurs(state)) {
+          this.known.delete(id);
+          this.emitExit(id, 'process is gone');
+        }
+      }
+    }, this.opts.pollMs ?? 1000);
+    this.poller.unref();
+  }
+
+  private emitExit(id: string, detail: string): void {
+    for (const l of this.exitListeners) l(id, detail);
+  }
+
+  private path(id: string, ext: 'json' | 'log'): string {
+    if (!/^[A-Za-z0-9_-]+$/.test(id)) throw new Error(`bad instance id ${JSON.stringify(id)}`);
+    return join(this.dir, `${id}.${ext}`);
+  }
+
+  private readState(id: string): StateFile | undefined {
+    try {
+      return JSON.parse(readFileSync(this.path(id, 'json'), 'utf8')) as StateFile;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private writeState(s: StateFile): void {
+    const tmp = this.path(s.instanceId, 'json') + '.tmp';
+    writeFileSync(tmp, JSON.stringify(s), { mode: 0o600 });
+    renameSync(tmp, this.path(s.instanceId, 'json'));
+  }
+}
+
+function toRecord(s: StateFile, running: boolean): InstanceRecord {
+  return { instanceId: s.instanceId, app: s.app, deployment: s.deployment, runtimeId: String(s.pid), host: '127.0.0.1', port: s.port, running, createdAt: s.createdAt, env: s.env, claim: s.claim };
+}
+
+/** The pid is alive and is still our instance (pids get reused): /proc/<pid>/environ names it. */
+function isOurs(s: StateFile): boolean {
+  try {
+    process.kill(s.pid, 0);
+  } catch {
+    return false;
+  }
+  const environ = `/proc/${s.pid}/environ`;
+  if (!existsSync('/proc/self/environ')) return true;
+  try {
+    if (statSync(`/proc/${s.pid}`).isDirectory() && readFileSync(`/proc/${s.pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z')) return false;
+    return readFileSync(environ, 'latin1').split('\0').includes(`WARMPOOL_INSTANCE=${s.instanceId}`);
+  } catch {
+    return false;
+  }
+}
+
+function killGroup(pid: number, sig: NodeJS.Signals): void {
+  try { process.kill(-pid, sig); } catch { try { process.kill(pid, sig); } catch { /* gone */ } }
+}
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+async function waitGone(pid: number, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (!alive(pid)) return true;
+    await delay(25);
+  }
+  return !alive(pid);
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}

@@ -1,0 +1,273 @@
+// One app's warm pool: keeps `warm` ready instances, never more than `max` in all, refills after
+// every claim with at most `parallel` instances starting at once. Every change ends in reconcile(),
+// the one place that decides what to create next (tarn.js's _tryAcquireOrCreate, made eager).
+
+import type { AppConfig } from './config.js';
+import type { Clock, TimerHandle } from './clock.js';
+import { WarmpoolError, errorMessage } from './errors.js';
+import { instanceId as newInstanceId, secretToken } from './ids.js';
+import { waitReady } from './readiness.js';
+import type { ClaimMark, InstanceRecord, Runtime } from './runtime.js';
+
+export type MemberState = 'starting' | 'ready' | 'claimed' | 'removing';
+
+export interface Member {
+  id: string;
+  state: MemberState;
+  rec?: InstanceRecord;
+  secret?: string;
+  createdAt: number;
+  readyAt?: number;
+  claim?: ClaimMark;
+  /** A ready instance held for the visitor at the head of the queue. */
+  reservedFor?: string;
+  abort: AbortController;
+}
+
+export interface PoolStatus {
+  app: string;
+  ready: number;
+  starting: number;
+  claimed: number;
+  queued: number;
+  warm: number;
+  max: number;
+  failures: number;
+  lastError?: string;
+  nextRetryAt?: number;
+}
+
+export type ClaimOutcome =
+  | { kind: 'claimed'; member: Member }
+  | { kind: 'queued'; ticket: string; position: number };
+
+export interface WarmPoolOptions {
+  app: AppConfig;
+  runtime: Runtime;
+  clock: Clock;
+  log?: (msg: string) => void;
+  /** Called when a claimed instance exits by itself (the fleet ends its session). */
+  onClaimedExit?: (member: Member, detail: string) => void;
+  /** Called whenever counts change (progress display). */
+  onChange?: () => void;
+  /** A queued visitor who has not asked again within this long loses their place, ms. */
+  ticketTtlMs?: number;
+  /** First and largest delay between failed creates, ms. */
+  backoffMs?: { first: number; max: number };
+}
+
+interface Ticket { id: string; polledAt: number }
+
+export class WarmPool {
+  readonly app: AppConfig;
+  private readonly members = new Map<string, Member>();
+  private queue: Ticket[] = [];
+  private failures = 0;
+  private lastError?: string;
+  private nextCreateAt = 0;
+  private retryTimer?: TimerHandle;
+  private stopped = false;
+  private ticketSeq = 0;
+
+  constructor(private readonly o: WarmPoolOptions) {
+    this.app = o.app;
+  }
+
+  status(): PoolStatus {
+    const c = { ready: 0, starting: 0, claimed: 0 };
+    for (const m of this.members.values()) if (m.state !== 'removing') c[m.state]++;
+    return {
+      app: this.app.name, ...c, queued: this.queue.length, warm: this.app.pool.warm, max: this.app.pool.max,
+      failures: this.failures, lastError: this.lastError,
+      nextRetryAt: this.nextCreateAt > this.o.clock.now() ? this.nextCreateAt : undefined,
+    };
+  }
+
+  member(id: string): Member | undefined { return this.members.get(id); }
+
+  /**
+   * Takes over instances an earlier run left. Claimed and running: kept as claimed (returned, so
+   * the fleet restores their sessions). Unclaimed and running: adopted if a readiness check passes
+   * at once. Anything else: removed.
+   */
+  async adopt(records: InstanceRecord[]): Promise<Member[]> {
+    const claimed: Member[] = [];
+    await Promise.all(records.map(async (rec) => {
+      if (!rec.running) return this.removeQuietly(rec.instanceId, 'left stopped by an earlier run');
+      const m: Member = { id: rec.instanceId, state: 'starting', rec, createdAt: rec.createdAt, abort: new AbortController(), claim: rec.claim };
+      this.members.set(m.id, m);
+      const quick: AppConfig = { ...this.app, readiness: { ...this.app.readiness, timeoutMs: Math.min(this.app.readiness.timeoutMs, 3000) } };
+      try {
+        const info = await waitReady(quick, rec, this.o.runtime, this.o.clock, m.abort.signal);
+        m.secret = info.secret;
+      } catch (e) {
+        if (!rec.claim) {
+          this.members.delete(m.id);
+          return this.removeQuietly(m.id, `not ready when adopted: ${errorMessage(e)}`);
+        }
+        m.secret = this.app.secret?.env ? rec.env[this.app.secret.env] : undefined;
+      }
+      if (m.state !== 'starting') return; // exited meanwhile
+      m.readyAt = this.o.clock.now();
+      if (rec.claim) { m.state = 'claimed'; claimed.push(m); } else m.state = 'ready';
+    }));
+    this.reconcile();
+    return claimed;
+  }
+
+  /**
+   * Hands out a ready instance. Synchronous on purpose: the member is marked claimed before any
+   * await, so concurrent claims can never get the same instance. Visitors without a reserved
+   * instance wait in line behind those with a ticket.
+   */
+  claim(ticket?: string): ClaimOutcome {
+    if (this.stopped) throw new WarmpoolError('POOL_STOPPED', `the pool of app ${this.app.name} is shutting down`);
+    const now = this.o.clock.now();
+    this.expireTickets(now);
+    let m: Member | undefined;
+    if (ticket) m = [...this.members.values()].find((x) => x.state === 'ready' && x.reservedFor === ticket);
+    if (!m && this.queue.length === 0) m = [...this.members.values()].find((x) => x.state === 'ready' && !x.reservedFor);
+    if (m) {
+      m.state = 'claimed';
+      m.reservedFor = undefined;
+      if (ticket) this.queue = this.queue.filter((t) => t.id !== ticket);
+      this.reconcile();
+      return { kind: 'claimed', member: m };
+    }
+    let t = ticket ? this.queue.find((q) => q.id === ticket) : undefined;
+    if (!t) {
+      t = { id: `${this.app.name}.${now.toString(36)}.${(this.ticketSeq++).toString(36)}`, polledAt: now };
+      this.queue.push(t);
+    }
+    t.polledAt = now;
+    this.reconcile();
+    return { kind: 'queued', ticket: t.id, position: this.queue.indexOf(t) + 1 };
+  }
+
+  /** Persists a claim on the engine; on failure the instance is removed (never handed out twice). */
+  async persistClaim(m: Member, claim: ClaimMark): Promise<void> {
+    m.claim = claim;
+    try {
+      await this.o.runtime.markClaimed(m.id, claim);
+    } catch (e) {
+      this.release(m.id, `claim could not be recorded: ${errorMessage(e)}`);
+      throw e;
+    }
+  }
+
+  /** Removes an instance (a session ended, or it failed) and refills. */
+  release(id: string, why: string): void {
+    const m = this.members.get(id);
+    if (!m || m.state === 'removing') return;
+    m.state = 'removing';
+    m.abort.abort(new WarmpoolError('INSTANCE_GONE', `instance ${id} removed: ${why}`));
+    this.changed();
+    void this.removeQuietly(id, why).finally(() => {
+      this.members.delete(id);
+      this.reconcile();
+    });
+  }
+
+  /** The runtime saw an instance of this app exit. */
+  instanceExited(id: string, detail: string): void {
+    const m = this.members.get(id);
+    if (!m || m.state === 'removing') return;
+    this.o.log?.(`${this.app.name}: instance ${id} exited while ${m.state}: ${detail}`);
+    if (m.state === 'claimed') this.o.onClaimedExit?.(m, detail);
+    this.release(id, `exited: ${detail}`);
+  }
+
+  /** The one choke point: decides how many instances to start now. */
+  reconcile(): void {
+    if (this.stopped) return;
+    const now = this.o.clock.now();
+    this.expireTickets(now);
+    this.reserveForQueue();
+    const s = this.status();
+    const wanted = this.app.pool.warm + this.queue.length - (s.ready + s.starting);
+    const room = this.app.pool.max - (s.ready + s.starting + s.claimed);
+    const slots = this.app.pool.parallel - s.starting;
+    let n = Math.min(wanted, room, slots);
+    if (n > 0 && now < this.nextCreateAt) {
+      this.retryTimer?.cancel();
+      this.retryTimer = this.o.clock.setTimer(this.nextCreateAt - now, () => { this.retryTimer = undefined; this.reconcile(); });
+      n = 0;
+    }
+    for (let i = 0; i < n; i++) void this.startOne();
+    this.changed();
+  }
+
+  /** Stops creating; removes every instance unless keep is set (they are adopted on the next start). */
+  async stop(keep: boolean): Promise<void> {
+    this.stopped = true;
+    this.retryTimer?.cancel();
+    const all = [...this.members.values()];
+    for (const m of all) m.abort.abort(new WarmpoolError('POOL_STOPPED', 'warmpool is shutting down'));
+    if (!keep) {
+      await Promise.all(all.map((m) => this.removeQuietly(m.id, 'shutdown')));
+      this.members.clear();
+    }
+  }
+
+  private async startOne(): Promise<void> {
+    const id = newInstanceId();
+    const m: Member = { id, state: 'starting', createdAt: this.o.clock.now(), abort: new AbortController() };
+    this.members.set(id, m);
+    const env: Record<string, string> = {};
+    if (this.app.secret?.env) env[this.app.secret.env] = secretToken();
+    if (this.app.prefix.mode === 'base-url') env[this.app.prefix.env] = `/${this.app.name}/`;
+    try {
+      m.rec = await this.o.runtime.create(this.app, { app: this.app.name, instanceId: id, env });
+      if (m.abort.signal.aborted) throw m.abort.signal.reason;
+      const info = await waitReady(this.app, m.rec, this.o.runtime, this.o.clock, m.abort.signal);
+      if (m.state !== 'starting') return; // removed or stopped meanwhile
+      m.secret = info.secret;
+      m.state = 'ready';
+      m.readyAt = this.o.clock.now();
+      this.failures = 0;
+      this.lastError = undefined;
+      this.nextCreateAt = 0;
+      this.reconcile();
+    } catch (e) {
+      if (this.stopped) { await this.removeQuietly(id, 'shutdown'); this.members.delete(id); return; }
+      if (m.state === 'removing') return; // release() already handles it
+      this.failures++;
+      this.lastError = errorMessage(e);
+      const b = this.o.backoffMs ?? { first: 1000, max: 60_000 };
+      this.nextCreateAt = this.o.clock.now() + Math.min(b.max, b.first * 2 ** (this.failures - 1));
+      this.o.log?.(`${this.app.name}: instance ${id} failed (${this.failures} in a row, next try in ${this.nextCreateAt - this.o.clock.now()} ms): ${this.lastError}`);
+      this.release(id, 'failed to start');
+    }
+  }
+
+  private reserveForQueue(): void {
+    const waiting = this.queue.filter((t) => ![...this.members.values()].some((m) => m.reservedFor === t.id));
+    for (const m of this.members.values()) {
+      if (waiting.length === 0) break;
+      if (m.state === 'ready' && !m.reservedFor) m.reservedFor = waiting.shift()!.id;
+    }
+  }
+
+  private expireTickets(now: number): void {
+    const ttl = this.o.ticketTtlMs ?? 20_000;
+    const gone = this.queue.filter((t) => now - t.polledAt > ttl);
+    if (gone.length === 0) return;
+    this.queue = this.queue.filter((t) => now - t.polledAt <= ttl);
+    for (const m of this.members.values()) if (m.reservedFor && gone.some((t) => t.id === m.reservedFor)) m.reservedFor = undefined;
+  }
+
+  private async removeQuietly(id: string, why: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.o.runtime.remove(id);
+        return;
+      } catch (e) {
+        this.o.log?.(`${this.app.name}: removing instance ${id} (${why}) failed, attempt ${attempt}: ${errorMessage(e)}`);
+        if (attempt >= 5) return;
+        await this.o.clock.sleep(1000 * 2 ** attempt);
+      }
+    }
+  }
+
+  private changed(): void { this.o.onChange?.(); }
+}

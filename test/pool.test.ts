@@ -1,0 +1,229 @@
+// The warm pool's state machine and the fleet's sessions, against FakeRuntime and a ManualClock:
+// warm-up, atomic claims, refill, crash replacement, backoff, queueing, adoption. No sleeps.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ManualClock, settle } from '../pool/clock.js';
+import { parseConfig } from '../pool/config.js';
+import { Fleet } from '../pool/fleet.js';
+import { MemoryTrafficLog } from '../pool/traffic-log.js';
+import { FakeRuntime } from './helpers/fake-runtime.js';
+
+function setup(pool: string, extra = '') {
+  const config = parseConfig(`
+deployment: t
+apps:
+  - name: demo
+    command: [fake]
+    readiness: { log: "^READY$", timeout: 30s }
+    pool: ${pool}
+    classifier: pluto
+${extra}`);
+  const clock = new ManualClock();
+  const rt = new FakeRuntime();
+  const log = new MemoryTrafficLog();
+  const fleet = new Fleet({ config, runtimes: { process: rt }, clock, trafficLog: log, backoffMs: { first: 1000, max: 8000 } });
+  return { config, clock, rt, fleet, log };
+}
+
+const counts = (f: Fleet) => { const s = f.status()[0]!; return [s.ready, s.starting, s.claimed]; };
+
+test('warms up to target with bounded parallel creates, never past max', async () => {
+  const { rt, fleet } = setup('{ warm: 3, max: 4, parallel: 2 }');
+  await fleet.start();
+  await settle();
+  assert.deepEqual(counts(fleet), [0, 2, 0], 'two creates in flight');
+  rt.readyAll();
+  await settle();
+  assert.deepEqual(counts(fleet), [2, 1, 0], 'third starts once a slot frees');
+  rt.readyAll();
+  await settle();
+  assert.deepEqual(counts(fleet), [3, 0, 0]);
+  assert.equal(rt.created.length, 3);
+  await fleet.stop();
+  assert.equal(rt.live.length, 0, 'stop removes everything');
+});
+
+test('an instance is handed out only after its readiness check passed', async () => {
+  const { rt, fleet } = setup('{ warm: 1, max: 1 }');
+  await fleet.start();
+  await settle();
+  const first = await fleet.claim('demo');
+  assert.equal(first.kind, 'queued', 'started but not ready: not handed out');
+  rt.print(rt.live[0]!, 'still executing cells...');
+  await settle();
+  assert.equal((await fleet.claim('demo', { ticket: first.kind === 'queued' ? first.ticket : '' })).kind, 'queued');
+  rt.print(rt.live[0]!, 'READY');
+  await settle();
+  const r = await fleet.claim('demo', { ticket: first.kind === 'queued' ? first.ticket : '' });
+  assert.equal(r.kind, 'session');
+  await fleet.stop();
+});
+
+test('50 concurrent claims get 50 distinct instances or a queue ticket, never one instance twice', async () => {
+  const { rt, fleet } = setup('{ warm: 30, max: 40, parallel: 40 }');
+  rt.autoReady = true;
+  await fleet.start();
+  await settle();
+  assert.equal(fleet.status()[0]!.ready, 30);
+  const results = await Promise.all(Array.from({ length: 50 }, () => fleet.claim('demo')));
+  const sessions = results.filter((r) => r.kind === 'session');
+  const instances = new Set(sessions.map((r) => r.kind === 'session' ? r.target.instanceId : ''));
+  assert.equal(sessions.length, 30);
+  assert.equal(instances.size, 30, 'no instance handed out twice');
+  const queued = results.filter((r) => r.kind === 'queued');
+  assert.equal(queued.length, 20);
+  assert.deepEqual(queued.map((q) => q.kind === 'queued' ? q.position : 0), Array.from({ length: 20 }, (_, i) => i + 1));
+  await settle();
+  // Created on demand up to max: 10 more exist now, reserved for the first 10 in line.
+  const st = fleet.status()[0]!;
+  assert.equal(st.ready + st.starting + st.claimed, 40);
+  await fleet.stop();
+});
+
+test('refills after every claim and a claimed instance never returns to the pool', async () => {
+  const { rt, fleet } = setup('{ warm: 2, max: 10 }');
+  rt.autoReady = true;
+  await fleet.start();
+  await settle();
+  const r = await fleet.claim('demo');
+  assert.equal(r.kind, 'session');
+  await settle();
+  assert.deepEqual(counts(fleet), [2, 0, 1]);
+  const id = r.kind === 'session' ? r.target.instanceId : '';
+  assert.equal(rt.instances.get(id)!.claim?.session, r.kind === 'session' ? r.target.session : '', 'claim persisted on the engine');
+  await fleet.end(r.kind === 'session' ? r.target.session : '', 'admin');
+  await settle();
+  assert.ok(rt.removed.includes(id), 'ended session removes its instance, not back to the pool');
+  assert.deepEqual(counts(fleet), [2, 0, 0]);
+  await fleet.stop();
+});
+
+test('a crashed ready instance is removed and replaced; a crashed claimed one ends its session', async () => {
+  const { rt, fleet, log } = setup('{ warm: 2, max: 5 }');
+  rt.autoReady = true;
+  await fleet.start();
+  await settle();
+  const victim = rt.live[0]!;
+  rt.kill(victim);
+  await settle();
+  assert.ok(rt.removed.includes(victim));
+  assert.deepEqual(counts(fleet), [2, 0, 0]);
+  const r = await fleet.claim('demo');
+  assert.equal(r.kind, 'session');
+  const t = r.kind === 'session' ? r.target : undefined!;
+  rt.kill(t.instanceId);
+  await settle();
+  assert.deepEqual(fleet.find(t.session, t.instanceId).kind, 'ended');
+  const ended = log.entries.find((e) => e.type === 'ended');
+  assert.equal(ended?.reason, 'instance-exited');
+  await fleet.stop();
+});
+
+test('repeated create failures back off exponentially on the clock and are reported', async () => {
+  const { clock, rt, fleet } = setup('{ warm: 1, max: 1 }');
+  rt.failWith = new Error('image broken');
+  await fleet.start();
+  await settle();
+  assert.equal(rt.created.length, 0);
+  let st = fleet.status()[0]!;
+  assert.equal(st.failures, 1);
+  assert.match(st.lastError!, /image broken/);
+  assert.equal(st.nextRetryAt, clock.now() + 1000);
+  await clock.advance(999);
+  assert.equal(fleet.status()[0]!.failures, 1, 'no retry before the backoff');
+  await clock.advance(1);
+  assert.equal(fleet.status()[0]!.failures, 2);
+  assert.equal(fleet.status()[0]!.nextRetryAt, clock.now() + 2000);
+  await clock.advance(2000);
+  assert.equal(fleet.status()[0]!.failures, 3);
+  rt.failWith = undefined;
+  rt.autoReady = true;
+  await clock.advance(4000);
+  st = fleet.status()[0]!;
+  assert.deepEqual([st.ready, st.failures, st.lastError], [1, 0, undefined], 'recovered and reset');
+  await fleet.stop();
+});
+
+test('an instance that never becomes ready is replaced after the readiness timeout', async () => {
+  const { clock, rt, fleet } = setup('{ warm: 1, max: 1 }');
+  await fleet.start();
+  await settle();
+  const stuck = rt.live[0]!;
+  await clock.advance(29_999);
+  assert.ok(!rt.removed.includes(stuck));
+  await clock.advance(1);
+  assert.ok(rt.removed.includes(stuck), 'removed at the timeout');
+  assert.match(fleet.status()[0]!.lastError!, /not ready after 30000 ms/);
+  await clock.advance(1000);
+  assert.equal(rt.created.length, 2, 'replaced after backoff');
+  await fleet.stop();
+});
+
+test('queued visitors are served in order; tickets not polled expire', async () => {
+  const { clock, rt, fleet } = setup('{ warm: 0, max: 2, parallel: 2 }');
+  await fleet.start();
+  const a = await fleet.claim('demo');
+  const b = await fleet.claim('demo');
+  assert.deepEqual([a.kind, b.kind], ['queued', 'queued']);
+  if (a.kind !== 'queued' || b.kind !== 'queued') return;
+  assert.deepEqual([a.position, b.position], [1, 2]);
+  await settle();
+  assert.equal(fleet.status()[0]!.starting, 2, 'created on demand');
+  rt.print(rt.live[1]!, 'READY');
+  await settle();
+  const c = await fleet.claim('demo');
+  assert.equal(c.kind, 'queued', 'a newcomer does not jump the line');
+  assert.equal(c.kind === 'queued' && c.position, 3);
+  assert.equal((await fleet.claim('demo', { ticket: b.ticket })).kind, 'queued', 'the ready instance is reserved for the head of the line');
+  assert.equal((await fleet.claim('demo', { ticket: a.ticket })).kind, 'session');
+  // b and c stop polling; their tickets expire and the next visitor is first in line.
+  await clock.advance(21_000);
+  const d = await fleet.claim('demo');
+  assert.equal(d.kind === 'queued' && d.position, 1);
+  await fleet.stop();
+});
+
+test('on start, instances of an earlier run are adopted by label: ready ones kept, claimed ones restored, stopped ones removed', async () => {
+  const first = setup('{ warm: 2, max: 5 }');
+  first.rt.autoReady = true;
+  await first.fleet.start();
+  await settle();
+  const r = await first.fleet.claim('demo');
+  assert.equal(r.kind, 'session');
+  if (r.kind !== 'session') return;
+  await settle();
+  // The proxy is killed: nothing is removed. A new fleet starts on the same engine.
+  const rt = first.rt;
+  const dead = rt.live.find((id) => id !== r.target.instanceId)!;
+  rt.instances.get(dead)!.running = false;
+  const clock = new ManualClock();
+  const fleet = new Fleet({ config: first.config, runtimes: { process: rt }, clock, trafficLog: new MemoryTrafficLog() });
+  await fleet.start();
+  await settle();
+  assert.ok(rt.removed.includes(dead), 'stopped instance removed');
+  const found = fleet.find(r.target.session, r.target.instanceId);
+  assert.equal(found.kind, 'live', 'the visitor keeps their instance across the restart');
+  const st = fleet.status()[0]!;
+  assert.equal(st.claimed, 1);
+  assert.equal(st.ready, 2);
+  assert.equal(rt.created.length, 4, 'one replacement created for the stopped one');
+  await fleet.stop();
+});
+
+test('a claim that cannot be recorded on the engine is not handed out', async () => {
+  const { rt, fleet } = setup('{ warm: 3, max: 3 }');
+  rt.autoReady = true;
+  await fleet.start();
+  await settle();
+  rt.markFails = true;
+  await assert.rejects(fleet.claim('demo'), /fake engine down/);
+  await settle();
+  assert.equal(rt.removed.length, 3, 'each instance tried is removed, never reused');
+  await fleet.stop();
+});
+
+test('unknown app is a clear error', async () => {
+  const { fleet } = setup('{ warm: 0, max: 1 }');
+  await assert.rejects(fleet.claim('nope'), (e: Error & { code?: string }) => e.code === 'APP_UNKNOWN' && /known apps: demo/.test(e.message));
+});
