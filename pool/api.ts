@@ -58,6 +58,10 @@ export interface PoolApi {
   activity(session: string, at: number): void;
   connectionOpened(session: string): void;
   connectionClosed(session: string): void;
-  /** Something happened in a session worth a line in the traffic log (websocket opened, ...). */
+  /**
+   * Something happened in a session worth a line in the traffic log ('ws-open', 'ws-close', ...).
+   * Type 'request' is special: call it for every HTTP request relayed (cheap: it keeps the grace
+   * period open while no socket is, and only the first one is logged, as 'first-request').
+   */
   event(session: string, type: string, detail?: Record<string, unknown>): void;
 }

@@ -36,6 +36,7 @@ export interface Session extends ReapableSession {
   app: AppConfig;
   member: Member;
   target: SessionTarget;
+  firstRequestSeen?: boolean;
 }
 
 export class Fleet implements PoolApi {
@@ -153,8 +154,10 @@ export class Fleet implements PoolApi {
     s.lastActive = at;
     s.target.traffic.lastActive = at;
     if (s.idleNoticed) {
+      // Back from idle: the next idle notice is due earlier than the reaper's timer.
       s.idleNoticed = false;
       this.trafficLog({ type: 'active-again', session, app: s.app.name });
+      this.reaper.schedule();
     }
   }
 
@@ -177,9 +180,14 @@ export class Fleet implements PoolApi {
   event(session: string, type: string, detail?: Record<string, unknown>): void {
     const s = this.sessions.get(session);
     if (!s) return;
-    // Requests with no socket open also hold the grace period open.
-    if (type === 'request' && s.openConnections === 0) s.lastConnectionAt = this.clock.now();
-    if (type !== 'request') this.trafficLog({ type, session, app: s.app.name, ...detail });
+    if (type === 'request') {
+      // Requests with no socket open also hold the grace period open; only the first is logged.
+      if (s.openConnections === 0) s.lastConnectionAt = this.clock.now();
+      if (s.firstRequestSeen) return;
+      s.firstRequestSeen = true;
+      type = 'first-request';
+    }
+    this.trafficLog({ type, session, app: s.app.name, ...detail });
   }
 
   /** Stops the reaper and every pool; removes all instances unless keep (default: config.keepOnExit). */

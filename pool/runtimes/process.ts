@@ -92,11 +92,11 @@ export class ProcessRuntime implements Runtime {
       const child = this.children.get(instanceId);
       const pid = child?.pid ?? (state && isOurs(state) ? state.pid : undefined);
       if (pid !== undefined) {
-        const exited = child ? new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r()))) : undefined;
         killGroup(pid, 'SIGTERM');
-        const done = await Promise.race([exited ?? waitGone(pid, 3000), delay(3000).then(() => false)]);
-        if (done === false) killGroup(pid, 'SIGKILL');
-        if (!child) await waitGone(pid, 2000);
+        if (!(await this.gone(pid, child, 3000))) {
+          killGroup(pid, 'SIGKILL');
+          await this.gone(pid, child, 2000);
+        }
       }
       if (state) this.opts.ports.release(state.port);
       rmSync(this.path(instanceId, 'json'), { force: true });
@@ -170,6 +170,16 @@ export class ProcessRuntime implements Runtime {
     this.exitListeners.clear();
   }
 
+  /** Resolves true once the process has exited (within ms). Ref'd timers keep Node alive meanwhile. */
+  private async gone(pid: number, child: ChildProcess | undefined, ms: number): Promise<boolean> {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      if (child ? child.exitCode !== null || child.signalCode !== null : !alive(pid)) return true;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return false;
+  }
+
   /** Adopted processes are not our children: poll them for exit. */
   private startPolling(): void {
     if (this.poller || this.exitListeners.size === 0) return;
@@ -237,17 +247,4 @@ function killGroup(pid: number, sig: NodeJS.Signals): void {
 
 function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch { return false; }
-}
-
-async function waitGone(pid: number, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (!alive(pid)) return true;
-    await delay(25);
-  }
-  return !alive(pid);
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref());
 }

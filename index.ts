@@ -1,0 +1,87 @@
+// warmpool as a library: one call builds the fleet (pool/) and the proxy (proxy/) from a config and
+// returns a request handler and an upgrade handler to mount in any Node HTTP server. The CLI
+// (bin/warmpool.ts) is a thin wrapper around this. The only file that wires pool/ to proxy/.
+//
+//   import http from 'node:http';
+//   import { createWarmpool } from 'warmpool';
+//   const wp = await createWarmpool('warmpool.yaml');
+//   const server = http.createServer((req, res) => wp.handleRequest(req, res, () => myRoutes(req, res)));
+//   server.on('upgrade', wp.handleUpgrade);
+//   server.listen(8080);
+
+import { resolve } from 'node:path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { loadConfig, type WarmpoolConfig } from './pool/config.js';
+import { systemClock, type Clock } from './pool/clock.js';
+import { Fleet } from './pool/fleet.js';
+import { PortAllocator } from './pool/ports.js';
+import type { Runtime } from './pool/runtime.js';
+import { ProcessRuntime } from './pool/runtimes/process.js';
+import { JsonlTrafficLog, type TrafficLogSink } from './pool/traffic-log.js';
+import { createProxy } from './proxy/index.js';
+import { loadKeys } from './proxy/cookie.js';
+
+export type { WarmpoolConfig } from './pool/config.js';
+export { loadConfig, parseConfig } from './pool/config.js';
+export { Fleet } from './pool/fleet.js';
+
+export interface WarmpoolOptions {
+  clock?: Clock;
+  log?: (msg: string) => void;
+  env?: NodeJS.ProcessEnv;
+  /** Replaces the JSON-lines traffic log under config.log.dir. */
+  trafficLog?: TrafficLogSink;
+  /** Replaces the runtimes built from the config (tests, embedding). */
+  runtimes?: Partial<Record<'process' | 'docker', Runtime>>;
+}
+
+export interface Warmpool {
+  readonly config: WarmpoolConfig;
+  readonly fleet: Fleet;
+  /** Serves warmpool's paths; calls next() (or answers 404) for anything else. */
+  handleRequest(req: IncomingMessage, res: ServerResponse, next?: () => void): void;
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Sockets the proxy holds open (client and upstream), for leak checks. */
+  openSockets(): number;
+  /** Stops the proxy and the fleet; removes instances unless config.keepOnExit (or keep). */
+  close(keep?: boolean): Promise<void>;
+}
+
+/** Builds warmpool and starts its pools warming (adopting what an earlier run left). */
+export async function createWarmpool(config: WarmpoolConfig | string, opts: WarmpoolOptions = {}): Promise<Warmpool> {
+  const env = opts.env ?? process.env;
+  const cfg = typeof config === 'string' ? loadConfig(config, env) : config;
+  const clock = opts.clock ?? systemClock;
+  const log = opts.log ?? ((m: string) => console.error(`warmpool: ${m}`));
+  const runtimes = opts.runtimes ?? (await buildRuntimes(cfg, log));
+  const trafficLog = opts.trafficLog ?? new JsonlTrafficLog(resolve(cfg.log.dir), cfg.log.rotateBytes);
+  const fleet = new Fleet({ config: cfg, runtimes, clock, log, trafficLog });
+  const keys = loadKeys(env, resolve(cfg.stateDir));
+  const proxy = createProxy({ config: cfg, pool: fleet, clock, keys, log });
+  await fleet.start();
+  return {
+    config: cfg,
+    fleet,
+    handleRequest: (req, res, next) => proxy.handleRequest(req, res, next),
+    handleUpgrade: (req, socket, head) => proxy.handleUpgrade(req, socket, head),
+    openSockets: () => proxy.openSockets(),
+    async close(keep?: boolean) {
+      await proxy.close();
+      await fleet.stop(keep);
+    },
+  };
+}
+
+/** One runtime per kind the config uses; dockerode is loaded only when a docker app exists. */
+export async function buildRuntimes(cfg: WarmpoolConfig, log: (m: string) => void): Promise<Partial<Record<'process' | 'docker', Runtime>>> {
+  const ports = new PortAllocator(cfg.ports.from, cfg.ports.to);
+  const out: Partial<Record<'process' | 'docker', Runtime>> = {};
+  const kinds = new Set(cfg.apps.map((a) => a.runtime));
+  if (kinds.has('process')) out.process = new ProcessRuntime({ deployment: cfg.deployment, ports, stateDir: resolve(cfg.stateDir) });
+  if (kinds.has('docker')) {
+    const { DockerRuntime } = await import('./pool/runtimes/docker.js');
+    out.docker = new DockerRuntime({ deployment: cfg.deployment, ports, log });
+  }
+  return out;
+}

@@ -1,0 +1,186 @@
+// The one place that turns a case (or a WarmpoolError code) into an HTTP answer: status, headers,
+// an HTML page for browsers (Accept: text/html) or JSON for API clients. Also for refused upgrades.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { STATUS_CODES } from 'node:http';
+import type { EndReason } from '../pool/api.js';
+import { isWarmpoolError, type ErrorCode } from '../pool/errors.js';
+import * as pages from './pages.js';
+
+export type NoSessionWhy = 'missing' | 'malformed' | 'bad-signature' | 'expired' | 'wrong-app';
+
+export type Answer =
+  | { kind: 'landing'; apps: readonly string[] }
+  | { kind: 'redirect'; status: 301 | 302 | 303 | 307 | 308; location: string; setCookie?: string[]; detail?: Record<string, unknown> }
+  | { kind: 'waiting'; app: string; ticket: string; position: number; retryAfterMs: number }
+  | { kind: 'unknown-app'; name: string; apps: readonly string[] }
+  | { kind: 'no-session'; app: string; why: NoSessionWhy; setCookie?: string[] }
+  | { kind: 'ended'; app: string; reason: EndReason | 'unknown'; at?: number; setCookie?: string[] }
+  | { kind: 'confirm-fresh'; app: string }
+  | { kind: 'upstream-down'; app: string; timeout: boolean }
+  | { kind: 'pool-stopped'; app: string }
+  | { kind: 'not-found'; path: string }
+  | { kind: 'bad-request'; message: string }
+  | { kind: 'not-websocket' }
+  | { kind: 'internal-error'; message: string };
+
+export interface Rendered {
+  status: number;
+  headers: Record<string, string | string[]>;
+  body: string;
+}
+
+const ENDED_WHY: Record<EndReason | 'unknown', string> = {
+  idle: 'It was idle for too long, so its instance was given back.',
+  lifetime: 'It reached the maximum time an instance is kept.',
+  grace: 'Its browser tab was closed, so its instance was given back.',
+  'instance-exited': 'Its instance stopped unexpectedly.',
+  admin: 'An administrator ended it.',
+  shutdown: 'The server was restarted or shut down.',
+  'fresh-requested': 'A fresh instance was started in its place.',
+  unknown: 'This server no longer knows it (it may have been restarted).',
+};
+
+const NO_SESSION_WHY: Record<NoSessionWhy, { status: number; code: ErrorCode; message: string }> = {
+  missing: { status: 400, code: 'SESSION_UNKNOWN', message: 'This page belongs to a session, but your browser sent no session cookie for it.' },
+  malformed: { status: 403, code: 'SESSION_UNKNOWN', message: 'Your session cookie is not valid.' },
+  'bad-signature': { status: 403, code: 'SESSION_UNKNOWN', message: 'Your session cookie is not valid.' },
+  'wrong-app': { status: 403, code: 'SESSION_UNKNOWN', message: 'Your session cookie belongs to another app.' },
+  expired: { status: 403, code: 'SESSION_EXPIRED', message: 'Your session cookie has expired.' },
+};
+
+/** Browsers navigating ask for text/html; fetch(), curl and API clients get JSON. */
+export function wantsHtml(req: IncomingMessage): boolean {
+  const a = req.headers.accept;
+  return typeof a === 'string' && a.indexOf('text/html') >= 0;
+}
+
+/** The entry URL a visitor retries with to keep their place in line. */
+export function retryUrl(app: string, ticket: string): string {
+  return `/${app}/?ticket=${encodeURIComponent(ticket)}`;
+}
+
+function json(status: number, code: ErrorCode | null, message: string, extra: Record<string, unknown> = {}): Rendered {
+  const body = code === null ? { ...extra } : { error: { code, message }, ...extra };
+  return { status, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(body) + '\n' };
+}
+
+function html(status: number, body: string): Rendered {
+  return { status, headers: { 'content-type': 'text/html; charset=utf-8' }, body };
+}
+
+/** Renders an answer for a browser (html) or an API client. */
+export function render(a: Answer, asHtml: boolean): Rendered {
+  let r: Rendered;
+  switch (a.kind) {
+    case 'landing': {
+      const apps = a.apps.map((name) => ({ name, href: `/${name}/` }));
+      r = asHtml ? html(200, pages.landingPage(apps)) : json(200, null, '', { apps });
+      break;
+    }
+    case 'redirect':
+      r = asHtml
+        ? html(a.status, pages.page({ title: 'Redirecting', body: `<p><a href="${pages.esc(a.location)}">Continue</a></p>` }))
+        : json(a.status, null, '', { location: a.location, ...a.detail });
+      r.headers.location = a.location;
+      break;
+    case 'waiting': {
+      const url = retryUrl(a.app, a.ticket);
+      const seconds = Math.min(10, Math.max(2, Math.ceil(a.retryAfterMs / 1000)));
+      r = asHtml
+        ? html(503, pages.waitingPage({ app: a.app, position: a.position, retryUrl: url, retrySeconds: seconds }))
+        : json(503, 'POOL_EXHAUSTED', `every instance of ${a.app} is in use; one is being prepared`, { ticket: a.ticket, position: a.position, retryAfterMs: a.retryAfterMs, retry: url });
+      r.headers['retry-after'] = String(Math.max(1, Math.ceil(a.retryAfterMs / 1000)));
+      break;
+    }
+    case 'unknown-app':
+      r = asHtml
+        ? html(404, pages.unknownAppPage({ name: a.name, apps: a.apps }))
+        : json(404, 'APP_UNKNOWN', `there is no app called ${a.name}`, { apps: a.apps.map((n) => ({ name: n, href: `/${n}/` })) });
+      break;
+    case 'no-session': {
+      const w = NO_SESSION_WHY[a.why];
+      r = asHtml ? html(w.status, pages.noSessionPage({ app: a.app, message: w.message })) : json(w.status, w.code, w.message, { fresh: `/${a.app}/?fresh=1` });
+      break;
+    }
+    case 'ended': {
+      const message = `Your session of ${a.app} has ended. ${ENDED_WHY[a.reason]}`;
+      r = asHtml ? html(410, pages.endedPage({ app: a.app, message })) : json(410, 'INSTANCE_GONE', message, { reason: a.reason, fresh: `/${a.app}/?fresh=1` });
+      break;
+    }
+    case 'confirm-fresh':
+      r = asHtml ? html(200, pages.confirmFreshPage(a.app)) : json(409, null, '', { confirm: `/${a.app}/?fresh=1`, message: 'open this URL from the same site to end the current session and start a fresh one' });
+      break;
+    case 'upstream-down': {
+      const message = a.timeout ? `Your instance of ${a.app} did not answer in time.` : `Your instance of ${a.app} is not answering.`;
+      r = asHtml ? html(a.timeout ? 504 : 502, pages.upstreamDownPage({ app: a.app, message })) : json(a.timeout ? 504 : 502, 'INSTANCE_NOT_READY', message, { fresh: `/${a.app}/?fresh=1` });
+      break;
+    }
+    case 'pool-stopped':
+      r = asHtml ? html(503, pages.messagePage('Shutting down', `${a.app} is not taking new visitors right now.`)) : json(503, 'POOL_STOPPED', `${a.app} is not taking new visitors right now`);
+      r.headers['retry-after'] = '30';
+      break;
+    case 'not-found':
+      r = asHtml ? html(404, pages.messagePage('Not found', 'Nothing is here.')) : json(404, null, '', { error: { code: 'NOT_FOUND', message: 'nothing is here' } });
+      break;
+    case 'bad-request':
+      r = asHtml ? html(400, pages.messagePage('Bad request', a.message)) : json(400, null, '', { error: { code: 'BAD_REQUEST', message: a.message } });
+      break;
+    case 'not-websocket':
+      r = json(400, null, '', { error: { code: 'BAD_REQUEST', message: 'only WebSocket upgrades are relayed' } });
+      break;
+    case 'internal-error':
+      r = asHtml ? html(500, pages.messagePage('Something went wrong', a.message)) : json(500, null, '', { error: { code: 'INTERNAL', message: a.message } });
+      break;
+  }
+  if ('setCookie' in a && a.setCookie && a.setCookie.length) r.headers['set-cookie'] = a.setCookie;
+  r.headers['cache-control'] = 'no-store';
+  r.headers['x-content-type-options'] = 'nosniff';
+  if (asHtml) r.headers['content-security-policy'] = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'";
+  return r;
+}
+
+/** Maps a thrown error (claim, end) to an answer. */
+export function answerForError(e: unknown, app: string, apps: readonly string[]): Answer {
+  if (isWarmpoolError(e, 'APP_UNKNOWN')) return { kind: 'unknown-app', name: app, apps };
+  if (isWarmpoolError(e, 'POOL_STOPPED')) return { kind: 'pool-stopped', app };
+  if (isWarmpoolError(e, 'POOL_EXHAUSTED')) return { kind: 'waiting', app, ticket: '', position: 0, retryAfterMs: 5000 };
+  return { kind: 'internal-error', message: 'warmpool could not handle this request; try again in a moment.' };
+}
+
+/** Sends an answer on a normal response (HEAD gets headers only). */
+export function sendAnswer(req: IncomingMessage, res: ServerResponse, a: Answer): void {
+  const r = render(a, wantsHtml(req));
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = Buffer.from(r.body, 'utf8');
+  r.headers['content-length'] = String(body.length);
+  res.writeHead(r.status, r.headers);
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+/**
+ * Refuses an upgrade with a real HTTP answer (status line, Connection: close, a short body), then
+ * destroys the socket once written, as ws's abortHandshake does.
+ */
+export function refuseUpgrade(req: IncomingMessage, socket: Duplex, a: Answer): void {
+  const r = render(a, false);
+  writeRawAnswer(socket, r);
+}
+
+export function writeRawAnswer(socket: Duplex, r: Rendered): void {
+  if (socket.destroyed || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = Buffer.from(r.body, 'utf8');
+  let head = `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? ''}\r\nConnection: close\r\nContent-Length: ${body.length}\r\n`;
+  for (const [k, v] of Object.entries(r.headers)) {
+    for (const one of Array.isArray(v) ? v : [v]) head += `${k}: ${one}\r\n`;
+  }
+  socket.once('finish', () => socket.destroy());
+  socket.end(Buffer.concat([Buffer.from(head + '\r\n', 'latin1'), body]));
+}

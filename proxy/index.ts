@@ -1,0 +1,201 @@
+// createProxy(): warmpool's public entry as a request handler and an upgrade handler, mountable in
+// any Node HTTP server beside the operator's own routes. The request path is a row of small passes:
+// route → (landing | internal | entry | session) → relay, each answering through answers.ts.
+//
+//   const proxy = createProxy({ config, pool });
+//   const server = http.createServer((req, res) => proxy.handleRequest(req, res, () => myRoutes(req, res)));
+//   server.on('upgrade', (req, socket, head) => proxy.handleUpgrade(req, socket, head));
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { PoolApi } from '../pool/api.js';
+import type { AppConfig, WarmpoolConfig } from '../pool/config.js';
+import { systemClock, type Clock } from '../pool/clock.js';
+import { ActivityReporter } from './activity.js';
+import { refuseUpgrade, sendAnswer, type Answer } from './answers.js';
+import { classifierFor, type Classifier } from './classify/index.js';
+import { CookieCodec, loadKeys, type KeyRing } from './cookie.js';
+import { entry } from './entry.js';
+import { TrustedProxies, visitOf, type Visit } from './forwarded.js';
+import { HttpRelay, type RelayTarget } from './http-relay.js';
+import { route } from './router.js';
+import { readSession } from './session.js';
+import { WsRelay } from './ws-relay.js';
+
+export { openWebSocketSockets } from './ws-relay.js';
+export type { Answer } from './answers.js';
+export type { CookiePayload, KeyRing } from './cookie.js';
+export { CookieCodec, keyRing, loadKeys, cookieName } from './cookie.js';
+
+export interface ProxyOptions {
+  config: WarmpoolConfig;
+  pool: PoolApi;
+  clock?: Clock;
+  /** Cookie keys; default loadKeys(process.env, config.stateDir). */
+  keys?: KeyRing;
+  log?: (msg: string) => void;
+  /** Cookie lifetime, ms (default 12 h). */
+  cookieMaxAgeMs?: number;
+  /** Serve `/` (the landing page or config.landingRedirect). Default true; false leaves `/` to next(). */
+  landing?: boolean;
+  /**
+   * Extra routes under /_warmpool/ (admin API, dashboard, metrics): return true when handled.
+   * `path` is what follows /_warmpool (starts with '/', query kept).
+   */
+  internal?: (req: IncomingMessage, res: ServerResponse, path: string) => boolean;
+  /** Upstream response head timeout, ms (default 60 s). */
+  headersTimeoutMs?: number;
+  /** pool.activity() at most this often per session, ms (default 1000). */
+  activityCoalesceMs?: number;
+}
+
+export interface Proxy {
+  /**
+   * Serves warmpool's paths (`/`, `/_warmpool/…`, `/<app>`, `/<app>/…`). For anything else it calls
+   * next() and returns false; without next it answers 404 (listing the apps) itself.
+   */
+  handleRequest(req: IncomingMessage, res: ServerResponse, next?: () => void): boolean;
+  /**
+   * Relays WebSocket upgrades under `/<app>/` by the app's cookie. Other paths: next() and false
+   * (socket untouched); without next, refused with 404.
+   */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, next?: () => void): boolean;
+  /** Sockets this proxy holds: WebSocket client + upstream sockets, HTTP exchanges in flight, kept-alive upstream connections. */
+  openSockets(): number;
+  readonly codec: CookieCodec;
+  /** Closes every relayed WebSocket and upstream connection. Does not close the HTTP server. */
+  close(): Promise<void>;
+}
+
+export function createProxy(o: ProxyOptions): Proxy {
+  const clock = o.clock ?? systemClock;
+  const { pool, config, log } = o;
+  const codec = new CookieCodec({ keys: o.keys ?? loadKeys(process.env, config.stateDir), clock, maxAgeMs: o.cookieMaxAgeMs });
+  const trust = new TrustedProxies(config.trustedProxies);
+  const reporter = new ActivityReporter(pool, clock, o.activityCoalesceMs ?? 1000);
+  const http = new HttpRelay({ pool, clock, reporter, log, headersTimeoutMs: o.headersTimeoutMs });
+  const ws = new WsRelay({ pool, reporter, log });
+  const classifiers = new Map<string, Classifier>();
+  const serveLanding = o.landing ?? true;
+  let closed = false;
+
+  const isApp = (name: string): boolean => pool.app(name) !== undefined;
+  const appNames = (): string[] => pool.apps().map((a) => a.name);
+  const classifierOf = (app: AppConfig): Classifier => {
+    let c = classifiers.get(app.name);
+    if (!c) {
+      c = classifierFor(app.classifier, app.prefix.mode === 'base-url' ? { baseUrl: `/${app.name}/` } : {});
+      classifiers.set(app.name, c);
+    }
+    return c;
+  };
+  const relayTarget = (app: AppConfig, rest: string, visit: Visit, target: RelayTarget['target']): RelayTarget => ({
+    app, rest, visit, target, classifier: classifierOf(app),
+  });
+
+  function handleRequest(req: IncomingMessage, res: ServerResponse, next?: () => void): boolean {
+    const r = route(req.url, isApp);
+    switch (r.kind) {
+      case 'landing':
+        if (!serveLanding && next) break;
+        if (config.landingRedirect) sendAnswer(req, res, { kind: 'redirect', status: 302, location: config.landingRedirect });
+        else sendAnswer(req, res, { kind: 'landing', apps: appNames() });
+        return true;
+      case 'internal':
+        if (r.path === '/healthz' || r.path.startsWith('/healthz?')) {
+          const body = JSON.stringify({ ok: !closed, apps: appNames() }) + '\n';
+          res.writeHead(closed ? 503 : 200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+          res.end(req.method === 'HEAD' ? undefined : body);
+          return true;
+        }
+        if (o.internal?.(req, res, r.path)) return true;
+        sendAnswer(req, res, { kind: 'not-found', path: r.path });
+        return true;
+      case 'app-bare': {
+        const get = req.method === 'GET' || req.method === 'HEAD';
+        sendAnswer(req, res, { kind: 'redirect', status: get ? 302 : 308, location: `/${r.app}/${r.query}` });
+        return true;
+      }
+      case 'app':
+        appRequest(req, res, pool.app(r.app)!, r.rest, r.isRoot);
+        return true;
+      case 'invalid':
+        sendAnswer(req, res, { kind: 'bad-request', message: 'warmpool serves origin-form request targets only' });
+        return true;
+      case 'other':
+        if (next) break;
+        sendAnswer(req, res, { kind: 'unknown-app', name: r.segment, apps: appNames() });
+        return true;
+    }
+    next!();
+    return false;
+  }
+
+  function appRequest(req: IncomingMessage, res: ServerResponse, app: AppConfig, rest: string, isRoot: boolean): void {
+    const visit = visitOf(req, trust);
+    if (isRoot && req.method === 'GET') {
+      entry(req, app, visit, { pool, codec, log }).then(
+        (out) => {
+          if (out.kind === 'answer') sendAnswer(req, res, out.answer);
+          else http.relay(req, res, relayTarget(app, rest, visit, out.target));
+        },
+        (e: unknown) => {
+          log?.(`entry to ${app.name} failed: ${(e as Error)?.stack ?? String(e)}`);
+          sendAnswer(req, res, { kind: 'internal-error', message: 'warmpool could not start your session; try again in a moment.' });
+        },
+      );
+      return;
+    }
+    const s = readSession(req, app.name, codec, pool, visit.proto === 'https');
+    if (!s.ok) {
+      sendAnswer(req, res, s.answer);
+      return;
+    }
+    http.relay(req, res, relayTarget(app, rest, visit, s.target));
+  }
+
+  function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, next?: () => void): boolean {
+    const r = route(req.url, isApp);
+    if (r.kind !== 'app' && r.kind !== 'app-bare') {
+      if (next) {
+        next();
+        return false;
+      }
+      socket.on('error', () => socket.destroy());
+      const a: Answer = r.kind === 'other' ? { kind: 'unknown-app', name: r.segment, apps: appNames() } : { kind: 'not-found', path: req.url ?? '' };
+      refuseUpgrade(req, socket, a);
+      return true;
+    }
+    // Every socket gets an error handler at once: a reset before anything is written must not crash.
+    socket.on('error', () => socket.destroy());
+    if (closed) {
+      refuseUpgrade(req, socket, { kind: 'pool-stopped', app: r.app });
+      return true;
+    }
+    if (String(req.headers.upgrade).toLowerCase() !== 'websocket') {
+      refuseUpgrade(req, socket, { kind: 'not-websocket' });
+      return true;
+    }
+    const app = pool.app(r.app)!;
+    const rest = r.kind === 'app' ? r.rest : '/' + r.query;
+    const visit = visitOf(req, trust);
+    const s = readSession(req, app.name, codec, pool, visit.proto === 'https');
+    if (!s.ok) {
+      refuseUpgrade(req, socket, s.answer);
+      return true;
+    }
+    ws.relay(req, socket, head, relayTarget(app, rest, visit, s.target));
+    return true;
+  }
+
+  return {
+    handleRequest,
+    handleUpgrade,
+    codec,
+    openSockets: () => ws.openSockets() + http.inFlight + http.upstreamSockets(),
+    async close() {
+      closed = true;
+      await Promise.all([ws.close(), http.close()]);
+    },
+  };
+}

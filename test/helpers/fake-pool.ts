@@ -1,0 +1,170 @@
+// A small PoolApi over instances the test starts itself (stand-ins, echo servers), for proxy tests:
+// claims hand out added instances, an empty pool queues visitors with tickets, and everything the
+// proxy reports (activity, connections, events) is recorded. Plus a proxy server on port 0.
+
+import { createServer, type Server } from 'node:http';
+import type { ClaimResult, EndReason, FindResult, PoolApi, SessionTarget, SessionTraffic } from '../../pool/api.js';
+import type { AppConfig, WarmpoolConfig } from '../../pool/config.js';
+import type { Clock } from '../../pool/clock.js';
+import { WarmpoolError } from '../../pool/errors.js';
+import { createProxy, keyRing, type KeyRing, type Proxy, type ProxyOptions } from '../../proxy/index.js';
+import { closeServer, listen } from './http.js';
+
+/** An AppConfig with test defaults (process runtime, strip prefix, generic classifier). */
+export function appConfig(name: string, o: Partial<AppConfig> = {}): AppConfig {
+  return {
+    name,
+    runtime: 'process',
+    command: ['true'],
+    port: 0,
+    env: {},
+    deepLink: '/',
+    prefix: { mode: 'strip' },
+    pool: { warm: 1, max: 1, parallel: 1 },
+    readiness: { http: { path: '/', status: 200 }, timeoutMs: 10_000, intervalMs: 50 },
+    limits: {},
+    network: 'host',
+    idleTimeoutMs: 600_000,
+    maxLifetimeMs: 3600_000,
+    graceMs: 60_000,
+    classifier: 'generic',
+    ...o,
+  };
+}
+
+export function warmpoolConfig(apps: AppConfig[], o: Partial<WarmpoolConfig> = {}): WarmpoolConfig {
+  return {
+    host: '127.0.0.1',
+    port: 0,
+    deployment: 'test',
+    trustedProxies: [],
+    ports: { from: 20000, to: 29999 },
+    stateDir: '/tmp/warmpool-test-state',
+    keepOnExit: false,
+    log: { dir: '/tmp/warmpool-test-state/log', rotateBytes: 64 * 1024 * 1024 },
+    apps,
+    ...o,
+  };
+}
+
+export function newTraffic(): SessionTraffic {
+  return { requests: {}, bytesIn: 0, bytesOut: 0, framesIn: { control: 0, data: 0 }, framesOut: { control: 0, data: 0 }, messagesIn: {}, messagesOut: 0, openConnections: 0 };
+}
+
+interface Instance { id: string; app: string; host: string; port: number; secret?: string; claimedBy?: string }
+
+export class FakePool implements PoolApi {
+  readonly sessions = new Map<string, SessionTarget>();
+  readonly ended = new Map<string, { reason: EndReason; at: number }>();
+  readonly activities: { session: string; at: number }[] = [];
+  readonly events: { session: string; type: string; detail?: Record<string, unknown> }[] = [];
+  readonly claims: { app: string; ticket?: string; visitor?: string }[] = [];
+  opened = 0;
+  closed = 0;
+  private readonly instances = new Map<string, Instance>();
+  private readonly queues = new Map<string, string[]>();
+  private seq = 0;
+
+  constructor(private readonly appList: AppConfig[], private readonly clock: Clock = { now: () => Date.now(), setTimer: () => ({ cancel() {} }), sleep: async () => {} }) {}
+
+  apps(): readonly AppConfig[] { return this.appList; }
+  app(name: string): AppConfig | undefined { return this.appList.find((a) => a.name === name); }
+
+  /** Makes an instance available for claims; returns its id. */
+  addInstance(app: string, where: { host?: string; port: number; secret?: string; id?: string }): string {
+    const id = where.id ?? `i${++this.seq}`;
+    this.instances.set(id, { id, app, host: where.host ?? '127.0.0.1', port: where.port, secret: where.secret });
+    return id;
+  }
+
+  /** The instance died: its session ends with 'instance-exited'. */
+  instanceExited(id: string): void {
+    const inst = this.instances.get(id);
+    if (!inst) return;
+    this.instances.delete(id);
+    if (inst.claimedBy) this.finish(inst.claimedBy, 'instance-exited');
+  }
+
+  async claim(app: string, opts: { ticket?: string; visitor?: string } = {}): Promise<ClaimResult> {
+    this.claims.push({ app, ...opts });
+    if (!this.app(app)) throw new WarmpoolError('APP_UNKNOWN', `no app ${app}`);
+    const queue = this.queues.get(app) ?? [];
+    this.queues.set(app, queue);
+    const free = [...this.instances.values()].find((i) => i.app === app && !i.claimedBy);
+    const pos = opts.ticket ? queue.indexOf(opts.ticket) : -1;
+    // First come, first served: a free instance goes to the head of the line.
+    if (free && (queue.length === 0 || pos === 0)) {
+      if (pos === 0) queue.shift();
+      const session = `s${++this.seq}`;
+      free.claimedBy = session;
+      const target: SessionTarget = { session, app, instanceId: free.id, host: free.host, port: free.port, secret: free.secret, claimedAt: this.clock.now(), traffic: newTraffic() };
+      this.sessions.set(session, target);
+      return { kind: 'session', target };
+    }
+    let ticket = opts.ticket;
+    if (!ticket || pos < 0) {
+      ticket = `t${++this.seq}`;
+      queue.push(ticket);
+    }
+    return { kind: 'queued', ticket, position: queue.indexOf(ticket) + 1, retryAfterMs: 1000 };
+  }
+
+  find(session: string, instanceId: string): FindResult {
+    const t = this.sessions.get(session);
+    if (t && t.instanceId === instanceId) return { kind: 'live', target: t };
+    const e = this.ended.get(session);
+    if (e) return { kind: 'ended', ...e };
+    return { kind: 'unknown' };
+  }
+
+  async end(session: string, reason: EndReason): Promise<void> {
+    this.finish(session, reason);
+  }
+
+  private finish(session: string, reason: EndReason): void {
+    const t = this.sessions.get(session);
+    if (!t) return;
+    this.sessions.delete(session);
+    this.ended.set(session, { reason, at: this.clock.now() });
+    const inst = this.instances.get(t.instanceId);
+    if (inst) inst.claimedBy = undefined; // handed out again only in tests that say so by re-adding
+    if (inst) this.instances.delete(inst.id);
+  }
+
+  activity(session: string, at: number): void { this.activities.push({ session, at }); }
+  connectionOpened(session: string): void { this.opened++; const t = this.sessions.get(session); if (t) t.traffic.openConnections++; }
+  connectionClosed(session: string): void { this.closed++; const t = this.sessions.get(session); if (t) t.traffic.openConnections--; }
+  event(session: string, type: string, detail?: Record<string, unknown>): void { this.events.push({ session, type, detail }); }
+
+  eventsOf(type: string): { session: string; type: string; detail?: Record<string, unknown> }[] {
+    return this.events.filter((e) => e.type === type);
+  }
+}
+
+export const TEST_KEYS: KeyRing = keyRing('test-cookie-key-0123456789abcdef');
+
+export interface ProxyServer {
+  url: string;
+  port: number;
+  proxy: Proxy;
+  server: Server;
+  close(): Promise<void>;
+}
+
+/** The proxy in a plain http server on 127.0.0.1:0, as the CLI mounts it. */
+export async function startProxyServer(o: Omit<ProxyOptions, 'keys'> & { keys?: KeyRing }): Promise<ProxyServer> {
+  const proxy = createProxy({ keys: TEST_KEYS, ...o });
+  const server = createServer((req, res) => proxy.handleRequest(req, res));
+  server.on('upgrade', (req, socket, head) => proxy.handleUpgrade(req, socket, head));
+  const port = await listen(server);
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    proxy,
+    server,
+    async close() {
+      await proxy.close();
+      await closeServer(server);
+    },
+  };
+}

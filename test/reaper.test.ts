@@ -1,0 +1,129 @@
+// Reaping deadlines on a manual clock: idle timeout since the last user activity, maximum lifetime
+// since the claim, grace after the last connection closed — each hit at its exact instant.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ManualClock, settle } from '../pool/clock.js';
+import { parseConfig } from '../pool/config.js';
+import { Fleet } from '../pool/fleet.js';
+import { nextDeadline } from '../pool/reaper.js';
+import { MemoryTrafficLog } from '../pool/traffic-log.js';
+import { FakeRuntime } from './helpers/fake-runtime.js';
+
+const MIN = 60_000;
+
+async function claimed(opts = 'idleTimeout: 10m\n    maxLifetime: 75m\n    grace: 2m') {
+  const config = parseConfig(`
+apps:
+  - name: demo
+    command: [fake]
+    readiness: { log: READY }
+    pool: { warm: 1, max: 3 }
+    ${opts}
+`);
+  const clock = new ManualClock();
+  const rt = new FakeRuntime();
+  rt.autoReady = true;
+  const log = new MemoryTrafficLog();
+  const fleet = new Fleet({ config, runtimes: { process: rt }, clock, trafficLog: log, idleNoticeMs: MIN });
+  await fleet.start();
+  await settle();
+  const r = await fleet.claim('demo');
+  assert.equal(r.kind, 'session');
+  const t = r.kind === 'session' ? r.target : undefined!;
+  return { clock, rt, log, fleet, t, ended: () => log.entries.find((e) => e.type === 'ended' && e.session === t.session) };
+}
+
+test('nextDeadline picks the earliest of idle, lifetime and grace', () => {
+  const base = { claimedAt: 0, lastActive: 0, openConnections: 1, lastConnectionAt: 0, idleTimeoutMs: 600, maxLifetimeMs: 4500, graceMs: 120 };
+  const rows: [Partial<typeof base>, number, string][] = [
+    [{}, 600, 'idle'],
+    [{ lastActive: 4000 }, 4500, 'lifetime'],
+    [{ openConnections: 0 }, 120, 'grace'],
+    [{ openConnections: 0, lastConnectionAt: 550 }, 600, 'idle'],
+    [{ openConnections: 0, lastConnectionAt: 500, lastActive: 1000 }, 620, 'grace'],
+  ];
+  for (const [patch, at, reason] of rows) assert.deepEqual(nextDeadline({ ...base, ...patch }), { at, reason }, JSON.stringify(patch));
+});
+
+test('an idle tab is reaped exactly at its idle deadline, and keepalives do not move it', async () => {
+  const { clock, fleet, t, ended, rt } = await claimed();
+  fleet.connectionOpened(t.session);
+  const start = clock.now();
+  await clock.advance(3 * MIN);
+  fleet.activity(t.session, clock.now()); // a slider move
+  const deadline = clock.now() + 10 * MIN;
+  await clock.advance(10 * MIN - 1);
+  assert.equal(ended(), undefined, 'alive 1 ms before the deadline');
+  await clock.advance(1);
+  const e = ended();
+  assert.equal(e?.reason, 'idle');
+  assert.equal(e?.t, deadline);
+  assert.equal(e?.late, 0);
+  assert.equal(clock.now() - start, 13 * MIN);
+  await settle();
+  assert.ok(rt.removed.includes(t.instanceId));
+  assert.deepEqual(fleet.find(t.session, t.instanceId), { kind: 'ended', reason: 'idle', at: deadline });
+  await fleet.stop();
+});
+
+test('an active tab lives until its maximum lifetime', async () => {
+  const { clock, fleet, t, ended } = await claimed();
+  fleet.connectionOpened(t.session);
+  for (let m = 0; m < 74; m++) {
+    await clock.advance(MIN);
+    fleet.activity(t.session, clock.now());
+  }
+  assert.equal(ended(), undefined);
+  await clock.advance(MIN);
+  assert.equal(ended()?.reason, 'lifetime');
+  assert.equal(ended()?.t, t.claimedAt + 75 * MIN);
+  await fleet.stop();
+});
+
+test('a session with no connection left is reaped after the grace period', async () => {
+  const { clock, fleet, t, ended } = await claimed();
+  fleet.connectionOpened(t.session);
+  fleet.connectionOpened(t.session);
+  await clock.advance(MIN);
+  fleet.connectionClosed(t.session);
+  await clock.advance(5 * MIN);
+  assert.equal(ended(), undefined, 'one connection still open');
+  fleet.activity(t.session, clock.now());
+  fleet.connectionClosed(t.session);
+  const closedAt = clock.now();
+  await clock.advance(2 * MIN);
+  assert.equal(ended()?.reason, 'grace');
+  assert.equal(ended()?.t, closedAt + 2 * MIN);
+  await fleet.stop();
+});
+
+test('a visitor who never connects is reaped after the grace period from the claim', async () => {
+  const { clock, fleet, t, ended } = await claimed();
+  await clock.advance(2 * MIN);
+  assert.equal(ended()?.reason, 'grace');
+  assert.equal(ended()?.t, t.claimedAt + 2 * MIN);
+  await fleet.stop();
+});
+
+test('idle and active-again are noted in the traffic log', async () => {
+  const { clock, fleet, t, log } = await claimed();
+  fleet.connectionOpened(t.session);
+  await clock.advance(MIN);
+  assert.deepEqual(log.entries.filter((e) => e.type === 'idle').map((e) => e.t), [t.claimedAt + MIN]);
+  await clock.advance(30_000);
+  fleet.activity(t.session, clock.now());
+  assert.equal(log.entries.at(-1)?.type, 'active-again');
+  await clock.advance(MIN);
+  assert.equal(log.entries.filter((e) => e.type === 'idle').length, 2);
+  await fleet.stop();
+});
+
+test('the reaper keeps one timer, however many sessions', async () => {
+  const { clock, fleet } = await claimed('idleTimeout: 10m');
+  for (let i = 0; i < 2; i++) await fleet.claim('demo');
+  await settle();
+  assert.equal(fleet.liveSessions().length, 3);
+  assert.equal(clock.timers, 1);
+  await fleet.stop();
+});
