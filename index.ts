@@ -59,6 +59,7 @@ export async function createWarmpool(config: WarmpoolConfig | string, opts: Warm
   const fleet = new Fleet({ config: cfg, runtimes, clock, log, trafficLog });
   const keys = loadKeys(env, resolve(cfg.stateDir));
   const proxy = createProxy({ config: cfg, pool: fleet, clock, keys, log });
+  fleet.onInstanceRemoved((host, port) => proxy.forgetInstance(host, port));
   await fleet.start();
   return {
     config: cfg,

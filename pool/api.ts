@@ -38,7 +38,8 @@ export type ClaimResult =
   | { kind: 'queued'; ticket: string; position: number; retryAfterMs: number };
 
 /** Why a session is over, kept for the "session ended" page and the traffic log. */
-export type EndReason = 'idle' | 'lifetime' | 'grace' | 'instance-exited' | 'admin' | 'shutdown' | 'fresh-requested';
+/** `lost`: a claimed instance found gone when a restarted warmpool adopted its engine's state. */
+export type EndReason = 'idle' | 'lifetime' | 'grace' | 'instance-exited' | 'admin' | 'shutdown' | 'fresh-requested' | 'lost';
 
 export type FindResult =
   | { kind: 'live'; target: SessionTarget }

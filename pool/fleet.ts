@@ -37,6 +37,8 @@ export interface Session extends ReapableSession {
   member: Member;
   target: SessionTarget;
   firstRequestSeen?: boolean;
+  /** Sum of gaps between consecutive activities no longer than the idle-notice interval. */
+  activeMs: number;
 }
 
 export class Fleet implements PoolApi {
@@ -47,6 +49,7 @@ export class Fleet implements PoolApi {
   private readonly reaper: Reaper<Session>;
   private readonly unwatch: (() => void)[] = [];
   private readonly changeListeners = new Set<() => void>();
+  private readonly removedListeners = new Set<(host: string, port: number) => void>();
   private started = false;
 
   constructor(private readonly o: FleetOptions) {
@@ -58,6 +61,7 @@ export class Fleet implements PoolApi {
         app, runtime, clock: this.clock, log: o.log, ticketTtlMs: o.ticketTtlMs, backoffMs: o.backoffMs,
         onClaimedExit: (m, detail) => this.endByInstance(m.id, 'instance-exited', detail),
         onChange: () => this.changed(),
+        onRemoved: (rec) => { for (const fn of this.removedListeners) fn(rec.host, rec.port); },
       }));
     }
     this.reaper = new Reaper(this.clock, () => this.sessions.entries(), (id, s, reason, deadline) => this.deadline(id, s, reason, deadline));
@@ -68,6 +72,8 @@ export class Fleet implements PoolApi {
   status(): PoolStatus[] { return [...this.pools.values()].map((p) => p.status()); }
   liveSessions(): readonly Session[] { return [...this.sessions.values()]; }
   onChange(fn: () => void): () => void { this.changeListeners.add(fn); return () => this.changeListeners.delete(fn); }
+  /** Called with an instance's address once it has been removed. */
+  onInstanceRemoved(fn: (host: string, port: number) => void): () => void { this.removedListeners.add(fn); return () => this.removedListeners.delete(fn); }
 
   /**
    * Finds what earlier runs left (by label), adopts it, and starts warming. Retries an
@@ -86,6 +92,11 @@ export class Fleet implements PoolApi {
       const records = await this.listWithRetry(rt);
       const byApp = new Map<string, InstanceRecord[]>();
       for (const r of records) {
+        if (r.claim && !r.running) {
+          // Its student's session cannot continue: close it in the log rather than leave it "live".
+          this.ended.set(r.claim.session, { reason: 'lost', at: this.clock.now() });
+          this.trafficLog({ type: 'ended', session: r.claim.session, app: r.app, instance: r.instanceId, reason: 'lost', detail: 'instance gone when warmpool restarted' });
+        }
         if (this.pools.get(r.app)?.app.runtime === rt.kind) byApp.set(r.app, [...(byApp.get(r.app) ?? []), r]);
         else {
           this.o.log?.(`removing instance ${r.instanceId} of app ${r.app}, which is no longer configured`);
@@ -151,12 +162,15 @@ export class Fleet implements PoolApi {
   activity(session: string, at: number): void {
     const s = this.sessions.get(session);
     if (!s || at <= s.lastActive) return;
+    // Active time: gaps between activities up to the idle-notice interval count as active.
+    const gap = at - s.lastActive;
+    if (gap <= (s.idleNoticeMs ?? 60_000)) s.activeMs += gap;
     s.lastActive = at;
     s.target.traffic.lastActive = at;
     if (s.idleNoticed) {
       // Back from idle: the next idle notice is due earlier than the reaper's timer.
       s.idleNoticed = false;
-      this.trafficLog({ type: 'active-again', session, app: s.app.name });
+      this.o.trafficLog?.write({ t: at, type: 'active-again', session, app: s.app.name });
       this.reaper.schedule();
     }
   }
@@ -195,6 +209,7 @@ export class Fleet implements PoolApi {
     this.reaper.stop();
     for (const u of this.unwatch) u();
     if (!keep) for (const s of [...this.sessions.values()]) this.finish(s, 'shutdown', false);
+    else for (const s of this.sessions.values()) this.trafficLog({ type: 'suspended', session: s.id, app: s.app.name, summary: this.summary(s, this.clock.now()) });
     await Promise.all([...this.pools.values()].map((p) => p.stop(keep)));
     await Promise.all([...new Set(Object.values(this.o.runtimes))].map((rt) => rt?.close()));
     await this.o.trafficLog?.close();
@@ -207,7 +222,7 @@ export class Fleet implements PoolApi {
     };
     const target: SessionTarget = { session: id, app: app.name, instanceId: m.id, host: m.rec!.host, port: m.rec!.port, secret: m.secret, claimedAt, traffic };
     const s: Session = {
-      id, app, member: m, target, claimedAt, lastActive: claimedAt, openConnections: 0, lastConnectionAt: claimedAt,
+      id, app, member: m, target, claimedAt, lastActive: claimedAt, openConnections: 0, lastConnectionAt: claimedAt, activeMs: 0,
       idleTimeoutMs: app.idleTimeoutMs, maxLifetimeMs: app.maxLifetimeMs, graceMs: app.graceMs, idleNoticeMs: this.o.idleNoticeMs ?? 60_000,
     };
     this.sessions.set(id, s);
@@ -241,18 +256,22 @@ export class Fleet implements PoolApi {
     if (!this.sessions.delete(s.id)) return;
     const now = this.clock.now();
     this.ended.set(s.id, { reason, at: now });
-    const t = s.target.traffic;
     this.trafficLog({
       type: 'ended', session: s.id, app: s.app.name, instance: s.member.id, reason,
       ...(deadline !== undefined ? { deadline, late: now - deadline } : {}),
-      summary: {
-        claimedAt: s.claimedAt, durationMs: now - s.claimedAt, lastActive: s.lastActive,
-        requests: t.requests, bytesIn: t.bytesIn, bytesOut: t.bytesOut, framesIn: t.framesIn, framesOut: t.framesOut,
-        messagesIn: t.messagesIn, messagesOut: t.messagesOut,
-      },
+      summary: this.summary(s, now),
     });
     if (release) this.pools.get(s.app.name)?.release(s.member.id, `session ended: ${reason}`);
     this.changed();
+  }
+
+  private summary(s: Session, now: number): Record<string, unknown> {
+    const t = s.target.traffic;
+    return {
+      claimedAt: s.claimedAt, durationMs: now - s.claimedAt, lastActive: s.lastActive, activeMs: s.activeMs,
+      requests: t.requests, bytesIn: t.bytesIn, bytesOut: t.bytesOut, framesIn: t.framesIn, framesOut: t.framesOut,
+      messagesIn: t.messagesIn, messagesOut: t.messagesOut,
+    };
   }
 
   private endByInstance(instanceId: string, reason: EndReason, detail: string): void {

@@ -50,6 +50,8 @@ export interface WarmPoolOptions {
   onClaimedExit?: (member: Member, detail: string) => void;
   /** Called whenever counts change (progress display). */
   onChange?: () => void;
+  /** Called once an instance has been removed (the proxy drops its kept-alive connections). */
+  onRemoved?: (rec: InstanceRecord) => void;
   /** A queued visitor who has not asked again within this long loses their place, ms. */
   ticketTtlMs?: number;
   /** First and largest delay between failed creates, ms. */
@@ -164,6 +166,7 @@ export class WarmPool {
     this.changed();
     void this.removeQuietly(id, why).finally(() => {
       this.members.delete(id);
+      if (m.rec) this.o.onRemoved?.(m.rec);
       this.reconcile();
     });
   }

@@ -39,6 +39,7 @@ const ENDED_WHY: Record<EndReason | 'unknown', string> = {
   admin: 'An administrator ended it.',
   shutdown: 'The server was restarted or shut down.',
   'fresh-requested': 'A fresh instance was started in its place.',
+  lost: 'Its instance was gone when the server restarted.',
   unknown: 'This server no longer knows it (it may have been restarted).',
 };
 

@@ -148,6 +148,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   private finished = false;
   private aborted = false;
   private retried = false;
+  private doneOnce = false;
   private readonly hasBody: boolean;
   private readonly path: string;
   private readonly headers: string[];
@@ -265,7 +266,6 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.done();
   }
 
-  private doneOnce = false;
   private done(): void {
     if (this.doneOnce) return;
     this.doneOnce = true;

@@ -62,6 +62,8 @@ export interface Proxy {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, next?: () => void): boolean;
   /** Sockets this proxy holds: WebSocket client + upstream sockets, HTTP exchanges in flight, kept-alive upstream connections. */
   openSockets(): number;
+  /** An instance is gone: close the kept-alive connections to it now (they are also closed when idle, or when its port gets a new instance). */
+  forgetInstance(host: string, port: number): void;
   readonly codec: CookieCodec;
   /** Closes every relayed WebSocket and upstream connection. Does not close the HTTP server. */
   close(): Promise<void>;
@@ -132,6 +134,10 @@ export function createProxy(o: ProxyOptions): Proxy {
   }
 
   function appRequest(req: IncomingMessage, res: ServerResponse, app: AppConfig, rest: string, isRoot: boolean): void {
+    if (closed) {
+      sendAnswer(req, res, { kind: 'pool-stopped', app: app.name });
+      return;
+    }
     const visit = visitOf(req, trust);
     if (isRoot && req.method === 'GET') {
       entry(req, app, visit, { pool, codec, log }).then(
@@ -193,6 +199,7 @@ export function createProxy(o: ProxyOptions): Proxy {
     handleUpgrade,
     codec,
     openSockets: () => ws.openSockets() + http.inFlight + http.upstreamSockets(),
+    forgetInstance: (host, port) => http.forget(host, port),
     async close() {
       closed = true;
       await Promise.all([ws.close(), http.close()]);

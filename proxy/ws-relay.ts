@@ -111,7 +111,7 @@ export class WsRelay {
       }
       // The 101 head as the instance wrote it (its subprotocol and extensions reach the browser).
       client.write(Buffer.from(responseHead(res, t.target.secret), 'latin1'));
-      this.join(req, client, head, upstream, upHead, t);
+      this.join(client, head, upstream, upHead, t, res);
     });
     upReq.end();
   }
@@ -159,7 +159,7 @@ export class WsRelay {
   }
 
   /** Both sockets are live: pipe them, tap the client side, count both, tear both down together. */
-  private join(req: IncomingMessage, client: Duplex, head: Buffer, upstream: Socket, upHead: Buffer, t: RelayTarget): void {
+  private join(client: Duplex, head: Buffer, upstream: Socket, upHead: Buffer, t: RelayTarget, res: IncomingMessage): void {
     const { pool, reporter } = this.o;
     const target = t.target;
     const traffic = target.traffic;
@@ -242,7 +242,8 @@ export class WsRelay {
     };
 
     pool.connectionOpened(session);
-    pool.event(session, 'ws-open', { path: t.rest.split('?')[0], protocol: req.headers['sec-websocket-protocol'] ?? null });
+    // What the instance chose (not what the browser offered): the subprotocol and extensions in force.
+    pool.event(session, 'ws-open', { path: t.rest.split('?')[0], protocol: res.headers['sec-websocket-protocol'] ?? null, extensions: res.headers['sec-websocket-extensions'] ?? null });
     reporter.seen(traffic, openedAt);
 
     client.on('data', fromClient);

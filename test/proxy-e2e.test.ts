@@ -48,13 +48,7 @@ ${apps}
     await proxy.close();
     assert.equal(proxy.openSockets(), 0, 'proxy sockets back to zero');
     await closeServer(server);
-    // ProcessRuntime.remove() waits on unref'd timers: hold the event loop open until stop() is done.
-    const hold = setInterval(() => undefined, 1000);
-    try {
-      await fleet.stop(false);
-    } finally {
-      clearInterval(hold);
-    }
+    await fleet.stop(false);
     const left = (await rt.list()).filter((r) => r.running);
     assert.deepEqual(left.map((r) => r.instanceId), [], 'no instance process left behind');
     rmSync(stateDir, { recursive: true, force: true });

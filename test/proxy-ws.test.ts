@@ -265,6 +265,7 @@ describe('transparent relay', () => {
 
     const v1 = await JupyterClient.open(JupyterClient.channelsUrl(`${p.url}/jup/`, j.kernelId), { headers: cookie });
     assert.equal(v1.protocol, JUPYTER_V1_SUBPROTOCOL);
+    assert.equal(pool.eventsOf('ws-open')[0]!.detail!.protocol, JUPYTER_V1_SUBPROTOCOL, 'the log names the protocol the server chose');
     const ex = await v1.execute('1+1');
     assert.equal(ex.text, '2');
     await waitFor(() => v1.pingsReceived >= 2, 'server ping frames relayed');
