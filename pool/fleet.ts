@@ -29,6 +29,8 @@ export interface FleetOptions {
   /** Queue tickets and create backoff, passed to each WarmPool. */
   ticketTtlMs?: number;
   backoffMs?: { first: number; max: number };
+  /** Replaces the TCP check after a readiness log line (tests whose fake instances have no port). */
+  portCheck?: (rec: InstanceRecord) => Promise<boolean>;
 }
 
 export interface Session extends ReapableSession {
@@ -58,7 +60,7 @@ export class Fleet implements PoolApi {
       const runtime = o.runtimes[app.runtime];
       if (!runtime) throw new WarmpoolError('CONFIG_INVALID', `app ${app.name} uses runtime ${app.runtime}, which is not available`, { hint: 'start warmpool where that runtime can run, or change apps[].runtime' });
       this.pools.set(app.name, new WarmPool({
-        app, runtime, clock: this.clock, log: o.log, ticketTtlMs: o.ticketTtlMs, backoffMs: o.backoffMs,
+        app, runtime, clock: this.clock, log: o.log, ticketTtlMs: o.ticketTtlMs, backoffMs: o.backoffMs, portCheck: o.portCheck,
         onClaimedExit: (m, detail) => this.endByInstance(m.id, 'instance-exited', detail),
         onChange: () => this.changed(),
         onRemoved: (rec) => { for (const fn of this.removedListeners) fn(rec.host, rec.port); },

@@ -3,6 +3,7 @@
 // until the token has been read from the output. Times out on the injected clock.
 
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import type { AppConfig } from './config.js';
 import type { Clock } from './clock.js';
 import { WarmpoolError } from './errors.js';
@@ -23,6 +24,8 @@ export async function waitReady(
   runtime: Runtime,
   clock: Clock,
   signal: AbortSignal,
+  /** Whether the instance's port accepts connections; tests without real ports replace it. */
+  portCheck: (rec: InstanceRecord) => Promise<boolean> = portOpen,
 ): Promise<ReadyInfo> {
   const r = app.readiness;
   const generated = app.secret?.env ? rec.env[app.secret.env] : undefined;
@@ -47,7 +50,8 @@ export async function waitReady(
     for (;;) {
       if (signal.aborted) throw signal.reason ?? new Error('aborted');
       const tokenOk = !needToken || token !== undefined;
-      let probeOk = r.log ? logSeen : false;
+      // A log line can come before the app listens (Pluto's start script prints READY, then serves).
+      let probeOk = r.log ? logSeen && (await portCheck(rec)) : false;
       if (r.http && tokenOk) probeOk = await httpProbe(rec, r.http.path, r.http.status, app, token);
       if (probeOk && tokenOk) return { secret: token };
       const left = deadline - clock.now();
@@ -90,5 +94,16 @@ export function httpProbe(rec: InstanceRecord, path: string, status: number, app
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(false));
     req.end();
+  });
+}
+
+/** True when the instance's port accepts a TCP connection (a log line may come before the app listens). */
+export function portOpen(rec: InstanceRecord, timeoutMs = 2000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host: rec.host, port: rec.port, timeout: timeoutMs });
+    const done = (ok: boolean) => { sock.destroy(); resolve(ok); };
+    sock.once('connect', () => done(true));
+    sock.once('timeout', () => done(false));
+    sock.once('error', () => done(false));
   });
 }

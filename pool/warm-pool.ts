@@ -4,7 +4,7 @@
 
 import type { AppConfig } from './config.js';
 import type { Clock, TimerHandle } from './clock.js';
-import { WarmpoolError, errorMessage } from './errors.js';
+import { WarmpoolError, errorMessage, isWarmpoolError } from './errors.js';
 import { instanceId as newInstanceId, secretToken } from './ids.js';
 import { waitReady } from './readiness.js';
 import type { ClaimMark, InstanceRecord, Runtime } from './runtime.js';
@@ -54,6 +54,8 @@ export interface WarmPoolOptions {
   onRemoved?: (rec: InstanceRecord) => void;
   /** A queued visitor who has not asked again within this long loses their place, ms. */
   ticketTtlMs?: number;
+  /** Replaces the TCP check that follows a readiness log line (tests without real ports). */
+  portCheck?: (rec: InstanceRecord) => Promise<boolean>;
   /** First and largest delay between failed creates, ms. */
   backoffMs?: { first: number; max: number };
 }
@@ -68,6 +70,8 @@ export class WarmPool {
   private lastError?: string;
   private nextCreateAt = 0;
   private retryTimer?: TimerHandle;
+  /** Creates in flight: stop() waits for them, so a create that finishes after stop is removed before stop resolves. */
+  private readonly inFlight = new Set<Promise<void>>();
   private stopped = false;
   private ticketSeq = 0;
 
@@ -100,7 +104,7 @@ export class WarmPool {
       this.members.set(m.id, m);
       const quick: AppConfig = { ...this.app, readiness: { ...this.app.readiness, timeoutMs: Math.min(this.app.readiness.timeoutMs, 3000) } };
       try {
-        const info = await waitReady(quick, rec, this.o.runtime, this.o.clock, m.abort.signal);
+        const info = await waitReady(quick, rec, this.o.runtime, this.o.clock, m.abort.signal, this.o.portCheck);
         m.secret = info.secret;
       } catch (e) {
         if (!rec.claim) {
@@ -190,13 +194,18 @@ export class WarmPool {
     const wanted = this.app.pool.warm + this.queue.length - (s.ready + s.starting);
     const room = this.app.pool.max - (s.ready + s.starting + s.claimed);
     const slots = this.app.pool.parallel - s.starting;
-    let n = Math.min(wanted, room, slots);
+    // After a failure, one trial create at a time until one succeeds: a broken image fails once per backoff, not in bursts.
+    let n = Math.min(wanted, room, this.failures > 0 ? 1 - s.starting : slots);
     if (n > 0 && now < this.nextCreateAt) {
       this.retryTimer?.cancel();
       this.retryTimer = this.o.clock.setTimer(this.nextCreateAt - now, () => { this.retryTimer = undefined; this.reconcile(); });
       n = 0;
     }
-    for (let i = 0; i < n; i++) void this.startOne();
+    for (let i = 0; i < n; i++) {
+      const p = this.startOne();
+      this.inFlight.add(p);
+      void p.finally(() => this.inFlight.delete(p));
+    }
     this.changed();
   }
 
@@ -210,6 +219,9 @@ export class WarmPool {
       await Promise.all(all.map((m) => this.removeQuietly(m.id, 'shutdown')));
       this.members.clear();
     }
+    // An aborted create removes its instance itself (startOne's catch); wait for that, or an
+    // instance whose create was still in flight outlives stop() (and warmpool's exit).
+    await Promise.all([...this.inFlight]);
   }
 
   private async startOne(): Promise<void> {
@@ -222,7 +234,7 @@ export class WarmPool {
     try {
       m.rec = await this.o.runtime.create(this.app, { app: this.app.name, instanceId: id, env });
       if (m.abort.signal.aborted) throw m.abort.signal.reason;
-      const info = await waitReady(this.app, m.rec, this.o.runtime, this.o.clock, m.abort.signal);
+      const info = await waitReady(this.app, m.rec, this.o.runtime, this.o.clock, m.abort.signal, this.o.portCheck);
       if (m.state !== 'starting') return; // removed or stopped meanwhile
       m.secret = info.secret;
       m.state = 'ready';
@@ -235,7 +247,8 @@ export class WarmPool {
       if (this.stopped) { await this.removeQuietly(id, 'shutdown'); this.members.delete(id); return; }
       if (m.state === 'removing') return; // release() already handles it
       this.failures++;
-      this.lastError = errorMessage(e);
+      // The code first (IMAGE_NOT_FOUND, READINESS_TIMEOUT, ...): what status() and the progress line report.
+      this.lastError = isWarmpoolError(e) ? `${e.code}: ${e.message}` : errorMessage(e);
       const b = this.o.backoffMs ?? { first: 1000, max: 60_000 };
       this.nextCreateAt = this.o.clock.now() + Math.min(b.max, b.first * 2 ** (this.failures - 1));
       this.o.log?.(`${this.app.name}: instance ${id} failed (${this.failures} in a row, next try in ${this.nextCreateAt - this.o.clock.now()} ms): ${this.lastError}`);

@@ -7,7 +7,7 @@ import { ManualClock, settle } from '../pool/clock.js';
 import { parseConfig } from '../pool/config.js';
 import { Fleet } from '../pool/fleet.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';
-import { FakeRuntime } from './helpers/fake-runtime.js';
+import { FakeRuntime, fakePortCheck } from './helpers/fake-runtime.js';
 
 function setup(pool: string, extra = '') {
   const config = parseConfig(`
@@ -22,7 +22,7 @@ ${extra}`);
   const clock = new ManualClock();
   const rt = new FakeRuntime();
   const log = new MemoryTrafficLog();
-  const fleet = new Fleet({ config, runtimes: { process: rt }, clock, trafficLog: log, backoffMs: { first: 1000, max: 8000 } });
+  const fleet = new Fleet({ config, runtimes: { process: rt }, clock, portCheck: fakePortCheck, trafficLog: log, backoffMs: { first: 1000, max: 8000 } });
   return { config, clock, rt, fleet, log };
 }
 
@@ -198,7 +198,7 @@ test('on start, instances of an earlier run are adopted by label: ready ones kep
   const dead = rt.live.find((id) => id !== r.target.instanceId)!;
   rt.instances.get(dead)!.running = false;
   const clock = new ManualClock();
-  const fleet = new Fleet({ config: first.config, runtimes: { process: rt }, clock, trafficLog: new MemoryTrafficLog() });
+  const fleet = new Fleet({ config: first.config, runtimes: { process: rt }, clock, portCheck: fakePortCheck, trafficLog: new MemoryTrafficLog() });
   await fleet.start();
   await settle();
   assert.ok(rt.removed.includes(dead), 'stopped instance removed');

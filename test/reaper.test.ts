@@ -8,7 +8,7 @@ import { parseConfig } from '../pool/config.js';
 import { Fleet } from '../pool/fleet.js';
 import { nextDeadline } from '../pool/reaper.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';
-import { FakeRuntime } from './helpers/fake-runtime.js';
+import { FakeRuntime, fakePortCheck } from './helpers/fake-runtime.js';
 
 const MIN = 60_000;
 
@@ -25,7 +25,7 @@ apps:
   const rt = new FakeRuntime();
   rt.autoReady = true;
   const log = new MemoryTrafficLog();
-  const fleet = new Fleet({ config, runtimes: { process: rt }, clock, trafficLog: log, idleNoticeMs: MIN });
+  const fleet = new Fleet({ config, runtimes: { process: rt }, clock, portCheck: fakePortCheck, trafficLog: log, idleNoticeMs: MIN });
   await fleet.start();
   await settle();
   const r = await fleet.claim('demo');
@@ -121,7 +121,7 @@ test('idle and active-again are noted in the traffic log', async () => {
 
 test('the reaper keeps one timer, however many sessions', async () => {
   const { clock, fleet } = await claimed('idleTimeout: 10m');
-  for (let i = 0; i < 2; i++) await fleet.claim('demo');
+  for (let i = 0; i < 2; i++) { await settle(); assert.equal((await fleet.claim('demo')).kind, 'session'); }
   await settle();
   assert.equal(fleet.liveSessions().length, 3);
   assert.equal(clock.timers, 1);

@@ -79,3 +79,6 @@ export class FakeRuntime implements Runtime {
   get live(): string[] { return [...this.instances.keys()]; }
   readyAll(): void { for (const id of this.live) this.print(id, 'READY'); }
 }
+
+/** Fake instances listen nowhere: the pool's TCP check after the readiness line always passes. */
+export const fakePortCheck = async (): Promise<boolean> => true;
