@@ -227,3 +227,30 @@ test('unknown app is a clear error', async () => {
   const { fleet } = setup('{ warm: 0, max: 1 }');
   await assert.rejects(fleet.claim('nope'), (e: Error & { code?: string }) => e.code === 'APP_UNKNOWN' && /known apps: demo/.test(e.message));
 });
+
+test('an unreachable engine at start is reported and retried with backoff, never a crash', async () => {
+  const { config } = setup('{ warm: 1, max: 1 }');
+  const clock = new ManualClock();
+  const rt = new FakeRuntime();
+  rt.autoReady = true;
+  let failures = 2;
+  const list = rt.list.bind(rt);
+  rt.list = async () => {
+    if (failures-- > 0) throw new Error('connect ENOENT /var/run/docker.sock');
+    return list();
+  };
+  const logged: string[] = [];
+  const fleet = new Fleet({ config, runtimes: { process: rt }, clock, portCheck: fakePortCheck, log: (m) => logged.push(m) });
+  let started = false;
+  const starting = fleet.start().then(() => { started = true; });
+  await settle();
+  assert.equal(started, false);
+  assert.match(logged[0]!, /cannot list instances \(attempt 1, retrying in 1000 ms\): connect ENOENT/);
+  await clock.advance(1000);
+  assert.match(logged[1]!, /attempt 2, retrying in 2000 ms/);
+  await clock.advance(2000);
+  await starting;
+  await settle();
+  assert.equal(fleet.status()[0]!.ready, 1, 'warms up once the engine answers');
+  await fleet.stop();
+});
