@@ -163,18 +163,22 @@ export class Fleet implements PoolApi {
 
   activity(session: string, at: number): void {
     const s = this.sessions.get(session);
-    if (!s || at <= s.lastActive) return;
+    // Back from idle: the next idle notice is due earlier than the reaper's timer.
+    if (s && this.touch(s, at)) this.reaper.schedule();
+  }
+
+  /** Records user activity at `at`; true when the session was noted idle before. */
+  private touch(s: Session, at: number): boolean {
+    if (at <= s.lastActive) return false;
     // Active time: gaps between activities up to the idle-notice interval count as active.
     const gap = at - s.lastActive;
     if (gap <= (s.idleNoticeMs ?? 60_000)) s.activeMs += gap;
     s.lastActive = at;
-    s.target.traffic.lastActive = at;
-    if (s.idleNoticed) {
-      // Back from idle: the next idle notice is due earlier than the reaper's timer.
-      s.idleNoticed = false;
-      this.o.trafficLog?.write({ t: at, type: 'active-again', session, app: s.app.name });
-      this.reaper.schedule();
-    }
+    if (s.target.traffic.lastActive === undefined || s.target.traffic.lastActive < at) s.target.traffic.lastActive = at;
+    if (!s.idleNoticed) return false;
+    s.idleNoticed = false;
+    this.o.trafficLog?.write({ t: at, type: 'active-again', session: s.id, app: s.app.name });
+    return true;
   }
 
   connectionOpened(session: string): void {
@@ -245,13 +249,21 @@ export class Fleet implements PoolApi {
     this.trafficLog({ type: 'restored', session: s.id, app: app.name, instance: m.id, claimedAt: m.claim.at });
   }
 
-  private deadline(id: string, s: Session, reason: DeadlineReason, at: number): void {
+  private deadline(id: string, s: Session, reason: DeadlineReason, at: number): boolean {
+    // The proxy reports activity coalesced (at most once a second) but stamps traffic.lastActive
+    // exactly: catch up before judging idleness, so a session is never reaped early.
+    const exact = s.target.traffic.lastActive;
+    if ((reason === 'idle' || reason === 'idle-notice') && exact !== undefined && exact > s.lastActive) {
+      this.touch(s, exact);
+      return false;
+    }
     if (reason === 'idle-notice') {
       s.idleNoticed = true;
       this.trafficLog({ type: 'idle', session: id, app: s.app.name, since: s.lastActive });
-      return;
+      return false;
     }
     this.finish(s, reason, true, at);
+    return true;
   }
 
   private finish(s: Session, reason: EndReason, release = true, deadline?: number): void {

@@ -43,8 +43,8 @@ export class Reaper<S extends ReapableSession> {
   constructor(
     private readonly clock: Clock,
     private readonly sessions: () => Iterable<[string, S]>,
-    /** Called for each session whose deadline has come. */
-    private readonly due: (id: string, s: S, reason: DeadlineReason, deadline: number) => void,
+    /** Called for each session whose deadline has come; returns true when it ended the session. */
+    private readonly due: (id: string, s: S, reason: DeadlineReason, deadline: number) => boolean,
   ) {}
 
   /**
@@ -57,12 +57,14 @@ export class Reaper<S extends ReapableSession> {
     let next = Infinity;
     for (const [id, s] of [...this.sessions()]) {
       let d = nextDeadline(s);
+      let ended = false;
       while (d.at <= now) {
-        this.due(id, s, d.reason, d.at);
-        if (d.reason !== 'idle-notice') break;
-        d = nextDeadline(s);
+        if ((ended = this.due(id, s, d.reason, d.at))) break;
+        const moved = nextDeadline(s);
+        if (moved.at === d.at && moved.reason === d.reason) throw new Error(`reaper: deadline of ${id} did not move after ${d.reason}`);
+        d = moved;
       }
-      if (d.at > now) next = Math.min(next, d.at);
+      if (!ended) next = Math.min(next, d.at);
     }
     if (next === this.timerAt) return;
     this.timer?.cancel();

@@ -127,3 +127,19 @@ test('the reaper keeps one timer, however many sessions', async () => {
   assert.equal(clock.timers, 1);
   await fleet.stop();
 });
+
+test('activity the proxy stamped but had not yet reported (coalesced) still moves the idle deadline', async () => {
+  const { clock, fleet, t, ended } = await claimed();
+  fleet.connectionOpened(t.session);
+  await clock.advance(5 * MIN);
+  fleet.activity(t.session, clock.now());
+  await clock.advance(500);
+  t.traffic.lastActive = clock.now(); // a second keystroke inside the proxy's 1 s coalescing window
+  const exact = clock.now();
+  await clock.advance(10 * MIN - 500);
+  assert.equal(ended(), undefined, 'not reaped at the deadline of the reported activity');
+  await clock.advance(500);
+  assert.equal(ended()?.reason, 'idle');
+  assert.equal(ended()?.t, exact + 10 * MIN);
+  await fleet.stop();
+});
