@@ -11,13 +11,12 @@
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { realpathSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import {
   JUPYTER_V1_SUBPROTOCOL, deserializeLegacy, deserializeV1, jupyterMessage, serializeLegacy, serializeV1,
   type JupyterChannel, type JupyterMessage,
 } from './protocol.js';
+import { runIfMain } from './main.js';
 
 export interface JupyterStandinOptions {
   port?: number;
@@ -542,28 +541,4 @@ open().catch((e) => { console.error(e); set_status("failed"); });
 }
 
 // ---- executable ----
-const isMain = (() => {
-  try {
-    return process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
-  } catch {
-    return false;
-  }
-})();
-
-if (isMain) {
-  let opts: JupyterStandinOptions;
-  try {
-    opts = jupyterOptionsFromEnv();
-  } catch (e) {
-    process.stderr.write(`jupyter-standin: ${(e as Error).message}\n`);
-    process.exit(2);
-  }
-  startJupyterStandin(opts).then((h) => {
-    const stop = () => { void h.close().then(() => process.exit(0)); };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  }, (e: Error) => {
-    process.stderr.write(`jupyter-standin: ${e.message}\n`);
-    process.exit(1);
-  });
-}
+runIfMain(import.meta.url, 'jupyter-standin', () => jupyterOptionsFromEnv(), startJupyterStandin);

@@ -20,15 +20,15 @@
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import { encode } from '@msgpack/msgpack';
 import {
   DEFAULT_NOTEBOOK_ID, applyPatches, parsePlutoRequest, plutoUpdate,
   type Patch, type PlutoRequest, type PlutoUpdate,
 } from './protocol.js';
+import { runIfMain } from './main.js';
 
 export interface StandinOptions {
   port?: number;
@@ -681,28 +681,4 @@ connect();
 }
 
 // ---- executable ----
-const isMain = (() => {
-  try {
-    return process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
-  } catch {
-    return false;
-  }
-})();
-
-if (isMain) {
-  let opts: StandinOptions;
-  try {
-    opts = optionsFromEnv();
-  } catch (e) {
-    process.stderr.write(`standin: ${(e as Error).message}\n`);
-    process.exit(2);
-  }
-  startStandin(opts).then((h) => {
-    const stop = () => { void h.close().then(() => process.exit(0)); };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  }, (e: Error) => {
-    process.stderr.write(`standin: ${e.message}\n`);
-    process.exit(1);
-  });
-}
+runIfMain(import.meta.url, 'standin', () => optionsFromEnv(), startStandin);
