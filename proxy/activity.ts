@@ -5,6 +5,18 @@ import type { PoolApi, SessionTarget, SessionTraffic } from '../pool/api.js';
 import type { Clock } from '../pool/clock.js';
 
 const STATUS_CLASS = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx'];
+/** "GET 2xx"-style keys, built once per method (a string built per request showed in the profile). */
+const REQUEST_KEYS = new Map<string, string[]>();
+
+function requestKey(method: string, status: number): string {
+  let keys = REQUEST_KEYS.get(method);
+  if (keys === undefined) {
+    keys = STATUS_CLASS.map((c) => `${method} ${c}`);
+    // Methods are whatever visitors send: cache the usual ones only, so the map stays small.
+    if (REQUEST_KEYS.size < 32) REQUEST_KEYS.set(method, keys);
+  }
+  return keys[Math.floor(status / 100)] ?? `${method} xxx`;
+}
 
 export class ActivityReporter {
   /** Last time pool.activity() was called, per session's traffic record (dies with the record). */
@@ -37,7 +49,7 @@ export class ActivityReporter {
 
   /** One HTTP request answered: "GET 2xx" += 1. */
   request(t: SessionTraffic, method: string, status: number): void {
-    const key = `${method} ${STATUS_CLASS[Math.floor(status / 100)] ?? 'xxx'}`;
+    const key = requestKey(method, status);
     t.requests[key] = (t.requests[key] ?? 0) + 1;
   }
 

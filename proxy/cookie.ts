@@ -226,14 +226,19 @@ export function clearCookieHeader(app: string, secure: boolean): string {
 export function forwardableCookies(header: string | undefined, drop?: string): string | undefined {
   if (!header) return undefined;
   if (header.indexOf(COOKIE_PREFIX) < 0 && (drop === undefined || header.indexOf(drop) < 0)) return header;
-  const kept: string[] = [];
-  for (const part of header.split(';')) {
-    const p = part.trim();
+  // Every proxied request carries warmpool's own cookie, so this is the usual path: one scan, no split.
+  let kept: string | undefined;
+  let from = 0;
+  while (from < header.length) {
+    let end = header.indexOf(';', from);
+    if (end < 0) end = header.length;
+    const p = header.slice(from, end).trim();
+    from = end + 1;
     if (p.length === 0) continue;
     const eq = p.indexOf('=');
     const name = eq < 0 ? p : p.slice(0, eq).trim();
     if (name.startsWith(COOKIE_PREFIX) || name === drop) continue;
-    kept.push(p);
+    kept = kept === undefined ? p : `${kept}; ${p}`;
   }
-  return kept.length ? kept.join('; ') : undefined;
+  return kept;
 }

@@ -26,6 +26,10 @@ const PAYLOAD = 1;
 const CLOSED = 2; // after a close frame: nothing more is legal, so the rest is ignored quietly
 const DESYNCED = 3;
 
+// Payload runs at least this long are unmasked by words (below it the one-pass bytewise copy is faster).
+const WORD_UNMASK_MIN = 256;
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 // 2^53 / 2^32: a 64-bit length whose high word reaches this cannot be held exactly in a number.
 const MAX_HIGH_WORD = 0x200000;
 
@@ -57,7 +61,11 @@ export class FrameTap {
   private fin = false;
   private opcode = 0;
   private masked = false;
-  private readonly maskKey = new Uint8Array(4);
+  // The frame's masking key as four numbers (no typed array per tap: a relayed socket lives for an hour).
+  private mask0 = 0;
+  private mask1 = 0;
+  private mask2 = 0;
+  private mask3 = 0;
   private frameLen = 0;
   private framePos = 0;
 
@@ -188,11 +196,10 @@ export class FrameTap {
     }
 
     if (masked) {
-      const k = this.maskKey;
-      k[0] = hdr[p];
-      k[1] = hdr[p + 1];
-      k[2] = hdr[p + 2];
-      k[3] = hdr[p + 3];
+      this.mask0 = hdr[p];
+      this.mask1 = hdr[p + 1];
+      this.mask2 = hdr[p + 2];
+      this.mask3 = hdr[p + 3];
     }
     this.fin = fin;
     this.opcode = opcode;
@@ -225,15 +232,18 @@ export class FrameTap {
     const end = at + count;
     if (!this.masked) {
       chunk.copy(buf, at, from, from + count);
+    } else if (count >= WORD_UNMASK_MIN) {
+      // Long runs: memcpy, then unmask in place a 32-bit word at a time (64 KiB: about 4x faster than bytewise).
+      chunk.copy(buf, at, from, from + count);
+      this.unmaskInPlace(buf, at, end);
     } else {
       // Copy and unmask in one pass, four bytes a step (about 3x faster than copy-then-xor on 100-byte messages).
       // The mask index follows the position within the frame, not the chunk.
-      const k = this.maskKey;
       const m = this.framePos;
-      const k0 = k[m & 3];
-      const k1 = k[(m + 1) & 3];
-      const k2 = k[(m + 2) & 3];
-      const k3 = k[(m + 3) & 3];
+      const k0 = this.maskAt(m);
+      const k1 = this.maskAt(m + 1);
+      const k2 = this.maskAt(m + 2);
+      const k3 = this.maskAt(m + 3);
       let j = at;
       let s = from;
       for (const end4 = end - 3; j < end4; j += 4, s += 4) {
@@ -247,6 +257,33 @@ export class FrameTap {
       if (j < end) buf[j] = chunk[s] ^ k2;
     }
     this.captureLen = end;
+  }
+
+  /** The mask byte for payload position pos of the current frame. */
+  private maskAt(pos: number): number {
+    switch (pos & 3) {
+      case 0: return this.mask0;
+      case 1: return this.mask1;
+      case 2: return this.mask2;
+      default: return this.mask3;
+    }
+  }
+
+  /** XORs buf[from, end) with the mask, the bytes being payload positions framePos onwards. */
+  private unmaskInPlace(buf: Buffer, from: number, end: number): void {
+    let j = from;
+    let pos = this.framePos;
+    // Bytewise up to a 4-byte aligned address, words in the middle, bytewise for the tail.
+    while (j < end && ((buf.byteOffset + j) & 3) !== 0) buf[j++] ^= this.maskAt(pos++);
+    const words = LITTLE_ENDIAN ? (end - j) >>> 2 : 0;
+    if (words > 0) {
+      const w = new Uint32Array(buf.buffer, buf.byteOffset + j, words);
+      const key = this.maskAt(pos) | (this.maskAt(pos + 1) << 8) | (this.maskAt(pos + 2) << 16) | (this.maskAt(pos + 3) << 24);
+      for (let i = 0; i < words; i++) w[i] ^= key;
+      j += words * 4;
+      pos += words * 4;
+    }
+    while (j < end) buf[j++] ^= this.maskAt(pos++);
   }
 
   /** The current frame's payload is complete. Returns false when the tap stopped (close, desync). */

@@ -23,12 +23,20 @@ const PROXY_SET = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-
 /** Lower-case tokens listed in Connection header values. */
 function connectionTokens(values: string[] | undefined): Set<string> | undefined {
   if (!values || values.length === 0) return undefined;
+  // The common values name no other header (keep-alive is hop-by-hop anyway): no Set per message.
+  if (values.length === 1 && isPlainConnection(values[0]!)) return undefined;
   const out = new Set<string>();
   for (const v of values) for (const t of v.split(',')) {
     const tok = t.trim().toLowerCase();
     if (tok) out.add(tok);
   }
   return out;
+}
+
+function isPlainConnection(v: string): boolean {
+  if (v.length !== 10 && v.length !== 5) return false;
+  const l = v.toLowerCase();
+  return l === 'keep-alive' || l === 'close';
 }
 
 /** The request target sent upstream: prefix stripped or kept, secret added as a query parameter if configured. */

@@ -45,7 +45,17 @@ export function secretHeaderValue(inject: SecretConfig['inject'], secret: string
   return inject.headerFormat.split('{secret}').join(secret);
 }
 
+// The URL-encoded form of the last secret asked about: every response header is checked, and
+// encodeURIComponent per header showed in the relay's profile (issue 5).
+let lastSecret = '';
+let lastEncoded = '';
+
 /** True when a response header value gives the secret away (raw or URL-encoded). */
 export function leaksSecret(value: string, secret: string): boolean {
-  return value.indexOf(secret) >= 0 || (secret !== encodeURIComponent(secret) && value.indexOf(encodeURIComponent(secret)) >= 0);
+  if (value.indexOf(secret) >= 0) return true;
+  if (secret !== lastSecret) {
+    lastSecret = secret;
+    lastEncoded = encodeURIComponent(secret);
+  }
+  return lastEncoded !== secret && value.indexOf(lastEncoded) >= 0;
 }

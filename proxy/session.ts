@@ -13,20 +13,21 @@ export type SessionLookup =
 export function readSession(req: IncomingMessage, app: string, codec: CookieCodec, pool: PoolApi, secure: boolean): SessionLookup {
   const raw = readCookie(req.headers.cookie, cookieName(app));
   if (raw === undefined || raw === '') return { ok: false, present: false, answer: { kind: 'no-session', app, why: 'missing' } };
-  const clear = [clearCookieHeader(app, secure)];
+  // Built only for a refusal: the usual request has a live session and clears nothing.
+  const clear = (): string[] => [clearCookieHeader(app, secure)];
   const v = codec.verify(raw, app);
-  if (!v.ok) return { ok: false, present: true, answer: { kind: 'no-session', app, why: v.reason, setCookie: clear } };
+  if (!v.ok) return { ok: false, present: true, answer: { kind: 'no-session', app, why: v.reason, setCookie: clear() } };
   const found = pool.find(v.payload.session, v.payload.instance);
   switch (found.kind) {
     case 'live':
       // Defence in depth: a target of another app or instance is never used, whatever the pool said.
       if (found.target.app !== app || found.target.instanceId !== v.payload.instance) {
-        return { ok: false, present: true, answer: { kind: 'ended', app, reason: 'unknown', setCookie: clear } };
+        return { ok: false, present: true, answer: { kind: 'ended', app, reason: 'unknown', setCookie: clear() } };
       }
       return { ok: true, target: found.target, cookie: v.payload };
     case 'ended':
-      return { ok: false, present: true, answer: { kind: 'ended', app, reason: found.reason, at: found.at, setCookie: clear } };
+      return { ok: false, present: true, answer: { kind: 'ended', app, reason: found.reason, at: found.at, setCookie: clear() } };
     default:
-      return { ok: false, present: true, answer: { kind: 'ended', app, reason: 'unknown', setCookie: clear } };
+      return { ok: false, present: true, answer: { kind: 'ended', app, reason: 'unknown', setCookie: clear() } };
   }
 }

@@ -5,7 +5,7 @@
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { PoolApi } from '../pool/api.js';
+import type { PoolApi, SessionTraffic } from '../pool/api.js';
 import type { ActivityReporter } from './activity.js';
 import { refuseUpgrade, writeRawAnswer } from './answers.js';
 import { FrameTap } from './frames.js';
@@ -32,6 +32,42 @@ export interface WsRelayOptions {
 }
 
 const HANDSHAKE_HEADER_LIMIT = 64 * 1024;
+
+// Socket listeners are shared functions that find their state through a symbol on the socket (`this`
+// is the emitting socket), not closures: a relayed socket lives for an hour, and a closure made during
+// the handshake would keep the handshake's request objects alive with it (issue 5: memory per session).
+const RELAY = Symbol('warmpool.wsRelay');
+const LINK = Symbol('warmpool.wsLink');
+type Tracked = Duplex & { [RELAY]?: WsRelay; [LINK]?: Link };
+
+function destroySelf(this: Duplex): void {
+  this.destroy();
+}
+function untrack(this: Tracked): void {
+  if (this[RELAY]?.forget(this)) openWsSockets--;
+}
+function onClientData(this: Tracked, chunk: Buffer): void {
+  this[LINK]!.fromClient(chunk);
+}
+function onUpstreamData(this: Tracked, chunk: Buffer): void {
+  this[LINK]!.fromUpstream(chunk);
+}
+function onClientDrain(this: Tracked): void {
+  this[LINK]!.upstream.resume();
+}
+function onUpstreamDrain(this: Tracked): void {
+  this[LINK]!.client.resume();
+}
+// Half-close passes through (the closing handshake may end one direction first); a close ends both.
+function onClientEnd(this: Tracked): void {
+  this[LINK]!.upstream.end();
+}
+function onUpstreamEnd(this: Tracked): void {
+  this[LINK]!.client.end();
+}
+function onLinkEnd(this: Tracked): void {
+  this[LINK]!.finish();
+}
 
 export class WsRelay {
   private readonly live = new Set<Duplex>();
@@ -65,42 +101,47 @@ export class WsRelay {
       maxHeaderSize: HANDSHAKE_HEADER_LIMIT,
     });
     let settled = false;
-    const fail = (timeout: boolean, detail: string): void => {
-      if (settled) return;
+    // Our own timer, not upReq.setTimeout(): that one leaves a Timeout on the upstream socket for its whole life.
+    const timer = setTimeout(() => fail(true, 'handshake-timeout'), this.handshakeTimeoutMs);
+    timer.unref();
+    /** The handshake is decided (answered, failed or abandoned): true the first time only. */
+    const settle = (): boolean => {
+      if (settled) return false;
       settled = true;
+      clearTimeout(timer);
+      return true;
+    };
+    const fail = (timeout: boolean, detail: string): void => {
+      if (!settle()) return;
       upReq.destroy();
       this.o.pool.event(t.target.session, 'upstream-error', { code: detail, path: t.rest.split('?')[0], websocket: true });
       refuseUpgrade(req, client, { kind: 'upstream-down', app: t.app.name, timeout });
     };
     upReq.on('socket', (s: Socket) => this.track(s));
-    upReq.setTimeout(this.handshakeTimeoutMs, () => fail(true, 'handshake-timeout'));
     upReq.on('error', (e: NodeJS.ErrnoException) => fail(false, e.code ?? e.message));
     // The visitor left during the handshake: drop the upstream attempt.
     const onEarlyClose = (): void => {
-      if (settled) return;
-      settled = true;
+      if (!settle()) return;
       upReq.destroy();
     };
     client.once('close', onEarlyClose);
 
     upReq.on('response', (res) => {
       // The instance refused the upgrade (403 without the secret, 404, ...): relay its answer, then close.
-      if (settled) {
+      if (!settle()) {
         res.destroy();
         return;
       }
-      settled = true;
       client.removeListener('close', onEarlyClose);
       this.relayRefusal(res, client, t, () => upReq.destroy());
     });
 
     upReq.on('upgrade', (res: IncomingMessage, upstream: Socket, upHead: Buffer) => {
-      if (settled) {
+      if (!settle()) {
         upstream.destroy();
         return;
       }
-      settled = true;
-      upstream.on('error', () => upstream.destroy());
+      upstream.on('error', destroySelf);
       client.removeListener('close', onEarlyClose);
       upstream.setTimeout(0);
       this.track(upstream);
@@ -111,7 +152,7 @@ export class WsRelay {
       }
       // The 101 head as the instance wrote it (its subprotocol and extensions reach the browser).
       client.write(Buffer.from(responseHead(res, t.target.secret), 'latin1'));
-      this.join(client, head, upstream, upHead, t, res);
+      new Link(this, client, upstream, t).start(head, upHead, res);
     });
     upReq.end();
   }
@@ -126,14 +167,18 @@ export class WsRelay {
     })));
   }
 
-  private track(s: Duplex): void {
+  private track(s: Tracked): void {
     if (this.live.has(s)) return;
     this.live.add(s);
     openWsSockets++;
-    s.once('close', () => {
-      if (this.live.delete(s)) openWsSockets--;
-    });
-    if (s.listenerCount('error') === 0) s.on('error', () => s.destroy());
+    s[RELAY] = this;
+    s.on('close', untrack);
+    if (s.listenerCount('error') === 0) s.on('error', destroySelf);
+  }
+
+  /** For untrack(): true when s was tracked here. */
+  forget(s: Duplex): boolean {
+    return this.live.delete(s);
   }
 
   private relayRefusal(res: IncomingMessage, client: Duplex, t: RelayTarget, dropUpstream: () => void): void {
@@ -157,112 +202,150 @@ export class WsRelay {
       writeRawAnswer(client, { status: res.statusCode ?? 502, headers, body: secret ? text.split(secret).join('') : text });
     });
   }
+}
 
-  /** Both sockets are live: pipe them, tap the client side, count both, tear both down together. */
-  private join(client: Duplex, head: Buffer, upstream: Socket, upHead: Buffer, t: RelayTarget, res: IncomingMessage): void {
-    const { pool, reporter } = this.o;
+/**
+ * Both sockets of one relayed WebSocket once they are live: piped both ways, the client side tapped and
+ * classified, both counted, both torn down together. One object per connection; the socket listeners
+ * are the shared functions above.
+ */
+class Link {
+  private readonly tapIn: FrameTap;
+  private readonly tapOut: FrameTap;
+  private readonly traffic: SessionTraffic;
+  private readonly openedAt: number;
+  private undecodable = false;
+  private closeCodeSeen = false;
+  private closed = false;
+  // Frame counts already added to traffic (the taps count; traffic gets the difference).
+  private inData = 0;
+  private inCtl = 0;
+  private outData = 0;
+  private outCtl = 0;
+  private outMsgs = 0;
+
+  constructor(private readonly relay: WsRelay, readonly client: Tracked, readonly upstream: Tracked, private readonly t: RelayTarget) {
+    const { reporter, log } = relay.o;
     const target = t.target;
-    const traffic = target.traffic;
-    const session = target.session;
+    this.traffic = target.traffic;
+    this.openedAt = reporter.now();
     const classify = t.classifier.newConnection();
-    const openedAt = reporter.now();
-    let undecodable = false;
-    let closeCodeSeen = false;
-
     // Client → instance: frames parsed, messages classified; only user activity reaches the pool.
-    const tapIn = new FrameTap({
+    this.tapIn = new FrameTap({
       requireMask: true,
-      captureLimit: this.o.captureLimit,
+      captureLimit: relay.o.captureLimit,
       onMessage: (opcode, totalLength, payload, compressed) => {
         const c = classify.clientMessage(opcode, payload, totalLength, compressed);
-        reporter.messageIn(traffic, c.type);
+        reporter.messageIn(this.traffic, c.type);
         if (c.kind === 'active') reporter.active(target, reporter.now());
       },
       onControl: (opcode) => {
-        if (opcode === 8) closeCodeSeen = true;
+        if (opcode === 8) this.closeCodeSeen = true;
       },
       onDesync: (reason) => {
         // Cannot tell keepalives from people any more: count every later chunk as activity (never reap a person).
-        undecodable = true;
-        this.o.log?.(`websocket of session ${session}: frame tap stopped (${reason}); its traffic counts as activity from now on`);
+        this.undecodable = true;
+        log?.(`websocket of session ${target.session}: frame tap stopped (${reason}); its traffic counts as activity from now on`);
       },
     });
     // Instance → client: counted only; server pushes never count as activity.
-    const tapOut = new FrameTap({ requireMask: false, captureLimit: 0 });
-    let inData = 0, inCtl = 0, outData = 0, outCtl = 0, outMsgs = 0;
-    const syncIn = (): void => {
-      traffic.framesIn.data += tapIn.dataFrames - inData;
-      traffic.framesIn.control += tapIn.controlFrames - inCtl;
-      inData = tapIn.dataFrames;
-      inCtl = tapIn.controlFrames;
-    };
-    const syncOut = (): void => {
-      traffic.framesOut.data += tapOut.dataFrames - outData;
-      traffic.framesOut.control += tapOut.controlFrames - outCtl;
-      traffic.messagesOut += tapOut.messages - outMsgs;
-      outData = tapOut.dataFrames;
-      outCtl = tapOut.controlFrames;
-      outMsgs = tapOut.messages;
-    };
+    this.tapOut = new FrameTap({ requireMask: false, captureLimit: 0 });
+  }
 
-    const fromClient = (chunk: Buffer): void => {
-      traffic.bytesIn += chunk.length;
-      const ok = upstream.write(chunk);
-      const now = reporter.now();
-      reporter.seen(traffic, now);
-      tapIn.push(chunk);
-      syncIn();
-      if (undecodable) reporter.active(target, now);
-      if (!ok) client.pause();
-    };
-    const fromUpstream = (chunk: Buffer): void => {
-      traffic.bytesOut += chunk.length;
-      const ok = client.write(chunk);
-      tapOut.push(chunk);
-      syncOut();
-      if (!ok) upstream.pause();
-    };
-
-    let closed = false;
-    const finish = (): void => {
-      if (closed) return;
-      closed = true;
-      client.destroy();
-      upstream.destroy();
-      syncIn();
-      syncOut();
-      pool.connectionClosed(session);
-      pool.event(session, 'ws-close', {
-        path: t.rest.split('?')[0],
-        durationMs: reporter.now() - openedAt,
-        closeFrame: closeCodeSeen,
-        framesIn: tapIn.dataFrames + tapIn.controlFrames,
-        framesOut: tapOut.dataFrames + tapOut.controlFrames,
-      });
-    };
-
+  start(head: Buffer, upHead: Buffer, res: IncomingMessage): void {
+    const { pool, reporter } = this.relay.o;
+    const { client, upstream, t } = this;
+    const session = t.target.session;
     pool.connectionOpened(session);
     // What the instance chose (not what the browser offered): the subprotocol and extensions in force.
     pool.event(session, 'ws-open', { path: t.rest.split('?')[0], protocol: res.headers['sec-websocket-protocol'] ?? null, extensions: res.headers['sec-websocket-extensions'] ?? null });
-    reporter.seen(traffic, openedAt);
-
-    client.on('data', fromClient);
-    upstream.on('data', fromUpstream);
-    client.on('drain', () => upstream.resume());
-    upstream.on('drain', () => client.resume());
-    // Half-close passes through (the closing handshake may end one direction first); a close ends both.
-    client.on('end', () => upstream.end());
-    upstream.on('end', () => client.end());
-    client.on('close', finish);
-    upstream.on('close', finish);
-    client.on('error', finish);
-    upstream.on('error', finish);
-
-    if (upHead.length > 0) fromUpstream(upHead);
-    if (head.length > 0) fromClient(head);
+    reporter.seen(this.traffic, this.openedAt);
+    client[LINK] = this;
+    upstream[LINK] = this;
+    client.on('data', onClientData);
+    upstream.on('data', onUpstreamData);
+    client.on('drain', onClientDrain);
+    upstream.on('drain', onUpstreamDrain);
+    client.on('end', onClientEnd);
+    upstream.on('end', onUpstreamEnd);
+    client.on('close', onLinkEnd);
+    upstream.on('close', onLinkEnd);
+    client.on('error', onLinkEnd);
+    upstream.on('error', onLinkEnd);
+    if (upHead.length > 0) this.fromUpstream(upHead);
+    if (head.length > 0) this.fromClient(head);
     client.resume();
     upstream.resume();
-    if (client.destroyed || upstream.destroyed) finish();
+    if (client.destroyed || upstream.destroyed) this.finish();
+  }
+
+  fromClient(chunk: Buffer): void {
+    const { traffic, tapIn } = this;
+    const reporter = this.relay.o.reporter;
+    traffic.bytesIn += chunk.length;
+    const ok = this.upstream.write(chunk);
+    const now = reporter.now();
+    reporter.seen(traffic, now);
+    tapIn.push(chunk);
+    this.syncIn();
+    if (this.undecodable) reporter.active(this.t.target, now);
+    if (!ok) this.client.pause();
+  }
+
+  fromUpstream(chunk: Buffer): void {
+    this.traffic.bytesOut += chunk.length;
+    const ok = this.client.write(chunk);
+    this.tapOut.push(chunk);
+    this.syncOut();
+    if (!ok) this.upstream.pause();
+  }
+
+  private syncIn(): void {
+    const { tapIn, traffic } = this;
+    if (tapIn.dataFrames !== this.inData) {
+      traffic.framesIn.data += tapIn.dataFrames - this.inData;
+      this.inData = tapIn.dataFrames;
+    }
+    if (tapIn.controlFrames !== this.inCtl) {
+      traffic.framesIn.control += tapIn.controlFrames - this.inCtl;
+      this.inCtl = tapIn.controlFrames;
+    }
+  }
+
+  private syncOut(): void {
+    const { tapOut, traffic } = this;
+    if (tapOut.dataFrames !== this.outData) {
+      traffic.framesOut.data += tapOut.dataFrames - this.outData;
+      this.outData = tapOut.dataFrames;
+    }
+    if (tapOut.controlFrames !== this.outCtl) {
+      traffic.framesOut.control += tapOut.controlFrames - this.outCtl;
+      this.outCtl = tapOut.controlFrames;
+    }
+    if (tapOut.messages !== this.outMsgs) {
+      traffic.messagesOut += tapOut.messages - this.outMsgs;
+      this.outMsgs = tapOut.messages;
+    }
+  }
+
+  finish(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const { pool, reporter } = this.relay.o;
+    const { tapIn, tapOut, t } = this;
+    this.client.destroy();
+    this.upstream.destroy();
+    this.syncIn();
+    this.syncOut();
+    const session = t.target.session;
+    pool.connectionClosed(session);
+    pool.event(session, 'ws-close', {
+      path: t.rest.split('?')[0],
+      durationMs: reporter.now() - this.openedAt,
+      closeFrame: this.closeCodeSeen,
+      framesIn: tapIn.dataFrames + tapIn.controlFrames,
+      framesOut: tapOut.dataFrames + tapOut.controlFrames,
+    });
   }
 }
 
