@@ -19,6 +19,8 @@ export interface Results {
     pool?: Section<PoolResults>;
     memory?: Section<MemoryResults>;
   };
+  /** Runs with extra node flags for warmpool (--warmpool-node-args), keyed by the flags. */
+  experiments?: Record<string, Results['sections']>;
 }
 
 const BEGIN = '<!-- BEGIN GENERATED (npm run bench rewrites this part; edit below the END marker) -->';
@@ -167,6 +169,16 @@ export function renderResults(r: Results, previous?: string): string {
     table(['goal (issue 5)', 'measured', 'met?'], goals.map(([g, v, ok]) => [g, v, ok === undefined ? '–' : ok ? '**met**' : '**missed**'])),
     '',
   ];
+  for (const [flags, ex] of Object.entries(r.experiments ?? {})) {
+    const g: Goal[] = [];
+    const sub: string[] = [];
+    if (ex.http) sub.push(httpPart(ex.http, g));
+    if (ex.ws) sub.push(wsPart(ex.ws, g));
+    if (ex.memory) sub.push(memoryPart(ex.memory, g));
+    parts.push([`## Experiment: warmpool started with \`node ${flags}\``, '', 'Not how warmpool is deployed today; the same measurements with this flag, to show what it would change.', '',
+      table(['goal (issue 5)', 'measured', 'met?'], g.map(([a, v, ok]) => [a, v, ok === undefined ? '–' : ok ? '**met**' : '**missed**'])), '',
+      ...sub.map((x) => x.replace(/^## /gm, '### '))].join('\n'));
+  }
   const generated = [...head, ...parts.flatMap((p) => [p, '']), END].join('\n');
   const tail = previous && previous.includes(END) ? previous.slice(previous.indexOf(END) + END.length) : '\n\n## Analysis\n\n(hand-written; `npm run bench` keeps this part)\n';
   return generated + tail;

@@ -36,13 +36,16 @@ interface Options {
   variants: VariantName[];
   profile: boolean;
   sessions: number;
+  /** Extra node flags for the warmpool processes (an experiment: recorded in results.json and RESULTS.md). */
+  warmpoolNodeArgs: string;
 }
 
 const USAGE = `usage: npm run bench -- [--only ${SECTIONS.join(',')}] [--rounds N] [--duration S] [--burst-n 50,100] [--burst-rounds N]
-                        [--variants ${ALL_VARIANTS.join(',')}] [--sessions 1000] [--profile]`;
+                        [--variants ${ALL_VARIANTS.join(',')}] [--sessions 1000] [--profile]
+                        [--warmpool-node-args '--max-semi-space-size=2']`;
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { only: [...SECTIONS], rounds: 3, durationS: 5, burstN: [50, 100], burstRounds: 3, variants: [...ALL_VARIANTS], profile: false, sessions: 1000 };
+  const o: Options = { only: [...SECTIONS], rounds: 3, durationS: 5, burstN: [50, 100], burstRounds: 3, variants: [...ALL_VARIANTS], profile: false, sessions: 1000, warmpoolNodeArgs: '' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const val = (): string => {
@@ -74,6 +77,7 @@ function parseArgs(argv: string[]): Options {
         break;
       }
       case '--profile': o.profile = true; break;
+      case '--warmpool-node-args': o.warmpoolNodeArgs = val(); break;
       case '-h': case '--help': console.log(USAGE); process.exit(0);
       default: throw new Error(`unknown option ${a}\n${USAGE}`);
     }
@@ -114,6 +118,7 @@ async function main(): Promise<void> {
   const hold = setInterval(() => undefined, 1 << 30);
   mkdirSync(WORK, { recursive: true });
   if (o.profile) process.env.BENCH_PROFILE = '1';
+  if (o.warmpoolNodeArgs) process.env.BENCH_WARMPOOL_NODE_ARGS = o.warmpoolNodeArgs;
   const prev: Results = existsSync(RESULTS_JSON) ? (JSON.parse(readFileSync(RESULTS_JSON, 'utf8')) as Results) : { meta: {}, sections: {} };
   const results: Results = {
     meta: {
@@ -122,7 +127,10 @@ async function main(): Promise<void> {
       node: process.version,
     },
     sections: { ...prev.sections },
+    experiments: { ...(prev.experiments ?? {}) },
   };
+  // With --warmpool-node-args the run is an experiment: its sections are kept apart from the main ones.
+  const out: Results['sections'] = o.warmpoolNodeArgs ? (results.experiments![o.warmpoolNodeArgs] = { ...(results.experiments![o.warmpoolNodeArgs] ?? {}) }) : results.sections;
   const save = (): void => {
     writeFileSync(RESULTS_JSON, JSON.stringify(results, null, 1) + '\n');
     writeFileSync(RESULTS_MD, renderResults(results, existsSync(RESULTS_MD) ? readFileSync(RESULTS_MD, 'utf8') : undefined));
@@ -154,13 +162,13 @@ async function main(): Promise<void> {
       if (why) notice(why);
       else {
         const data = await runHttp(variants, o.rounds, o.durationS, log);
-        results.sections.http = { at: new Date().toISOString(), rounds: o.rounds, durationS: o.durationS, data };
+        out.http = { at: new Date().toISOString(), rounds: o.rounds, durationS: o.durationS, data };
         save();
       }
     }
     if (relay.includes('ws')) {
       const data = await runWs(variants, o.rounds, o.durationS, log);
-      results.sections.ws = { at: new Date().toISOString(), rounds: o.rounds, durationS: o.durationS, data };
+      out.ws = { at: new Date().toISOString(), rounds: o.rounds, durationS: o.durationS, data };
       save();
     }
     for (const v of variants) await v.stop();
@@ -170,7 +178,7 @@ async function main(): Promise<void> {
   if (o.only.includes('memory')) {
     if (o.variants.includes('chp')) ensureChp(log);
     const data = await runMemory({ sessions: o.sessions, log, withChp: o.variants.includes('chp') });
-    results.sections.memory = { at: new Date().toISOString(), data };
+    out.memory = { at: new Date().toISOString(), data };
     save();
   }
 
@@ -180,7 +188,7 @@ async function main(): Promise<void> {
 
   if (o.only.includes('pool')) {
     const data = await runPool({ docker: !dockerWhy, log });
-    results.sections.pool = { at: new Date().toISOString(), data };
+    out.pool = { at: new Date().toISOString(), data };
     save();
   }
 
@@ -188,7 +196,7 @@ async function main(): Promise<void> {
     if (dockerWhy) notice('classroom burst skipped: it needs the Docker runtime');
     else {
       const data = await runBurst({ sizes: o.burstN, rounds: o.burstRounds, log });
-      results.sections.burst = { at: new Date().toISOString(), rounds: o.burstRounds, data };
+      out.burst = { at: new Date().toISOString(), rounds: o.burstRounds, data };
       save();
     }
   }

@@ -207,8 +207,10 @@ export interface WarmpoolServer {
 
 /** Starts bench/warmpool-server.js with a raw config (and static targets: StaticRuntime). */
 export async function startWarmpoolServer(tag: string, config: Record<string, unknown>, staticTargets?: { host: string; port: number }[], nodeArgs: string[] = []): Promise<WarmpoolServer> {
+  // --warmpool-node-args (run.ts) reaches here through the environment, so every warmpool process gets it.
+  const flags = (process.env.BENCH_WARMPOOL_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const extra = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', join(WORK, 'prof'), '--cpu-prof-name', `warmpool-${tag}-${Date.now()}.cpuprofile`] : [];
-  const child = await startChild(`warmpool-${tag}`, process.execPath, [...nodeArgs, ...extra, join(DIST, 'bench/warmpool-server.js'), JSON.stringify({ config, static: staticTargets })], { timeoutMs: 120_000 });
+  const child = await startChild(`warmpool-${tag}`, process.execPath, [...flags, ...nodeArgs, ...extra, join(DIST, 'bench/warmpool-server.js'), JSON.stringify({ config, static: staticTargets })], { timeoutMs: 120_000 });
   return { child, port: child.info.port as number, control: child.info.control as number };
 }
 
