@@ -10,11 +10,11 @@
 import { LRUCache } from 'lru-cache';
 import type { ClaimResult, EndReason, FindResult, PoolApi, SessionTarget, SessionTraffic } from './api.js';
 import type { AppConfig, RuntimeKind, WarmpoolConfig } from './config.js';
-import { systemClock, type Clock } from './clock.js';
-import { WarmpoolError, errorMessage } from './errors.js';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { WarmpoolError, errorMessage, isWarmpoolError } from './errors.js';
 import { sessionId as newSessionId } from './ids.js';
 import { Reaper, type DeadlineReason, type ReapableSession } from './reaper.js';
-import type { InstanceRecord, Runtime } from './runtime.js';
+import type { ClaimMark, InstanceRecord, Runtime } from './runtime.js';
 import type { TrafficLogSink } from './traffic-log.js';
 import { WarmPool, type Member, type PoolStatus } from './warm-pool.js';
 
@@ -53,6 +53,11 @@ export class Fleet implements PoolApi {
   private readonly changeListeners = new Set<() => void>();
   private readonly removedListeners = new Set<(host: string, port: number) => void>();
   private started = false;
+  private stopping = false;
+  /** Claims being recorded on the engine after their visitor was answered (see claim()). */
+  private readonly recording = new Set<Promise<void>>();
+  /** Backoff waits of those recordings; stop() cuts them short. */
+  private readonly recordWaits = new Map<TimerHandle, () => void>();
 
   constructor(private readonly o: FleetOptions) {
     this.clock = o.clock ?? systemClock;
@@ -125,27 +130,26 @@ export class Fleet implements PoolApi {
     }
   }
 
+  /**
+   * Claims a ready instance for a new session, or queues the visitor. The claim is decided in memory
+   * (WarmPool.claim is synchronous, so no instance is handed out twice) and answered at once; it is
+   * recorded on the engine (a container rename: ~3 ms, more when a class arrives together) in the
+   * background, retried until it succeeds. Only a restart inside that window can miss it, and then
+   * the visitor's signed cookie gets the instance back (see find()).
+   */
   async claim(appName: string, opts: { ticket?: string; visitor?: string } = {}): Promise<ClaimResult> {
     const pool = this.pools.get(appName);
     if (!pool) throw new WarmpoolError('APP_UNKNOWN', `no app named ${appName}`, { hint: `known apps: ${[...this.pools.keys()].join(', ')}` });
-    // Retry when persisting the claim fails: that instance is removed, try the next one.
-    for (let attempt = 0; ; attempt++) {
-      const out = pool.claim(opts.ticket);
-      if (out.kind === 'queued') {
-        return { kind: 'queued', ticket: out.ticket, position: out.position, retryAfterMs: Math.min(5000, 1000 + 500 * out.position) };
-      }
-      const now = this.clock.now();
-      const id = newSessionId();
-      try {
-        await pool.persistClaim(out.member, { session: id, at: now });
-      } catch (e) {
-        if (attempt >= 2) throw e;
-        continue;
-      }
-      const s = this.addSession(pool.app, out.member, id, now);
-      this.trafficLog({ type: 'claimed', session: id, app: pool.app.name, instance: out.member.id, visitor: opts.visitor, waitedInLine: !!opts.ticket });
-      return { kind: 'session', target: s.target };
+    const out = pool.claim(opts.ticket);
+    if (out.kind === 'queued') {
+      return { kind: 'queued', ticket: out.ticket, position: out.position, retryAfterMs: Math.min(5000, 1000 + 500 * out.position) };
     }
+    const now = this.clock.now();
+    const id = newSessionId();
+    const s = this.addSession(pool.app, out.member, id, now);
+    this.trafficLog({ type: 'claimed', session: id, app: pool.app.name, instance: out.member.id, visitor: opts.visitor, waitedInLine: !!opts.ticket });
+    this.record(pool, s, { session: id, at: now });
+    return { kind: 'session', target: s.target };
   }
 
   find(session: string, instanceId: string): FindResult {
@@ -153,7 +157,70 @@ export class Fleet implements PoolApi {
     if (s && s.member.id === instanceId) return { kind: 'live', target: s.target };
     const e = this.ended.get(session);
     if (e) return { kind: 'ended', reason: e.reason, at: e.at };
+    if (!s) {
+      const back = this.reclaim(session, instanceId);
+      if (back) return { kind: 'live', target: back.target };
+    }
     return { kind: 'unknown' };
+  }
+
+  /**
+   * A verified cookie names a session this run does not know, on an instance it adopted as ready:
+   * the earlier run answered that visitor but stopped before recording the claim. Only warmpool
+   * signs cookies, so the instance is theirs: give it back to them instead of to the next visitor.
+   */
+  private reclaim(session: string, instanceId: string): Session | undefined {
+    for (const pool of this.pools.values()) {
+      const m = pool.claimAdopted(instanceId);
+      if (!m) continue;
+      const now = this.clock.now();
+      const s = this.addSession(pool.app, m, session, now);
+      this.trafficLog({ type: 'restored', session, app: pool.app.name, instance: m.id, claimedAt: now, detail: 'claim not recorded before the restart; restored from the visitor\'s cookie' });
+      this.record(pool, s, { session, at: now });
+      return s;
+    }
+    return undefined;
+  }
+
+  /** Resolves once every claim handed out so far is recorded on the engine (or its session ended). */
+  async claimsRecorded(): Promise<void> {
+    while (this.recording.size > 0) await Promise.all([...this.recording]);
+  }
+
+  private record(pool: WarmPool, s: Session, mark: ClaimMark): void {
+    const p = this.recordClaim(pool, s, mark);
+    this.recording.add(p);
+    void p.finally(() => this.recording.delete(p));
+  }
+
+  /** Records a claim on the engine, retrying with backoff for as long as the session lives. */
+  private async recordClaim(pool: WarmPool, s: Session, mark: ClaimMark): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      if (this.sessions.get(s.id) !== s) return; // ended meanwhile: its instance is being removed
+      const last = this.stopping;
+      try {
+        await pool.persistClaim(s.member, mark);
+        if (attempt > 1) this.trafficLog({ type: 'claim-recorded', session: s.id, app: s.app.name, instance: s.member.id, attempts: attempt });
+        return;
+      } catch (e) {
+        if (this.sessions.get(s.id) !== s) return;
+        if (isWarmpoolError(e, 'INSTANCE_GONE')) {
+          this.endByInstance(s.member.id, 'instance-exited', `its claim could not be recorded: ${errorMessage(e)}`);
+          pool.release(s.member.id, 'gone before its claim was recorded');
+          return;
+        }
+        if (last) {
+          this.o.log?.(`${s.app.name}: the claim of instance ${s.member.id} by session ${s.id} is not recorded on the engine (${errorMessage(e)}); a restarted warmpool gives it back only to that session's cookie`);
+          return;
+        }
+        const wait = Math.min(30_000, 500 * 2 ** (attempt - 1));
+        this.o.log?.(`${s.app.name}: could not record the claim of instance ${s.member.id} by session ${s.id} (attempt ${attempt}, retrying in ${wait} ms): ${errorMessage(e)}`);
+        await new Promise<void>((resolve) => {
+          const h = this.clock.setTimer(wait, () => { this.recordWaits.delete(h); resolve(); });
+          this.recordWaits.set(h, resolve);
+        });
+      }
+    }
   }
 
   async end(session: string, reason: EndReason): Promise<void> {
@@ -213,6 +280,11 @@ export class Fleet implements PoolApi {
   /** Stops the reaper and every pool; removes all instances unless keep (default: config.keepOnExit). */
   async stop(keep = this.o.config.keepOnExit): Promise<void> {
     this.reaper.stop();
+    // Claims still being recorded get one last attempt now (instances kept for the next run need them).
+    this.stopping = true;
+    for (const [h, wake] of this.recordWaits) { h.cancel(); wake(); }
+    this.recordWaits.clear();
+    await Promise.all([...this.recording]);
     for (const u of this.unwatch) u();
     if (!keep) for (const s of [...this.sessions.values()]) this.finish(s, 'shutdown', false);
     else for (const s of this.sessions.values()) this.trafficLog({ type: 'suspended', session: s.id, app: s.app.name, summary: this.summary(s, this.clock.now()) });

@@ -21,6 +21,8 @@ export interface Member {
   claim?: ClaimMark;
   /** A ready instance held for the visitor at the head of the queue. */
   reservedFor?: string;
+  /** Found running by adopt() (an earlier run created it), not created by this run. */
+  adopted?: boolean;
   abort: AbortController;
 }
 
@@ -100,7 +102,7 @@ export class WarmPool {
     const claimed: Member[] = [];
     await Promise.all(records.map(async (rec) => {
       if (!rec.running) return this.removeQuietly(rec.instanceId, 'left stopped by an earlier run');
-      const m: Member = { id: rec.instanceId, state: 'starting', rec, createdAt: rec.createdAt, abort: new AbortController(), claim: rec.claim };
+      const m: Member = { id: rec.instanceId, state: 'starting', rec, createdAt: rec.createdAt, abort: new AbortController(), claim: rec.claim, adopted: true };
       this.members.set(m.id, m);
       const quick: AppConfig = { ...this.app, readiness: { ...this.app.readiness, timeoutMs: Math.min(this.app.readiness.timeoutMs, 3000) } };
       try {
@@ -150,15 +152,24 @@ export class WarmPool {
     return { kind: 'queued', ticket: t.id, position: this.queue.indexOf(t) + 1 };
   }
 
-  /** Persists a claim on the engine; on failure the instance is removed (never handed out twice). */
+  /**
+   * Hands out one particular instance: an adopted, ready, unclaimed one that a returning visitor's
+   * signed cookie names (its claim was not yet recorded when the earlier run stopped). Synchronous,
+   * like claim(). Undefined when that instance is not available.
+   */
+  claimAdopted(id: string): Member | undefined {
+    const m = this.members.get(id);
+    if (this.stopped || !m || !m.adopted || m.state !== 'ready') return undefined;
+    m.state = 'claimed';
+    m.reservedFor = undefined;
+    this.reconcile();
+    return m;
+  }
+
+  /** Records a claim on the engine, so a restarted warmpool knows the instance is taken. The caller retries. */
   async persistClaim(m: Member, claim: ClaimMark): Promise<void> {
     m.claim = claim;
-    try {
-      await this.o.runtime.markClaimed(m.id, claim);
-    } catch (e) {
-      this.release(m.id, `claim could not be recorded: ${errorMessage(e)}`);
-      throw e;
-    }
+    await this.o.runtime.markClaimed(m.id, claim);
   }
 
   /** Removes an instance (a session ended, or it failed) and refills. */

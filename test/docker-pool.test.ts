@@ -153,7 +153,8 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(docker
     assert.equal(new Set(got.map((t) => t.port)).size, 20);
     const queued = results.flatMap((r) => (r.kind === 'queued' ? [r] : []));
     assert.deepEqual(queued.map((q) => q.position), Array.from({ length: 30 }, (_, i) => i + 1), 'the other 30 wait in line, in order');
-    // Each claim is on the engine (container name), for adoption after a restart.
+    // Each claim is on the engine (container name), for adoption after a restart; recorded after the answer.
+    await fleet.claimsRecorded();
     const marks = new Map((await rt.list()).map((r) => [r.instanceId, r.claim?.session]));
     for (const t of got) assert.equal(marks.get(t.instanceId), t.session);
 

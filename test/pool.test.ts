@@ -211,15 +211,114 @@ test('on start, instances of an earlier run are adopted by label: ready ones kep
   await fleet.stop();
 });
 
-test('a claim that cannot be recorded on the engine is not handed out', async () => {
-  const { rt, fleet } = setup('{ warm: 3, max: 3 }');
+test('a claim is answered before it is recorded on the engine, and recorded right after', async () => {
+  const { rt, fleet } = setup('{ warm: 2, max: 2 }');
+  rt.autoReady = true;
+  await fleet.start();
+  await settle();
+  // The engine takes its time: the visitor must not wait for the rename.
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  const mark = rt.markClaimed.bind(rt);
+  rt.markClaimed = async (id, claim) => { await gate; return mark(id, claim); };
+  const r = await fleet.claim('demo');
+  assert.equal(r.kind, 'session');
+  if (r.kind !== 'session') return;
+  assert.equal(rt.instances.get(r.target.instanceId)!.claim, undefined, 'answered while the engine still records');
+  assert.equal(fleet.find(r.target.session, r.target.instanceId).kind, 'live');
+  release();
+  await fleet.claimsRecorded();
+  assert.equal(rt.instances.get(r.target.instanceId)!.claim?.session, r.target.session, 'recorded afterwards');
+  await fleet.stop();
+});
+
+test('a claim the engine cannot record is retried with backoff while the session goes on', async () => {
+  const { config, clock, rt } = setup('{ warm: 1, max: 1 }');
+  const logged: string[] = [];
+  const traffic = new MemoryTrafficLog();
+  const fleet = new Fleet({ config, runtimes: { process: rt }, clock, portCheck: fakePortCheck, trafficLog: traffic, log: (m) => logged.push(m) });
   rt.autoReady = true;
   await fleet.start();
   await settle();
   rt.markFails = true;
-  await assert.rejects(fleet.claim('demo'), /fake engine down/);
+  const r = await fleet.claim('demo');
+  assert.equal(r.kind, 'session', 'an engine hiccup does not cost the visitor their instance');
+  if (r.kind !== 'session') return;
   await settle();
-  assert.equal(rt.removed.length, 3, 'each instance tried is removed, never reused');
+  assert.match(logged.at(-1)!, /could not record the claim of instance \S+ by session \S+ \(attempt 1, retrying in 500 ms\): fake engine down/);
+  await clock.advance(500);
+  assert.match(logged.at(-1)!, /attempt 2, retrying in 1000 ms/);
+  rt.markFails = false;
+  await clock.advance(999);
+  assert.equal(rt.instances.get(r.target.instanceId)!.claim, undefined, 'not before the backoff ends');
+  await clock.advance(1);
+  assert.equal(rt.instances.get(r.target.instanceId)!.claim?.session, r.target.session);
+  assert.equal(fleet.find(r.target.session, r.target.instanceId).kind, 'live');
+  assert.deepEqual(traffic.entries.filter((e) => e.type === 'claim-recorded').map((e) => e.attempts), [3]);
+  assert.equal(rt.removed.length, 0, 'nothing removed');
+  await fleet.stop();
+});
+
+test('an instance found gone while its claim is recorded ends that session', async () => {
+  const { rt, fleet } = setup('{ warm: 1, max: 1 }');
+  rt.autoReady = true;
+  await fleet.start();
+  await settle();
+  const id = rt.live[0]!;
+  const mark = rt.markClaimed.bind(rt);
+  rt.markClaimed = async (i, c) => { rt.instances.delete(i); return mark(i, c); };
+  const r = await fleet.claim('demo');
+  assert.equal(r.kind, 'session');
+  if (r.kind !== 'session') return;
+  await settle();
+  const found = fleet.find(r.target.session, id);
+  assert.deepEqual(found.kind === 'ended' ? found.reason : found.kind, 'instance-exited');
+  await settle();
+  assert.equal(fleet.status()[0]!.ready + fleet.status()[0]!.starting, 1, 'replaced');
+  await fleet.stop();
+});
+
+test('stopping with keep gives claims still being recorded one last try', async () => {
+  const { rt, fleet } = setup('{ warm: 1, max: 1 }');
+  rt.autoReady = true;
+  await fleet.start();
+  await settle();
+  rt.markFails = true;
+  const r = await fleet.claim('demo');
+  if (r.kind !== 'session') return assert.fail('expected a session');
+  await settle();
+  rt.markFails = false;
+  await fleet.stop(true);
+  assert.equal(rt.instances.get(r.target.instanceId)!.claim?.session, r.target.session, 'recorded before stop resolved');
+  assert.equal(rt.removed.length, 0, 'kept');
+});
+
+test('after a restart inside the recording window, the visitor\'s cookie gets their instance back', async () => {
+  const first = setup('{ warm: 2, max: 2 }');
+  first.rt.autoReady = true;
+  await first.fleet.start();
+  await settle();
+  first.rt.markClaimed = () => new Promise<void>(() => {}); // the proxy dies before the rename lands
+  const r = await first.fleet.claim('demo');
+  if (r.kind !== 'session') return assert.fail('expected a session');
+  const rt = first.rt;
+  assert.equal(rt.instances.get(r.target.instanceId)!.claim, undefined);
+  // A new fleet on the same engine: the instance looks unclaimed and is adopted as ready.
+  rt.markClaimed = FakeRuntime.prototype.markClaimed.bind(rt);
+  const traffic = new MemoryTrafficLog();
+  const fleet = new Fleet({ config: first.config, runtimes: { process: rt }, clock: new ManualClock(), portCheck: fakePortCheck, trafficLog: traffic });
+  await fleet.start();
+  await settle();
+  assert.equal(fleet.status()[0]!.ready, 2);
+  const back = fleet.find(r.target.session, r.target.instanceId);
+  assert.equal(back.kind, 'live');
+  if (back.kind !== 'live') return;
+  assert.equal(back.target.instanceId, r.target.instanceId);
+  assert.equal(fleet.find(r.target.session, r.target.instanceId).kind, 'live', 'stays theirs');
+  await settle();
+  assert.equal(rt.instances.get(r.target.instanceId)!.claim?.session, r.target.session, 'and now recorded');
+  assert.ok(traffic.entries.some((e) => e.type === 'restored' && e.session === r.target.session && /restored from the visitor's cookie/.test(String(e.detail))));
+  assert.equal(fleet.find('s-other', r.target.instanceId).kind, 'unknown', 'a claimed instance is never handed to another cookie');
   await fleet.stop();
 });
 
