@@ -74,7 +74,7 @@ export async function createWarmpool(config: WarmpoolConfig | string, opts: Warm
   };
 }
 
-/** One runtime per kind the config uses; dockerode is loaded only when a docker app exists. */
+/** One runtime per kind the config uses; the Docker runtime (and its engine client) is loaded only when a docker app exists. */
 export async function buildRuntimes(cfg: WarmpoolConfig, log: (m: string) => void): Promise<Partial<Record<'process' | 'docker', Runtime>>> {
   const ports = new PortAllocator(cfg.ports.from, cfg.ports.to);
   const out: Partial<Record<'process' | 'docker', Runtime>> = {};

@@ -1,5 +1,5 @@
 // Memory: the proxy's RSS at rest (warmpool with a process-runtime config and with a Docker one, which
-// loads dockerode; configurable-http-proxy with one route; nginx for reference), and with 1,000 open
+// loads the Docker runtime and its engine client; configurable-http-proxy with one route; nginx for reference), and with 1,000 open
 // idle Pluto WebSocket sessions (separate client processes, Pluto's own idle timers) — total and per
 // session, for warmpool (each session a claimed instance) and for configurable-http-proxy.
 
@@ -78,7 +78,7 @@ async function atRest(backend: Backend, withChp: boolean, log: (m: string) => vo
     await wp.child.stop();
   }
   {
-    // A Docker app with warm 0: dockerode loaded, no container created.
+    // A Docker app with warm 0: the Docker runtime loaded, no container created.
     const wp = await startWarmpoolServer('rest-docker', {
       deployment: 'bench-rest-docker', stateDir: join(WORK, 'state-rest-docker'), listen: { port: 0 },
       apps: [{ name: 'app', runtime: 'docker', image: 'warmpool/standin:latest', pool: { warm: 0, max: 1 }, readiness: { log: '^READY$' }, classifier: 'pluto' }],

@@ -147,7 +147,7 @@ function memoryPart(s: Section<MemoryResults>, goals: Goal[]): string {
   const wr = d.rest.find((r) => r.proxy.startsWith('warmpool (process'));
   const wd = d.rest.find((r) => r.proxy.startsWith('warmpool (docker'));
   if (wr && chp) goals.push(['Proxy RSS at rest below configurable-http-proxy\'s (process-runtime config)', `${mib(wr.rssBytes)} vs ${mib(chp.rssBytes)}`, wr.rssBytes < chp.rssBytes]);
-  if (wd && chp) goals.push(['… and with a Docker app configured (dockerode loaded)', `${mib(wd.rssBytes)} vs ${mib(chp.rssBytes)}`, wd.rssBytes < chp.rssBytes]);
+  if (wd && chp) goals.push(['… and with a Docker app configured', `${mib(wd.rssBytes)} vs ${mib(chp.rssBytes)}`, wd.rssBytes < chp.rssBytes]);
   return out.join('\n') + '\n';
 }
 

@@ -7,16 +7,16 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import Dockerode from 'dockerode';
 import { parseConfig } from '../pool/config.js';
 import { Fleet } from '../pool/fleet.js';
 import { httpProbe } from '../pool/readiness.js';
 import { PortAllocator } from '../pool/ports.js';
 import type { InstanceRecord } from '../pool/runtime.js';
 import { DockerRuntime } from '../pool/runtimes/docker.js';
+import { Engine, type ContainerInfo, type CreateOptions, type CreateResult, type Filters } from '../pool/runtimes/engine.js';
 import { parseName } from '../pool/runtimes/docker-labels.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';
-import { countByLabel, dockerSkipReason, removeByLabel } from './helpers/docker.js';
+import { countByLabel, dockerSkipReason, inspectContainer, killContainer, removeByLabel } from './helpers/docker.js';
 import { eventually, waitForStatus } from './helpers/wait.js';
 
 const IMAGE = 'warmpool/standin:latest';
@@ -27,7 +27,7 @@ const SELECT = `warmpool.deployment=${DEPLOYMENT}`;
 const PORTS = { from: 48000 + (process.pid % 100) * 100, to: 48000 + (process.pid % 100) * 100 + 999 };
 const LOG_READY = '{ log: "^READY$", timeout: 60s }';
 
-const docker = new Dockerode();
+const engine = new Engine();
 const cleanups: (() => Promise<void> | void)[] = [];
 /** Fleet and runtime log lines, kept quiet; printed when a test leaves containers behind. */
 let logs: string[] = [];
@@ -42,7 +42,7 @@ interface WorldOptions {
   ticketTtlMs?: number;
   backoffMs?: { first: number; max: number };
   /** Engine client for the runtime (default: the shared one). */
-  docker?: Dockerode;
+  engine?: Engine;
 }
 
 /** A config for one app `standin` and a factory for runtime + fleet (called again to "restart" warmpool). */
@@ -61,7 +61,7 @@ ${(o.extra ?? []).map((l) => `    ${l}`).join('\n')}
 `);
   const make = () => {
     const log = (m: string) => logs.push(m);
-    const rt = new DockerRuntime({ deployment: DEPLOYMENT, ports: new PortAllocator(config.ports.from, config.ports.to), docker: o.docker ?? docker, log });
+    const rt = new DockerRuntime({ deployment: DEPLOYMENT, ports: new PortAllocator(config.ports.from, config.ports.to), engine: o.engine ?? engine, log });
     const fleet = new Fleet({ config, runtimes: { docker: rt }, trafficLog: new MemoryTrafficLog(), log, ticketTtlMs: o.ticketTtlMs, backoffMs: o.backoffMs });
     return { rt, fleet };
   };
@@ -82,7 +82,7 @@ async function answers(host: string, port: number): Promise<void> {
   assert.ok(await ping(host, port), `/ping on ${host}:${port} answers as soon as the instance is ready`);
 }
 
-describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(docker), timeout: 300_000 }, () => {
+describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(), timeout: 300_000 }, () => {
   let startedAt = 0;
 
   before(() => {
@@ -95,15 +95,16 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(docker
   afterEach(async () => {
     // Stopping the fleet must remove everything it owns, before stop() resolves.
     while (cleanups.length) await cleanups.pop()!();
-    const left = await countByLabel(SELECT, docker);
-    await removeByLabel(SELECT, docker);
+    const left = await countByLabel(SELECT);
+    await removeByLabel(SELECT);
     if (left > 0) console.error(logs.join('\n'));
     logs = [];
     assert.equal(left, 0, `${left} container(s) of deployment ${DEPLOYMENT} left behind after fleet.stop()`);
   });
 
   after(async () => {
-    await removeByLabel(SELECT, docker);
+    await removeByLabel(SELECT);
+    engine.close();
     console.error(`docker-pool: ${((Date.now() - startedAt) / 1000).toFixed(1)} s`);
   });
 
@@ -114,7 +115,7 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(docker
     assert.deepEqual([st.starting, st.claimed, st.failures], [0, 0, 0]);
     const recs = await running(rt);
     assert.equal(recs.length, 3);
-    assert.equal(await countByLabel(SELECT, docker), 3, 'no extra containers');
+    assert.equal(await countByLabel(SELECT), 3, 'no extra containers');
     assert.equal(new Set(recs.map((r) => r.port)).size, 3, 'distinct ports');
     for (const r of recs) {
       assert.equal(r.host, '127.0.0.1');
@@ -162,7 +163,7 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(docker
     const st = await waitForStatus(fleet, 'standin', (s) => s.ready === 10, 180_000);
     assert.deepEqual([st.starting, st.claimed, st.queued], [0, 20, 30]);
     assert.equal((await running(rt)).length, 30);
-    assert.equal(await countByLabel(SELECT, docker), 30, 'never more containers than max');
+    assert.equal(await countByLabel(SELECT), 30, 'never more containers than max');
 
     // The first 10 in line get the 10 new containers; the other 20 still wait (max reached).
     const again = await Promise.all(queued.map((q) => fleet.claim('standin', { ticket: q.kind === 'queued' ? q.ticket : undefined })));
@@ -196,7 +197,7 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(docker
 
     await fleet.end(a.target.session, 'admin');
     await eventually(async () => !(await rt.list()).some((r) => r.instanceId === a.target.instanceId), 'the ended session\'s container to be removed', 30_000);
-    assert.equal(await countByLabel(SELECT, docker), 3, 'not replaced: the pool already holds warm ready ones');
+    assert.equal(await countByLabel(SELECT), 3, 'not replaced: the pool already holds warm ready ones');
     assert.deepEqual(fleet.find(a.target.session, a.target.instanceId).kind, 'ended');
   });
 
@@ -205,18 +206,18 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(docker
     await fleet.start();
     await waitForStatus(fleet, 'standin', (s) => s.ready === 2, 60_000);
     const [victim] = await rt.list();
-    await docker.getContainer(victim!.runtimeId).kill();
+    await killContainer(victim!.runtimeId);
     await eventually(async () => !(await rt.list()).some((r) => r.instanceId === victim!.instanceId), 'the killed container to be removed', 30_000);
     await waitForStatus(fleet, 'standin', (s) => s.ready === 2, 60_000);
     const after = await running(rt);
     assert.equal(after.length, 2);
     assert.ok(!after.some((r) => r.instanceId === victim!.instanceId), 'replaced by a new container');
-    assert.equal(await countByLabel(SELECT, docker), 2, 'the dead container is gone, not just stopped');
+    assert.equal(await countByLabel(SELECT), 2, 'the dead container is gone, not just stopped');
 
     const s = await fleet.claim('standin');
     assert.equal(s.kind, 'session');
     if (s.kind !== 'session') return;
-    await docker.getContainer((await rt.list()).find((r) => r.instanceId === s.target.instanceId)!.runtimeId).kill();
+    await killContainer((await rt.list()).find((r) => r.instanceId === s.target.instanceId)!.runtimeId);
     await eventually(() => fleet.find(s.target.session, s.target.instanceId).kind === 'ended', 'the session to end', 30_000);
     const found = fleet.find(s.target.session, s.target.instanceId);
     assert.equal(found.kind === 'ended' && found.reason, 'instance-exited');
@@ -238,7 +239,7 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(docker
     const containerIds = before.map((x) => x.runtimeId).sort();
     await w.fleet.stop(true); // warmpool killed mid-class, containers kept
     assert.deepEqual((await running(w.rt)).map((x) => x.runtimeId).sort(), containerIds, 'kept running');
-    const claimedName = (await docker.getContainer(before.find((x) => x.instanceId === r.target.instanceId)!.runtimeId).inspect()).Name;
+    const claimedName = (await inspectContainer(before.find((x) => x.instanceId === r.target.instanceId)!.runtimeId)).Name;
     assert.deepEqual(parseName(claimedName).claim, { session: r.target.session, at: r.target.claimedAt }, 'the claim is in the container name');
 
     const second = w.make(); // a new DockerRuntime (empty memory) and Fleet on the same deployment
@@ -247,7 +248,7 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(docker
     const st = second.fleet.status()[0]!;
     assert.deepEqual([st.ready, st.claimed, st.starting, st.failures], [2, 1, 0, 0], 'adopted, nothing new created');
     assert.deepEqual((await second.rt.list()).map((x) => x.runtimeId).sort(), containerIds, 'the same containers');
-    assert.equal(await countByLabel(SELECT, docker), 3);
+    assert.equal(await countByLabel(SELECT), 3);
     const found = second.fleet.find(r.target.session, r.target.instanceId);
     assert.equal(found.kind, 'live');
     if (found.kind !== 'live') return;
@@ -267,9 +268,9 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(docker
     assert.equal(recs.length, 2);
     assert.equal(new Set(recs.map((r) => r.port)).size, 2, 'distinct published ports');
     for (const r of recs) {
-      const info = await docker.getContainer(r.runtimeId).inspect();
+      const info = await inspectContainer(r.runtimeId);
       assert.equal(info.HostConfig.NetworkMode, 'bridge');
-      const bindings = info.NetworkSettings.Ports['8080/tcp'] ?? [];
+      const bindings = info.NetworkSettings.Ports?.['8080/tcp'] ?? [];
       assert.ok(bindings.length > 0);
       for (const b of bindings) assert.equal(b.HostIp, '127.0.0.1', 'published on loopback only');
       assert.equal(Number(bindings[0]!.HostPort), r.port);
@@ -299,42 +300,43 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(docker
     // Retries at +200 ms then +400 ms (the max): never sooner.
     await waitForStatus(fleet, 'standin', (s) => s.failures === 3, 30_000);
     assert.ok(Date.now() - firstAt >= 590, `third attempt after ${Date.now() - firstAt} ms, expected ≥ 600 ms of backoff`);
-    assert.equal(await countByLabel(SELECT, docker), 0, 'no container was created');
+    assert.equal(await countByLabel(SELECT), 0, 'no container was created');
   });
 
   test('stop() while creates are in flight: every container is gone when it resolves', async () => {
     // Holds each createContainer until stop() has looked for the containers (and found none), so the
     // engine creates them after that look-up: the case where warmpool exits with a container orphaned.
-    const gated = new Dockerode();
-    const realCreate = gated.createContainer.bind(gated);
-    const realList = gated.listContainers.bind(gated);
     let open!: () => void;
     const gate = new Promise<void>((r) => (open = r));
     const creates: Promise<unknown>[] = [];
     let stopping = false;
     let lookedUp = 0;
-    gated.createContainer = ((opts: Dockerode.ContainerCreateOptions) => {
-      const p = gate.then(() => realCreate(opts));
-      creates.push(p);
-      return p;
-    }) as typeof gated.createContainer;
-    gated.listContainers = (async (opts?: Dockerode.ContainerListOptions) => {
-      const r = await realList(opts);
-      if (stopping) lookedUp++;
-      return r;
-    }) as typeof gated.listContainers;
+    class Gated extends Engine {
+      override createContainer(name: string, body: CreateOptions): Promise<CreateResult> {
+        const p = gate.then(() => super.createContainer(name, body));
+        creates.push(p);
+        return p;
+      }
+      override async listContainers(q?: { all?: boolean; filters?: Filters }): Promise<ContainerInfo[]> {
+        const r = await super.listContainers(q);
+        if (stopping) lookedUp++;
+        return r;
+      }
+    }
+    const gated = new Gated();
+    cleanups.push(() => gated.close());
 
-    const { fleet } = world({ pool: '{ warm: 3, max: 3, parallel: 3 }', docker: gated });
+    const { fleet } = world({ pool: '{ warm: 3, max: 3, parallel: 3 }', engine: gated });
     await fleet.start();
     await waitForStatus(fleet, 'standin', (s) => s.starting === 3, 10_000);
     stopping = true;
     const stopped = fleet.stop(false);
     await eventually(() => lookedUp >= 3, 'stop() to look for the three containers', 10_000);
-    assert.equal(await countByLabel(SELECT, docker), 0, 'not created yet');
+    assert.equal(await countByLabel(SELECT), 0, 'not created yet');
     open();
     await stopped;
     const made = await Promise.allSettled(creates);
     assert.deepEqual(made.map((r) => r.status), ['fulfilled', 'fulfilled', 'fulfilled'], 'the engine created all three after stop() began');
-    assert.equal(await countByLabel(SELECT, docker), 0, 'removed before stop() resolved');
+    assert.equal(await countByLabel(SELECT), 0, 'removed before stop() resolved');
   });
 });

@@ -4,16 +4,17 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import type { ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import Dockerode from 'dockerode';
 import type { AppConfig } from '../pool/config.js';
 import { ManualClock } from '../pool/clock.js';
 import { isWarmpoolError, type WarmpoolError } from '../pool/errors.js';
 import { PortAllocator } from '../pool/ports.js';
 import { DockerRuntime } from '../pool/runtimes/docker.js';
-import { countByLabel, dockerSkipReason, removeByLabel } from './helpers/docker.js';
+import { Engine } from '../pool/runtimes/engine.js';
+import { countByLabel, dockerSkipReason, inspectContainer, killContainer, removeByLabel } from './helpers/docker.js';
+import { sendJson, startFakeEngine } from './helpers/fake-engine.js';
 
 const IMAGE = 'warmpool/standin:latest';
 const DEPLOYMENT = `t-docker-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -66,7 +67,7 @@ async function rejectsWith(p: Promise<unknown>, code: WarmpoolError['code']): Pr
 }
 
 describe('DockerRuntime (real engine)', { skip: await dockerSkipReason(), timeout: 180_000 }, () => {
-  const docker = new Dockerode();
+  const engine = new Engine();
   const logs: string[] = [];
   let ports: PortAllocator;
   let rt: DockerRuntime;
@@ -80,18 +81,19 @@ describe('DockerRuntime (real engine)', { skip: await dockerSkipReason(), timeou
 
   const fresh = () => {
     ports = new PortAllocator(PORTS.from, PORTS.to);
-    rt = new DockerRuntime({ deployment: DEPLOYMENT, ports, docker, log: (m) => logs.push(m) });
+    rt = new DockerRuntime({ deployment: DEPLOYMENT, ports, engine, log: (m) => logs.push(m) });
   };
 
   afterEach(async () => {
     await rt?.close();
-    const left = await countByLabel(SELECT, docker);
-    await removeByLabel(SELECT, docker);
+    const left = await countByLabel(SELECT);
+    await removeByLabel(SELECT);
     assert.equal(left, 0, `${left} container(s) of deployment ${DEPLOYMENT} left behind by the test`);
   });
 
   after(async () => {
-    await removeByLabel(SELECT, docker);
+    await removeByLabel(SELECT);
+    engine.close();
   });
 
   test('host networking: answers /ping on 127.0.0.1:<allocated port>; labels, limits and env are on the container', async () => {
@@ -111,23 +113,23 @@ describe('DockerRuntime (real engine)', { skip: await dockerSkipReason(), timeou
     assert.equal(rec.env.APP_ONLY, 'a');
     await until('/ping on the host port', () => pingOk(rec.port));
 
-    const info = await docker.getContainer(rec.runtimeId).inspect();
+    const info = await inspectContainer(rec.runtimeId);
     assert.equal(info.Name, `/warmpool-${DEPLOYMENT}-standin-${s.instanceId}`);
     assert.equal(info.HostConfig.NetworkMode, 'host');
     assert.equal(info.HostConfig.NanoCpus, 500_000_000);
     assert.equal(info.HostConfig.Memory, 256 * 1024 * 1024);
-    assert.equal(info.Config.Labels['warmpool.app'], 'standin');
-    assert.equal(info.Config.Labels['warmpool.instance'], s.instanceId);
-    assert.equal(info.Config.Labels['warmpool.deployment'], DEPLOYMENT);
-    assert.equal(info.Config.Labels['warmpool.port'], String(rec.port));
-    assert.equal(info.Config.Labels['warmpool.created'], String(rec.createdAt));
+    assert.equal(info.Config.Labels?.['warmpool.app'], 'standin');
+    assert.equal(info.Config.Labels?.['warmpool.instance'], s.instanceId);
+    assert.equal(info.Config.Labels?.['warmpool.deployment'], DEPLOYMENT);
+    assert.equal(info.Config.Labels?.['warmpool.port'], String(rec.port));
+    assert.equal(info.Config.Labels?.['warmpool.created'], String(rec.createdAt));
 
     const listed = await rt.list();
     assert.equal(listed.length, 1);
     assert.deepEqual(listed[0], rec);
 
     await rt.remove(rec.instanceId);
-    assert.equal(await countByLabel(SELECT, docker), 0);
+    assert.equal(await countByLabel(SELECT), 0);
     await rt.remove(rec.instanceId); // idempotent
     assert.deepEqual(await rt.list(), []);
   });
@@ -141,13 +143,13 @@ describe('DockerRuntime (real engine)', { skip: await dockerSkipReason(), timeou
     assert.equal(rec.env.PORT, '8080');
     await until('/ping on the published port', () => pingOk(rec.port));
 
-    const info = await docker.getContainer(rec.runtimeId).inspect();
+    const info = await inspectContainer(rec.runtimeId);
     assert.equal(info.HostConfig.NetworkMode, 'bridge');
-    const bindings = info.NetworkSettings.Ports['8080/tcp'];
+    const bindings = info.NetworkSettings.Ports?.['8080/tcp'];
     assert.ok(bindings && bindings.length > 0, 'port 8080/tcp published');
     for (const b of bindings) assert.equal(b.HostIp, '127.0.0.1', 'published on loopback only');
     assert.equal(Number(bindings[0]!.HostPort), rec.port);
-    assert.equal(info.Config.Labels['warmpool.port'], '8080');
+    assert.equal(info.Config.Labels?.['warmpool.port'], '8080');
 
     assert.deepEqual(await rt.list(), [rec]);
     await rt.remove(rec.instanceId);
@@ -159,13 +161,13 @@ describe('DockerRuntime (real engine)', { skip: await dockerSkipReason(), timeou
     const b = await rt.create(app(), spec());
     const claim = { session: randomBytes(16).toString('base64url'), at: 1_700_000_000_123 };
     await rt.markClaimed(a.instanceId, claim);
-    const info = await docker.getContainer(a.runtimeId).inspect();
+    const info = await inspectContainer(a.runtimeId);
     assert.equal(info.Name, `/warmpool-${DEPLOYMENT}-standin-${a.instanceId}.claimed-${claim.at}-${claim.session}`);
     await rt.close();
 
     // Simulated restart: a new runtime with an empty memory and a fresh allocator.
     const ports2 = new PortAllocator(PORTS.from, PORTS.to);
-    const rt2 = new DockerRuntime({ deployment: DEPLOYMENT, ports: ports2, docker, log: (m) => logs.push(m) });
+    const rt2 = new DockerRuntime({ deployment: DEPLOYMENT, ports: ports2, engine, log: (m) => logs.push(m) });
     rt = rt2;
     const listed = await rt2.list();
     const byId = new Map(listed.map((r) => [r.instanceId, r]));
@@ -207,7 +209,7 @@ describe('DockerRuntime (real engine)', { skip: await dockerSkipReason(), timeou
     const mine = await rt.create(app(), spec());
     const victim = await rt.create(app(), spec());
     await rt.remove(mine.instanceId);
-    await docker.getContainer(victim.runtimeId).kill();
+    await killContainer(victim.runtimeId);
     await until('the exit report', () => (exits.length > 0 ? true : undefined));
     // Events arrive in order: the removal came first, so had it been reported it would be here by now.
     assert.equal(exits[0]![0], victim.instanceId);
@@ -232,16 +234,16 @@ describe('DockerRuntime (real engine)', { skip: await dockerSkipReason(), timeou
     fresh();
     const e = await rejectsWith(rt.create(app({ args: ['/no/such/binary'] }), spec()), 'ENGINE_ERROR');
     assert.match(e.message, /no\/such\/binary|no such file/i);
-    assert.equal(await countByLabel(SELECT, docker), 0);
+    assert.equal(await countByLabel(SELECT), 0);
   });
 });
 
 describe('DockerRuntime without an engine', () => {
-  const deadDocker = () => new Dockerode({ socketPath: `/nonexistent/warmpool-${process.pid}/docker.sock` });
+  const deadEngine = () => new Engine({ socketPath: `/nonexistent/warmpool-${process.pid}/docker.sock` });
 
   test('create and list fail with ENGINE_UNREACHABLE, saying where and what to do', async () => {
     const ports = new PortAllocator(PORTS.from, PORTS.to);
-    const rt = new DockerRuntime({ deployment: DEPLOYMENT, ports, docker: deadDocker(), log: () => {} });
+    const rt = new DockerRuntime({ deployment: DEPLOYMENT, ports, engine: deadEngine(), log: () => {} });
     const e = await rejectsWith(rt.create(app(), spec()), 'ENGINE_UNREACHABLE');
     assert.match(e.message, /nonexistent\/warmpool-\d+\/docker\.sock/);
     assert.match(e.message, /dockerd/);
@@ -253,7 +255,7 @@ describe('DockerRuntime without an engine', () => {
   test('watch() retries with doubling backoff on the injected clock until stopped', async () => {
     const clock = new ManualClock();
     const logs: string[] = [];
-    const rt = new DockerRuntime({ deployment: DEPLOYMENT, ports: new PortAllocator(PORTS.from, PORTS.to), docker: deadDocker(), clock, log: (m) => logs.push(m) });
+    const rt = new DockerRuntime({ deployment: DEPLOYMENT, ports: new PortAllocator(PORTS.from, PORTS.to), engine: deadEngine(), clock, log: (m) => logs.push(m) });
     const stop = rt.watch(() => assert.fail('no exits without an engine'));
     await until('first failure', () => (logs.length >= 1 ? true : undefined), 5000);
     assert.match(logs[0]!, /ENGINE_UNREACHABLE|unreachable/i);
@@ -270,50 +272,60 @@ describe('DockerRuntime without an engine', () => {
   });
 
   test('watch() parses the event stream, reports each exit once, and resumes from the last event after the stream ends', async () => {
+    // A fake engine on a unix socket: each GET /events stays open until the test writes or ends it.
     const clock = new ManualClock();
     const logs: string[] = [];
-    const calls: Dockerode.GetEventsOptions[] = [];
-    const streams: PassThrough[] = [];
-    const fake = {
-      modem: { socketPath: '/fake.sock' },
-      async getEvents(opts: Dockerode.GetEventsOptions) {
-        calls.push(opts);
-        const s = new PassThrough();
-        opts.abortSignal?.addEventListener('abort', () => s.destroy());
-        streams.push(s);
-        return s;
-      },
-    };
-    const rt = new DockerRuntime({ deployment: 'prod', ports: new PortAllocator(PORTS.from, PORTS.to), docker: fake as unknown as Dockerode, clock, log: (m) => logs.push(m) });
-    const exits: Array<[string, string]> = [];
-    const stop = rt.watch((id, detail) => exits.push([id, detail]));
-    const ev = (action: string, instance: string, time: number, extra: Record<string, string> = {}, deployment = 'prod') =>
-      JSON.stringify({ status: action, id: `c-${instance}`, Type: 'container', Action: action, time, Actor: { ID: `c-${instance}`, Attributes: { 'warmpool.deployment': deployment, 'warmpool.instance': instance, 'warmpool.app': 'a', ...extra } } }) + '\n';
+    const calls: URLSearchParams[] = [];
+    const streams: ServerResponse[] = [];
+    const closed: boolean[] = [];
+    const fake = await startFakeEngine((req, res) => {
+      if (req.path !== '/events') return sendJson(res, 404, { message: 'unexpected call' });
+      calls.push(req.query);
+      const i = streams.length;
+      closed[i] = false;
+      res.on('close', () => { closed[i] = true; });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.flushHeaders();
+      streams.push(res);
+    });
+    const engine = new Engine({ socketPath: fake.socketPath });
+    const rt = new DockerRuntime({ deployment: 'prod', ports: new PortAllocator(PORTS.from, PORTS.to), engine, clock, log: (m) => logs.push(m) });
+    try {
+      const exits: Array<[string, string]> = [];
+      const stop = rt.watch((id, detail) => exits.push([id, detail]));
+      const ev = (action: string, instance: string, time: number, extra: Record<string, string> = {}, deployment = 'prod') =>
+        JSON.stringify({ status: action, id: `c-${instance}`, Type: 'container', Action: action, time, Actor: { ID: `c-${instance}`, Attributes: { 'warmpool.deployment': deployment, 'warmpool.instance': instance, 'warmpool.app': 'a', ...extra } } }) + '\n';
 
-    await until('first connection', () => streams[0]);
-    assert.equal(calls[0]!.since, undefined, 'the first connection only sees new events');
-    assert.deepEqual(calls[0]!.filters, { type: ['container'], label: ['warmpool.deployment=prod'], event: ['die', 'oom', 'destroy'] });
-    const batch = ev('die', 'i1', 100, { exitCode: '1' }) + ev('oom', 'i2', 101) + ev('die', 'i2', 101, { exitCode: '137' }) + ev('die', 'other', 101, { exitCode: '0' }, 'staging') + ev('destroy', 'i1', 102);
-    streams[0]!.write(batch.slice(0, 37));
-    streams[0]!.write(batch.slice(37));
-    await until('two exits', () => (exits.length >= 2 ? true : undefined), 5000);
-    streams[0]!.end();
-    await until('the reconnect notice', () => (logs.some((l) => /ended; reconnecting in 250 ms/.test(l)) ? true : undefined), 5000);
-    assert.deepEqual(exits, [['i1', 'exited with code 1'], ['i2', 'exited with code 137 (out of memory)']], 'die then destroy: reported once; other deployments ignored');
+      await until('first connection', () => streams[0]);
+      assert.equal(calls[0]!.get('since'), null, 'the first connection only sees new events');
+      assert.deepEqual(JSON.parse(calls[0]!.get('filters')!), { type: ['container'], label: ['warmpool.deployment=prod'], event: ['die', 'oom', 'destroy'] });
+      const batch = ev('die', 'i1', 100, { exitCode: '1' }) + ev('oom', 'i2', 101) + ev('die', 'i2', 101, { exitCode: '137' }) + ev('die', 'other', 101, { exitCode: '0' }, 'staging') + ev('destroy', 'i1', 102);
+      // Two HTTP chunks, cut mid-line.
+      streams[0]!.write(batch.slice(0, 37));
+      streams[0]!.write(batch.slice(37));
+      await until('two exits', () => (exits.length >= 2 ? true : undefined), 5000);
+      streams[0]!.end();
+      await until('the reconnect notice', () => (logs.some((l) => /ended; reconnecting in 250 ms/.test(l)) ? true : undefined), 5000);
+      assert.deepEqual(exits, [['i1', 'exited with code 1'], ['i2', 'exited with code 137 (out of memory)']], 'die then destroy: reported once; other deployments ignored');
 
-    await clock.advance(250);
-    await until('second connection', () => streams[1]);
-    assert.equal(calls[1]!.since, 102, 'resumes from the last event seen');
-    streams[1]!.write(ev('destroy', 'i1', 102) + ev('destroy', 'i3', 103) + 'not json\n');
-    await until('third exit', () => (exits.length >= 3 ? true : undefined), 5000);
-    assert.deepEqual(exits[2], ['i3', 'container removed outside warmpool']);
-    assert.equal(exits.length, 3, 'the replayed destroy of i1 is not reported again');
-    assert.ok(logs.some((l) => /not JSON/.test(l)));
+      await clock.advance(250);
+      await until('second connection', () => streams[1]);
+      assert.equal(calls[1]!.get('since'), '102', 'resumes from the last event seen');
+      streams[1]!.write(ev('destroy', 'i1', 102) + ev('destroy', 'i3', 103) + 'not json\n');
+      await until('third exit', () => (exits.length >= 3 ? true : undefined), 5000);
+      assert.deepEqual(exits[2], ['i3', 'container removed outside warmpool']);
+      assert.equal(exits.length, 3, 'the replayed destroy of i1 is not reported again');
+      await until('the not-JSON notice', () => (logs.some((l) => /not JSON/.test(l)) ? true : undefined), 5000);
 
-    stop();
-    assert.ok(streams[1]!.destroyed, 'stop closes the stream');
-    assert.equal(clock.timers, 0);
-    await rt.close();
+      stop();
+      await until('the engine to see the stream closed', () => (closed[1] ? true : undefined), 5000);
+      assert.equal(clock.timers, 0);
+      assert.equal(streams.length, 2, 'no reconnect after stop');
+    } finally {
+      await rt.close();
+      engine.close();
+      await fake.close();
+    }
   });
 
   test('the constructor rejects unknown options and a bad deployment name', () => {

@@ -11,20 +11,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Dockerode from 'dockerode';
 import { createWarmpool, type Warmpool } from '../index.js';
 import { parseConfig } from '../pool/config.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';
 import { PlutoClient } from '../examples/standin/driver.js';
-import { countByLabel, dockerSkipReason, removeByLabel } from './helpers/docker.js';
+import { countByLabel, dockerSkipReason, idsByLabel, inspectContainer, killContainer, removeByLabel } from './helpers/docker.js';
 import { CookieJar, closeServer, follow, listen, request } from './helpers/http.js';
 import { eventually, waitForStatus } from './helpers/wait.js';
 
-const docker = new Dockerode();
 const DEPLOYMENT = `t-pdock-${process.pid}-${randomBytes(3).toString('hex')}`;
 const SELECT = `warmpool.deployment=${DEPLOYMENT}`;
 
-describe('proxy over the Docker runtime', { skip: await dockerSkipReason(docker), timeout: 180_000 }, () => {
+describe('proxy over the Docker runtime', { skip: await dockerSkipReason(), timeout: 180_000 }, () => {
   let wp: Warmpool;
   let server: Server;
   let base = '';
@@ -61,8 +59,8 @@ apps:
   after(async () => {
     await wp?.close(false);
     if (server) await closeServer(server);
-    const left = await countByLabel(SELECT, docker);
-    await removeByLabel(SELECT, docker);
+    const left = await countByLabel(SELECT);
+    await removeByLabel(SELECT);
     rmSync(dir, { recursive: true, force: true });
     assert.equal(left, 0, 'no container left behind');
     assert.equal(wp.openSockets(), 0, 'proxy sockets back to zero');
@@ -77,9 +75,8 @@ apps:
     assert.doesNotMatch(hops.map((h) => JSON.stringify(h.reply.headers) + h.reply.text).join(''), /secret=/, 'no secret reaches the visitor');
 
     const [session] = wp.fleet.liveSessions();
-    const containers = await docker.listContainers({ filters: { label: [SELECT] } });
-    const mine = containers.find((c) => c.Labels['warmpool.instance'] === session!.target.instanceId)!;
-    assert.ok(mine.Names[0]!.includes('.claimed-'), 'the claim is recorded on the engine (container name)');
+    const [mine] = await idsByLabel([SELECT, `warmpool.instance=${session!.target.instanceId}`], { all: false });
+    assert.ok((await inspectContainer(mine!)).Name.includes('.claimed-'), 'the claim is recorded on the engine (container name)');
 
     const client = await PlutoClient.open(`${base.replace('http', 'ws')}/vdma/`, { cookie: jar.header('/vdma/') });
     const fullState = await client.start();
@@ -102,14 +99,14 @@ apps:
     assert.ok(target, 'a new session');
     const client = await PlutoClient.open(`${base.replace('http', 'ws')}/vdma/`, { cookie: jar.header('/vdma/') });
     await client.start();
-    const container = (await docker.listContainers({ filters: { label: [SELECT, `warmpool.instance=${target.target.instanceId}`] } }))[0]!;
-    await docker.getContainer(container.Id).kill();
+    const [container] = await idsByLabel([SELECT, `warmpool.instance=${target.target.instanceId}`], { all: false });
+    await killContainer(container!);
     await client.closed;
     const page = await request(`${base}/vdma/edit?id=x`, { jar, headers: { accept: 'text/html' } });
     assert.equal(page.status, 410);
     assert.match(page.text, /stopped unexpectedly/);
     assert.match(page.text, /\/vdma\/\?fresh=1/);
-    await eventually(async () => (await docker.listContainers({ all: true, filters: { label: [`warmpool.instance=${target.target.instanceId}`] } })).length === 0, 'the dead container to be removed');
+    await eventually(async () => (await idsByLabel([`warmpool.instance=${target.target.instanceId}`])).length === 0, 'the dead container to be removed');
     await waitForStatus(wp.fleet, 'vdma', (st) => st.claimed === 1 && st.ready === 2, 60_000);
   });
 });

@@ -1,7 +1,7 @@
 // Pure translations between warmpool instances and Docker containers: labels, names, claim marks.
-// No engine here (dockerode types only), so every rule is tested table-style in test/docker-labels.test.ts.
+// No engine here (engine-types.ts types only), so every rule is tested table-style in test/docker-labels.test.ts.
 
-import type Dockerode from 'dockerode';
+import type { ContainerInfo, InspectInfo } from './engine-types.js';
 import { LABEL, type ClaimMark, type InstanceRecord } from '../runtime.js';
 
 /**
@@ -28,8 +28,8 @@ export interface ContainerLike {
 
 // Both engine shapes must stay acceptable as ContainerLike (checked by the compiler, no runtime cost).
 type Assignable<T extends ContainerLike> = T;
-export type _InspectFits = Assignable<Dockerode.ContainerInspectInfo>;
-export type _ListFits = Assignable<Dockerode.ContainerInfo>;
+export type _InspectFits = Assignable<InspectInfo>;
+export type _ListFits = Assignable<ContainerInfo>;
 
 /** What the runtime needs beyond the record: the container name and how its port is reached. */
 export interface ContainerFacts {

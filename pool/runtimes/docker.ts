@@ -1,34 +1,30 @@
-// Runs instances as Docker containers through dockerode. Labels say whose a container is, a rename
-// records a claim, and engine failures become WarmpoolErrors that say what to do. Never pulls.
+// Runs instances as Docker containers through the Engine API client in engine.ts. Labels say whose a
+// container is, a rename records a claim, and engine failures become WarmpoolErrors that say what to
+// do. Never pulls.
 
-import { StringDecoder } from 'node:string_decoder';
-import { Writable } from 'node:stream';
-import Dockerode from 'dockerode';
 import type { AppConfig } from '../config.js';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { WarmpoolError, errorMessage, isWarmpoolError } from '../errors.js';
 import type { PortAllocator } from '../ports.js';
 import { LABEL, type ClaimMark, type InstanceRecord, type InstanceSpec, type Runtime } from '../runtime.js';
 import { claimedName, containerFacts, deploymentFilter, envList, instanceLabels, instanceName, type ContainerFacts } from './docker-labels.js';
+import { Engine, EngineError, type ContainerInfo, type CreateOptions, type EngineEvent, type EngineStream, type InspectInfo } from './engine.js';
+import { LineSplitter } from './engine-streams.js';
 
 export interface DockerRuntimeOptions {
   /** Names the warmpool deployment whose containers this runtime owns (label warmpool.deployment). */
   deployment: string;
   /** Host ports for host-network instances. */
   ports: PortAllocator;
-  /** Engine client; default: the local socket (or DOCKER_HOST). */
-  docker?: Dockerode;
+  /** Engine client; default: a new Engine() on DOCKER_HOST, else the local socket. */
+  engine?: Engine;
   clock?: Clock;
   log?: (msg: string) => void;
 }
 
-const OPTION_KEYS = ['deployment', 'ports', 'docker', 'clock', 'log'];
+const OPTION_KEYS = ['deployment', 'ports', 'engine', 'clock', 'log'];
 const DEPLOYMENT_RE = /^[a-z0-9][a-z0-9-]{0,39}$/;
-/** Socket errors that mean "no engine there", as opposed to an engine that answered no. */
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTDIR']);
 const WATCH_BACKOFF = { firstMs: 250, maxMs: 10_000, healthyMs: 10_000 };
-/** A line longer than this is cut (a runaway writer must not grow memory). */
-const MAX_LINE = 64 * 1024;
 /** How many instance ids whose removal we started are remembered, to keep our own kills out of watch(). */
 const REMEMBER = 4096;
 
@@ -43,7 +39,9 @@ interface Known {
 export class DockerRuntime implements Runtime {
   readonly kind = 'docker' as const;
   readonly deployment: string;
-  private readonly docker: Dockerode;
+  private readonly engine: Engine;
+  /** Made here (not injected): closed by close(). */
+  private readonly ownEngine: boolean;
   private readonly ports: PortAllocator;
   private readonly clock: Clock;
   private readonly log: (msg: string) => void;
@@ -55,7 +53,7 @@ export class DockerRuntime implements Runtime {
   private closed = false;
 
   constructor(opts: DockerRuntimeOptions) {
-    if (opts === null || typeof opts !== 'object') throw new TypeError('DockerRuntime: expected an options object { deployment, ports, docker?, clock?, log? }');
+    if (opts === null || typeof opts !== 'object') throw new TypeError('DockerRuntime: expected an options object { deployment, ports, engine?, clock?, log? }');
     for (const k of Object.keys(opts)) {
       if (!OPTION_KEYS.includes(k)) throw new TypeError(`DockerRuntime: unknown option ${k}; allowed: ${OPTION_KEYS.join(', ')}`);
     }
@@ -65,7 +63,8 @@ export class DockerRuntime implements Runtime {
     if (!opts.ports || typeof opts.ports.allocate !== 'function') throw new TypeError('DockerRuntime: ports must be a PortAllocator');
     this.deployment = opts.deployment;
     this.ports = opts.ports;
-    this.docker = opts.docker ?? new Dockerode();
+    this.ownEngine = opts.engine === undefined;
+    this.engine = opts.engine ?? new Engine();
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log ?? ((msg) => console.error(`[warmpool docker] ${msg}`));
   }
@@ -81,8 +80,7 @@ export class DockerRuntime implements Runtime {
       ? { ...app.env, ...spec.env, PORT: String(port), HOST: '127.0.0.1' }
       : { PORT: String(port), HOST: '0.0.0.0', ...app.env, ...spec.env };
     const name = instanceName(this.deployment, app.name, spec.instanceId);
-    const opts: Dockerode.ContainerCreateOptions = {
-      name,
+    const opts: CreateOptions = {
       Image: app.image,
       Env: envList(env),
       Labels: instanceLabels({ deployment: this.deployment, app: app.name, instanceId: spec.instanceId, port, createdAt: this.clock.now() }),
@@ -100,22 +98,22 @@ export class DockerRuntime implements Runtime {
       opts.HostConfig!.PortBindings = { [`${port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] };
     }
 
-    let container: Dockerode.Container;
+    let containerId: string;
     try {
-      container = await this.docker.createContainer(opts);
+      containerId = (await this.engine.createContainer(name, opts)).Id;
     } catch (e) {
       if (hostNet) this.ports.release(port);
       throw this.engineError(e, `create a container for app ${app.name}`, app.image);
     }
     // From here on the container exists: any failure removes it, so nothing is orphaned.
-    this.known.set(spec.instanceId, { containerId: container.id, name, hostPort: hostNet ? port : undefined });
+    this.known.set(spec.instanceId, { containerId, name, hostPort: hostNet ? port : undefined });
     try {
-      await container.start();
-      const info = await container.inspect();
+      await this.engine.startContainer(containerId);
+      const info = await this.engine.inspectContainer(containerId);
       const facts = containerFacts(info, (why) => this.log(why));
       if (!facts) throw new WarmpoolError('ENGINE_ERROR', `container ${name} started but cannot be read back (see the log line above)`);
       if (!facts.record.running) {
-        const tail = await this.tail(container).catch(() => '');
+        const tail = await this.tail(containerId).catch(() => '');
         throw new WarmpoolError('INSTANCE_EXITED', `instance ${spec.instanceId} of app ${app.name} (${app.image}) exited right after start with code ${info.State.ExitCode}${tail ? `; its last output:\n${tail}` : ''}`, {
           hint: 'run the image by hand (docker run --rm <image>) to see why',
         });
@@ -123,7 +121,7 @@ export class DockerRuntime implements Runtime {
       return facts.record;
     } catch (e) {
       await this.remove(spec.instanceId).catch((err) => this.log(`could not remove failed container ${name}: ${errorMessage(err)}`));
-      throw isWarmpoolError(e) ? e : this.engineError(e, `start container ${name}`);
+      throw this.engineError(e, `start container ${name}`);
     }
   }
 
@@ -132,7 +130,7 @@ export class DockerRuntime implements Runtime {
     const k = await this.find(instanceId);
     if (!k) return;
     try {
-      await this.docker.getContainer(k.containerId).remove({ force: true, v: true });
+      await this.engine.removeContainer(k.containerId, { force: true, volumes: true });
     } catch (e) {
       // 404: already gone. 409: a removal is already in progress (ours or someone's).
       const status = statusOf(e);
@@ -142,17 +140,17 @@ export class DockerRuntime implements Runtime {
   }
 
   async list(): Promise<InstanceRecord[]> {
-    let entries: Dockerode.ContainerInfo[];
+    let entries: ContainerInfo[];
     try {
-      entries = await this.docker.listContainers({ all: true, filters: { label: [deploymentFilter(this.deployment)] } });
+      entries = await this.engine.listContainers({ all: true, filters: { label: [deploymentFilter(this.deployment)] } });
     } catch (e) {
       throw this.engineError(e, 'list containers');
     }
     // A list entry has no Config.Env (the secret lives there): inspect each one.
     const facts = await mapLimit(entries, 8, async (entry) => {
-      let info: Dockerode.ContainerInspectInfo;
+      let info: InspectInfo;
       try {
-        info = await this.docker.getContainer(entry.Id).inspect();
+        info = await this.engine.inspectContainer(entry.Id);
       } catch (e) {
         if (statusOf(e) === 404) return undefined; // removed between list and inspect
         throw this.engineError(e, `inspect container ${entry.Id.slice(0, 12)}`);
@@ -170,7 +168,7 @@ export class DockerRuntime implements Runtime {
     if (!k) throw new WarmpoolError('INSTANCE_GONE', `instance ${instanceId} has no container in deployment ${this.deployment}`);
     const name = claimedName(k.name, claim);
     try {
-      await this.docker.getContainer(k.containerId).rename({ name });
+      await this.engine.renameContainer(k.containerId, name);
     } catch (e) {
       if (statusOf(e) === 404) {
         this.forget(instanceId);
@@ -196,17 +194,18 @@ export class DockerRuntime implements Runtime {
       const k = await this.find(instanceId);
       if (!k) throw new WarmpoolError('INSTANCE_GONE', `no container for instance ${instanceId}`);
       if (stopped) return;
-      // follow + no `since`: everything printed so far, then what comes.
-      const stream = await this.docker.getContainer(k.containerId).logs({ follow: true, stdout: true, stderr: true, abortSignal: abort.signal });
-      if (stopped) return destroy(stream);
       // stdout and stderr each get their own splitter, so their lines never mix mid-line.
       const out = new LineSplitter(emit);
       const err = new LineSplitter(emit);
-      this.docker.modem.demuxStream(stream, out.writable(), err.writable());
-      stream.on('error', (e: Error) => { if (!stopped) this.log(`output of instance ${instanceId}: ${errorMessage(e)}`); });
-      stream.on('end', () => { out.flush(); err.flush(); this.stoppers.delete(stop); });
+      // follow + no `since`: everything printed so far, then what comes.
+      const stream = await this.engine.followLogs(k.containerId, { signal: abort.signal }, (fd, data) => (fd === 2 ? err : out).push(data));
+      await stream.done.then(
+        () => { if (!stopped) { out.flush(); err.flush(); } },
+        (e: unknown) => { if (!stopped) this.log(`output of instance ${instanceId}: ${errorMessage(e)}`); },
+      );
+      this.stoppers.delete(stop);
     })().catch((e) => {
-      if (!stopped) this.log(`output of instance ${instanceId}: ${errorMessage(isWarmpoolError(e) ? e : this.engineError(e, 'follow logs'))}`);
+      if (!stopped) this.log(`output of instance ${instanceId}: ${errorMessage(this.engineError(e, 'follow logs'))}`);
     });
     return stop;
   }
@@ -235,14 +234,8 @@ export class DockerRuntime implements Runtime {
       }
     };
 
-    const onEvent = (line: string) => {
-      let ev: DockerEvent;
-      try {
-        ev = JSON.parse(line) as DockerEvent;
-      } catch {
-        this.log(`docker events: not JSON: ${line.slice(0, 200)}`);
-        return;
-      }
+    const onInvalid = (line: string) => this.log(`docker events: not JSON: ${line.slice(0, 200)}`);
+    const onEvent = (ev: EngineEvent) => {
       if (typeof ev.time === 'number') since = ev.time;
       const attrs = ev.Actor?.Attributes ?? {};
       const instanceId = attrs[LABEL.instance];
@@ -265,35 +258,27 @@ export class DockerRuntime implements Runtime {
       if (stopped || this.closed) return;
       abort = new AbortController();
       const signal = abort.signal;
-      const opts: Dockerode.GetEventsOptions = first ? {} : { since };
+      const resumeFrom = first ? undefined : since;
       if (first) since = Math.floor(Date.now() / 1000);
       first = false;
-      let stream: NodeJS.ReadableStream;
+      let stream: EngineStream;
       try {
-        stream = await this.docker.getEvents({
-          ...opts,
-          filters: { type: ['container'], label: [deploymentFilter(this.deployment)], event: ['die', 'oom', 'destroy'] },
-          abortSignal: signal,
-        });
+        stream = await this.engine.events(
+          { since: resumeFrom, filters: { type: ['container'], label: [deploymentFilter(this.deployment)], event: ['die', 'oom', 'destroy'] }, signal },
+          onEvent,
+          onInvalid,
+        );
       } catch (e) {
         if (!signal.aborted) retry(`failed: ${errorMessage(this.engineError(e, 'follow events'))}`);
         return;
       }
-      if (signal.aborted) return destroy(stream);
       const connectedAt = this.clock.now();
-      const lines = new LineSplitter(onEvent);
-      let ended = false;
       const end = (why: string) => {
-        if (ended) return;
-        ended = true;
         if (signal.aborted) return;
         if (this.clock.now() - connectedAt >= WATCH_BACKOFF.healthyMs) failures = 0;
         retry(why);
       };
-      stream.on('data', (chunk: Buffer) => lines.push(chunk));
-      stream.on('error', (e: Error) => end(`failed: ${errorMessage(e)}`));
-      stream.on('end', () => end('ended'));
-      stream.on('close', () => end('closed'));
+      stream.done.then(() => end('ended'), (e: unknown) => end(`failed: ${errorMessage(e)}`));
     };
 
     const stop = () => {
@@ -311,15 +296,16 @@ export class DockerRuntime implements Runtime {
   async close(): Promise<void> {
     this.closed = true;
     for (const stop of [...this.stoppers]) stop();
+    if (this.ownEngine) this.engine.close();
   }
 
   /** The container of an instance: from memory, else by label (after a restart, or another process's create). */
   private async find(instanceId: string): Promise<Known | undefined> {
     const k = this.known.get(instanceId);
     if (k) return k;
-    let entries: Dockerode.ContainerInfo[];
+    let entries: ContainerInfo[];
     try {
-      entries = await this.docker.listContainers({
+      entries = await this.engine.listContainers({
         all: true,
         filters: { label: [deploymentFilter(this.deployment), `${LABEL.instance}=${instanceId}`] },
       });
@@ -359,102 +345,26 @@ export class DockerRuntime implements Runtime {
   }
 
   /** The last lines a (dead) container printed, for an error message. */
-  private async tail(container: Dockerode.Container): Promise<string> {
-    const buf = await container.logs({ follow: false, stdout: true, stderr: true, tail: 20 });
-    return demuxBuffer(buf).trimEnd();
+  private async tail(containerId: string): Promise<string> {
+    return (await this.engine.logs(containerId, { tail: 20 })).trimEnd();
   }
 
-  private where(): string {
-    const m = this.docker.modem as unknown as { socketPath?: string; host?: string; port?: string | number; protocol?: string };
-    return m.socketPath ? `unix socket ${m.socketPath}` : `${m.protocol ?? 'http'}://${m.host}:${m.port}`;
-  }
-
-  /** Turns a dockerode failure into a WarmpoolError that says what failed and what to do. */
+  /** Adds what warmpool was doing to an engine failure; the image, when known, for IMAGE_NOT_FOUND. */
   private engineError(e: unknown, doing: string, image?: string): WarmpoolError {
-    if (isWarmpoolError(e)) return e;
-    const code = (e as NodeJS.ErrnoException | undefined)?.code;
-    if (code && UNREACHABLE.has(code)) {
-      const hint =
-        code === 'EACCES' ? 'permission denied on the socket: run warmpool as root or as a member of the docker group'
-        : code === 'ENOENT' || code === 'ENOTDIR' ? 'no socket there: is dockerd running? Start it (systemctl start docker, or dockerd &) or point DOCKER_HOST at the engine'
-        : 'is dockerd running? Start it (systemctl start docker, or dockerd &) or point DOCKER_HOST at the engine';
-      return new WarmpoolError('ENGINE_UNREACHABLE', `Docker Engine unreachable at ${this.where()} (${code}) while trying to ${doing}`, { hint, cause: e });
-    }
-    const status = statusOf(e);
-    const text = engineMessage(e);
-    if (image && status === 404 && /no such image/i.test(text)) {
+    if (!(e instanceof EngineError)) return isWarmpoolError(e) ? e : new WarmpoolError('ENGINE_ERROR', `could not ${doing}: ${errorMessage(e)}`, { cause: e });
+    if (e.code === 'IMAGE_NOT_FOUND' && image) {
       return new WarmpoolError('IMAGE_NOT_FOUND', `image ${image} is not on this Docker Engine, and warmpool never pulls`, {
         hint: `build it with \`npm run images\` (warmpool/node:20, warmpool/standin:latest), \`docker build -t ${image} <dir>\`, or load it with \`docker load -i <file>.tar\``,
         cause: e,
       });
     }
-    return new WarmpoolError('ENGINE_ERROR', `Docker Engine could not ${doing}: ${text}${status ? ` (HTTP ${status})` : ''}`, { cause: e });
+    if (e.code === 'ENGINE_UNREACHABLE') return new WarmpoolError('ENGINE_UNREACHABLE', `${e.reason} while trying to ${doing}`, { hint: e.hint, cause: e });
+    return new WarmpoolError(e.code, `Docker Engine could not ${doing}: ${e.detail}${e.status ? ` (HTTP ${e.status}, ${e.call})` : ` (${e.call})`}`, { hint: e.hint, cause: e });
   }
-}
-
-interface DockerEvent {
-  status?: string;
-  Action?: string;
-  time?: number;
-  Actor?: { ID?: string; Attributes?: Record<string, string> };
 }
 
 function statusOf(e: unknown): number | undefined {
-  const s = (e as { statusCode?: unknown } | undefined)?.statusCode;
-  return typeof s === 'number' ? s : undefined;
-}
-
-function engineMessage(e: unknown): string {
-  const json = (e as { json?: { message?: unknown } } | undefined)?.json;
-  if (json && typeof json.message === 'string') return json.message;
-  return errorMessage(e).trim();
-}
-
-function destroy(stream: NodeJS.ReadableStream): void {
-  (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
-}
-
-/** Docker's multiplexed log format (8-byte header: stream, 0, 0, 0, size) read from a whole buffer. */
-export function demuxBuffer(buf: Buffer): string {
-  let out = '';
-  let i = 0;
-  while (i + 8 <= buf.length) {
-    const type = buf[i]!;
-    if (type > 2 || buf[i + 1] !== 0 || buf[i + 2] !== 0 || buf[i + 3] !== 0) return out + buf.subarray(i).toString('utf8'); // not multiplexed (tty)
-    const size = buf.readUInt32BE(i + 4);
-    out += buf.subarray(i + 8, i + 8 + size).toString('utf8');
-    i += 8 + size;
-  }
-  return out;
-}
-
-/** Splits a byte stream into lines (\n or \r\n), decoding UTF-8 across chunk boundaries. */
-export class LineSplitter {
-  private readonly decoder = new StringDecoder('utf8');
-  private rest = '';
-
-  constructor(private readonly onLine: (line: string) => void) {}
-
-  push(chunk: Buffer | string): void {
-    const text = this.rest + (typeof chunk === 'string' ? chunk : this.decoder.write(chunk));
-    const parts = text.split('\n');
-    this.rest = parts.pop()!;
-    for (const p of parts) this.onLine(p.endsWith('\r') ? p.slice(0, -1) : p);
-    if (this.rest.length > MAX_LINE) {
-      this.onLine(this.rest);
-      this.rest = '';
-    }
-  }
-
-  flush(): void {
-    const last = this.rest + this.decoder.end();
-    this.rest = '';
-    if (last) this.onLine(last.endsWith('\r') ? last.slice(0, -1) : last);
-  }
-
-  writable(): Writable {
-    return new Writable({ write: (chunk: Buffer, _enc, cb) => { this.push(chunk); cb(); } });
-  }
+  return e instanceof EngineError ? e.status : undefined;
 }
 
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
