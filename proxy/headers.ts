@@ -55,7 +55,7 @@ export interface UpstreamHeaderOptions {
 }
 
 /**
- * Upstream request headers as a flat [name, value, ...] list (undici and http.request both take it),
+ * Upstream request headers as a flat [name, value, ...] list (the upstream client writes them in order),
  * built from req.rawHeaders: hop-by-hop dropped, Host kept as the visitor sent it (Jupyter checks
  * Origin against Host), warmpool's cookies removed, the secret injected, X-Forwarded-* set.
  */
