@@ -241,6 +241,7 @@ class Exchange implements ConnUser {
     let ok: boolean;
     if (this.chunked) {
       if (chunk.length === 0) return; // a zero-size chunk would end the body
+      this.t.target.traffic.bytesIn += chunk.length; // no Content-Length to count up front
       s.cork();
       s.write(chunk.length.toString(16) + CRLF, 'latin1');
       s.write(chunk);

@@ -547,7 +547,7 @@ describe('upstream client through the proxy', () => {
       req.on('data', (c: Buffer) => { h.update(c); n += c.length; });
       req.on('end', () => res.end(JSON.stringify({ n, hash: h.digest('hex'), te: req.headers['transfer-encoding'] ?? null, cl: req.headers['content-length'] ?? null })));
     });
-    const { url, jar } = await through(be.port);
+    const { url, jar, pool } = await through(be.port);
     const data = randomBytes(3 * 1024 * 1024 + 17);
     const got = await new Promise<string>((resolve, reject) => {
       const u = new URL(url('/upload'));
@@ -570,6 +570,7 @@ describe('upstream client through the proxy', () => {
       more();
     });
     assert.deepEqual(JSON.parse(got), { n: data.length, hash: createHash('sha256').update(data).digest('hex'), te: 'chunked', cl: null });
+    assert.equal([...pool.sessions.values()][0]!.traffic.bytesIn, data.length, 'upload bytes counted without a Content-Length');
     // And the connection is fine for the next request.
     assert.equal((await request(url('/upload'), { jar, method: 'POST', body: 'abc' })).status, 200);
     assert.equal(be.accepted(), 1);
