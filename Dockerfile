@@ -8,4 +8,6 @@ COPY node_modules/ node_modules/
 COPY dist/ dist/
 ENV WARMPOOL_CONFIG=/etc/warmpool/warmpool.yaml
 # Runs as root to reach /var/run/docker.sock; mount the socket read-write.
-CMD ["node", "/opt/warmpool/dist/bin/warmpool.js", "start"]
+# The node flags are the warmpool command's own (its shebang, bin/warmpool.ts; test/node-flags.test.ts keeps
+# them equal). Named here because the offline base image has no /usr/bin/env to read the shebang with.
+CMD ["node", "--max-semi-space-size=4", "/opt/warmpool/dist/bin/warmpool.js", "start"]

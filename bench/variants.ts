@@ -2,13 +2,14 @@
 //   direct    the backend itself
 //   nginx     Debian's nginx, one worker, generated config: keep-alive upstream, WebSocket upgrade
 //   chp       configurable-http-proxy 5 (JupyterHub's proxy), installed under bench/.work, one route
-//   warmpool  warmpool in its own process, session cookie routing, the pluto classifier on
+//   warmpool  warmpool in its own process (with its deployment node flags), session cookie routing, the pluto classifier on
 // A variant gives a base URL, the headers a client must send, and the pids whose CPU and RSS count.
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { warmpoolNodeFlags } from '../bin/node-flags.js';
 import { DIST, freePort, type Backend } from './backends.js';
 import { childPids, sleep, startChild, stopProc, trackChild, type Child } from './procs.js';
 
@@ -205,12 +206,21 @@ export interface WarmpoolServer {
   control: number;
 }
 
-/** Starts bench/warmpool-server.js with a raw config (and static targets: StaticRuntime). */
+/**
+ * The node flags of a benchmark warmpool process: first warmpool's deployment flags (the shebang of the
+ * `warmpool` command, bin/node-flags.ts), so the benchmark measures warmpool as it is deployed; then an
+ * experiment's --warmpool-node-args (run.ts passes them through the environment) and the caller's, which
+ * win over the deployment flags (for V8 flags the last one given counts); then --cpu-prof for --profile.
+ */
+export function warmpoolNodeArgv(tag: string, nodeArgs: string[] = [], env: NodeJS.ProcessEnv = process.env): string[] {
+  const experiment = (env.BENCH_WARMPOOL_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const prof = env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', join(WORK, 'prof'), '--cpu-prof-name', `warmpool-${tag}-${Date.now()}.cpuprofile`] : [];
+  return [...warmpoolNodeFlags(), ...experiment, ...nodeArgs, ...prof];
+}
+
+/** Starts bench/warmpool-server.js with a raw config (and static targets: StaticRuntime), as deployed (warmpoolNodeArgv). */
 export async function startWarmpoolServer(tag: string, config: Record<string, unknown>, staticTargets?: { host: string; port: number }[], nodeArgs: string[] = []): Promise<WarmpoolServer> {
-  // --warmpool-node-args (run.ts) reaches here through the environment, so every warmpool process gets it.
-  const flags = (process.env.BENCH_WARMPOOL_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const extra = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', join(WORK, 'prof'), '--cpu-prof-name', `warmpool-${tag}-${Date.now()}.cpuprofile`] : [];
-  const child = await startChild(`warmpool-${tag}`, process.execPath, [...flags, ...nodeArgs, ...extra, join(DIST, 'bench/warmpool-server.js'), JSON.stringify({ config, static: staticTargets })], { timeoutMs: 120_000 });
+  const child = await startChild(`warmpool-${tag}`, process.execPath, [...warmpoolNodeArgv(tag, nodeArgs), join(DIST, 'bench/warmpool-server.js'), JSON.stringify({ config, static: staticTargets })], { timeoutMs: 120_000 });
   return { child, port: child.info.port as number, control: child.info.control as number };
 }
 
