@@ -21,7 +21,8 @@ import type { Visit } from './forwarded.js';
 import { queryParam } from './router.js';
 import { readSession } from './session.js';
 
-export type EntryOutcome = { kind: 'answer'; answer: Answer } | { kind: 'relay'; target: SessionTarget };
+/** `claimed`: the instance this answer just handed out (the relay may open a connection to it meanwhile). */
+export type EntryOutcome = { kind: 'answer'; answer: Answer; claimed?: SessionTarget } | { kind: 'relay'; target: SessionTarget };
 
 export interface EntryDeps {
   pool: PoolApi;
@@ -79,5 +80,6 @@ export async function entry(req: IncomingMessage, app: AppConfig, visit: Visit, 
       setCookie: [setCookieHeader(app.name, value, { secure, maxAgeMs: d.codec.maxAgeMs })],
       detail: { session: 'new' },
     },
+    claimed: r.target,
   };
 }

@@ -142,8 +142,11 @@ export function createProxy(o: ProxyOptions): Proxy {
     if (isRoot && req.method === 'GET') {
       entry(req, app, visit, { pool, codec, log }).then(
         (out) => {
-          if (out.kind === 'answer') sendAnswer(req, res, out.answer);
-          else http.relay(req, res, relayTarget(app, rest, visit, out.target));
+          if (out.kind === 'answer') {
+            sendAnswer(req, res, out.answer);
+            // The browser follows the redirect at once: have a connection to its instance ready by then.
+            if (out.claimed) http.preconnect(out.claimed);
+          } else http.relay(req, res, relayTarget(app, rest, visit, out.target));
         },
         (e: unknown) => {
           log?.(`entry to ${app.name} failed: ${(e as Error)?.stack ?? String(e)}`);

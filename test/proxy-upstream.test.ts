@@ -367,6 +367,20 @@ describe('upstream client through the proxy', () => {
     assert.match(be.heads[0]!, /^GET \/n0 HTTP\/1\.1\r\n/);
   });
 
+  test('the entry opens a connection to the instance it hands out; the first request uses it', async () => {
+    const be = await raw((head, s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi'));
+    const { url, jar, p } = await through(be.port);
+    await until(() => be.accepted === 1, 'a connection opened by the entry, before any request');
+    assert.equal(be.heads.length, 0);
+    assert.equal(p.proxy.openSockets(), 1);
+    assert.equal((await request(url('/first'), { jar })).text, 'hi');
+    assert.equal(be.accepted, 1, 'the first request went over it');
+    // A visitor who comes back with their cookie is not handed out again: no second spare.
+    assert.equal((await request(url('/'), { jar, headers: { accept: 'text/html' } })).status, 302);
+    assert.equal((await request(url('/second'), { jar })).text, 'hi');
+    assert.equal(be.accepted, 1);
+  });
+
   test('HEAD, 204 and 304 with a lying Content-Length are answered at once, and the connection is kept', async () => {
     const be = await raw((head, s) => {
       if (head.startsWith('HEAD')) s.write('HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n');

@@ -71,7 +71,7 @@ export class UpstreamConn {
   private connectTimer: NodeJS.Timeout | undefined;
   private headTimer: NodeJS.Timeout | undefined;
 
-  constructor(readonly pool: UpstreamPool, user: ConnUser) {
+  constructor(readonly pool: UpstreamPool, user: ConnUser | null) {
     this.user = user;
     const s = connect({ host: pool.host, port: pool.port, noDelay: true }) as Tagged;
     s[CONN] = this;
@@ -117,8 +117,9 @@ export class UpstreamConn {
     this.connecting = false;
     clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
+    if (this.pool.spare === this) this.pool.spare = null;
     if (this.user) this.user.onConn(this);
-    else this.pool.putIdle(this); // its exchange went away while connecting: a clean spare
+    else this.pool.putIdle(this); // a preconnected spare, or its exchange went away while connecting
   }
 
   data(buf: Buffer): void {
@@ -167,6 +168,8 @@ export class UpstreamPool {
   /** Idle connections, most recently used last. */
   private readonly idle: UpstreamConn[] = [];
   private readonly all = new Set<UpstreamConn>();
+  /** A preconnect() still connecting, for the first exchange to take over. */
+  spare: UpstreamConn | null = null;
   closed = false;
   /** Exchanges using this pool (for the relay's sweep of unused pools). */
   inFlight = 0;
@@ -201,7 +204,22 @@ export class UpstreamPool {
       user.onConn(c);
       return;
     }
+    const spare = this.spare;
+    if (spare) {
+      // Still connecting (a connected spare is idle): this exchange waits for it instead of opening another.
+      this.spare = null;
+      spare.user = user;
+      return;
+    }
     this.connect(user);
+  }
+
+  /** A spare connection for an exchange about to come, when there is none: idle once connected. */
+  preconnect(): void {
+    if (this.closed || this.all.size > 0) return;
+    const c = new UpstreamConn(this, null);
+    this.all.add(c);
+    this.spare = c;
   }
 
   /** A new connection, never an idle one (the retry after a reused connection failed). */
@@ -235,6 +253,7 @@ export class UpstreamPool {
 
   dropped(c: UpstreamConn): void {
     this.all.delete(c);
+    if (this.spare === c) this.spare = null;
     const i = this.idle.lastIndexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
   }
