@@ -45,6 +45,8 @@ export interface ProxyOptions {
   internal?: (req: IncomingMessage, res: ServerResponse, path: string) => boolean;
   /** Upstream response head timeout, ms (default 60 s). */
   headersTimeoutMs?: number;
+  /** Until an instance answers a WebSocket handshake (connect included), ms (default 30 s). */
+  wsHandshakeTimeoutMs?: number;
   /** pool.activity() at most this often per session, ms (default 1000). */
   activityCoalesceMs?: number;
 }
@@ -76,7 +78,7 @@ export function createProxy(o: ProxyOptions): Proxy {
   const trust = new TrustedProxies(config.trustedProxies);
   const reporter = new ActivityReporter(pool, clock, o.activityCoalesceMs ?? 1000);
   const http = new HttpRelay({ pool, clock, reporter, log, headersTimeoutMs: o.headersTimeoutMs });
-  const ws = new WsRelay({ pool, reporter, log });
+  const ws = new WsRelay({ pool, reporter, log, handshakeTimeoutMs: o.wsHandshakeTimeoutMs });
   const classifiers = new Map<string, Classifier>();
   const serveLanding = o.landing ?? true;
   let closed = false;

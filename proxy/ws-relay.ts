@@ -1,9 +1,11 @@
 // Relays a WebSocket without terminating it: the handshake goes to the instance, its 101 answer
 // (subprotocol, permessage-deflate) reaches the browser unchanged, then raw bytes are piped both
 // ways. Client frames are tapped (FrameTap → the app's classifier → coalesced pool.activity()).
+// The handshake is written and read on a raw socket with the relay's own response parser, not
+// node:http's client (its request, agent and parser machinery were ~10-15 % of a burst's CPU, issue 5).
 
-import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { PoolApi, SessionTraffic } from '../pool/api.js';
 import type { ActivityReporter } from './activity.js';
@@ -12,6 +14,7 @@ import { FrameTap } from './frames.js';
 import type { RelayTarget } from './http-relay.js';
 import { upstreamHeaders, upstreamPath } from './headers.js';
 import { leaksSecret } from './secret.js';
+import { hasToken, ResponseParser, UpstreamProtocolError, type ResponseHandler } from './upstream/response.js';
 
 /** Sockets held by every WsRelay in this process (client and upstream), for leak tests. */
 let openWsSockets = 0;
@@ -31,14 +34,17 @@ export interface WsRelayOptions {
   captureLimit?: number;
 }
 
-const HANDSHAKE_HEADER_LIMIT = 64 * 1024;
+/** A refused upgrade's body is relayed up to this size (the rest is read and dropped). */
+const REFUSAL_BODY_LIMIT = 64 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 // Socket listeners are shared functions that find their state through a symbol on the socket (`this`
 // is the emitting socket), not closures: a relayed socket lives for an hour, and a closure made during
-// the handshake would keep the handshake's request objects alive with it (issue 5: memory per session).
+// the handshake would keep the handshake's objects alive with it (issue 5: memory per session).
 const RELAY = Symbol('warmpool.wsRelay');
 const LINK = Symbol('warmpool.wsLink');
-type Tracked = Duplex & { [RELAY]?: WsRelay; [LINK]?: Link };
+const HANDSHAKE = Symbol('warmpool.wsHandshake');
+type Tracked = Duplex & { [RELAY]?: WsRelay; [LINK]?: Link; [HANDSHAKE]?: Handshake };
 
 function destroySelf(this: Duplex): void {
   this.destroy();
@@ -68,6 +74,22 @@ function onUpstreamEnd(this: Tracked): void {
 function onLinkEnd(this: Tracked): void {
   this[LINK]!.finish();
 }
+// The handshake's listeners (upstream socket, and the client's close), removed once it is decided.
+function onHandshakeData(this: Tracked, chunk: Buffer): void {
+  this[HANDSHAKE]?.data(chunk);
+}
+function onHandshakeEnd(this: Tracked): void {
+  this[HANDSHAKE]?.ended();
+}
+function onHandshakeError(this: Tracked, e: NodeJS.ErrnoException): void {
+  this[HANDSHAKE]?.error(e);
+}
+function onHandshakeClientClose(this: Tracked): void {
+  this[HANDSHAKE]?.abandon();
+}
+function onHandshakeTimeout(h: Handshake): void {
+  h.fail(true, 'handshake-timeout');
+}
 
 export class WsRelay {
   private readonly live = new Set<Duplex>();
@@ -88,73 +110,7 @@ export class WsRelay {
   relay(req: IncomingMessage, client: Duplex, head: Buffer, t: RelayTarget): void {
     this.track(client);
     tune(client, this.keepAliveMs);
-    const path = upstreamPath(t.app, t.rest, req.url!, t.target);
-    const headers = upstreamHeaders(req.rawHeaders, { app: t.app, target: t.target, visit: t.visit, upgrade: String(req.headers.upgrade) });
-    const upReq: ClientRequest = httpRequest({
-      host: t.target.host,
-      port: t.target.port,
-      method: req.method,
-      path,
-      headers,
-      setHost: false,
-      agent: false,
-      maxHeaderSize: HANDSHAKE_HEADER_LIMIT,
-    });
-    let settled = false;
-    // Our own timer, not upReq.setTimeout(): that one leaves a Timeout on the upstream socket for its whole life.
-    const timer = setTimeout(() => fail(true, 'handshake-timeout'), this.handshakeTimeoutMs);
-    timer.unref();
-    /** The handshake is decided (answered, failed or abandoned): true the first time only. */
-    const settle = (): boolean => {
-      if (settled) return false;
-      settled = true;
-      clearTimeout(timer);
-      return true;
-    };
-    const fail = (timeout: boolean, detail: string): void => {
-      if (!settle()) return;
-      upReq.destroy();
-      this.o.pool.event(t.target.session, 'upstream-error', { code: detail, path: t.rest.split('?')[0], websocket: true });
-      refuseUpgrade(req, client, { kind: 'upstream-down', app: t.app.name, timeout });
-    };
-    upReq.on('socket', (s: Socket) => this.track(s));
-    upReq.on('error', (e: NodeJS.ErrnoException) => fail(false, e.code ?? e.message));
-    // The visitor left during the handshake: drop the upstream attempt.
-    const onEarlyClose = (): void => {
-      if (!settle()) return;
-      upReq.destroy();
-    };
-    client.once('close', onEarlyClose);
-
-    upReq.on('response', (res) => {
-      // The instance refused the upgrade (403 without the secret, 404, ...): relay its answer, then close.
-      if (!settle()) {
-        res.destroy();
-        return;
-      }
-      client.removeListener('close', onEarlyClose);
-      this.relayRefusal(res, client, t, () => upReq.destroy());
-    });
-
-    upReq.on('upgrade', (res: IncomingMessage, upstream: Socket, upHead: Buffer) => {
-      if (!settle()) {
-        upstream.destroy();
-        return;
-      }
-      upstream.on('error', destroySelf);
-      client.removeListener('close', onEarlyClose);
-      upstream.setTimeout(0);
-      this.track(upstream);
-      tune(upstream, this.keepAliveMs);
-      if (client.destroyed) {
-        upstream.destroy();
-        return;
-      }
-      // The 101 head as the instance wrote it (its subprotocol and extensions reach the browser).
-      client.write(Buffer.from(responseHead(res, t.target.secret), 'latin1'));
-      new Link(this, client, upstream, t).start(head, upHead, res);
-    });
-    upReq.end();
+    new Handshake(this, req, client, head, t);
   }
 
   /** Destroys every socket (shutdown); resolves once all of them have closed. */
@@ -167,7 +123,7 @@ export class WsRelay {
     })));
   }
 
-  private track(s: Tracked): void {
+  track(s: Tracked): void {
     if (this.live.has(s)) return;
     this.live.add(s);
     openWsSockets++;
@@ -180,27 +136,176 @@ export class WsRelay {
   forget(s: Duplex): boolean {
     return this.live.delete(s);
   }
+}
 
-  private relayRefusal(res: IncomingMessage, client: Duplex, t: RelayTarget, dropUpstream: () => void): void {
-    const body: Buffer[] = [];
-    let size = 0;
-    res.on('data', (c: Buffer) => {
-      if (size < 64 * 1024) body.push(c);
-      size += c.length;
-    });
-    res.on('error', () => client.destroy());
-    res.on('end', () => {
-      const headers: Record<string, string | string[]> = {};
-      const secret = t.target.secret;
-      for (const [k, v] of Object.entries(res.headers)) {
-        if (v === undefined || k === 'connection' || k === 'keep-alive' || k === 'transfer-encoding' || k === 'content-length' || k === 'upgrade') continue;
-        const vals = (Array.isArray(v) ? v : [v]).filter((x) => !secret || !leaksSecret(x, secret));
-        if (vals.length) headers[k] = vals.length === 1 ? vals[0]! : vals;
-      }
-      dropUpstream();
-      const text = Buffer.concat(body).toString('utf8');
-      writeRawAnswer(client, { status: res.statusCode ?? 502, headers, body: secret ? text.split(secret).join('') : text });
-    });
+/**
+ * The upstream half of one upgrade until it is decided: the request head written in one piece on a
+ * fresh connection, the answer parsed as it arrives. A 101 hands both sockets to a Link (and this
+ * object becomes garbage: no listener or timer keeps it); any other answer is relayed as a refusal.
+ */
+class Handshake implements ResponseHandler {
+  private readonly upstream: Tracked;
+  private readonly parser = new ResponseParser();
+  private readonly timer: NodeJS.Timeout;
+  /** The outcome is known (switched, failed, refusing or abandoned): the timer is off. */
+  private settled = false;
+  /** A non-101 answer is being read, to be relayed when complete. */
+  private refusing = false;
+  private body: Buffer[] | null = null;
+  private bodySize = 0;
+
+  constructor(private readonly relay: WsRelay, private readonly req: IncomingMessage, private readonly client: Tracked, private readonly head: Buffer, private readonly t: RelayTarget) {
+    const target = t.target;
+    const up = connect({ host: target.host, port: target.port, noDelay: true }) as Tracked;
+    this.upstream = up;
+    up[HANDSHAKE] = this;
+    up.on('error', onHandshakeError);
+    up.on('data', onHandshakeData);
+    up.on('end', onHandshakeEnd);
+    up.on('close', onHandshakeEnd);
+    relay.track(up);
+    client[HANDSHAKE] = this;
+    // The visitor left during the handshake: drop the upstream attempt.
+    client.on('close', onHandshakeClientClose);
+    this.timer = setTimeout(onHandshakeTimeout, relay.handshakeTimeoutMs, this);
+    this.timer.unref();
+    this.parser.start(this, false, true);
+    // Queued by the socket until it connects: one write, one packet.
+    up.write(requestHead(req, t), 'latin1');
+  }
+
+  /** The handshake is decided: true the first time only. */
+  private settle(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    clearTimeout(this.timer);
+    return true;
+  }
+
+  data(chunk: Buffer): void {
+    let used: number;
+    try {
+      used = this.parser.execute(chunk);
+    } catch (e) {
+      this.broken(e as Error);
+      return;
+    }
+    if (this.parser.upgraded) this.switchProtocols(used < chunk.length ? chunk.subarray(used) : EMPTY);
+  }
+
+  // ResponseHandler: a 101 is taken up after execute() (which says where the WebSocket bytes begin).
+  onHead(p: ResponseParser): void {
+    if (p.status === 101) return;
+    // The instance refused the upgrade (403 without the secret, 404, ...): relay its answer, then close.
+    if (!this.settle()) return;
+    this.refusing = true;
+    this.body = [];
+  }
+
+  onBody(chunk: Buffer): void {
+    if (this.bodySize < REFUSAL_BODY_LIMIT) this.body!.push(chunk);
+    this.bodySize += chunk.length;
+  }
+
+  onEnd(): void {
+    if (!this.refusing) return;
+    this.refusing = false;
+    const p = this.parser;
+    const secret = this.t.target.secret;
+    const headers: Record<string, string | string[]> = {};
+    for (const k in p.headers) {
+      if (k === 'connection' || k === 'keep-alive' || k === 'transfer-encoding' || k === 'content-length' || k === 'upgrade') continue;
+      const v = p.headers[k]!;
+      // Repeated fields as node:http gave them before: Set-Cookie as a list, any other joined.
+      const vals = (typeof v === 'string' ? [v] : k === 'set-cookie' ? v : [v.join(', ')]).filter((x) => !secret || !leaksSecret(x, secret));
+      if (vals.length) headers[k] = vals.length === 1 ? vals[0]! : vals;
+    }
+    this.dropUpstream();
+    const text = Buffer.concat(this.body!).toString('utf8');
+    writeRawAnswer(this.client, { status: p.status, headers, body: secret ? text.split(secret).join('') : text });
+  }
+
+  /** The upstream ended or closed before the handshake was decided, or while a refusal was read. */
+  ended(): void {
+    if (this.refusing) {
+      // A body read until close is complete now (and relayed); one cut short drops the visitor.
+      if (!this.parser.finish()) this.drop();
+      return;
+    }
+    // As node's client reported it ("socket hang up").
+    this.fail(false, 'ECONNRESET');
+  }
+
+  error(e: NodeJS.ErrnoException): void {
+    if (this.refusing) this.drop();
+    else this.fail(false, e.code ?? e.message);
+  }
+
+  /** The visitor went away: the upstream attempt goes too. */
+  abandon(): void {
+    this.settle();
+    this.refusing = false;
+    this.dropUpstream();
+  }
+
+  /** The instance's answer breaks HTTP (or is no WebSocket switch): logged, then refused as a failed upstream. */
+  private broken(e: Error): void {
+    const t = this.t;
+    this.relay.o.log?.(`websocket handshake for ${t.rest.split('?')[0]} with ${t.app.name} instance ${t.target.instanceId} (${t.target.host}:${t.target.port}) failed: ${e.message}`);
+    if (this.refusing) this.drop();
+    else this.fail(false, (e as UpstreamProtocolError).code ?? e.message);
+  }
+
+  /** Connect error, timeout, hang-up, a broken answer: the visitor gets the instance-down answer. */
+  fail(timeout: boolean, detail: string): void {
+    if (!this.settle()) return;
+    this.dropUpstream();
+    const t = this.t;
+    this.relay.o.pool.event(t.target.session, 'upstream-error', { code: detail, path: t.rest.split('?')[0], websocket: true });
+    refuseUpgrade(this.req, this.client, { kind: 'upstream-down', app: t.app.name, timeout });
+  }
+
+  /** A refusal that cannot be relayed (cut short, broken): both sockets closed, as node's client did. */
+  private drop(): void {
+    this.refusing = false;
+    this.dropUpstream();
+    this.client.destroy();
+  }
+
+  private dropUpstream(): void {
+    this.parser.stop();
+    this.upstream.destroy();
+  }
+
+  /** A 101: valid for a WebSocket, its head goes to the visitor as the instance wrote it, then the Link pipes. */
+  private switchProtocols(rest: Buffer): void {
+    const p = this.parser;
+    if (!hasToken(p.headers['upgrade'], 'websocket') || !hasToken(p.headers['connection'], 'upgrade')) {
+      this.broken(new UpstreamProtocolError('101 Switching Protocols without Upgrade: websocket and Connection: Upgrade'));
+      return;
+    }
+    if (!this.settle()) return;
+    const { upstream, client, t } = this;
+    // From here the Link's listeners own both sockets; nothing keeps this object.
+    upstream.on('error', destroySelf);
+    upstream.removeListener('error', onHandshakeError);
+    upstream.removeListener('data', onHandshakeData);
+    upstream.removeListener('end', onHandshakeEnd);
+    upstream.removeListener('close', onHandshakeEnd);
+    client.removeListener('close', onHandshakeClientClose);
+    upstream[HANDSHAKE] = undefined;
+    client[HANDSHAKE] = undefined;
+    tune(upstream, this.relay.keepAliveMs);
+    if (client.destroyed) {
+      upstream.destroy();
+      return;
+    }
+    // The 101 head as the instance wrote it (its subprotocol and extensions reach the browser), and
+    // WebSocket bytes that came in the same read, in one write.
+    client.cork();
+    client.write(Buffer.from(responseHead(p, t.target.secret), 'latin1'));
+    new Link(this.relay, client, upstream, t).start(this.head, rest, single(p.headers['sec-websocket-protocol']), single(p.headers['sec-websocket-extensions']));
+    client.uncork();
   }
 }
 
@@ -252,13 +357,13 @@ class Link {
     this.tapOut = new FrameTap({ requireMask: false, captureLimit: 0 });
   }
 
-  start(head: Buffer, upHead: Buffer, res: IncomingMessage): void {
+  start(head: Buffer, upHead: Buffer, protocol: string | null, extensions: string | null): void {
     const { pool, reporter } = this.relay.o;
     const { client, upstream, t } = this;
     const session = t.target.session;
     pool.connectionOpened(session);
     // What the instance chose (not what the browser offered): the subprotocol and extensions in force.
-    pool.event(session, 'ws-open', { path: t.rest.split('?')[0], protocol: res.headers['sec-websocket-protocol'] ?? null, extensions: res.headers['sec-websocket-extensions'] ?? null });
+    pool.event(session, 'ws-open', { path: t.rest.split('?')[0], protocol, extensions });
     reporter.seen(this.traffic, this.openedAt);
     client[LINK] = this;
     upstream[LINK] = this;
@@ -357,10 +462,26 @@ function tune(s: Duplex, keepAliveMs: number): void {
   sock.setKeepAlive?.(true, keepAliveMs);
 }
 
-/** Rebuilds the instance's response head from the parser's raw headers (names, order, values kept). */
-function responseHead(res: IncomingMessage, secret: string | undefined): string {
-  let head = `HTTP/1.1 ${res.statusCode} ${res.statusMessage ?? ''}\r\n`;
-  const raw = res.rawHeaders;
+/**
+ * The handshake request head, written in one piece: request line, the headers upstreamHeaders()
+ * chose (Host as the visitor sent it, none added), `Connection: Upgrade` and the visitor's Upgrade.
+ */
+function requestHead(req: IncomingMessage, t: RelayTarget): string {
+  const headers = upstreamHeaders(req.rawHeaders, { app: t.app, target: t.target, visit: t.visit, upgrade: String(req.headers.upgrade) });
+  let head = `${req.method} ${upstreamPath(t.app, t.rest, req.url!, t.target)} HTTP/1.1\r\n`;
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]!}: ${headers[i + 1]!}\r\n`;
+  return head + '\r\n';
+}
+
+/** A field as one string (repeated lines joined, as node:http joins them), or null when absent. */
+function single(v: string | string[] | undefined): string | null {
+  return v === undefined ? null : typeof v === 'string' ? v : v.join(', ');
+}
+
+/** Rebuilds the instance's 101 head from the parser's raw headers (names, order, values kept). */
+function responseHead(p: ResponseParser, secret: string | undefined): string {
+  let head = `HTTP/1.1 ${p.status} ${p.reason}\r\n`;
+  const raw = p.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     if (secret && leaksSecret(raw[i + 1]!, secret)) continue;
     head += `${raw[i]}: ${raw[i + 1]}\r\n`;

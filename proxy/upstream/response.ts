@@ -4,7 +4,10 @@
 
 /** What a parser reports to the exchange that owns it. */
 export interface ResponseHandler {
-  /** A final (non-1xx) head: status, reason, headers, framing are set on the parser. */
+  /**
+   * A final head: status, reason, headers, framing are set on the parser. Final means non-1xx, or a
+   * 101 answering an upgrade request (the parser then stops: what follows is the new protocol's).
+   */
   onHead(p: ResponseParser): void;
   /** Body bytes (a view of the read buffer, de-chunked); `last` when this piece completes a Content-Length body. */
   onBody(chunk: Buffer, last: boolean): void;
@@ -25,13 +28,14 @@ const MAX_CHUNK_LINE = 4096;
 const MAX_CHUNK_SIZE = 2 ** 48;
 
 const enum S {
-  Idle, Head, Length, Close,
+  Idle, Head, Length, Close, Upgraded,
   ChunkSize, ChunkSizeWs, ChunkExt, ChunkSizeLf, ChunkData, ChunkDataCr, ChunkDataLf,
   TrailerStart, TrailerLine, TrailerLf, EndLf,
   Done, Dead,
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+const NO_FIELDS: readonly string[] = [];
 const CR = 13;
 const LF = 10;
 
@@ -90,7 +94,8 @@ function contentLengthList(all: string): number {
   return n;
 }
 
-function hasToken(v: string | string[] | undefined, token: string): boolean {
+/** Whether a header (one value or repeated lines) lists token (lower-case), as Connection and Upgrade do. */
+export function hasToken(v: string | string[] | undefined, token: string): boolean {
   if (v === undefined) return false;
   if (typeof v === 'string') return listHas(v, token);
   for (const one of v) if (listHas(one, token)) return true;
@@ -120,9 +125,15 @@ export class ResponseParser {
   framing: Framing = 'none';
   /** Whether the connection may carry another exchange once this response is complete. */
   keepAlive = true;
+  /**
+   * For an upgrade request only: the final head's fields as [name, value, ...], names as the
+   * instance wrote them, in its order (a 101 is relayed as written: subprotocol, extensions).
+   */
+  rawHeaders: readonly string[] = NO_FIELDS;
 
   private state = S.Idle;
   private headOnly = false;
+  private upgrade = false;
   private partial: Buffer | null = null;
   /** Content-Length bytes, or the current chunk's bytes, still to come. */
   private remaining = 0;
@@ -130,10 +141,14 @@ export class ResponseParser {
   private lineBytes = 0;
   private sawDigit = false;
 
-  /** Expects a new response, to a HEAD request if headOnly (no body whatever the headers say). */
-  start(handler: ResponseHandler, headOnly: boolean): void {
+  /**
+   * Expects a new response, to a HEAD request if headOnly (no body whatever the headers say), to an
+   * upgrade request (a WebSocket handshake) if upgrade: a 101 then ends the parse (see execute()).
+   */
+  start(handler: ResponseHandler, headOnly: boolean, upgrade = false): void {
     this.handler = handler;
     this.headOnly = headOnly;
+    this.upgrade = upgrade;
     this.state = S.Head;
     this.partial = null;
     this.keepAlive = true;
@@ -155,11 +170,18 @@ export class ResponseParser {
     return this.state === S.Done;
   }
 
+  /** A 101 answered the upgrade request: the connection now speaks the new protocol. */
+  get upgraded(): boolean {
+    return this.state === S.Upgraded;
+  }
+
   /**
-   * Consumes one read. Throws UpstreamProtocolError for a response that breaks HTTP/1.1 (and lets
-   * the handler's own exceptions through). Bytes after a complete response make the connection unusable.
+   * Consumes one read and returns how much of it was HTTP: all of it, except once a 101 answered an
+   * upgrade request, when buf from the returned offset on is the new protocol's first bytes. Throws
+   * UpstreamProtocolError for a response that breaks HTTP/1.1 (and lets the handler's own exceptions
+   * through). Bytes after a complete response make the connection unusable.
    */
-  execute(buf: Buffer): void {
+  execute(buf: Buffer): number {
     const len = buf.length;
     let i = 0;
     while (i < len) {
@@ -169,6 +191,8 @@ export class ResponseParser {
           // A response without a body is complete with its head.
           if ((this.state as S) === S.Done) this.finishMessage(i < len);
           break;
+        case S.Upgraded:
+          return i;
         case S.Length: {
           const n = Math.min(this.remaining, len - i);
           this.remaining -= n;
@@ -181,7 +205,7 @@ export class ResponseParser {
         }
         case S.Close:
           this.handler!.onBody(i === 0 ? buf : buf.subarray(i), false);
-          return;
+          return len;
         case S.ChunkData: {
           const n = Math.min(this.remaining, len - i);
           this.remaining -= n;
@@ -194,13 +218,14 @@ export class ResponseParser {
         case S.Idle:
           // Bytes nobody asked for (after a response, or on an idle connection): this connection is done.
           this.keepAlive = false;
-          return;
+          return len;
         case S.Dead:
-          return;
+          return len;
         default:
           i = this.chunkFraming(buf, i);
       }
     }
+    return len;
   }
 
   /**
@@ -259,6 +284,7 @@ export class ResponseParser {
     if (eol < 0) eol = s.length;
     this.statusLine(s, eol);
     const headers: Record<string, string | string[]> = {};
+    const raw: string[] | null = this.upgrade ? [] : null;
     let pos = eol + 2;
     while (pos < s.length) {
       let next = s.indexOf('\r\n', pos);
@@ -273,12 +299,23 @@ export class ResponseParser {
       if (line.indexOf('\n') >= 0 || line.indexOf('\r') >= 0) throw new UpstreamProtocolError('bare CR or LF in the response head');
       const name = rawName.toLowerCase();
       const value = trimOws(line, 0);
+      raw?.push(rawName, value);
       const had = headers[name];
       if (had === undefined) {
         if (name !== '__proto__') headers[name] = value;
       } else if (typeof had === 'string') headers[name] = [had, value];
       else had.push(value);
       pos = next + 2;
+    }
+    if (this.status === 101 && this.upgrade) {
+      // The protocol switched: no body, no further HTTP on this connection.
+      this.headers = headers;
+      this.rawHeaders = raw!;
+      this.framing = 'none';
+      this.keepAlive = false;
+      this.state = S.Upgraded;
+      this.handler!.onHead(this);
+      return;
     }
     if (this.status < 200) {
       // Interim (100 Continue, 103 Early Hints): skipped, the final response follows. Node's server
@@ -287,6 +324,7 @@ export class ResponseParser {
       return;
     }
     this.headers = headers;
+    if (raw) this.rawHeaders = raw;
     this.frame(headers);
     if (this.framing === 'none') this.state = S.Done;
     this.handler!.onHead(this);
