@@ -25,7 +25,7 @@ export interface Results {
 
 const BEGIN = '<!-- BEGIN GENERATED (npm run bench rewrites this part; edit below the END marker) -->';
 const END = '<!-- END GENERATED -->';
-const NAMES: Record<VariantName, string> = { direct: 'direct', nginx: 'nginx', chp: 'configurable-http-proxy', warmpool: 'warmpool' };
+const NAMES: Record<VariantName, string> = { direct: 'direct', nginx: 'nginx', chp: 'configurable-http-proxy', 'node-pipe': '_Node TCP pipe (reference: no HTTP)_', warmpool: 'warmpool' };
 
 const n0 = (x: number): string => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');
 const n1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '–');

@@ -1,5 +1,6 @@
-// The four ways to reach the backend that the relay benchmarks compare, each started and stopped here:
+// The ways to reach the backend that the relay benchmarks compare, each started and stopped here:
 //   direct    the backend itself
+//   node-pipe a reference, not a proxy: a Node process piping TCP bytes (bench/tcp-pipe.ts), the floor for any Node relay
 //   nginx     Debian's nginx, one worker, generated config: keep-alive upstream, WebSocket upgrade
 //   chp       configurable-http-proxy 5 (JupyterHub's proxy), installed under bench/.work, one route
 //   warmpool  warmpool in its own process (with its deployment node flags), session cookie routing, the pluto classifier on
@@ -13,8 +14,8 @@ import { warmpoolNodeFlags } from '../bin/node-flags.js';
 import { DIST, freePort, type Backend } from './backends.js';
 import { childPids, sleep, startChild, stopProc, trackChild, type Child } from './procs.js';
 
-export type VariantName = 'direct' | 'nginx' | 'chp' | 'warmpool';
-export const ALL_VARIANTS: VariantName[] = ['direct', 'nginx', 'chp', 'warmpool'];
+export type VariantName = 'direct' | 'nginx' | 'chp' | 'node-pipe' | 'warmpool';
+export const ALL_VARIANTS: VariantName[] = ['direct', 'nginx', 'chp', 'node-pipe', 'warmpool'];
 
 export interface Variant {
   name: VariantName;
@@ -70,6 +71,10 @@ export async function startVariant(name: VariantName, be: Backend, log: (m: stri
     case 'chp':
       ensureChp(log);
       return startChp(be);
+    case 'node-pipe': {
+      const child = await startChild('node-pipe', process.execPath, [join(DIST, 'bench/tcp-pipe.js'), be.host, String(be.port)]);
+      return { name, host: '127.0.0.1', port: child.info.port as number, prefix: '', headers: {}, pids: () => [child.pid], stop: () => child.stop() };
+    }
     case 'warmpool':
       return startWarmpoolRelay(be);
   }
