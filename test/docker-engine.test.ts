@@ -217,6 +217,18 @@ describe('Engine against a fake engine on a unix socket', () => {
     await until('the timed-out connections closed', () => (fake.openConnections() === 0 ? true : undefined), 5000);
   });
 
+  test('a stream whose head never comes (a hung engine) fails at the timeout, so the caller can reopen it', async () => {
+    const { engine, fake } = await fresh({ timeoutMs: 50 });
+    fake.handle(() => undefined); // never answers
+    const events: unknown[] = [];
+    const e = await engineRejection(engine.events({}, (ev) => events.push(ev)), 'ENGINE_UNREACHABLE');
+    assert.equal(e.errno, 'TIMEOUT');
+    assert.equal(e.call, 'GET /events');
+    assert.match(e.message, /did not answer GET \/events within 50 ms/);
+    assert.deepEqual(events, []);
+    await until('the timed-out stream connection closed', () => (fake.openConnections() === 0 ? true : undefined), 5000);
+  });
+
   test('an AbortSignal cancels a call (and its connection)', async () => {
     const { engine, fake } = await fresh({ timeoutMs: 0 });
     fake.handle(() => undefined);

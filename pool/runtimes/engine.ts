@@ -287,7 +287,11 @@ export class Engine {
     });
   }
 
-  /** A request whose answer streams: resolves once the engine answered 2xx (no time limit), then feeds onChunk. */
+  /**
+   * A request whose answer streams: resolves once the engine answered 2xx, then feeds onChunk. The
+   * answer's head must come within the engine's timeout (a hung engine is reported, and the caller
+   * reopens); the stream itself has no time limit.
+   */
   private stream(method: string, path: string, signal: AbortSignal | undefined, onChunk: (c: Buffer) => void, onEnd: () => void): Promise<EngineStream> {
     const call = callName(method, path);
     return new Promise<EngineStream>((resolve, reject) => {
@@ -295,7 +299,16 @@ export class Engine {
       const req = this.request(method, path, this.streamAgent);
       let answered = false;
       let endStream: ((err?: unknown) => void) | undefined;
+      const limit = this.timeoutMs;
+      const headTimer = limit > 0 ? setTimeout(() => {
+        if (answered) return;
+        answered = true; // later errors from the destroyed request are not a second answer
+        signal?.removeEventListener('abort', onAbort);
+        req.destroy();
+        reject(this.timeoutError(call, limit));
+      }, limit) : undefined;
       const onAbort = () => {
+        clearTimeout(headTimer);
         req.destroy();
         if (!answered) reject(abortReason(signal!));
         else endStream?.();
@@ -304,11 +317,14 @@ export class Engine {
       req.on('error', (e) => {
         if (signal?.aborted) return;
         if (!answered) {
+          clearTimeout(headTimer);
           signal?.removeEventListener('abort', onAbort);
           reject(this.socketError(call, e));
         } else endStream?.(this.socketError(call, e));
       });
       req.on('response', (res) => {
+        clearTimeout(headTimer);
+        if (answered) { res.destroy(); return; } // too late: already reported as a timeout
         answered = true;
         const status = res.statusCode ?? 0;
         if (status < 200 || status >= 300) {
