@@ -18,22 +18,13 @@ import { Engine, EngineError, parseDockerHost, type EngineEvent } from '../pool/
 import { Demuxer, LineSplitter, demuxToString, type StreamId } from '../pool/runtimes/engine-streams.js';
 import { countByLabel, dockerSkipReason, removeByLabel } from './helpers/docker.js';
 import { sendJson, startFakeEngine, type FakeEngine } from './helpers/fake-engine.js';
+import { until } from './helpers/wait.js';
 
 const NODE_IMAGE = 'warmpool/node:20';
 const RUN = `t-engine-${process.pid}-${randomBytes(3).toString('hex')}`;
 const LABEL = 'warmpool.test-engine';
 const SELECT = `${LABEL}=${RUN}`;
 
-/** Polls fn until it returns a value other than undefined, or fails after ms. */
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 async function rejection(p: Promise<unknown>): Promise<unknown> {
   try {

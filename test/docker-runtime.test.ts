@@ -15,6 +15,7 @@ import { DockerRuntime } from '../pool/runtimes/docker.js';
 import { Engine } from '../pool/runtimes/engine.js';
 import { countByLabel, dockerSkipReason, inspectContainer, killContainer, removeByLabel } from './helpers/docker.js';
 import { sendJson, startFakeEngine } from './helpers/fake-engine.js';
+import { until } from './helpers/wait.js';
 
 const IMAGE = 'warmpool/standin:latest';
 const DEPLOYMENT = `t-docker-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -35,16 +36,6 @@ function app(over: Partial<AppConfig> = {}): AppConfig {
 let seq = 0;
 const spec = (env: Record<string, string> = {}) => ({ app: 'standin', instanceId: `i${Date.now().toString(36)}${seq++}`, env });
 
-/** Polls fn until it returns a value other than undefined, or fails after ms. */
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function pingOk(port: number): Promise<true | undefined> {
   try {

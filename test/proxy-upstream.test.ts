@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { ResponseParser, UpstreamProtocolError, type ResponseHandler } from '../proxy/upstream/response.js';
 import { FakePool, appConfig, startProxyServer, warmpoolConfig, type ProxyServer } from './helpers/fake-pool.js';
 import { CookieJar, closeServer, listen, request } from './helpers/http.js';
+import { eventually } from './helpers/wait.js';
 
 // ---------------------------------------------------------------------------------------------
 // The parser alone
@@ -330,13 +331,6 @@ async function nodeBackend(handler: (req: IncomingMessage, res: ServerResponse) 
   return { server, port, accepted: () => accepted };
 }
 
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail(`still waiting: ${what}`);
-}
 
 describe('upstream client through the proxy', () => {
   test('chunked answers (extensions, trailers, written in pieces) arrive whole; the connection is reused', async () => {
@@ -370,7 +364,7 @@ describe('upstream client through the proxy', () => {
   test('the entry opens a connection to the instance it hands out; the first request uses it', async () => {
     const be = await raw((head, s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi'));
     const { url, jar, p } = await through(be.port);
-    await until(() => be.accepted === 1, 'a connection opened by the entry, before any request');
+    await eventually(() => be.accepted === 1, 'a connection opened by the entry, before any request', 5000, 10);
     assert.equal(be.heads.length, 0);
     assert.equal(p.proxy.openSockets(), 1);
     assert.equal((await request(url('/first'), { jar })).text, 'hi');
@@ -455,7 +449,7 @@ describe('upstream client through the proxy', () => {
 
     // The instance ends a kept-alive connection between requests: the next request gets a new one.
     assert.equal((await request(url('/end-after'), { jar })).text, 'ok');
-    await until(() => be.accepted === 1, 'one connection');
+    await eventually(() => be.accepted === 1, 'one connection', 5000, 10);
     assert.equal((await request(url('/a'), { jar })).text, 'first');
     assert.equal(be.accepted, 2);
 
@@ -612,8 +606,8 @@ describe('upstream client through the proxy', () => {
       req.end();
       setTimeout(() => reject(new Error('no data')), 5000).unref();
     });
-    await until(() => closed === 1, 'the instance saw its connection close');
-    await until(() => p.proxy.openSockets() === 0, 'the proxy let go of it');
+    await eventually(() => closed === 1, 'the instance saw its connection close', 5000, 10);
+    await eventually(() => p.proxy.openSockets() === 0, 'the proxy let go of it', 5000, 10);
     assert.equal((await request(url('/next'), { jar })).text, 'ok');
     assert.equal(be.accepted(), 2, 'the next request had a new connection');
   });

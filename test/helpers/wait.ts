@@ -28,3 +28,14 @@ export async function eventually<T>(fn: () => T | Promise<T>, what: string, limi
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** Polls fn until it returns something other than undefined (a value to keep), or fails after ms. */
+export async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, ms = 20_000, everyMs = 25): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
