@@ -9,7 +9,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import { startStandin, type StandinHandle } from '../examples/standin/server.js';
 import { ManualClock } from '../pool/clock.js';
 import { createProxy, keyRing, openWebSocketSockets } from '../proxy/index.js';
-import { FakePool, appConfig, startProxyServer, warmpoolConfig, TEST_KEYS, type ProxyServer } from './helpers/fake-pool.js';
+import { FakePool, appConfig, proxyForPool, startProxyServer, warmpoolConfig, TEST_KEYS, type ProxyServer } from './helpers/fake-pool.js';
 import { CookieJar, closeServer, follow, listen, rawUpgrade, request } from './helpers/http.js';
 
 const SECRET = 'S3cr3tXY';
@@ -56,11 +56,8 @@ after(() => {
 });
 
 async function proxyFor(pool: FakePool, o: Partial<Parameters<typeof startProxyServer>[0]> = {}): Promise<ProxyServer> {
-  const p = await startProxyServer({ config: warmpoolConfig([...pool.apps()]), pool, ...o });
-  cleanups.push(async () => {
-    await p.close();
-    assert.equal(p.proxy.openSockets(), 0, 'proxy holds no socket after close');
-  });
+  const p = await proxyForPool(pool, o);
+  cleanups.push(() => p.close());
   return p;
 }
 

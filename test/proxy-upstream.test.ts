@@ -9,7 +9,7 @@ import { createServer as createHttpServer, request as httpRequest, type Incoming
 import { connect as netConnect, createServer as createNetServer, type Socket, type Server as NetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { ResponseParser, UpstreamProtocolError, type ResponseHandler } from '../proxy/upstream/response.js';
-import { FakePool, appConfig, startProxyServer, warmpoolConfig, type ProxyServer } from './helpers/fake-pool.js';
+import { FakePool, appConfig, enterApp, proxyForPool, type ProxyServer } from './helpers/fake-pool.js';
 import { CookieJar, closeServer, listen, request } from './helpers/http.js';
 import { eventually } from './helpers/wait.js';
 
@@ -305,14 +305,9 @@ async function through(port: number, o: { headersTimeoutMs?: number } = {}): Pro
   const pool = new FakePool([appConfig('demo')]);
   pool.addInstance('demo', { port, id: 'inst-7' });
   const logs: string[] = [];
-  const p = await startProxyServer({ config: warmpoolConfig([...pool.apps()]), pool, log: (m) => logs.push(m), ...o });
-  cleanups.push(async () => {
-    await p.close();
-    assert.equal(p.proxy.openSockets(), 0, 'proxy holds no socket after close');
-  });
-  const jar = new CookieJar();
-  const entry = await request(`${p.url}/demo/`, { jar, headers: { accept: 'text/html' } });
-  assert.equal(entry.status, 302);
+  const p = await proxyForPool(pool, { log: (m) => logs.push(m), ...o });
+  cleanups.push(() => p.close());
+  const jar = await enterApp(p, 'demo');
   return { p, jar, pool, logs, url: (path) => `${p.url}/demo${path}` };
 }
 

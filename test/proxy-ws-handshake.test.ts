@@ -9,7 +9,7 @@ import { connect as netConnect, createServer as createNetServer, type AddressInf
 import { WebSocket } from 'ws';
 import { ResponseParser, UpstreamProtocolError, type ResponseHandler } from '../proxy/upstream/response.js';
 import { openWebSocketSockets } from '../proxy/index.js';
-import { FakePool, appConfig, startProxyServer, warmpoolConfig, type ProxyServer } from './helpers/fake-pool.js';
+import { FakePool, appConfig, enterApp, proxyForPool, type ProxyServer } from './helpers/fake-pool.js';
 import { CookieJar, rawUpgrade, request, wsClosed } from './helpers/http.js';
 
 const SECRET = 'Hs5ecret';
@@ -86,14 +86,9 @@ async function through(port: number, o: { wsHandshakeTimeoutMs?: number; secret?
   const pool = new FakePool([appConfig('demo', o.secret ? { secret: { env: 'S', inject: { query: 'secret', headerFormat: '{secret}' } } } : {})]);
   pool.addInstance('demo', { port, id: 'inst-ws-9', secret: o.secret ? SECRET : undefined });
   const logs: string[] = [];
-  const p = await startProxyServer({ config: warmpoolConfig([...pool.apps()]), pool, log: (m) => logs.push(m), wsHandshakeTimeoutMs: o.wsHandshakeTimeoutMs });
-  cleanups.push(async () => {
-    await p.close();
-    assert.equal(p.proxy.openSockets(), 0, 'proxy holds no socket after close');
-  });
-  const jar = new CookieJar();
-  const entry = await request(`${p.url}/demo/`, { jar, headers: { accept: 'text/html' } });
-  assert.equal(entry.status, 302);
+  const p = await proxyForPool(pool, { log: (m) => logs.push(m), wsHandshakeTimeoutMs: o.wsHandshakeTimeoutMs });
+  cleanups.push(() => p.close());
+  const jar = await enterApp(p, 'demo');
   return { p, pool, jar, logs };
 }
 

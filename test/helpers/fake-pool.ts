@@ -8,7 +8,8 @@ import type { AppConfig, WarmpoolConfig } from '../../pool/config.js';
 import type { Clock } from '../../pool/clock.js';
 import { WarmpoolError } from '../../pool/errors.js';
 import { createProxy, keyRing, type KeyRing, type Proxy, type ProxyOptions } from '../../proxy/index.js';
-import { closeServer, listen } from './http.js';
+import assert from 'node:assert/strict';
+import { CookieJar, closeServer, listen, request } from './http.js';
 
 /** An AppConfig with test defaults (process runtime, strip prefix, generic classifier). */
 export function appConfig(name: string, o: Partial<AppConfig> = {}): AppConfig {
@@ -167,4 +168,23 @@ export async function startProxyServer(o: Omit<ProxyOptions, 'keys'> & { keys?: 
       await closeServer(server);
     },
   };
+}
+
+/** startProxyServer for a FakePool's apps; its close() also checks that the proxy holds no socket afterwards. */
+export async function proxyForPool(pool: FakePool, o: Partial<Parameters<typeof startProxyServer>[0]> = {}): Promise<ProxyServer> {
+  const p = await startProxyServer({ config: warmpoolConfig([...pool.apps()]), pool, ...o });
+  const close = p.close.bind(p);
+  p.close = async () => {
+    await close();
+    assert.equal(p.proxy.openSockets(), 0, 'proxy holds no socket after close');
+  };
+  return p;
+}
+
+/** A browser's first visit to /<app>/: the session cookie it gets, in a jar. */
+export async function enterApp(p: ProxyServer, app: string): Promise<CookieJar> {
+  const jar = new CookieJar();
+  const entry = await request(`${p.url}/${app}/`, { jar, headers: { accept: 'text/html' } });
+  assert.equal(entry.status, 302, `entry to /${app}/`);
+  return jar;
 }
