@@ -213,6 +213,7 @@ export class Fleet implements PoolApi {
           this.o.log?.(`${s.app.name}: the claim of instance ${s.member.id} by session ${s.id} is not recorded on the engine (${errorMessage(e)}); a restarted warmpool gives it back only to that session's cookie`);
           return;
         }
+        if (this.stopping) continue; // stop() came while this attempt was in flight: its last try is now, not after a backoff
         const wait = Math.min(30_000, 500 * 2 ** (attempt - 1));
         this.o.log?.(`${s.app.name}: could not record the claim of instance ${s.member.id} by session ${s.id} (attempt ${attempt}, retrying in ${wait} ms): ${errorMessage(e)}`);
         await new Promise<void>((resolve) => {

@@ -293,6 +293,36 @@ test('stopping with keep gives claims still being recorded one last try', async 
   assert.equal(rt.removed.length, 0, 'kept');
 });
 
+test('stop during a failing attempt to record a claim does not wait out a backoff', async () => {
+  const { rt, fleet } = setup('{ warm: 1, max: 1 }');
+  rt.autoReady = true;
+  await fleet.start();
+  await settle();
+  let fail!: () => void;
+  const attempts: number[] = [];
+  const mark = rt.markClaimed.bind(rt);
+  rt.markClaimed = async (id, c) => {
+    attempts.push(attempts.length + 1);
+    if (attempts.length === 1) {
+      await new Promise<void>((r) => { fail = r; });
+      throw new Error('engine hiccup');
+    }
+    return mark(id, c);
+  };
+  const r = await fleet.claim('demo');
+  if (r.kind !== 'session') return assert.fail('expected a session');
+  await settle();
+  let stopped = false;
+  const stopping = fleet.stop(true).then(() => { stopped = true; });
+  await settle();
+  fail(); // the attempt in flight when stop() began fails now
+  await settle();
+  assert.equal(stopped, true, 'stop resolved without the manual clock moving');
+  await stopping;
+  assert.deepEqual(attempts, [1, 2], 'one last try, right away');
+  assert.equal(rt.instances.get(r.target.instanceId)!.claim?.session, r.target.session);
+});
+
 test('after a restart inside the recording window, the visitor\'s cookie gets their instance back', async () => {
   const first = setup('{ warm: 2, max: 2 }');
   first.rt.autoReady = true;
