@@ -2,7 +2,7 @@
 // Run `node dist/bench/tap-micro.js [messages]`; prints ns/message per variant. For tuning, not a test.
 
 import { decode, encode } from '@msgpack/msgpack';
-import { FrameTap } from '../proxy/frames.js';
+import { FrameTap } from '../proxy/protocol/ws-frames.js';
 import { plutoClassifier } from '../proxy/classify/pluto.js';
 import type { MessageClass } from '../proxy/classify/types.js';
 

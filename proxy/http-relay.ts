@@ -21,7 +21,7 @@ import type { Classifier } from './classify/index.js';
 import type { Visit } from './forwarded.js';
 import { downstreamHeaders, upstreamHeaders, upstreamPath } from './headers.js';
 import { UpstreamPool, type ConnUser, type UpstreamConn, type UpstreamError } from './upstream/pool.js';
-import type { ResponseParser } from './upstream/response.js';
+import type { ResponseParser } from './protocol/http1-response.js';
 
 /** One request's destination, resolved by the passes before the relay. */
 export interface RelayTarget {

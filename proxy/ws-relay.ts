@@ -10,11 +10,11 @@ import type { Duplex } from 'node:stream';
 import type { PoolApi, SessionTraffic } from '../pool/api.js';
 import type { ActivityReporter } from './activity.js';
 import { refuseUpgrade, writeRawAnswer } from './answers.js';
-import { FrameTap } from './frames.js';
+import { FrameTap } from './protocol/ws-frames.js';
 import type { RelayTarget } from './http-relay.js';
 import { upstreamHeaders, upstreamPath } from './headers.js';
 import { leaksSecret } from './secret.js';
-import { hasToken, ResponseParser, UpstreamProtocolError, type ResponseHandler } from './upstream/response.js';
+import { hasToken, ResponseParser, UpstreamProtocolError, type ResponseHandler } from './protocol/http1-response.js';
 
 /** Sockets held by every WsRelay in this process (client and upstream), for leak tests. */
 let openWsSockets = 0;

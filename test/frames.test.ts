@@ -2,7 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FrameTap, type FrameTapOptions } from '../proxy/frames.js';
+import { FrameTap, type FrameTapOptions } from '../proxy/protocol/ws-frames.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 

@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as netConnect, createServer as createNetServer, type Socket, type Server as NetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { ResponseParser, UpstreamProtocolError, type ResponseHandler } from '../proxy/upstream/response.js';
+import { ResponseParser, UpstreamProtocolError, type ResponseHandler } from '../proxy/protocol/http1-response.js';
 import { FakePool, appConfig, enterApp, proxyForPool, type ProxyServer } from './helpers/fake-pool.js';
 import { CookieJar, closeServer, listen, request } from './helpers/http.js';
 import { eventually } from './helpers/wait.js';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { WebSocket } from 'ws';
-import { ResponseParser, UpstreamProtocolError, type ResponseHandler } from '../proxy/upstream/response.js';
+import { ResponseParser, UpstreamProtocolError, type ResponseHandler } from '../proxy/protocol/http1-response.js';
 import { openWebSocketSockets } from '../proxy/index.js';
 import { FakePool, appConfig, enterApp, proxyForPool, type ProxyServer } from './helpers/fake-pool.js';
 import { CookieJar, rawUpgrade, request, wsClosed } from './helpers/http.js';

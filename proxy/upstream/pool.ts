@@ -2,7 +2,7 @@
 // time, take it back idle (last in, first out), drop it the moment it ends, errs or idles too long.
 
 import { connect, type Socket } from 'node:net';
-import { ResponseParser, type ResponseHandler } from './response.js';
+import { ResponseParser, type ResponseHandler } from '../protocol/http1-response.js';
 
 /** An exchange that holds a connection: the response handler plus the connection's own failures. */
 export interface ConnUser extends ResponseHandler {
