@@ -22,7 +22,7 @@ export interface KeyRing {
   previous: Buffer[];
 }
 
-export type VerifyFailure = 'malformed' | 'bad-signature' | 'expired' | 'wrong-app';
+export type VerifyFailure = 'malformed' | 'bad-signature' | 'expired' | 'wrong-app' | 'ambiguous';
 export type VerifyResult = { ok: true; payload: CookiePayload } | { ok: false; reason: VerifyFailure };
 
 const MIN_KEY_CHARS = 16;
@@ -192,9 +192,20 @@ export function cookieName(app: string): string {
   return COOKIE_PREFIX + app;
 }
 
-/** The value of cookie `name` in a Cookie header (the first one, as browsers send the most specific path first). */
+/** The value of cookie `name` in a Cookie header (the first one; readCookies gives them all). */
 export function readCookie(header: string | undefined, name: string): string | undefined {
-  if (!header) return undefined;
+  const all = readCookies(header, name);
+  return all === undefined ? undefined : typeof all === 'string' ? all : all[0];
+}
+
+/**
+ * Every value of cookie `name` in a Cookie header: one string in the usual case, a list when the
+ * browser sent several (a cookie of the same name set at another path or by page script), so the
+ * caller can choose among them rather than trust whichever the browser put first.
+ */
+export function readCookies(header: string | undefined, name: string): string | string[] | undefined {
+  if (!header || header.indexOf(name) < 0) return undefined;
+  let found: string | string[] | undefined;
   let from = 0;
   while (from < header.length) {
     let end = header.indexOf(';', from);
@@ -203,11 +214,23 @@ export function readCookie(header: string | undefined, name: string): string | u
     if (eq > from && eq < end && header.slice(from, eq).trim() === name) {
       let v = header.slice(eq + 1, end).trim();
       if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
-      return v;
+      found = found === undefined ? v : typeof found === 'string' ? [found, v] : (found.push(v), found);
     }
     from = end + 1;
   }
-  return undefined;
+  return found;
+}
+
+/**
+ * Whether a Set-Cookie value from an instance would set, shadow or delete one of warmpool's own
+ * cookies (any `warmpool_*` name, any case: browsers compare names exactly, but no instance has a
+ * reason to come that close). Such a header never reaches a visitor.
+ */
+export function setsWarmpoolCookie(setCookie: string): boolean {
+  let i = 0;
+  while (i < setCookie.length && (setCookie.charCodeAt(i) === 32 || setCookie.charCodeAt(i) === 9)) i++;
+  if (setCookie.length - i < COOKIE_PREFIX.length) return false;
+  return setCookie.slice(i, i + COOKIE_PREFIX.length).toLowerCase() === COOKIE_PREFIX;
 }
 
 export function setCookieHeader(app: string, value: string, opts: { secure: boolean; maxAgeMs: number }): string {

@@ -3,7 +3,7 @@
 
 import type { AppConfig } from '../pool/config.js';
 import type { SessionTarget } from '../pool/api.js';
-import { forwardableCookies } from './cookie.js';
+import { forwardableCookies, setsWarmpoolCookie } from './cookie.js';
 import type { Visit } from './forwarded.js';
 import { leaksSecret, secretHeaderValue, withSecretQuery, withoutQueryParam } from './secret.js';
 
@@ -37,6 +37,33 @@ function isPlainConnection(v: string): boolean {
   if (v.length !== 10 && v.length !== 5) return false;
   const l = v.toLowerCase();
   return l === 'keep-alive' || l === 'close';
+}
+
+/** Headers a visitor may not ask the proxy to drop through `Connection`: they frame or route the request. */
+const NOT_DROPPABLE = new Set(['content-length', 'transfer-encoding', 'host']);
+
+/**
+ * Why a visitor's request cannot be relayed faithfully, or undefined when it can. Framing is
+ * warmpool's: a visitor who lists Content-Length or Transfer-Encoding in Connection would have the
+ * relay drop the header but still send the body, which the instance would read as a second request;
+ * two Host headers leave it to the instance to pick one. Both are refused (400) before anything is sent.
+ */
+export function requestProblem(raw: readonly string[]): string | undefined {
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') {
+      if (++hosts > 1) return 'the request carries more than one Host header';
+    } else if (name.length === 10 && name.toLowerCase() === 'connection') {
+      const v = raw[i + 1]!;
+      if (isPlainConnection(v)) continue;
+      for (const t of v.split(',')) {
+        const tok = t.trim().toLowerCase();
+        if (NOT_DROPPABLE.has(tok)) return `the Connection header names ${tok}, which frames the request and cannot be dropped`;
+      }
+    }
+  }
+  return undefined;
 }
 
 /** The request target sent upstream: prefix stripped or kept, secret added as a query parameter if configured. */
@@ -107,27 +134,30 @@ export interface DownstreamOptions {
 export function downstreamHeaders(headers: Record<string, string | string[] | undefined>, o: DownstreamOptions): string[] {
   const c = headers['connection'];
   const listed = connectionTokens(c === undefined ? undefined : Array.isArray(c) ? c : [c]);
-  const secret = o.target.secret;
   const out: string[] = [];
   for (const name in headers) {
     if (HOP_BY_HOP.has(name) || (listed && listed.has(name))) continue;
     const v = headers[name];
     if (v === undefined) continue;
     if (Array.isArray(v)) {
-      for (const one of v) {
-        if (secret && leaksSecret(one, secret)) continue; // e.g. Pluto's Set-Cookie: secret=...
-        out.push(name, one);
-      }
+      for (const one of v) pushDownstream(out, name, one, o);
       continue;
     }
-    if (name === 'location') {
-      out.push(name, publicLocation(v, o));
-      continue;
-    }
-    if (secret && leaksSecret(v, secret)) continue;
-    out.push(name, v);
+    pushDownstream(out, name, v, o);
   }
   return out;
+}
+
+/** One response field for the visitor: dropped if it leaks the secret or touches warmpool's cookies; Location mapped. */
+function pushDownstream(out: string[], name: string, v: string, o: DownstreamOptions): void {
+  if (name === 'location') {
+    out.push(name, publicLocation(v, o));
+    return;
+  }
+  if (name === 'set-cookie' && setsWarmpoolCookie(v)) return; // an instance never sets, shadows or deletes ours
+  const secret = o.target.secret;
+  if (secret && leaksSecret(v, secret)) return; // e.g. Pluto's Set-Cookie: secret=...
+  out.push(name, v);
 }
 
 /**

@@ -4,18 +4,18 @@
 import type { IncomingMessage } from 'node:http';
 import type { PoolApi, SessionTarget } from '../pool/api.js';
 import type { Answer } from './answers.js';
-import { clearCookieHeader, cookieName, readCookie, type CookieCodec, type CookiePayload } from './cookie.js';
+import { clearCookieHeader, cookieName, readCookies, type CookieCodec, type CookiePayload, type VerifyResult } from './cookie.js';
 
 export type SessionLookup =
   | { ok: true; target: SessionTarget; cookie: CookiePayload }
   | { ok: false; answer: Answer; /** a cookie was sent (valid or not) */ present: boolean };
 
 export function readSession(req: IncomingMessage, app: string, codec: CookieCodec, pool: PoolApi, secure: boolean): SessionLookup {
-  const raw = readCookie(req.headers.cookie, cookieName(app));
+  const raw = readCookies(req.headers.cookie, cookieName(app));
   if (raw === undefined || raw === '') return { ok: false, present: false, answer: { kind: 'no-session', app, why: 'missing' } };
   // Built only for a refusal: the usual request has a live session and clears nothing.
   const clear = (): string[] => [clearCookieHeader(app, secure)];
-  const v = codec.verify(raw, app);
+  const v = typeof raw === 'string' ? codec.verify(raw, app) : newestValid(raw, app, codec);
   if (!v.ok) return { ok: false, present: true, answer: { kind: 'no-session', app, why: v.reason, setCookie: clear() } };
   const found = pool.find(v.payload.session, v.payload.instance);
   switch (found.kind) {
@@ -30,4 +30,27 @@ export function readSession(req: IncomingMessage, app: string, codec: CookieCode
     default:
       return { ok: false, present: true, answer: { kind: 'ended', app, reason: 'unknown', setCookie: clear() } };
   }
+}
+
+/**
+ * Several cookies of one name (one planted at a longer path, say): the newest valid one warmpool
+ * issued wins, whatever order the browser sent them in. Two valid ones issued at the same instant
+ * for different sessions cannot be told apart: routed nowhere.
+ */
+function newestValid(values: readonly string[], app: string, codec: CookieCodec): VerifyResult {
+  let best: VerifyResult | undefined;
+  let ambiguous = false;
+  for (const value of values) {
+    const v = codec.verify(value, app);
+    if (!v.ok) {
+      best ??= v;
+      continue;
+    }
+    if (best === undefined || !best.ok || v.payload.issued > best.payload.issued) {
+      best = v;
+      ambiguous = false;
+    } else if (v.payload.issued === best.payload.issued && v.payload.session !== best.payload.session) ambiguous = true;
+  }
+  if (ambiguous) return { ok: false, reason: 'ambiguous' };
+  return best ?? { ok: false, reason: 'malformed' };
 }
