@@ -21,7 +21,8 @@ import type { Classifier } from './classify/index.js';
 import type { Visit } from './forwarded.js';
 import { downstreamHeaders, upstreamHeaders, upstreamPath } from './headers.js';
 import { UpstreamPool, type ConnUser, type UpstreamConn, type UpstreamError } from './upstream/pool.js';
-import type { ResponseParser } from './protocol/http1-response.js';
+import { UpstreamProtocolError, type ResponseParser } from './protocol/http1-response.js';
+import type { Socket } from 'node:net';
 
 /** One request's destination, resolved by the passes before the relay. */
 export interface RelayTarget {
@@ -45,6 +46,8 @@ export interface HttpRelayOptions {
   idlePoolMs?: number;
   /** A kept-alive upstream connection idle this long is closed (sooner if the instance's Keep-Alive says so). */
   idleSocketMs?: number;
+  /** Connections to one instance at once; more exchanges wait in line (default 32). */
+  maxConnectionsPerInstance?: number;
 }
 
 const TIMEOUTS = new Set(['UPSTREAM_HEADERS_TIMEOUT', 'UPSTREAM_CONNECT_TIMEOUT']);
@@ -71,7 +74,7 @@ export class HttpRelay {
   /** Relays req to the target; answers 502/504 itself when the instance does not answer. */
   relay(req: IncomingMessage, res: ServerResponse, t: RelayTarget): void {
     const up = this.upstreamFor(t.target);
-    new Exchange(this, up, req, res, t).start();
+    new Exchange(this, up, req, res, t).enter();
   }
 
   /**
@@ -124,6 +127,7 @@ export class HttpRelay {
         connectTimeoutMs: this.connectTimeoutMs,
         headersTimeoutMs: this.headersTimeoutMs,
         idleMs: this.idleSocketMs,
+        maxConnections: this.o.maxConnectionsPerInstance ?? 32,
       });
       this.upstreams.set(key, u);
       // Idle connections past their time are closed even when no request comes to look.
@@ -163,8 +167,10 @@ function sweepSockets(relay: HttpRelay): void {
 }
 
 const EXCHANGE = Symbol('warmpool.exchange');
+const LANE = Symbol('warmpool.lane');
 type TrackedRes = ServerResponse & { [EXCHANGE]?: Exchange };
 type TrackedReq = IncomingMessage & { [EXCHANGE]?: Exchange };
+type LaneSocket = Socket & { [LANE]?: Lane };
 
 // Shared listeners (not closures per request); each finds its exchange through a symbol.
 /** res 'close': the visitor went away, or the exchange ended. */
@@ -173,24 +179,93 @@ function onResClose(this: TrackedRes): void { this[EXCHANGE]?.clientClosed(); }
 function onResDrain(this: TrackedRes): void { this[EXCHANGE]?.conn?.socket.resume(); }
 function onReqData(this: TrackedReq, chunk: Buffer): void { this[EXCHANGE]?.bodyData(chunk); }
 function onReqEnd(this: TrackedReq): void { this[EXCHANGE]?.bodyEnd(); }
+/** The client connection closed: exchanges still waiting their turn on it are dropped, never sent. */
+function onLaneClose(this: LaneSocket): void { this[LANE]?.abandon(); }
 function ignore(): void {}
 
 const CRLF = '\r\n';
 const LAST_CHUNK = '0\r\n\r\n';
 
+/** Methods whose request may be sent again when a reused connection dies before any answer (RFC 9110 §9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/**
+ * The exchanges of one client connection, one at a time towards the instance: HTTP/1.1 answers a
+ * pipelined series in order anyway, so a client writing a thousand requests at once holds one
+ * upstream connection, not a thousand, and what is still waiting is dropped the moment it leaves.
+ */
+class Lane {
+  current: Exchange | null = null;
+  private readonly waiting: Exchange[] = [];
+
+  constructor(private readonly socket: LaneSocket) {
+    socket[LANE] = this;
+    socket.once('close', onLaneClose);
+  }
+
+  static of(socket: LaneSocket): Lane {
+    return socket[LANE] ?? new Lane(socket);
+  }
+
+  enter(x: Exchange): void {
+    if (this.current === null) {
+      this.current = x;
+      x.start();
+    } else this.waiting.push(x);
+  }
+
+  /** x is over: the next one waiting goes (x may also be one that gave up while waiting). */
+  leave(x: Exchange): void {
+    if (this.current !== x) {
+      const i = this.waiting.indexOf(x);
+      if (i >= 0) this.waiting.splice(i, 1);
+      return;
+    }
+    this.current = null;
+    if (this.socket.destroyed) {
+      this.abandon();
+      return;
+    }
+    const next = this.waiting.shift();
+    if (next) {
+      this.current = next;
+      next.start();
+    }
+  }
+
+  abandon(): void {
+    for (const x of this.waiting.splice(0)) x.clientClosed();
+  }
+}
+
+/** Where one exchange is. Every transition is one assignment, and Done is final. */
+const enum Step {
+  /** Behind an earlier exchange of the same client connection. */
+  Queued,
+  /** Waiting for a connection to the instance (connecting, or in line at the per-instance cap). */
+  Connecting,
+  /** Request sent (its body may still be streaming); no response head yet. */
+  Requested,
+  /** The response head went to the visitor; its body is streaming. */
+  Responding,
+  /** Complete, answered with an error, or abandoned by the visitor. */
+  Done,
+}
+
+// Listener bookkeeping (which shared listeners this exchange added, to remove them once done).
+const HOOK_BODY = 1;
+const HOOK_DRAIN = 2;
+
 /** One request/response pair: the request written to an upstream connection, the response into the ServerResponse. */
 class Exchange implements ConnUser {
   conn: UpstreamConn | null = null;
-  private responded = false;
-  private finished = false;
-  /** The response was ended by res.end(body) in onBody (a whole Content-Length body in one piece). */
-  private ended = false;
-  private wroteBody = false;
-  private aborted = false;
+  private step = Step.Queued;
+  private hooks = 0;
+  /** Sent once more on a fresh connection after a reused one died unanswered (idempotent requests only). */
   private retried = false;
-  private doneOnce = false;
-  private drainHooked = false;
-  private bodyHooked = false;
+  /** Some of the body went out with res.write (else the last piece may go with res.end, in one write). */
+  private wroteBody = false;
+  private readonly lane: Lane;
   private readonly hasBody: boolean;
   private readonly chunked: boolean;
   private readonly path: string;
@@ -210,32 +285,41 @@ class Exchange implements ConnUser {
     this.hasBody = this.chunked || (cl !== undefined && cl !== '0');
     this.path = upstreamPath(t.app, t.rest, req.url!, t.target);
     this.head = requestHead(req.method!, this.path, upstreamHeaders(req.rawHeaders, { app: t.app, target: t.target, visit: t.visit }), up.origin, this.chunked);
-  }
-
-  start(): void {
-    const { req, res } = this;
-    this.relay.inFlight++;
-    this.up.inFlight++;
+    this.lane = Lane.of(req.socket as LaneSocket);
+    relay.inFlight++;
+    up.inFlight++;
     // The visitor went away (tab closed, navigation): tear the upstream exchange down with it.
     (res as TrackedRes)[EXCHANGE] = this;
     res.on('close', onResClose);
-    const cl = req.headers['content-length'];
+  }
+
+  /** Takes its turn on the client connection (at once, unless an earlier exchange is still on it). */
+  enter(): void {
+    this.lane.enter(this);
+  }
+
+  /** Its turn: ask for a connection to the instance. */
+  start(): void {
+    if (this.step !== Step.Queued) return;
+    this.step = Step.Connecting;
+    const cl = this.req.headers['content-length'];
     if (cl !== undefined) this.t.target.traffic.bytesIn += Number(cl) || 0;
     this.up.acquire(this);
   }
 
   onConn(conn: UpstreamConn): void {
-    if (this.aborted) {
-      conn.release(); // never used: back to the idle list
+    if (this.step !== Step.Connecting) {
+      conn.release(); // never used: back to the idle list (or to the next in line)
       return;
     }
     this.conn = conn;
+    this.step = Step.Requested;
     conn.send(this.head, this.req.method === 'HEAD');
     if (!this.hasBody) return;
     conn.bodyPending = true;
-    const req = this.req as TrackedReq;
-    if (!this.bodyHooked) {
-      this.bodyHooked = true;
+    if (!(this.hooks & HOOK_BODY)) {
+      this.hooks |= HOOK_BODY;
+      const req = this.req as TrackedReq;
       req[EXCHANGE] = this;
       req.on('data', onReqData);
       req.on('end', onReqEnd);
@@ -272,9 +356,11 @@ class Exchange implements ConnUser {
     if (this.hasBody && this.req.isPaused()) this.req.resume();
   }
 
+  /** The visitor went away: whatever is under way upstream stops. */
   clientClosed(): void {
-    if (this.finished) return;
-    this.aborted = true;
+    if (this.step === Step.Done) return;
+    if (this.step === Step.Connecting) this.up.cancel(this);
+    this.step = Step.Done;
     const conn = this.conn;
     this.conn = null;
     conn?.abort();
@@ -284,10 +370,15 @@ class Exchange implements ConnUser {
   onHead(p: ResponseParser): void {
     const { t, res, req } = this;
     const out = downstreamHeaders(p.headers, { app: t.app, target: t.target });
-    // An instance header Node refuses to forward throws here: a 502 for this exchange, not a crash.
-    if (p.reason) res.writeHead(p.status, p.reason, out);
-    else res.writeHead(p.status, out);
-    this.responded = true;
+    // The parser admits only what Node's writeHead accepts; should the two ever disagree, the
+    // visitor still gets a clean 502 (through onConnError) and the process does not notice.
+    try {
+      if (p.reason) res.writeHead(p.status, p.reason, out);
+      else res.writeHead(p.status, out);
+    } catch (e) {
+      throw new UpstreamProtocolError(`response head refused by node:http: ${(e as Error).message}`);
+    }
+    this.step = Step.Responding;
     const at = this.relay.o.clock.now();
     const rep = this.relay.o.reporter;
     rep.seen(t.target.traffic, at);
@@ -301,52 +392,50 @@ class Exchange implements ConnUser {
     const res = this.res;
     if (last && !this.wroteBody) {
       // A whole body in one read: head and body go out in one write, in this tick.
-      this.ended = true;
       res.end(chunk);
       return;
     }
     this.wroteBody = true;
     if (!res.write(chunk)) {
       this.conn?.socket.pause();
-      if (!this.drainHooked) {
-        this.drainHooked = true;
+      if (!(this.hooks & HOOK_DRAIN)) {
+        this.hooks |= HOOK_DRAIN;
         res.on('drain', onResDrain);
       }
     }
   }
 
   onEnd(): void {
-    this.finished = true;
+    if (this.step === Step.Done) return;
+    this.step = Step.Done;
     const conn = this.conn;
     this.conn = null;
     conn?.release();
-    if (!this.ended) this.res.end();
+    if (!this.res.writableEnded) this.res.end();
     this.done();
   }
 
   onConnError(err: UpstreamError, retryable: boolean): void {
     this.conn = null;
-    if (this.finished) return;
-    if (this.aborted) {
-      this.finished = true;
-      this.done();
-      return;
-    }
-    // A kept-alive connection the instance had just closed: a bodiless request is safe to send again.
-    if (retryable && !this.responded && !this.hasBody && !this.retried && !this.relay.isClosed && !this.up.closed) {
+    if (this.step === Step.Done) return;
+    // A kept-alive connection the instance had just closed: a request that changes nothing and
+    // carries no body is safe to send once more; a POST might already have been acted on.
+    if (retryable && this.step === Step.Requested && !this.hasBody && !this.retried && IDEMPOTENT.has(this.req.method!) && !this.relay.isClosed && !this.up.closed) {
       this.retried = true;
+      this.step = Step.Connecting;
       this.up.connect(this);
       return;
     }
-    this.finished = true;
+    const responded = this.step === Step.Responding;
+    this.step = Step.Done;
     const { t, req, res } = this;
     const code = err.code ?? err.message;
-    // A response that breaks HTTP, or a header Node refuses to forward (ERR_INVALID_CHAR...): the instance's fault, worth a line.
+    // A response that breaks HTTP, or a header Node refuses to forward: the instance's fault, worth a line.
     if (code === 'UPSTREAM_BAD_RESPONSE' || code.startsWith('ERR_')) {
       this.relay.o.log?.(`relaying ${req.method} ${t.rest.split('?')[0]} to ${t.app.name} instance ${t.target.instanceId} (${this.up.origin}) failed: ${err.message}`);
     }
-    this.relay.o.pool.event(t.target.session, 'upstream-error', { code, path: t.rest.split('?')[0], responded: this.responded });
-    if (!this.responded && !res.headersSent) {
+    this.relay.o.pool.event(t.target.session, 'upstream-error', { code, path: t.rest.split('?')[0], responded });
+    if (!responded && !res.headersSent) {
       sendAnswer(req, res, { kind: 'upstream-down', app: t.app.name, timeout: TIMEOUTS.has(code) });
       if (req.method) t.target.traffic.requests[`${req.method} 5xx`] = (t.target.traffic.requests[`${req.method} 5xx`] ?? 0) + 1;
     } else {
@@ -356,17 +445,16 @@ class Exchange implements ConnUser {
     this.done();
   }
 
+  /** Once, on reaching Done: counters, listeners, and the next exchange of this client connection. */
   private done(): void {
-    if (this.doneOnce) return;
-    this.doneOnce = true;
     this.relay.inFlight--;
     this.up.inFlight--;
     this.up.lastUsed = this.relay.o.clock.now();
     const res = this.res as TrackedRes;
     res.removeListener('close', onResClose);
-    if (this.drainHooked) res.removeListener('drain', onResDrain);
+    if (this.hooks & HOOK_DRAIN) res.removeListener('drain', onResDrain);
     res[EXCHANGE] = undefined;
-    if (this.bodyHooked) {
+    if (this.hooks & HOOK_BODY) {
       const req = this.req as TrackedReq;
       req.removeListener('data', onReqData);
       req.removeListener('end', onReqEnd);
@@ -374,6 +462,7 @@ class Exchange implements ConnUser {
       // An unread rest of the body (an early answer) is drained by Node's server, not left paused.
       if (req.isPaused()) req.resume();
     }
+    this.lane.leave(this);
   }
 }
 

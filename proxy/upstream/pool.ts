@@ -27,6 +27,8 @@ export interface PoolOptions {
   headersTimeoutMs: number;
   /** An idle connection is closed after this long (or the instance's Keep-Alive timeout less a second, if shorter). */
   idleMs: number;
+  /** Connections to this instance at once (connecting, busy and idle); further exchanges wait in line for one. */
+  maxConnections: number;
 }
 
 function upstreamError(message: string, code: string): UpstreamError {
@@ -170,6 +172,8 @@ export class UpstreamPool {
   private readonly all = new Set<UpstreamConn>();
   /** A preconnect() still connecting, for the first exchange to take over. */
   spare: UpstreamConn | null = null;
+  /** Exchanges waiting for a connection while maxConnections are open, first come first served. */
+  private readonly waiters: ConnUser[] = [];
   closed = false;
   /** Exchanges using this pool (for the relay's sweep of unused pools). */
   inFlight = 0;
@@ -214,6 +218,17 @@ export class UpstreamPool {
     this.connect(user);
   }
 
+  /** An exchange waiting in line gave up (its visitor left): it no longer wants a connection. */
+  cancel(user: ConnUser): void {
+    const i = this.waiters.indexOf(user);
+    if (i >= 0) this.waiters.splice(i, 1);
+  }
+
+  /** Exchanges waiting for a connection. */
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
   /** A spare connection for an exchange about to come, when there is none: idle once connected. */
   preconnect(): void {
     if (this.closed || this.all.size > 0) return;
@@ -222,8 +237,12 @@ export class UpstreamPool {
     this.spare = c;
   }
 
-  /** A new connection, never an idle one (the retry after a reused connection failed). */
+  /** A new connection (the retry after a reused connection failed too), or a place in line at the cap. */
   connect(user: ConnUser): void {
+    if (this.all.size >= this.o.maxConnections) {
+      this.waiters.push(user);
+      return;
+    }
     const c = new UpstreamConn(this, user);
     this.all.add(c);
   }
@@ -231,6 +250,14 @@ export class UpstreamPool {
   putIdle(c: UpstreamConn): void {
     if (this.closed) {
       c.kill();
+      return;
+    }
+    const next = this.waiters.shift();
+    if (next) {
+      // Someone is waiting for a connection: this one goes straight on (it just answered soundly).
+      c.user = next;
+      c.reused = true;
+      next.onConn(c);
       return;
     }
     c.reused = false;
@@ -256,6 +283,11 @@ export class UpstreamPool {
     if (this.spare === c) this.spare = null;
     const i = this.idle.lastIndexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
+    // A place freed under the cap: the first in line gets a new connection.
+    if (this.waiters.length > 0 && !this.closed && this.all.size < this.o.maxConnections) {
+      const c2 = new UpstreamConn(this, this.waiters.shift()!);
+      this.all.add(c2);
+    }
   }
 
   /** Closes idle connections past their time (called from the relay's periodic sweep). */
@@ -266,15 +298,23 @@ export class UpstreamPool {
     }
   }
 
-  /** No new exchanges: idle connections closed now, busy ones when their exchange ends. */
+  /** No new exchanges: idle connections closed now, busy ones when their exchange ends; those in line fail. */
   close(): void {
     this.closed = true;
     for (const c of [...this.idle]) c.kill();
+    this.failWaiters(upstreamError(`the instance at ${this.origin} is gone`, 'UPSTREAM_CLOSED'));
   }
 
-  /** Every connection closed now; exchanges in progress fail. */
+  /** Every connection closed now; exchanges in progress and in line fail. */
   destroy(): void {
     this.closed = true;
-    for (const c of [...this.all]) c.fail(upstreamError(`connection to ${this.origin} closed: the proxy is shutting down`, 'UPSTREAM_CLOSED'));
+    const err = upstreamError(`connection to ${this.origin} closed: the proxy is shutting down`, 'UPSTREAM_CLOSED');
+    for (const c of [...this.all]) c.fail(err);
+    this.failWaiters(err);
+  }
+
+  private failWaiters(err: UpstreamError): void {
+    const w = this.waiters.splice(0);
+    for (const u of w) u.onConnError(err, false);
   }
 }
