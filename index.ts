@@ -10,7 +10,7 @@
 //   server.listen(8080);
 
 import { resolve } from 'node:path';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { loadConfig, type WarmpoolConfig } from './pool/config.js';
 import { systemClock, type Clock } from './pool/clock.js';
@@ -42,6 +42,8 @@ export interface Warmpool {
   /** Serves warmpool's paths; calls next() (or answers 404) for anything else. */
   handleRequest(req: IncomingMessage, res: ServerResponse, next?: () => void): void;
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** An HTTP server (not yet listening) serving warmpool with the limits of config.relay; `next` serves other paths. */
+  createServer(next?: (req: IncomingMessage, res: ServerResponse) => void): Server;
   /** Sockets the proxy holds open (client and upstream), for leak checks. */
   openSockets(): number;
   /** Stops the proxy and the fleet; removes instances unless config.keepOnExit (or keep). */
@@ -66,6 +68,7 @@ export async function createWarmpool(config: WarmpoolConfig | string, opts: Warm
     fleet,
     handleRequest: (req, res, next) => proxy.handleRequest(req, res, next),
     handleUpgrade: (req, socket, head) => proxy.handleUpgrade(req, socket, head),
+    createServer: (next) => proxy.createServer(next),
     openSockets: () => proxy.openSockets(),
     async close(keep?: boolean) {
       await proxy.close();

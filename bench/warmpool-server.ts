@@ -24,11 +24,7 @@ const wp: Warmpool = await createWarmpool(cfg, {
   ...(args.static ? { runtimes: { process: new StaticRuntime(cfg.deployment, args.static) } } : {}),
 });
 
-const server = createServer((req, res) => wp.handleRequest(req, res));
-server.on('upgrade', (req, socket, head) => wp.handleUpgrade(req, socket, head));
-server.keepAliveTimeout = 65_000;
-server.headersTimeout = 66_000;
-server.requestTimeout = 0;
+const server = wp.createServer();
 
 const json = (res: ServerResponse, v: unknown, status = 200): void => {
   const body = JSON.stringify(v);

@@ -6,7 +6,6 @@
 // who else uses them): --max-semi-space-size=4 keeps V8's young generation at 2 × 4 MiB, so a burst of
 // connecting students does not leave ~30 MiB of it resident for the rest of the day (README, "Node flags").
 
-import { createServer } from 'node:http';
 import { createWarmpool } from '../index.js';
 import { missingFlagsNote, warmpoolNodeFlags } from './node-flags.js';
 import { loadConfig } from '../pool/config.js';
@@ -71,11 +70,8 @@ async function start(args: string[]): Promise<number> {
   });
   if (!wp) return 1;
   const cfg = wp.config;
-  const server = createServer((req, res) => wp.handleRequest(req, res));
-  server.on('upgrade', (req, socket, head) => wp.handleUpgrade(req, socket, head));
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
-  server.requestTimeout = 0; // notebooks stream and hold sockets for an hour
+  // Head size and timeout, connections per address: config.relay (proxy/listener.ts).
+  const server = wp.createServer();
   await new Promise<void>((res, rej) => { server.once('error', rej); server.listen(cfg.port, cfg.host, () => res()); }).catch((e) => {
     console.error(`warmpool: cannot listen on ${cfg.host}:${cfg.port}: ${errorMessage(e)} — set listen.port or WARMPOOL_PORT to a free port`);
     void wp.close();

@@ -55,6 +55,32 @@ export interface AppConfig {
   secret?: SecretConfig;
 }
 
+/**
+ * What one visitor, one session or one instance may take of the shared proxy. Every default leaves a
+ * class of 60 behind one NAT address room (each browser keeps ~6 connections and a WebSocket per tab),
+ * and nothing here cuts a long-idle notebook WebSocket.
+ */
+export interface RelayLimits {
+  /** Bytes of a request head (request line + headers), as Node's maxHeaderSize; larger heads get 431. */
+  headerBytes: number;
+  /** A request head must arrive within this, ms (slow-drip heads get 408). */
+  headerTimeoutMs: number;
+  /** WebSockets open at once per session; more are refused with 429. */
+  websocketsPerSession: number;
+  /** Client connections open at once per visitor address (a trusted proxy's are not counted); more get 429. */
+  connectionsPerAddress: number;
+  /** HTTP connections to one instance at once; further requests wait for one to be free. */
+  upstreamConnectionsPerInstance: number;
+}
+
+export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
+  headerBytes: 16 * 1024,
+  headerTimeoutMs: 20_000,
+  websocketsPerSession: 32,
+  connectionsPerAddress: 1024,
+  upstreamConnectionsPerInstance: 32,
+});
+
 export interface WarmpoolConfig {
   host: string;
   port: number;
@@ -70,6 +96,8 @@ export interface WarmpoolConfig {
   /** Leave instances running on SIGTERM/SIGINT (they are adopted on the next start). */
   keepOnExit: boolean;
   log: { dir: string; rotateBytes: number };
+  /** Limits of the public listener and the relay. */
+  relay: RelayLimits;
   apps: AppConfig[];
 }
 
@@ -150,6 +178,12 @@ class V {
     if (ms === undefined || ms < min) this.fail(path, v, `expected a duration like 90s, 20m, 1h30m or a number of seconds${min ? `, at least ${min} ms` : ''}`);
     return ms;
   }
+  /** A byte size (`16k`, `64kb`, a number of bytes) from min to max. */
+  size(path: string, v: unknown, min: number, max: number): number {
+    const b = parseBytes(v);
+    if (b === undefined || b < min || b > max) this.fail(path, v, `expected a size like 16k or 64k, from ${min} to ${max} bytes`);
+    return b;
+  }
   bytes(path: string, v: unknown): number {
     const b = parseBytes(v);
     if (b === undefined || b < 4 * 1024 * 1024) this.fail(path, v, 'expected a size like 512m or 2g (at least 4m)');
@@ -185,7 +219,8 @@ export function parseBytes(v: unknown): number | undefined {
   return Math.round(parseFloat(m[1]!) * mult);
 }
 
-const TOP_KEYS = ['listen', 'deployment', 'landing', 'trustedProxies', 'ports', 'stateDir', 'keepOnExit', 'log', 'apps'] as const;
+const TOP_KEYS = ['listen', 'deployment', 'landing', 'trustedProxies', 'ports', 'stateDir', 'keepOnExit', 'log', 'relay', 'apps'] as const;
+const RELAY_KEYS = ['headerSize', 'headerTimeout', 'websocketsPerSession', 'connectionsPerAddress', 'upstreamConnectionsPerInstance'] as const;
 const APP_KEYS = ['name', 'runtime', 'command', 'cwd', 'image', 'args', 'port', 'env', 'deepLink', 'prefix', 'pool', 'readiness', 'limits', 'network', 'idleTimeout', 'maxLifetime', 'grace', 'classifier', 'secret'] as const;
 
 export function validateConfig(raw: unknown, source = 'config', env: NodeJS.ProcessEnv = {}): WarmpoolConfig {
@@ -220,6 +255,16 @@ export function validateConfig(raw: unknown, source = 'config', env: NodeJS.Proc
     rotateBytes: lg.rotateSize === undefined ? 64 * 1024 * 1024 : v.bytes('log.rotateSize', lg.rotateSize),
   };
 
+  const rl = v.obj('relay', top.relay ?? {}, RELAY_KEYS);
+  const d = DEFAULT_RELAY_LIMITS;
+  const relay: RelayLimits = {
+    headerBytes: rl.headerSize === undefined ? d.headerBytes : v.size('relay.headerSize', rl.headerSize, 1024, 1024 * 1024),
+    headerTimeoutMs: rl.headerTimeout === undefined ? d.headerTimeoutMs : v.duration('relay.headerTimeout', rl.headerTimeout, 100),
+    websocketsPerSession: rl.websocketsPerSession === undefined ? d.websocketsPerSession : v.int('relay.websocketsPerSession', rl.websocketsPerSession, 1, 10_000),
+    connectionsPerAddress: rl.connectionsPerAddress === undefined ? d.connectionsPerAddress : v.int('relay.connectionsPerAddress', rl.connectionsPerAddress, 1, 1_000_000),
+    upstreamConnectionsPerInstance: rl.upstreamConnectionsPerInstance === undefined ? d.upstreamConnectionsPerInstance : v.int('relay.upstreamConnectionsPerInstance', rl.upstreamConnectionsPerInstance, 1, 10_000),
+  };
+
   const rawApps = top.apps;
   if (!Array.isArray(rawApps) || rawApps.length === 0) v.fail('apps', rawApps, 'expected a non-empty list of apps');
   const apps = (rawApps as unknown[]).map((a, i) => validateApp(v, `apps[${i}]`, a));
@@ -228,7 +273,7 @@ export function validateConfig(raw: unknown, source = 'config', env: NodeJS.Proc
     if (seen.has(a.name)) v.fail(`apps[${i}].name`, a.name, 'app names must be unique');
     seen.add(a.name);
   });
-  return { host, port, deployment, landingRedirect, trustedProxies, ports: { from, to }, stateDir, keepOnExit, log, apps };
+  return { host, port, deployment, landingRedirect, trustedProxies, ports: { from, to }, stateDir, keepOnExit, log, relay, apps };
 }
 
 function validateApp(v: V, at: string, raw: unknown): AppConfig {

@@ -17,7 +17,9 @@ export type ErrorCode =
   | 'SPAWN_FAILED'
   | 'READINESS_TIMEOUT'
   | 'INSTANCE_EXITED'
-  | 'SECRET_MISSING';
+  | 'SECRET_MISSING'
+  | 'TOO_MANY'
+  | 'BAD_REQUEST';
 
 export class WarmpoolError extends Error {
   readonly code: ErrorCode;

@@ -8,7 +8,7 @@ import type { EndReason } from '../pool/api.js';
 import { isWarmpoolError, type ErrorCode } from '../pool/errors.js';
 import * as pages from './pages.js';
 
-export type NoSessionWhy = 'missing' | 'malformed' | 'bad-signature' | 'expired' | 'wrong-app';
+export type NoSessionWhy = 'missing' | 'malformed' | 'bad-signature' | 'expired' | 'wrong-app' | 'ambiguous';
 
 export type Answer =
   | { kind: 'landing'; apps: readonly string[] }
@@ -22,6 +22,8 @@ export type Answer =
   | { kind: 'pool-stopped'; app: string }
   | { kind: 'not-found'; path: string }
   | { kind: 'bad-request'; message: string }
+  /** A limit of the shared proxy was reached (connections per address, WebSockets per session). */
+  | { kind: 'too-many'; message: string; retryAfterS: number }
   | { kind: 'not-websocket' }
   | { kind: 'internal-error'; message: string };
 
@@ -49,6 +51,7 @@ const NO_SESSION_WHY: Record<NoSessionWhy, { status: number; code: ErrorCode; me
   'bad-signature': { status: 403, code: 'SESSION_UNKNOWN', message: 'Your session cookie is not valid.' },
   'wrong-app': { status: 403, code: 'SESSION_UNKNOWN', message: 'Your session cookie belongs to another app.' },
   expired: { status: 403, code: 'SESSION_EXPIRED', message: 'Your session cookie has expired.' },
+  ambiguous: { status: 403, code: 'SESSION_UNKNOWN', message: 'Your browser sent two session cookies for this app that cannot be told apart.' },
 };
 
 /** Browsers navigating ask for text/html; fetch(), curl and API clients get JSON. */
@@ -126,7 +129,11 @@ export function render(a: Answer, asHtml: boolean): Rendered {
       r = asHtml ? html(404, pages.messagePage('Not found', 'Nothing is here.')) : json(404, null, '', { error: { code: 'NOT_FOUND', message: 'nothing is here' } });
       break;
     case 'bad-request':
-      r = asHtml ? html(400, pages.messagePage('Bad request', a.message)) : json(400, null, '', { error: { code: 'BAD_REQUEST', message: a.message } });
+      r = asHtml ? html(400, pages.messagePage('Bad request', a.message)) : json(400, 'BAD_REQUEST', a.message);
+      break;
+    case 'too-many':
+      r = asHtml ? html(429, pages.messagePage('Too many connections', a.message)) : json(429, 'TOO_MANY', a.message);
+      r.headers['retry-after'] = String(a.retryAfterS);
       break;
     case 'not-websocket':
       r = json(400, null, '', { error: { code: 'BAD_REQUEST', message: 'only WebSocket upgrades are relayed' } });
@@ -159,7 +166,8 @@ export function sendAnswer(req: IncomingMessage, res: ServerResponse, a: Answer)
   }
   const body = Buffer.from(r.body, 'utf8');
   r.headers['content-length'] = String(body.length);
-  res.writeHead(r.status, r.headers);
+  // The reason phrase is always ours: a refused writeHead may have left an instance's on res.
+  res.writeHead(r.status, STATUS_CODES[r.status] ?? '', r.headers);
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 

@@ -6,7 +6,7 @@
 //   const server = http.createServer((req, res) => proxy.handleRequest(req, res, () => myRoutes(req, res)));
 //   server.on('upgrade', (req, socket, head) => proxy.handleUpgrade(req, socket, head));
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { PoolApi } from '../pool/api.js';
 import type { AppConfig, WarmpoolConfig } from '../pool/config.js';
@@ -17,7 +17,9 @@ import { classifierFor, type Classifier } from './classify/index.js';
 import { CookieCodec, loadKeys, type KeyRing } from './cookie.js';
 import { entry } from './entry.js';
 import { TrustedProxies, visitOf, type Visit } from './forwarded.js';
+import { requestProblem } from './headers.js';
 import { HttpRelay, type RelayTarget } from './http-relay.js';
+import { createPublicServer } from './listener.js';
 import { route } from './router.js';
 import { readSession } from './session.js';
 import { WsRelay } from './ws-relay.js';
@@ -67,6 +69,11 @@ export interface Proxy {
   /** An instance is gone: close the kept-alive connections to it now (they are also closed when idle, or when its port gets a new instance). */
   forgetInstance(host: string, port: number): void;
   readonly codec: CookieCodec;
+  /**
+   * A Node HTTP server serving this proxy with the relay limits of config.relay (head size and
+   * timeout, connections per address); `next` serves what is not warmpool's. Not listening yet.
+   */
+  createServer(next?: (req: IncomingMessage, res: ServerResponse) => void): Server;
   /** Closes every relayed WebSocket and upstream connection. Does not close the HTTP server. */
   close(): Promise<void>;
 }
@@ -77,8 +84,9 @@ export function createProxy(o: ProxyOptions): Proxy {
   const codec = new CookieCodec({ keys: o.keys ?? loadKeys(process.env, config.stateDir), clock, maxAgeMs: o.cookieMaxAgeMs });
   const trust = new TrustedProxies(config.trustedProxies);
   const reporter = new ActivityReporter(pool, clock, o.activityCoalesceMs ?? 1000);
-  const http = new HttpRelay({ pool, clock, reporter, log, headersTimeoutMs: o.headersTimeoutMs });
-  const ws = new WsRelay({ pool, reporter, log, handshakeTimeoutMs: o.wsHandshakeTimeoutMs });
+  const limits = config.relay;
+  const http = new HttpRelay({ pool, clock, reporter, log, headersTimeoutMs: o.headersTimeoutMs, maxConnectionsPerInstance: limits.upstreamConnectionsPerInstance });
+  const ws = new WsRelay({ pool, reporter, log, handshakeTimeoutMs: o.wsHandshakeTimeoutMs, perSession: limits.websocketsPerSession });
   const classifiers = new Map<string, Classifier>();
   const serveLanding = o.landing ?? true;
   let closed = false;
@@ -140,6 +148,11 @@ export function createProxy(o: ProxyOptions): Proxy {
       sendAnswer(req, res, { kind: 'pool-stopped', app: app.name });
       return;
     }
+    const problem = requestProblem(req.rawHeaders);
+    if (problem) {
+      sendAnswer(req, res, { kind: 'bad-request', message: `${problem}; warmpool does not relay it` });
+      return;
+    }
     const visit = visitOf(req, trust);
     if (isRoot && req.method === 'GET') {
       entry(req, app, visit, { pool, codec, log }).then(
@@ -187,6 +200,11 @@ export function createProxy(o: ProxyOptions): Proxy {
       refuseUpgrade(req, socket, { kind: 'not-websocket' });
       return true;
     }
+    const problem = requestProblem(req.rawHeaders);
+    if (problem) {
+      refuseUpgrade(req, socket, { kind: 'bad-request', message: `${problem}; warmpool does not relay it` });
+      return true;
+    }
     const app = pool.app(r.app)!;
     const rest = r.kind === 'app' ? r.rest : '/' + r.query;
     const visit = visitOf(req, trust);
@@ -205,6 +223,14 @@ export function createProxy(o: ProxyOptions): Proxy {
     codec,
     openSockets: () => ws.openSockets() + http.inFlight + http.upstreamSockets(),
     forgetInstance: (host, port) => http.forget(host, port),
+    createServer(next) {
+      return createPublicServer({
+        limits,
+        trustedProxies: config.trustedProxies,
+        onRequest: (req, res) => handleRequest(req, res, next && (() => next(req, res))),
+        onUpgrade: (req, socket, head) => handleUpgrade(req, socket, head),
+      });
+    },
     async close() {
       closed = true;
       await Promise.all([ws.close(), http.close()]);

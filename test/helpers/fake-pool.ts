@@ -2,9 +2,9 @@
 // claims hand out added instances, an empty pool queues visitors with tickets, and everything the
 // proxy reports (activity, connections, events) is recorded. Plus a proxy server on port 0.
 
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { ClaimResult, EndReason, FindResult, PoolApi, SessionTarget, SessionTraffic } from '../../pool/api.js';
-import type { AppConfig, WarmpoolConfig } from '../../pool/config.js';
+import { DEFAULT_RELAY_LIMITS, type AppConfig, type RelayLimits, type WarmpoolConfig } from '../../pool/config.js';
 import type { Clock } from '../../pool/clock.js';
 import { WarmpoolError } from '../../pool/errors.js';
 import { createProxy, keyRing, type KeyRing, type Proxy, type ProxyOptions } from '../../proxy/index.js';
@@ -33,7 +33,8 @@ export function appConfig(name: string, o: Partial<AppConfig> = {}): AppConfig {
   };
 }
 
-export function warmpoolConfig(apps: AppConfig[], o: Partial<WarmpoolConfig> = {}): WarmpoolConfig {
+export function warmpoolConfig(apps: AppConfig[], o: Omit<Partial<WarmpoolConfig>, 'relay'> & { relay?: Partial<RelayLimits> } = {}): WarmpoolConfig {
+  const { relay, ...rest } = o;
   return {
     host: '127.0.0.1',
     port: 0,
@@ -44,7 +45,8 @@ export function warmpoolConfig(apps: AppConfig[], o: Partial<WarmpoolConfig> = {
     keepOnExit: false,
     log: { dir: '/tmp/warmpool-test-state/log', rotateBytes: 64 * 1024 * 1024 },
     apps,
-    ...o,
+    ...rest,
+    relay: { ...DEFAULT_RELAY_LIMITS, ...relay },
   };
 }
 
@@ -155,8 +157,7 @@ export interface ProxyServer {
 /** The proxy in a plain http server on 127.0.0.1:0, as the CLI mounts it. */
 export async function startProxyServer(o: Omit<ProxyOptions, 'keys'> & { keys?: KeyRing }): Promise<ProxyServer> {
   const proxy = createProxy({ keys: TEST_KEYS, ...o });
-  const server = createServer((req, res) => proxy.handleRequest(req, res));
-  server.on('upgrade', (req, socket, head) => proxy.handleUpgrade(req, socket, head));
+  const server = proxy.createServer();
   const port = await listen(server);
   return {
     url: `http://127.0.0.1:${port}`,
