@@ -71,7 +71,7 @@ export class Fleet implements PoolApi {
         onRemoved: (rec) => { for (const fn of this.removedListeners) fn(rec.host, rec.port); },
       }));
     }
-    this.reaper = new Reaper(this.clock, () => this.sessions.entries(), (id, s, reason, deadline) => this.deadline(id, s, reason, deadline));
+    this.reaper = new Reaper(this.clock, () => this.sessions.entries(), (id, s, reason, deadline) => this.deadline(id, s, reason, deadline), (id, reason) => this.o.log?.(`reaper: the ${reason} deadline of session ${id} did not move after it was handled; skipping it (a bug: please report it)`));
   }
 
   apps(): readonly AppConfig[] { return this.o.config.apps; }

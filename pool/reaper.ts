@@ -45,6 +45,8 @@ export class Reaper<S extends ReapableSession> {
     private readonly sessions: () => Iterable<[string, S]>,
     /** Called for each session whose deadline has come; returns true when it ended the session. */
     private readonly due: (id: string, s: S, reason: DeadlineReason, deadline: number) => boolean,
+    /** Told when a session's deadline did not move after it was handled (a bug): that session is skipped, nothing throws. */
+    private readonly stuck: (id: string, reason: DeadlineReason) => void = () => {},
   ) {}
 
   /**
@@ -57,14 +59,19 @@ export class Reaper<S extends ReapableSession> {
     let next = Infinity;
     for (const [id, s] of [...this.sessions()]) {
       let d = nextDeadline(s);
-      let ended = false;
+      let settled = false; // ended, or stuck: either way no timer for it
       while (d.at <= now) {
-        if ((ended = this.due(id, s, d.reason, d.at))) break;
+        if ((settled = this.due(id, s, d.reason, d.at))) break;
         const moved = nextDeadline(s);
-        if (moved.at === d.at && moved.reason === d.reason) throw new Error(`reaper: deadline of ${id} did not move after ${d.reason}`);
+        if (moved.at === d.at && moved.reason === d.reason) {
+          // This runs inside a timer callback: report and skip, never throw (nothing would catch it).
+          this.stuck(id, d.reason);
+          settled = true;
+          break;
+        }
         d = moved;
       }
-      if (!ended) next = Math.min(next, d.at);
+      if (!settled) next = Math.min(next, d.at);
     }
     if (next === this.timerAt) return;
     this.timer?.cancel();

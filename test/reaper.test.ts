@@ -143,3 +143,20 @@ test('activity the proxy stamped but had not yet reported (coalesced) still move
   assert.equal(ended()?.t, exact + 10 * MIN);
   await fleet.stop();
 });
+
+test('a deadline that does not move after it was handled is reported and skipped, never thrown from the timer', async () => {
+  const { Reaper } = await import('../pool/reaper.js');
+  const clock = new ManualClock();
+  const t0 = clock.now();
+  const s = { claimedAt: t0, lastActive: t0, openConnections: 1, lastConnectionAt: t0, idleTimeoutMs: 600, maxLifetimeMs: 4500, graceMs: 120 };
+  const stuck: string[] = [];
+  let handled = 0;
+  // A buggy `due` that neither ends the session nor moves its deadline.
+  const r = new Reaper(clock, () => [['s1', s] as [string, typeof s]], () => { handled++; return false; }, (id, reason) => stuck.push(`${id} ${reason}`));
+  r.schedule();
+  assert.equal(handled, 0);
+  await clock.advance(600); // the timer fires inside the clock: a throw here would escape the callback
+  assert.deepEqual(stuck, ['s1 idle']);
+  assert.equal(handled, 1);
+  r.stop();
+});
