@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, parseConfig, parseDuration, parseBytes } from '../pool/config.js';
+import { DEFAULT_RELAY_LIMITS, loadConfig, parseConfig, parseDuration, parseBytes } from '../pool/config.js';
 
 const minimal = `
 apps:
@@ -91,6 +91,10 @@ const bad: [string, string, RegExp][] = [
   ['bridge without port', `apps:\n  - name: a\n    runtime: docker\n    image: x\n    network: bridge`, /apps\[0\]\.port is missing; a bridge-network app needs the container port/],
   ['reserved name', `apps:\n  - name: _warmpool\n    command: [x]`, /apps\[0\]\.name is "_warmpool"/],
   ['not yaml', `apps: [`, /not valid YAML/],
+  ['unknown relay key', `relay: { maxSockets: 3 }\n${minimal}`, /relay\.maxSockets is 3; unknown key; allowed keys here: headerSize, headerTimeout/],
+  ['relay head size too small', `relay: { headerSize: 10 }\n${minimal}`, /relay\.headerSize is 10; expected a size like 16k or 64k, from 1024 to 1048576 bytes/],
+  ['relay WebSockets per session zero', `relay: { websocketsPerSession: 0 }\n${minimal}`, /relay\.websocketsPerSession is 0; expected an integer from 1 to 10000/],
+  ['relay head timeout', `relay: { headerTimeout: forever }\n${minimal}`, /relay\.headerTimeout is "forever"; expected a duration/],
 ];
 
 for (const [what, yaml, msg] of bad) {
@@ -103,6 +107,12 @@ for (const [what, yaml, msg] of bad) {
     });
   });
 }
+
+test('relay limits: defaults, and each one set from YAML', () => {
+  assert.deepEqual(parseConfig(minimal).relay, DEFAULT_RELAY_LIMITS);
+  const c = parseConfig(`relay: { headerSize: 32k, headerTimeout: 5s, websocketsPerSession: 4, connectionsPerAddress: 600, upstreamConnectionsPerInstance: 8 }\n${minimal}`);
+  assert.deepEqual(c.relay, { headerBytes: 32 * 1024, headerTimeoutMs: 5000, websocketsPerSession: 4, connectionsPerAddress: 600, upstreamConnectionsPerInstance: 8 });
+});
 
 test('durations and sizes', () => {
   assert.equal(parseDuration('1h30m'), 90 * 60_000);
