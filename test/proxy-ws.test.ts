@@ -337,3 +337,54 @@ async function waitFor(pred: () => boolean, what = 'condition', limitMs = 10_000
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+describe('limits', () => {
+  test('a quiet WebSocket outlives the request head timeout and the keep-alive timeout: limits never cut an idle notebook tab', async () => {
+    const e = await echoServer();
+    const pool = new FakePool([appConfig('echo')]);
+    pool.addInstance('echo', { port: e.port });
+    const p = await proxyFor(pool, { config: warmpoolConfig([...pool.apps()], { relay: { headerTimeoutMs: 150 } }) });
+    p.server.keepAliveTimeout = 150;
+    const jar = new CookieJar();
+    assert.equal((await request(`${p.url}/echo/`, { jar, headers: { accept: 'text/html' } })).status, 302);
+    const ws = await wsOpen(`${p.url}/echo/`, { jar });
+    let closed = false;
+    ws.on('close', () => { closed = true; });
+    // Several head-timeout periods and checking rounds of Node's server pass with the socket silent.
+    await new Promise((r) => setTimeout(r, 900));
+    assert.equal(closed, false, 'the idle WebSocket is still open');
+    const echoed = new Promise<string>((r) => ws.once('message', (d) => r(d.toString())));
+    ws.send('still here');
+    assert.equal(await echoed, 'still here');
+    ws.close();
+    await wsClosed(ws);
+  });
+
+  test('WebSockets per session: the one over the limit gets 429, a place frees when one closes, other sessions are unaffected', async () => {
+    const e = await echoServer();
+    const pool = new FakePool([appConfig('echo')]);
+    pool.addInstance('echo', { port: e.port });
+    pool.addInstance('echo', { port: e.port });
+    const p = await proxyFor(pool, { config: warmpoolConfig([...pool.apps()], { relay: { websocketsPerSession: 2 } }) });
+    const enter = async () => {
+      const jar = new CookieJar();
+      assert.equal((await request(`${p.url}/echo/`, { jar, headers: { accept: 'text/html' } })).status, 302);
+      return jar;
+    };
+    const a = await enter();
+    const b = await enter();
+    const a1 = await wsOpen(`${p.url}/echo/`, { jar: a });
+    const a2 = await wsOpen(`${p.url}/echo/`, { jar: a });
+    const refused = await rawUpgrade(`${p.url}/echo/`, { cookie: a.header('/echo/') });
+    assert.equal(refused.status, 429);
+    assert.match(refused.body, /TOO_MANY/);
+    const b1 = await wsOpen(`${p.url}/echo/`, { jar: b });
+    a1.close();
+    await wsClosed(a1);
+    const a3 = await wsOpen(`${p.url}/echo/`, { jar: a });
+    for (const ws of [a2, a3, b1]) {
+      ws.close();
+      await wsClosed(ws);
+    }
+  });
+});
