@@ -524,3 +524,33 @@ describe('forwarding', () => {
   });
 });
 
+
+describe('upstream connections per instance', () => {
+  test('at most upstreamConnectionsPerInstance connections to one instance; the other requests wait their turn and all are answered', async () => {
+    let open = 0;
+    let most = 0;
+    const held: ServerResponse[] = [];
+    const b = await echoBackend((req, res) => {
+      req.resume();
+      held.push(res);
+      // Answer only once 2 are waiting: proves the proxy does not open a third while two are busy.
+      if (held.length >= 2) for (const r of held.splice(0)) r.end('ok');
+    });
+    b.server.on('connection', (s) => {
+      open++;
+      most = Math.max(most, open);
+      s.on('close', () => open--);
+    });
+    cleanups.push(() => b.close());
+    const pool = new FakePool([appConfig('demo')]);
+    pool.addInstance('demo', { port: b.port });
+    const p = await proxyFor(pool, { config: warmpoolConfig([...pool.apps()], { relay: { upstreamConnectionsPerInstance: 2 } }) });
+    const jar = new CookieJar();
+    assert.equal((await request(`${p.url}/demo/`, { jar, headers: { accept: 'text/html' } })).status, 302);
+    // Ten requests on ten client connections at once.
+    const replies = await Promise.all(Array.from({ length: 10 }, (_, i) => request(`${p.url}/demo/r${i}`, { jar })));
+    assert.deepEqual(replies.map((r) => r.status), Array(10).fill(200));
+    assert.equal(b.seen.length, 10);
+    assert.ok(most <= 2, `the instance saw ${most} connections at once`);
+  });
+});
