@@ -192,6 +192,9 @@ async function startWarmpoolRelay(be: Backend): Promise<Variant> {
     listen: { host: '127.0.0.1', port: 0 },
     deployment: 'bench-relay',
     stateDir: join(WORK, 'state-relay'),
+    // The whole load runs in one session against one instance (64 HTTP connections, 64 WebSockets):
+    // the limits meant for one student are lifted so the relay itself is what is measured.
+    relay: { websocketsPerSession: 1024, upstreamConnectionsPerInstance: 1024 },
     apps: [{
       name: 'bench', runtime: 'process', command: ['static'], deepLink: '/', prefix: 'strip',
       readiness: { http: { path: '/ping', status: 200 }, timeout: '10s', interval: '50ms' },
