@@ -1,0 +1,18 @@
+// The fast lane (`npm run test:unit`): suites that need no Docker Engine, browser, nginx or child
+// process, and keep time on the manual clock or real loopback sockets in this process only.
+// Everything else (and these too) runs in the whole suite, `npm test`.
+export const UNIT_LANE = [
+  'classify',
+  'config',
+  'docker-labels',
+  'frames',
+  'pool',
+  'proxy-cookie',
+  'proxy-http',
+  'proxy-passes',
+  'proxy-upstream',
+  'proxy-ws-handshake',
+  'reaper',
+  'relay-rules',
+  'traffic-log',
+];
