@@ -1,5 +1,5 @@
 // A Pluto.jl-like notebook app for tests and benchmarks: Pluto 0.20's routes, secret, readiness behaviour and
-// WebSocket traffic (see /work/shared/NOTEBOOK-TRAFFIC.md). `node dist/examples/standin/server.js`, or startStandin().
+// WebSocket traffic (see docs/notebook-traffic.md). `node dist/examples/standin/server.js`, or startStandin().
 //
 // Environment (the executable; startStandin takes the same as options):
 //   PORT              port to listen on (default 1234; 0 = any, in-process only makes sense)
