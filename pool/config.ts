@@ -81,6 +81,38 @@ export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
   upstreamConnectionsPerInstance: 32,
 });
 
+/**
+ * The waiting line and fair sharing without logins, applied to each app on its own. A place in line
+ * lives only while its waiting page (or held request) is connected; claims a visitor never uses go
+ * back to the pool; one address cannot hold more than its share of unused claims or places.
+ */
+export interface QueueConfig {
+  /** An API client's request is held this long for an instance, then answered 503 + Retry-After, ms. */
+  holdMs: number;
+  /** A waiting page must open its live stream within this after it was served, or its ticket lapses, ms. */
+  attachMs: number;
+  /** An instance offered to a waiter goes back to the line unless collected within this, ms. */
+  collectMs: number;
+  /** A claim that no request has used within this is returned to the pool as ready, ms. */
+  firstUseMs: number;
+  /** Claims not yet used (and offers not yet collected) per visitor address; more wait in line (a held API request gets 429). */
+  unusedClaimsPerAddress: number;
+  /** Places in line per visitor address; more get 429. */
+  waitingPerAddress: number;
+  /** Visitors' claims of one app, as a token bucket: this many per second, this many at once. */
+  claimRate: { perSecond: number; burst: number };
+}
+
+export const DEFAULT_QUEUE: Readonly<QueueConfig> = Object.freeze({
+  holdMs: 25_000,
+  attachMs: 10_000,
+  collectMs: 10_000,
+  firstUseMs: 15_000,
+  unusedClaimsPerAddress: 10,
+  waitingPerAddress: 100,
+  claimRate: Object.freeze({ perSecond: 5, burst: 60 }),
+});
+
 export interface WarmpoolConfig {
   host: string;
   port: number;
@@ -98,6 +130,8 @@ export interface WarmpoolConfig {
   log: { dir: string; rotateBytes: number };
   /** Limits of the public listener and the relay. */
   relay: RelayLimits;
+  /** The waiting line and fair sharing (each app on its own). */
+  queue: QueueConfig;
   apps: AppConfig[];
 }
 
@@ -219,7 +253,8 @@ export function parseBytes(v: unknown): number | undefined {
   return Math.round(parseFloat(m[1]!) * mult);
 }
 
-const TOP_KEYS = ['listen', 'deployment', 'landing', 'trustedProxies', 'ports', 'stateDir', 'keepOnExit', 'log', 'relay', 'apps'] as const;
+const TOP_KEYS = ['listen', 'deployment', 'landing', 'trustedProxies', 'ports', 'stateDir', 'keepOnExit', 'log', 'relay', 'queue', 'apps'] as const;
+const QUEUE_KEYS = ['hold', 'attach', 'collect', 'firstUse', 'unusedClaimsPerAddress', 'waitingPerAddress', 'claimRate'] as const;
 const RELAY_KEYS = ['headerSize', 'headerTimeout', 'websocketsPerSession', 'connectionsPerAddress', 'upstreamConnectionsPerInstance'] as const;
 const APP_KEYS = ['name', 'runtime', 'command', 'cwd', 'image', 'args', 'port', 'env', 'deepLink', 'prefix', 'pool', 'readiness', 'limits', 'network', 'idleTimeout', 'maxLifetime', 'grace', 'classifier', 'secret'] as const;
 
@@ -265,6 +300,22 @@ export function validateConfig(raw: unknown, source = 'config', env: NodeJS.Proc
     upstreamConnectionsPerInstance: rl.upstreamConnectionsPerInstance === undefined ? d.upstreamConnectionsPerInstance : v.int('relay.upstreamConnectionsPerInstance', rl.upstreamConnectionsPerInstance, 1, 10_000),
   };
 
+  const qu = v.obj('queue', top.queue ?? {}, QUEUE_KEYS);
+  const dq = DEFAULT_QUEUE;
+  const rate = v.obj('queue.claimRate', qu.claimRate ?? {}, ['perSecond', 'burst']);
+  const queue: QueueConfig = {
+    holdMs: qu.hold === undefined ? dq.holdMs : v.duration('queue.hold', qu.hold, 1000),
+    attachMs: qu.attach === undefined ? dq.attachMs : v.duration('queue.attach', qu.attach, 1000),
+    collectMs: qu.collect === undefined ? dq.collectMs : v.duration('queue.collect', qu.collect, 1000),
+    firstUseMs: qu.firstUse === undefined ? dq.firstUseMs : v.duration('queue.firstUse', qu.firstUse, 1000),
+    unusedClaimsPerAddress: qu.unusedClaimsPerAddress === undefined ? dq.unusedClaimsPerAddress : v.int('queue.unusedClaimsPerAddress', qu.unusedClaimsPerAddress, 1, 100_000),
+    waitingPerAddress: qu.waitingPerAddress === undefined ? dq.waitingPerAddress : v.int('queue.waitingPerAddress', qu.waitingPerAddress, 1, 100_000),
+    claimRate: {
+      perSecond: rate.perSecond === undefined ? dq.claimRate.perSecond : v.num('queue.claimRate.perSecond', rate.perSecond, 0.01, 100_000),
+      burst: rate.burst === undefined ? dq.claimRate.burst : v.int('queue.claimRate.burst', rate.burst, 1, 100_000),
+    },
+  };
+
   const rawApps = top.apps;
   if (!Array.isArray(rawApps) || rawApps.length === 0) v.fail('apps', rawApps, 'expected a non-empty list of apps');
   const apps = (rawApps as unknown[]).map((a, i) => validateApp(v, `apps[${i}]`, a));
@@ -273,7 +324,7 @@ export function validateConfig(raw: unknown, source = 'config', env: NodeJS.Proc
     if (seen.has(a.name)) v.fail(`apps[${i}].name`, a.name, 'app names must be unique');
     seen.add(a.name);
   });
-  return { host, port, deployment, landingRedirect, trustedProxies, ports: { from, to }, stateDir, keepOnExit, log, relay, apps };
+  return { host, port, deployment, landingRedirect, trustedProxies, ports: { from, to }, stateDir, keepOnExit, log, relay, queue, apps };
 }
 
 function validateApp(v: V, at: string, raw: unknown): AppConfig {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_RELAY_LIMITS, loadConfig, parseConfig, parseDuration, parseBytes } from '../pool/config.js';
+import { DEFAULT_QUEUE, DEFAULT_RELAY_LIMITS, loadConfig, parseConfig, parseDuration, parseBytes } from '../pool/config.js';
 
 const minimal = `
 apps:
@@ -95,6 +95,14 @@ const bad: [string, string, RegExp][] = [
   ['relay head size too small', `relay: { headerSize: 10 }\n${minimal}`, /relay\.headerSize is 10; expected a size like 16k or 64k, from 1024 to 1048576 bytes/],
   ['relay WebSockets per session zero', `relay: { websocketsPerSession: 0 }\n${minimal}`, /relay\.websocketsPerSession is 0; expected an integer from 1 to 10000/],
   ['relay head timeout', `relay: { headerTimeout: forever }\n${minimal}`, /relay\.headerTimeout is "forever"; expected a duration/],
+  ['unknown queue key', `queue: { ticketTtl: 20s }\n${minimal}`, /queue\.ticketTtl is "20s"; unknown key; allowed keys here: hold, attach, collect, firstUse, unusedClaimsPerAddress, waitingPerAddress, claimRate/],
+  ['queue hold too short', `queue: { hold: 200ms }\n${minimal}`, /queue\.hold is "200ms"; expected a duration like 90s, 20m, 1h30m or a number of seconds, at least 1000 ms/],
+  ['queue first use not a duration', `queue: { firstUse: soon }\n${minimal}`, /queue\.firstUse is "soon"; expected a duration/],
+  ['queue unused claims zero', `queue: { unusedClaimsPerAddress: 0 }\n${minimal}`, /queue\.unusedClaimsPerAddress is 0; expected an integer from 1 to 100000/],
+  ['queue waiting places fractional', `queue: { waitingPerAddress: 2.5 }\n${minimal}`, /queue\.waitingPerAddress is 2\.5; expected an integer from 1 to 100000/],
+  ['queue claim rate unknown key', `queue: { claimRate: { perMinute: 5 } }\n${minimal}`, /queue\.claimRate\.perMinute is 5; unknown key; allowed keys here: perSecond, burst/],
+  ['queue claim rate zero', `queue: { claimRate: { perSecond: 0 } }\n${minimal}`, /queue\.claimRate\.perSecond is 0; expected a number from 0\.01 to 100000/],
+  ['queue burst', `queue: { claimRate: { burst: many } }\n${minimal}`, /queue\.claimRate\.burst is "many"; expected an integer from 1 to 100000/],
 ];
 
 for (const [what, yaml, msg] of bad) {
@@ -112,6 +120,14 @@ test('relay limits: defaults, and each one set from YAML', () => {
   assert.deepEqual(parseConfig(minimal).relay, DEFAULT_RELAY_LIMITS);
   const c = parseConfig(`relay: { headerSize: 32k, headerTimeout: 5s, websocketsPerSession: 4, connectionsPerAddress: 600, upstreamConnectionsPerInstance: 8 }\n${minimal}`);
   assert.deepEqual(c.relay, { headerBytes: 32 * 1024, headerTimeoutMs: 5000, websocketsPerSession: 4, connectionsPerAddress: 600, upstreamConnectionsPerInstance: 8 });
+});
+
+test('queue: defaults, and each one set from YAML', () => {
+  assert.deepEqual(parseConfig(minimal).queue, DEFAULT_QUEUE);
+  assert.deepEqual(DEFAULT_QUEUE, { holdMs: 25_000, attachMs: 10_000, collectMs: 10_000, firstUseMs: 15_000, unusedClaimsPerAddress: 10, waitingPerAddress: 100, claimRate: { perSecond: 5, burst: 60 } });
+  const c = parseConfig(`queue: { hold: 20s, attach: 5s, collect: 8s, firstUse: 30s, unusedClaimsPerAddress: 4, waitingPerAddress: 200, claimRate: { perSecond: 0.5, burst: 120 } }\n${minimal}`);
+  assert.deepEqual(c.queue, { holdMs: 20_000, attachMs: 5000, collectMs: 8000, firstUseMs: 30_000, unusedClaimsPerAddress: 4, waitingPerAddress: 200, claimRate: { perSecond: 0.5, burst: 120 } });
+  assert.deepEqual(parseConfig(`queue: { claimRate: { burst: 10 } }\n${minimal}`).queue.claimRate, { perSecond: 5, burst: 10 }, 'one field set, the other kept');
 });
 
 test('durations and sizes', () => {

@@ -4,7 +4,7 @@
 
 import type { Server } from 'node:http';
 import type { ClaimResult, EndReason, FindResult, PoolApi, SessionTarget, SessionTraffic } from '../../pool/api.js';
-import { DEFAULT_RELAY_LIMITS, type AppConfig, type RelayLimits, type WarmpoolConfig } from '../../pool/config.js';
+import { DEFAULT_QUEUE, DEFAULT_RELAY_LIMITS, type AppConfig, type RelayLimits, type WarmpoolConfig } from '../../pool/config.js';
 import type { Clock } from '../../pool/clock.js';
 import { WarmpoolError } from '../../pool/errors.js';
 import { createProxy, keyRing, type KeyRing, type Proxy, type ProxyOptions } from '../../proxy/index.js';
@@ -45,6 +45,7 @@ export function warmpoolConfig(apps: AppConfig[], o: Omit<Partial<WarmpoolConfig
     keepOnExit: false,
     log: { dir: '/tmp/warmpool-test-state/log', rotateBytes: 64 * 1024 * 1024 },
     apps,
+    queue: DEFAULT_QUEUE,
     ...rest,
     relay: { ...DEFAULT_RELAY_LIMITS, ...relay },
   };
