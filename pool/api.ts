@@ -32,14 +32,77 @@ export interface SessionTraffic {
   openConnections: number;
 }
 
+/** Why a visitor waits: what the waiting page tells them (pool/warm-pool.ts lineStatus()). */
+export type WaitReason =
+  /** An instance is starting (or about to) for this place. */
+  | 'starting'
+  /** Every instance is claimed and `max` is reached: a place frees when a session ends. */
+  | 'full'
+  /** This address holds queue.unusedClaimsPerAddress claims nobody has used yet. */
+  | 'unused-claims'
+  /** The app's claim rate (queue.claimRate) is used up for the moment. */
+  | 'throttled'
+  /** Instances fail to start (status().lastError says why); the place is kept. */
+  | 'failing';
+
+/** A place in line as its visitor sees it. */
+export interface LineStatus {
+  /** 1 = next. Among places in line (connected waiters), in order. */
+  position: number;
+  /** Places in line in all. */
+  waiting: number;
+  reason: WaitReason;
+  /** Rough time until this place gets an instance, ms, when the pool can tell. */
+  estimatedWaitMs?: number;
+  ready: number;
+  starting: number;
+  claimed: number;
+  max: number;
+}
+
 export type ClaimResult =
   | { kind: 'session'; target: SessionTarget }
-  /** No ready instance: the visitor holds a ticket and place in line; ask again with the ticket. */
-  | { kind: 'queued'; ticket: string; position: number; retryAfterMs: number };
+  /**
+   * No instance for this visitor now: a ticket for a place in line. The place exists only while a
+   * waiter holds it: call wait() with the ticket within queue.attach (the waiting page's stream does).
+   */
+  | { kind: 'queued'; ticket: string; line: LineStatus }
+  /** Over a per-address limit of queue: nothing is held; try again after retryAfterMs. */
+  | { kind: 'limited'; why: 'unused-claims' | 'waiting-places'; limit: number; retryAfterMs: number };
+
+/** Who will hold a place: a waiting page's live stream, or a request held open until an instance is ready. */
+export type WaiterKind = 'stream' | 'request';
+
+export interface ClaimOptions {
+  /** The visitor's address: per-address limits, first-use grace and the claim rate apply to visitors' claims. */
+  visitor?: string;
+  /** How this visitor would wait (default 'stream'): a request that would be held gets 429 over the unused-claims limit. */
+  waiter?: WaiterKind;
+}
+
+export interface WaitOptions {
+  kind: WaiterKind;
+  /** The place lives until this aborts (the page's stream or the held request closed). */
+  signal: AbortSignal;
+  /** Told whenever the place's position or outlook changes. */
+  onLine?: (s: LineStatus) => void;
+}
+
+export type WaitOutcome =
+  /** An instance is reserved for this place: collect(app, collect) before expiresAt (clock ms), or it goes to the next. */
+  | { kind: 'offer'; collect: string; expiresAt: number }
+  /** A held request reached queue.hold: the place is kept under a new ticket, for queue.attach. */
+  | { kind: 'timeout'; ticket: string; line: LineStatus }
+  /** Nothing held: an unknown or lapsed ticket, one another waiter holds, the waiter left, or the pool stopped. */
+  | { kind: 'gone'; why: 'unknown' | 'taken' | 'left' | 'stopped' }
+  | { kind: 'limited'; why: 'waiting-places'; limit: number; retryAfterMs: number };
+
+export type CollectResult = { kind: 'session'; target: SessionTarget } | { kind: 'gone' };
 
 /** Why a session is over, kept for the "session ended" page and the traffic log. */
 /** `lost`: a claimed instance found gone when a restarted warmpool adopted its engine's state. */
-export type EndReason = 'idle' | 'lifetime' | 'grace' | 'instance-exited' | 'admin' | 'shutdown' | 'fresh-requested' | 'lost';
+/** `unused`: a visitor's claim no request used within queue.firstUse; its instance went back to the pool as ready. */
+export type EndReason = 'idle' | 'lifetime' | 'grace' | 'instance-exited' | 'admin' | 'shutdown' | 'fresh-requested' | 'lost' | 'unused';
 
 export type FindResult =
   | { kind: 'live'; target: SessionTarget }
@@ -49,8 +112,16 @@ export type FindResult =
 export interface PoolApi {
   apps(): readonly AppConfig[];
   app(name: string): AppConfig | undefined;
-  /** Claims a ready instance for a new session, or queues the visitor. Throws APP_UNKNOWN, POOL_STOPPED. */
-  claim(app: string, opts?: { ticket?: string; visitor?: string }): Promise<ClaimResult>;
+  /** Claims a ready instance for a new session, or gives a ticket for a place in line. Throws APP_UNKNOWN, POOL_STOPPED. */
+  claim(app: string, opts?: ClaimOptions): Promise<ClaimResult>;
+  /**
+   * Holds a place in line with a ticket from claim() (or a timeout), for as long as o.signal is not
+   * aborted. A ticket is held once: a second waiter with it gets 'taken'. Resolves with an offer the
+   * moment an instance is reserved for this place.
+   */
+  wait(app: string, ticket: string, o: WaitOptions): Promise<WaitOutcome>;
+  /** Turns an offer into a session (the token is good once, until the offer's expiresAt). */
+  collect(app: string, token: string): Promise<CollectResult>;
   /** Looks up a session named in a verified cookie; the instance id in the cookie must match. */
   find(session: string, instanceId: string): FindResult;
   /** Ends a session now (e.g. the visitor asked for a fresh instance). */
@@ -62,7 +133,8 @@ export interface PoolApi {
   /**
    * Something happened in a session worth a line in the traffic log ('ws-open', 'ws-close', ...).
    * Type 'request' is special: call it for every HTTP request relayed (cheap: it keeps the grace
-   * period open while no socket is, and only the first one is logged, as 'first-request').
+   * period open while no socket is, and only the first one is logged, as 'first-request'). The first
+   * 'request' or 'ws-open' marks a visitor's claim used (see queue.firstUse).
    */
   event(session: string, type: string, detail?: Record<string, unknown>): void;
 }

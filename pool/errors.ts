@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'INSTANCE_EXITED'
   | 'SECRET_MISSING'
   | 'TOO_MANY'
+  | 'PLACE_LAPSED'
   | 'BAD_REQUEST';
 
 export class WarmpoolError extends Error {

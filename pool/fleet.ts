@@ -3,17 +3,17 @@
 //
 //   const fleet = new Fleet({ config, runtimes: { process: new ProcessRuntime(...) }, clock });
 //   await fleet.start();            // adopt what an earlier run left, warm the pools
-//   const r = await fleet.claim('demo');
+//   const r = await fleet.claim('demo', { visitor });   // a session, or a ticket: wait(), then collect()
 //   ...
 //   await fleet.stop();             // removes every instance unless config.keepOnExit
 
 import { LRUCache } from 'lru-cache';
-import type { ClaimResult, EndReason, FindResult, PoolApi, SessionTarget, SessionTraffic } from './api.js';
+import type { ClaimOptions, ClaimResult, CollectResult, EndReason, FindResult, PoolApi, SessionTarget, SessionTraffic, WaitOptions, WaitOutcome } from './api.js';
 import type { AppConfig, RuntimeKind, WarmpoolConfig } from './config.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { WarmpoolError, errorMessage, isWarmpoolError } from './errors.js';
 import { sessionId as newSessionId } from './ids.js';
-import { Reaper, type DeadlineReason, type ReapableSession } from './reaper.js';
+import { Reaper, endDeadline, type DeadlineReason, type ReapableSession } from './reaper.js';
 import type { ClaimMark, InstanceRecord, Runtime } from './runtime.js';
 import type { TrafficLogSink } from './traffic-log.js';
 import { WarmPool, type Member, type PoolStatus } from './warm-pool.js';
@@ -26,8 +26,7 @@ export interface FleetOptions {
   trafficLog?: TrafficLogSink;
   /** After this long without user activity a session is noted "idle" in the traffic log, ms. */
   idleNoticeMs?: number;
-  /** Queue tickets and create backoff, passed to each WarmPool. */
-  ticketTtlMs?: number;
+  /** Create backoff, passed to each WarmPool. */
   backoffMs?: { first: number; max: number };
   /** Replaces the TCP check after a readiness log line (tests whose fake instances have no port). */
   portCheck?: (rec: InstanceRecord) => Promise<boolean>;
@@ -39,6 +38,8 @@ export interface Session extends ReapableSession {
   member: Member;
   target: SessionTarget;
   firstRequestSeen?: boolean;
+  /** The address that claimed it (a visitor's claim: queue limits and first-use grace apply). */
+  visitor?: string;
   /** Sum of gaps between consecutive activities no longer than the idle-notice interval. */
   activeMs: number;
 }
@@ -65,7 +66,8 @@ export class Fleet implements PoolApi {
       const runtime = o.runtimes[app.runtime];
       if (!runtime) throw new WarmpoolError('CONFIG_INVALID', `app ${app.name} uses runtime ${app.runtime}, which is not available`, { hint: 'start warmpool where that runtime can run, or change apps[].runtime' });
       this.pools.set(app.name, new WarmPool({
-        app, runtime, clock: this.clock, log: o.log, ticketTtlMs: o.ticketTtlMs, backoffMs: o.backoffMs, portCheck: o.portCheck,
+        app, runtime, clock: this.clock, log: o.log, backoffMs: o.backoffMs, portCheck: o.portCheck, queue: o.config.queue,
+        sessionEnds: () => this.sessionEnds(app.name),
         onClaimedExit: (m, detail) => this.endByInstance(m.id, 'instance-exited', detail),
         onChange: () => this.changed(),
         onRemoved: (rec) => { for (const fn of this.removedListeners) fn(rec.host, rec.port); },
@@ -76,7 +78,7 @@ export class Fleet implements PoolApi {
 
   apps(): readonly AppConfig[] { return this.o.config.apps; }
   app(name: string): AppConfig | undefined { return this.pools.get(name)?.app; }
-  status(): PoolStatus[] { return [...this.pools.values()].map((p) => p.status()); }
+  status(): PoolStatus[] { return [...this.pools.values()].map((p) => p.statusWithEstimate()); }
   liveSessions(): readonly Session[] { return [...this.sessions.values()]; }
   onChange(fn: () => void): () => void { this.changeListeners.add(fn); return () => this.changeListeners.delete(fn); }
   /** Called with an instance's address once it has been removed. */
@@ -131,25 +133,69 @@ export class Fleet implements PoolApi {
   }
 
   /**
-   * Claims a ready instance for a new session, or queues the visitor. The claim is decided in memory
-   * (WarmPool.claim is synchronous, so no instance is handed out twice) and answered at once; it is
-   * recorded on the engine (a container rename: ~3 ms, more when a class arrives together) in the
-   * background, retried until it succeeds. Only a restart inside that window can miss it, and then
-   * the visitor's signed cookie gets the instance back (see find()).
+   * Claims a ready instance for a new session, or gives a ticket for a place in line (held with
+   * wait(), turned into a session with collect()). The claim is decided in memory (WarmPool.claim is
+   * synchronous, so no instance is handed out twice) and answered at once.
+   *
+   * A visitor's claim (opts.visitor) is provisional until its first use: it counts against its
+   * address's unused claims, goes back to the pool as ready if no request uses it within
+   * queue.firstUse, and is recorded on the engine (a container rename) at that first use. Until then
+   * nothing on the engine says it is taken: after a restart the instance is adopted as ready and the
+   * visitor's signed cookie takes it back (see find()), so an unused claim costs no engine write and
+   * leaves nothing to undo. A claim without a visitor (in-process callers) is final and recorded at once.
    */
-  async claim(appName: string, opts: { ticket?: string; visitor?: string } = {}): Promise<ClaimResult> {
+  async claim(appName: string, opts: ClaimOptions = {}): Promise<ClaimResult> {
+    const pool = this.poolOf(appName);
+    const out = pool.claim(opts);
+    if (out.kind !== 'claimed') return out;
+    return { kind: 'session', target: this.open(pool, out.member, opts.visitor, false).target };
+  }
+
+  async wait(appName: string, ticket: string, o: WaitOptions): Promise<WaitOutcome> {
+    return this.poolOf(appName).wait(ticket, o);
+  }
+
+  async collect(appName: string, token: string): Promise<CollectResult> {
+    const pool = this.poolOf(appName);
+    const got = pool.collect(token);
+    if (!got) return { kind: 'gone' };
+    return { kind: 'session', target: this.open(pool, got.member, got.visitor, true).target };
+  }
+
+  private poolOf(appName: string): WarmPool {
     const pool = this.pools.get(appName);
     if (!pool) throw new WarmpoolError('APP_UNKNOWN', `no app named ${appName}`, { hint: `known apps: ${[...this.pools.keys()].join(', ')}` });
-    const out = pool.claim(opts.ticket);
-    if (out.kind === 'queued') {
-      return { kind: 'queued', ticket: out.ticket, position: out.position, retryAfterMs: Math.min(5000, 1000 + 500 * out.position) };
-    }
+    return pool;
+  }
+
+  /** A claimed instance becomes a session. */
+  private open(pool: WarmPool, m: Member, visitor: string | undefined, fromLine: boolean): Session {
     const now = this.clock.now();
     const id = newSessionId();
-    const s = this.addSession(pool.app, out.member, id, now);
-    this.trafficLog({ type: 'claimed', session: id, app: pool.app.name, instance: out.member.id, visitor: opts.visitor, waitedInLine: !!opts.ticket });
-    this.record(pool, s, { session: id, at: now });
-    return { kind: 'session', target: s.target };
+    const s = this.addSession(pool.app, m, id, now);
+    this.trafficLog({ type: 'claimed', session: id, app: pool.app.name, instance: m.id, visitor, waitedInLine: fromLine });
+    if (visitor === undefined) this.record(pool, s, { session: id, at: now });
+    else {
+      s.visitor = visitor;
+      s.firstUseBy = now + this.o.config.queue.firstUseMs;
+      this.reaper.schedule();
+    }
+    return s;
+  }
+
+  /** The first request (or WebSocket) of a visitor's claim: it is used, so it is final and recorded. */
+  private firstUse(s: Session): void {
+    s.firstUseBy = undefined;
+    const pool = this.pools.get(s.app.name)!;
+    pool.used(s.member.id);
+    this.record(pool, s, { session: s.id, at: s.claimedAt });
+  }
+
+  /** When each live session of an app ends if nothing changes, for the waiting line's estimates. */
+  private sessionEnds(app: string): number[] {
+    const out: number[] = [];
+    for (const s of this.sessions.values()) if (s.app.name === app) out.push(endDeadline(s));
+    return out;
   }
 
   find(session: string, instanceId: string): FindResult {
@@ -268,6 +314,7 @@ export class Fleet implements PoolApi {
   event(session: string, type: string, detail?: Record<string, unknown>): void {
     const s = this.sessions.get(session);
     if (!s) return;
+    if (s.firstUseBy !== undefined && (type === 'request' || type === 'ws-open')) this.firstUse(s);
     if (type === 'request') {
       // Requests with no socket open also hold the grace period open; only the first is logged.
       if (s.openConnections === 0) s.lastConnectionAt = this.clock.now();
@@ -334,6 +381,17 @@ export class Fleet implements PoolApi {
       s.idleNoticed = true;
       this.trafficLog({ type: 'idle', session: id, app: s.app.name, since: s.lastActive });
       return false;
+    }
+    if (reason === 'unused') {
+      // Nothing reached the instance (the first request would have cleared firstUseBy): it is as
+      // pristine as when it became ready, so it goes back to the line instead of being replaced.
+      this.trafficLog({
+        type: 'returned-unused', session: id, app: s.app.name, instance: s.member.id, visitor: s.visitor,
+        detail: `no request reached the instance within ${this.o.config.queue.firstUseMs} ms of the claim; it went back to the pool as ready`,
+      });
+      this.finish(s, 'unused', false, at);
+      if (!this.pools.get(s.app.name)?.returnUnused(s.member.id)) this.pools.get(s.app.name)?.release(s.member.id, 'an unused claim whose instance was no longer claimed');
+      return true;
     }
     this.finish(s, reason, true, at);
     return true;

@@ -1,10 +1,11 @@
-// Ends claimed sessions at the earliest of three deadlines — idle timeout since the last user
-// activity, maximum lifetime since the claim, grace after the last connection closed — using one
+// Ends claimed sessions at the earliest of their deadlines — idle timeout since the last user
+// activity, maximum lifetime since the claim, grace after the last connection closed, first use of a
+// visitor's claim (queue.firstUse: no request yet, so it goes back to the pool unused) — using one
 // timer on the injected clock set for the earliest deadline of all sessions (no periodic sweep).
 
 import type { Clock, TimerHandle } from './clock.js';
 
-export type DeadlineReason = 'idle' | 'lifetime' | 'grace' | 'idle-notice';
+export type DeadlineReason = 'idle' | 'lifetime' | 'grace' | 'idle-notice' | 'unused';
 
 export interface ReapableSession {
   claimedAt: number;
@@ -18,6 +19,8 @@ export interface ReapableSession {
   /** When set, an "idle" notice is due this long after the last activity (for the traffic log). */
   idleNoticeMs?: number;
   idleNoticed?: boolean;
+  /** Set while a visitor's claim has seen no request: by then it goes back to the pool, unused. */
+  firstUseBy?: number;
 }
 
 /** The earliest deadline of one session. Pure: tested table-style. */
@@ -29,11 +32,18 @@ export function nextDeadline(s: ReapableSession): { at: number; reason: Deadline
     const grace = s.lastConnectionAt + s.graceMs;
     if (grace < best.at) best = { at: grace, reason: 'grace' };
   }
+  if (s.firstUseBy !== undefined && s.firstUseBy < best.at) best = { at: s.firstUseBy, reason: 'unused' };
   if (s.idleNoticeMs !== undefined && !s.idleNoticed) {
     const notice = s.lastActive + s.idleNoticeMs;
     if (notice < best.at) best = { at: notice, reason: 'idle-notice' };
   }
   return best;
+}
+
+/** When a session ends if nothing changes (idle, lifetime, grace, first use; not the idle notice): for wait estimates. */
+export function endDeadline(s: ReapableSession): number {
+  const { idleNoticeMs: _notice, ...rest } = s;
+  return nextDeadline(rest).at;
 }
 
 export class Reaper<S extends ReapableSession> {

@@ -1,13 +1,16 @@
 // One app's warm pool: keeps `warm` ready instances, never more than `max` in all, refills after
 // every claim with at most `parallel` instances starting at once. Every change ends in reconcile(),
-// the one place that decides what to create next (tarn.js's _tryAcquireOrCreate, made eager).
+// the one place that decides what to create next (tarn.js's _tryAcquireOrCreate, made eager) and
+// which place in the waiting line gets which ready instance (dispatch).
 
-import type { AppConfig } from './config.js';
+import type { LineStatus, WaitOptions, WaitOutcome, WaitReason, WaiterKind } from './api.js';
+import type { AppConfig, QueueConfig } from './config.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { WarmpoolError, errorMessage, isWarmpoolError } from './errors.js';
 import { instanceId as newInstanceId, secretToken } from './ids.js';
 import { waitReady } from './readiness.js';
 import type { ClaimMark, InstanceRecord, Runtime } from './runtime.js';
+import { PlaceState, WaitingLine, type Place } from './waiting-line.js';
 
 export type MemberState = 'starting' | 'ready' | 'claimed' | 'removing';
 
@@ -19,7 +22,7 @@ export interface Member {
   createdAt: number;
   readyAt?: number;
   claim?: ClaimMark;
-  /** A ready instance held for the visitor at the head of the queue. */
+  /** A ready instance offered to this place in line (its ticket), until collected or lapsed. */
   reservedFor?: string;
   /** Found running by adopt() (an earlier run created it), not created by this run. */
   adopted?: boolean;
@@ -31,7 +34,10 @@ export interface PoolStatus {
   ready: number;
   starting: number;
   claimed: number;
+  /** Places in line (connected waiters). */
   queued: number;
+  /** Rough wait of a visitor who arrives now and finds no ready instance, ms, when the pool can tell. */
+  estimatedWaitMs?: number;
   warm: number;
   max: number;
   failures: number;
@@ -41,7 +47,8 @@ export interface PoolStatus {
 
 export type ClaimOutcome =
   | { kind: 'claimed'; member: Member }
-  | { kind: 'queued'; ticket: string; position: number };
+  | { kind: 'queued'; ticket: string; line: LineStatus }
+  | { kind: 'limited'; why: 'unused-claims' | 'waiting-places'; limit: number; retryAfterMs: number };
 
 export interface WarmPoolOptions {
   app: AppConfig;
@@ -54,20 +61,38 @@ export interface WarmPoolOptions {
   onChange?: () => void;
   /** Called once an instance has been removed (the proxy drops its kept-alive connections). */
   onRemoved?: (rec: InstanceRecord) => void;
-  /** A queued visitor who has not asked again within this long loses their place, ms. */
-  ticketTtlMs?: number;
+  /** The waiting line and fair sharing. */
+  queue: QueueConfig;
+  /** When each live session of this app ends if nothing changes (clock ms): for wait estimates. */
+  sessionEnds?: () => number[];
   /** Replaces the TCP check that follows a readiness log line (tests without real ports). */
   portCheck?: (rec: InstanceRecord) => Promise<boolean>;
   /** First and largest delay between failed creates, ms. */
   backoffMs?: { first: number; max: number };
 }
 
-interface Ticket { id: string; polledAt: number }
+/** What the line's estimates rest on, computed once per pass. */
+interface Outlook {
+  now: number;
+  ready: number;
+  starting: number;
+  claimed: number;
+  /** Expected readiness of the instances starting, soonest first (when a start-up time is known). */
+  startingAt: number[];
+  /** Session ends, soonest first. */
+  ends: number[];
+  startupMs?: number;
+}
 
 export class WarmPool {
   readonly app: AppConfig;
   private readonly members = new Map<string, Member>();
-  private queue: Ticket[] = [];
+  private readonly line: WaitingLine;
+  /** One timer for the line's deadlines (offers to collect, held requests, the claim rate). */
+  private lineTimer?: TimerHandle;
+  private lineTimerAt = Infinity;
+  /** Recent start-up times of instances this run created (readyAt - createdAt), for wait estimates. */
+  private startups: number[] = [];
   private failures = 0;
   private lastError?: string;
   private nextCreateAt = 0;
@@ -75,23 +100,30 @@ export class WarmPool {
   /** Creates in flight: stop() waits for them, so a create that finishes after stop is removed before stop resolves. */
   private readonly inFlight = new Set<Promise<void>>();
   private stopped = false;
-  private ticketSeq = 0;
 
   constructor(private readonly o: WarmPoolOptions) {
     this.app = o.app;
+    this.line = new WaitingLine(o.queue, o.clock.now());
   }
 
   status(): PoolStatus {
     const c = { ready: 0, starting: 0, claimed: 0 };
     for (const m of this.members.values()) if (m.state !== 'removing') c[m.state]++;
     return {
-      app: this.app.name, ...c, queued: this.queue.length, warm: this.app.pool.warm, max: this.app.pool.max,
+      app: this.app.name, ...c, queued: this.line.size, warm: this.app.pool.warm, max: this.app.pool.max,
       failures: this.failures, lastError: this.lastError,
       nextRetryAt: this.nextCreateAt > this.o.clock.now() ? this.nextCreateAt : undefined,
     };
   }
 
   member(id: string): Member | undefined { return this.members.get(id); }
+
+  /** status() with the wait a newcomer faces (estimates read the sessions: not on every change). */
+  statusWithEstimate(): PoolStatus {
+    const s = this.status();
+    s.estimatedWaitMs = this.estimate(this.line.size + 1, this.outlook()).estimatedWaitMs;
+    return s;
+  }
 
   /**
    * Takes over instances an earlier run left. Claimed and running: kept as claimed (returned, so
@@ -124,32 +156,108 @@ export class WarmPool {
   }
 
   /**
-   * Hands out a ready instance. Synchronous on purpose: the member is marked claimed before any
-   * await, so concurrent claims can never get the same instance. Visitors without a reserved
-   * instance wait in line behind those with a ticket.
+   * Hands out a ready instance, or a ticket for a place in line. Synchronous on purpose: the member
+   * is marked claimed before any await, so concurrent claims can never get the same instance. The
+   * line is served first (reconcile), so a ready instance still free here is one no waiter may take.
+   * A visitor's claim (with an address) is subject to the queue's limits; an in-process one is not.
    */
-  claim(ticket?: string): ClaimOutcome {
+  claim(o: { visitor?: string; waiter?: WaiterKind } = {}): ClaimOutcome {
     if (this.stopped) throw new WarmpoolError('POOL_STOPPED', `the pool of app ${this.app.name} is shutting down`);
+    this.reconcile();
     const now = this.o.clock.now();
-    this.expireTickets(now);
-    let m: Member | undefined;
-    if (ticket) m = [...this.members.values()].find((x) => x.state === 'ready' && x.reservedFor === ticket);
-    if (!m && this.queue.length === 0) m = [...this.members.values()].find((x) => x.state === 'ready' && !x.reservedFor);
-    if (m) {
+    const q = this.o.queue;
+    const v = o.visitor;
+    if (v !== undefined && this.line.placesOf(v) >= q.waitingPerAddress) {
+      return { kind: 'limited', why: 'waiting-places', limit: q.waitingPerAddress, retryAfterMs: q.holdMs };
+    }
+    const blocked = this.line.blocked(v);
+    if (blocked && o.waiter === 'request') {
+      return { kind: 'limited', why: 'unused-claims', limit: q.unusedClaimsPerAddress, retryAfterMs: Math.max(1000, (this.line.freesAt(v!) ?? now + q.firstUseMs) - now) };
+    }
+    const m = blocked ? undefined : this.readyFree()[0];
+    if (m && (v === undefined || this.line.takeToken(now))) {
       m.state = 'claimed';
       m.reservedFor = undefined;
-      if (ticket) this.queue = this.queue.filter((t) => t.id !== ticket);
+      if (v !== undefined) this.line.claimed(m.id, v, now + q.firstUseMs);
       this.reconcile();
       return { kind: 'claimed', member: m };
     }
-    let t = ticket ? this.queue.find((q) => q.id === ticket) : undefined;
-    if (!t) {
-      t = { id: `${this.app.name}.${now.toString(36)}.${(this.ticketSeq++).toString(36)}`, polledAt: now };
-      this.queue.push(t);
+    const p = this.line.issue(v, now);
+    return { kind: 'queued', ticket: p.ticket, line: this.lineStatus(p) };
+  }
+
+  /**
+   * Holds the place of an Issued ticket while o.signal is not aborted; resolves with an offer the
+   * moment an instance is reserved for it (in reconcile), or with why nothing is held.
+   */
+  wait(ticket: string, o: WaitOptions): Promise<WaitOutcome> {
+    if (this.stopped) return Promise.resolve({ kind: 'gone', why: 'stopped' });
+    const now = this.o.clock.now();
+    const p = this.line.issuedTicket(ticket, now);
+    if (!p) return Promise.resolve({ kind: 'gone', why: this.line.isHeld(ticket) ? 'taken' : 'unknown' });
+    if (o.signal.aborted) return Promise.resolve({ kind: 'gone', why: 'left' });
+    const q = this.o.queue;
+    if (p.visitor !== undefined && this.line.placesOf(p.visitor) >= q.waitingPerAddress) {
+      return Promise.resolve({ kind: 'limited', why: 'waiting-places', limit: q.waitingPerAddress, retryAfterMs: q.holdMs });
     }
-    t.polledAt = now;
+    return new Promise<WaitOutcome>((resolve) => {
+      const leave = (): void => this.leave(p);
+      o.signal.addEventListener('abort', leave, { once: true });
+      this.line.hold(p, {
+        kind: o.kind, resolve, onLine: o.onLine,
+        holdUntil: o.kind === 'request' ? now + q.holdMs : undefined,
+        detach: () => o.signal.removeEventListener('abort', leave),
+      });
+      this.reconcile();
+    });
+  }
+
+  /** A waiter went away: a waiting place is gone at once (an offered one lapses at its collect deadline). */
+  private leave(p: Place): void {
+    if (p.state !== PlaceState.Waiting || !this.line.isHeld(p.ticket)) return;
+    const w = p.waiter!;
+    this.line.drop(p);
+    w.resolve({ kind: 'gone', why: 'left' });
     this.reconcile();
-    return { kind: 'queued', ticket: t.id, position: this.queue.indexOf(t) + 1 };
+  }
+
+  /** Turns an offer into a claim: the reserved instance, and the visitor it was offered to. */
+  collect(token: string): { member: Member; visitor?: string } | undefined {
+    if (this.stopped) return undefined;
+    const now = this.o.clock.now();
+    const p = this.line.offerOf(token);
+    if (!p || now >= p.collectBy!) return undefined;
+    this.line.drop(p);
+    const m = this.members.get(p.memberId!);
+    if (!m || m.state !== 'ready' || m.reservedFor !== p.ticket) {
+      this.reconcile();
+      return undefined;
+    }
+    m.state = 'claimed';
+    m.reservedFor = undefined;
+    if (p.visitor !== undefined) this.line.claimed(m.id, p.visitor, now + this.o.queue.firstUseMs);
+    this.reconcile();
+    return { member: m, visitor: p.visitor };
+  }
+
+  /** A visitor's claim saw its first request: it no longer counts against its address. */
+  used(id: string): void {
+    this.line.forget(id);
+    this.reconcile();
+  }
+
+  /**
+   * A visitor's claim no request used (queue.firstUse): nothing reached the instance, so it is as
+   * pristine as when it became ready. Back to ready, to the next in line.
+   */
+  returnUnused(id: string): boolean {
+    const m = this.members.get(id);
+    this.line.forget(id);
+    if (!m || m.state !== 'claimed') return false;
+    m.state = 'ready';
+    m.claim = undefined;
+    this.reconcile();
+    return true;
   }
 
   /**
@@ -177,6 +285,7 @@ export class WarmPool {
     const m = this.members.get(id);
     if (!m || m.state === 'removing') return;
     m.state = 'removing';
+    this.line.forget(id);
     m.abort.abort(new WarmpoolError('INSTANCE_GONE', `instance ${id} removed: ${why}`));
     this.changed();
     void this.removeQuietly(id, why).finally(() => {
@@ -199,10 +308,9 @@ export class WarmPool {
   reconcile(): void {
     if (this.stopped) return;
     const now = this.o.clock.now();
-    this.expireTickets(now);
-    this.reserveForQueue();
+    const demand = this.dispatch(now);
     const s = this.status();
-    const wanted = this.app.pool.warm + this.queue.length - (s.ready + s.starting);
+    const wanted = this.app.pool.warm + demand - (s.ready + s.starting);
     const room = this.app.pool.max - (s.ready + s.starting + s.claimed);
     const slots = this.app.pool.parallel - s.starting;
     // After a failure, one trial create at a time until one succeeds: a broken image fails once per backoff, not in bursts.
@@ -217,6 +325,7 @@ export class WarmPool {
       this.inFlight.add(p);
       void p.finally(() => this.inFlight.delete(p));
     }
+    this.tellLine();
     this.changed();
   }
 
@@ -224,6 +333,8 @@ export class WarmPool {
   async stop(keep: boolean): Promise<void> {
     this.stopped = true;
     this.retryTimer?.cancel();
+    this.lineTimer?.cancel();
+    this.line.clear('stopped');
     const all = [...this.members.values()];
     for (const m of all) m.abort.abort(new WarmpoolError('POOL_STOPPED', 'warmpool is shutting down'));
     if (!keep) {
@@ -250,6 +361,7 @@ export class WarmPool {
       m.secret = info.secret;
       m.state = 'ready';
       m.readyAt = this.o.clock.now();
+      this.startups = [...this.startups.slice(-19), m.readyAt - m.createdAt];
       this.failures = 0;
       this.lastError = undefined;
       this.nextCreateAt = 0;
@@ -267,20 +379,142 @@ export class WarmPool {
     }
   }
 
-  private reserveForQueue(): void {
-    const waiting = this.queue.filter((t) => ![...this.members.values()].some((m) => m.reservedFor === t.id));
-    for (const m of this.members.values()) {
-      if (waiting.length === 0) break;
-      if (m.state === 'ready' && !m.reservedFor) m.reservedFor = waiting.shift()!.id;
+  /** Ready instances not offered to anyone, oldest first. */
+  private readyFree(): Member[] {
+    return [...this.members.values()].filter((m) => m.state === 'ready' && !m.reservedFor);
+  }
+
+  /**
+   * The line's part of reconcile: offers not collected in time go back, held requests at their hold
+   * time are answered, then each ready instance is offered to the first place in line that may take
+   * one. Returns how many instances the line still wants (places that may take one, and offers).
+   */
+  private dispatch(now: number): number {
+    const q = this.o.queue;
+    for (const p of this.line.places()) {
+      if (p.state === PlaceState.Offered && now >= p.collectBy!) {
+        const m = this.members.get(p.memberId!);
+        if (m?.reservedFor === p.ticket) m.reservedFor = undefined;
+        this.line.drop(p);
+        this.o.log?.(`${this.app.name}: an instance offered to a place in line was not collected within ${q.collectMs} ms; it goes to the next`);
+      } else if (p.state === PlaceState.Waiting && p.waiter!.holdUntil !== undefined && now >= p.waiter!.holdUntil) {
+        // A held request is answered; its place is kept under a new ticket for the visitor's next request.
+        const w = p.waiter!;
+        this.line.drop(p);
+        const next = this.line.issue(p.visitor, now, p.seq);
+        w.resolve({ kind: 'timeout', ticket: next.ticket, line: this.lineStatus(next) });
+      }
+    }
+    const free = this.readyFree();
+    let throttled = false;
+    for (const p of this.line.places()) {
+      if (free.length === 0) break;
+      if (p.state !== PlaceState.Waiting || this.line.blocked(p.visitor)) continue;
+      if (p.visitor !== undefined && !this.line.takeToken(now)) { throttled = true; break; }
+      const m = free.shift()!;
+      m.reservedFor = p.ticket;
+      const expiresAt = now + q.collectMs;
+      const token = this.line.offer(p, m.id, expiresAt);
+      p.waiter!.detach(); // from now on only the collect deadline ends this place
+      p.waiter!.resolve({ kind: 'offer', collect: token, expiresAt });
+    }
+    let demand = 0;
+    let next = Infinity;
+    for (const p of this.line.places()) {
+      if (p.state === PlaceState.Offered) { demand++; next = Math.min(next, p.collectBy!); continue; }
+      if (!this.line.blocked(p.visitor)) demand++;
+      if (p.waiter!.holdUntil !== undefined) next = Math.min(next, p.waiter!.holdUntil);
+    }
+    if (throttled) next = Math.min(next, this.line.nextTokenAt(now));
+    this.armLineTimer(now, next);
+    return demand;
+  }
+
+  private armLineTimer(now: number, at: number): void {
+    if (at === this.lineTimerAt) return;
+    this.lineTimer?.cancel();
+    this.lineTimer = undefined;
+    this.lineTimerAt = at;
+    if (at === Infinity) return;
+    this.lineTimer = this.o.clock.setTimer(at - now, () => {
+      this.lineTimer = undefined;
+      this.lineTimerAt = Infinity;
+      this.reconcile();
+    });
+  }
+
+  /** Tells each waiter whose position or outlook changed. */
+  private tellLine(): void {
+    let outlook: Outlook | undefined;
+    let position = 0;
+    for (const p of this.line.places()) {
+      position++;
+      const w = p.waiter;
+      if (p.state !== PlaceState.Waiting || !w?.onLine) continue;
+      outlook ??= this.outlook();
+      const st = this.statusAt(p, position, outlook);
+      const key = `${st.position}/${st.waiting}/${st.reason}/${st.ready}/${st.starting}/${st.claimed}`;
+      if (key === w.told) continue;
+      w.told = key;
+      try {
+        w.onLine(st);
+      } catch (e) {
+        this.o.log?.(`${this.app.name}: telling a waiter its place failed: ${errorMessage(e)}`);
+      }
     }
   }
 
-  private expireTickets(now: number): void {
-    const ttl = this.o.ticketTtlMs ?? 20_000;
-    const gone = this.queue.filter((t) => now - t.polledAt > ttl);
-    if (gone.length === 0) return;
-    this.queue = this.queue.filter((t) => now - t.polledAt <= ttl);
-    for (const m of this.members.values()) if (m.reservedFor && gone.some((t) => t.id === m.reservedFor)) m.reservedFor = undefined;
+  /** Where a place stands: its position (an Issued ticket: where it would join), why it waits, how long. */
+  lineStatus(p: Place): LineStatus {
+    const ahead = this.line.places().filter((x) => x !== p && x.seq < p.seq).length;
+    return this.statusAt(p, ahead + 1, this.outlook());
+  }
+
+  private outlook(): Outlook {
+    const now = this.o.clock.now();
+    const c = { ready: 0, starting: 0, claimed: 0 };
+    for (const m of this.members.values()) if (m.state !== 'removing') c[m.state]++;
+    const sorted = [...this.startups].sort((a, b) => a - b);
+    const startupMs = sorted.length ? sorted[Math.floor(sorted.length / 2)] : undefined;
+    const startingAt = startupMs === undefined ? [] : [...this.members.values()]
+      .filter((m) => m.state === 'starting')
+      .map((m) => Math.max(now, m.createdAt + startupMs))
+      .sort((a, b) => a - b);
+    const ends = (this.o.sessionEnds?.() ?? []).slice().sort((a, b) => a - b);
+    return { now, ...c, startingAt, ends, startupMs };
+  }
+
+  private statusAt(p: Place, position: number, o: Outlook): LineStatus {
+    const base = { position, waiting: this.line.size, ready: o.ready, starting: o.starting, claimed: o.claimed, max: this.app.pool.max };
+    if (p.visitor !== undefined && this.line.blocked(p.visitor)) {
+      const at = this.line.freesAt(p.visitor);
+      return { ...base, reason: 'unused-claims', estimatedWaitMs: at === undefined ? undefined : Math.max(0, at - o.now) };
+    }
+    const free = this.readyFree().length;
+    if (free > 0 && p.visitor !== undefined) {
+      return { ...base, reason: 'throttled', estimatedWaitMs: Math.max(0, this.line.nextTokenAt(o.now) - o.now) };
+    }
+    return { ...base, ...this.estimate(position, o) };
+  }
+
+  /**
+   * Why the position-th place in line waits and roughly how long: the instances starting come first,
+   * then those there is still room (max) to create, then, when the class is full, the sessions that
+   * end soonest (each then needs a new instance started).
+   */
+  private estimate(position: number, o: Outlook): { reason: WaitReason; estimatedWaitMs?: number } {
+    const room = Math.max(0, this.app.pool.max - (o.ready + o.starting + o.claimed));
+    const wait = (at: number | undefined): number | undefined => (at === undefined ? undefined : Math.max(0, Math.round(at - o.now)));
+    if (position <= o.starting + room) {
+      if (this.failures > 0 && o.starting === 0) {
+        return { reason: 'failing', estimatedWaitMs: wait(o.startupMs === undefined ? undefined : Math.max(o.now, this.nextCreateAt) + o.startupMs) };
+      }
+      if (position <= o.startingAt.length) return { reason: 'starting', estimatedWaitMs: wait(o.startingAt[position - 1]) };
+      return { reason: 'starting', estimatedWaitMs: wait(o.startupMs === undefined ? undefined : o.now + o.startupMs) };
+    }
+    const k = position - o.starting - room;
+    const end = o.ends[k - 1];
+    return { reason: 'full', estimatedWaitMs: wait(end === undefined ? undefined : end + (o.startupMs ?? 0)) };
   }
 
   private async removeQuietly(id: string, why: string): Promise<void> {

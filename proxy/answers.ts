@@ -1,10 +1,11 @@
 // The one place that turns a case (or a WarmpoolError code) into an HTTP answer: status, headers,
 // an HTML page for browsers (Accept: text/html) or JSON for API clients. Also for refused upgrades.
 
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
-import type { EndReason } from '../pool/api.js';
+import type { EndReason, LineStatus } from '../pool/api.js';
 import { isWarmpoolError, type ErrorCode } from '../pool/errors.js';
 import * as pages from './pages.js';
 
@@ -13,7 +14,12 @@ export type NoSessionWhy = 'missing' | 'malformed' | 'bad-signature' | 'expired'
 export type Answer =
   | { kind: 'landing'; apps: readonly string[] }
   | { kind: 'redirect'; status: 301 | 302 | 303 | 307 | 308; location: string; setCookie?: string[]; detail?: Record<string, unknown> }
-  | { kind: 'waiting'; app: string; ticket: string; position: number; retryAfterMs: number }
+  /** No instance yet: the waiting page (its stream holds the place), or for an API client whose hold ran out, a 503 naming the URL that keeps the place. */
+  | { kind: 'waiting'; app: string; ticket: string; line: LineStatus }
+  /** Over a per-address limit of the waiting line (config queue:): nothing held, try again later. */
+  | { kind: 'line-limited'; app: string; why: 'unused-claims' | 'waiting-places'; limit: number; retryAfterS: number }
+  /** A ticket or collect URL that holds nothing (lapsed, held by another waiter, guessed): browsers start again at /<app>/. */
+  | { kind: 'place-lapsed'; app: string }
   | { kind: 'unknown-app'; name: string; apps: readonly string[] }
   | { kind: 'no-session'; app: string; why: NoSessionWhy; setCookie?: string[] }
   | { kind: 'ended'; app: string; reason: EndReason | 'unknown'; at?: number; setCookie?: string[] }
@@ -42,6 +48,7 @@ const ENDED_WHY: Record<EndReason | 'unknown', string> = {
   shutdown: 'The server was restarted or shut down.',
   'fresh-requested': 'A fresh instance was started in its place.',
   lost: 'Its instance was gone when the server restarted.',
+  unused: 'It was never used, so its instance was given to the next visitor.',
   unknown: 'This server no longer knows it (it may have been restarted).',
 };
 
@@ -60,10 +67,14 @@ export function wantsHtml(req: IncomingMessage): boolean {
   return typeof a === 'string' && a.indexOf('text/html') >= 0;
 }
 
-/** The entry URL a visitor retries with to keep their place in line. */
-export function retryUrl(app: string, ticket: string): string {
-  return `/${app}/?ticket=${encodeURIComponent(ticket)}`;
+/** The URL that holds a place in line: the waiting page's stream (text/event-stream), else a held request. */
+export function waitUrl(app: string, ticket: string): string {
+  return `/${app}/?wait=${encodeURIComponent(ticket)}`;
 }
+
+/** The page's CSP: nothing but inline styles; the waiting page adds its one script (by nonce) and its stream. */
+const CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'";
+const waitingCsp = (nonce: string): string => `default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-${nonce}'; connect-src 'self'; frame-ancestors 'none'`;
 
 function json(status: number, code: ErrorCode | null, message: string, extra: Record<string, unknown> = {}): Rendered {
   const body = code === null ? { ...extra } : { error: { code, message }, ...extra };
@@ -77,6 +88,7 @@ function html(status: number, body: string): Rendered {
 /** Renders an answer for a browser (html) or an API client. */
 export function render(a: Answer, asHtml: boolean): Rendered {
   let r: Rendered;
+  let nonce: string | undefined;
   switch (a.kind) {
     case 'landing': {
       const apps = a.apps.map((name) => ({ name, href: `/${name}/` }));
@@ -90,12 +102,38 @@ export function render(a: Answer, asHtml: boolean): Rendered {
       r.headers.location = a.location;
       break;
     case 'waiting': {
-      const url = retryUrl(a.app, a.ticket);
-      const seconds = Math.min(10, Math.max(2, Math.ceil(a.retryAfterMs / 1000)));
+      const url = waitUrl(a.app, a.ticket);
+      if (asHtml) {
+        nonce = randomBytes(16).toString('base64');
+        r = html(503, pages.waitingPage({ app: a.app, line: a.line, waitUrl: url, rootUrl: `/${a.app}/`, nonce }));
+      } else {
+        const t = pages.waitingText(a.app, a.line);
+        r = json(503, 'POOL_EXHAUSTED', `${t.headline} ${t.detail}`, {
+          wait: url, position: a.line.position, reason: a.line.reason, estimatedWaitMs: a.line.estimatedWaitMs ?? null,
+          hint: `request ${url} within a few seconds to keep this place; it is answered the moment an instance is ready`,
+        });
+        // The place is kept only briefly: come back at once.
+        r.headers['retry-after'] = '1';
+      }
+      break;
+    }
+    case 'line-limited': {
+      const title = a.why === 'unused-claims' ? 'Too many unused instances from your network' : 'Too many waiting from your network';
+      const message = a.why === 'unused-claims'
+        ? `${a.limit} instances of ${a.app} opened from your network address have not been used yet. Try again in ${a.retryAfterS} seconds, when they have been used or given back.`
+        : `${a.limit} visitors from your network address are already waiting for ${a.app}. Try again in ${a.retryAfterS} seconds.`;
       r = asHtml
-        ? html(503, pages.waitingPage({ app: a.app, position: a.position, retryUrl: url, retrySeconds: seconds }))
-        : json(503, 'POOL_EXHAUSTED', `every instance of ${a.app} is in use; one is being prepared`, { ticket: a.ticket, position: a.position, retryAfterMs: a.retryAfterMs, retry: url });
-      r.headers['retry-after'] = String(Math.max(1, Math.ceil(a.retryAfterMs / 1000)));
+        ? html(429, pages.limitedPage({ title, message, retrySeconds: a.retryAfterS, retryUrl: `/${a.app}/` }))
+        : json(429, 'TOO_MANY', message, { why: a.why, limit: a.limit });
+      r.headers['retry-after'] = String(a.retryAfterS);
+      break;
+    }
+    case 'place-lapsed': {
+      const message = `That place in line for ${a.app} is not held (it lapsed, or another page holds it).`;
+      if (asHtml) {
+        r = html(302, pages.page({ title: 'Joining the line again', body: `<p>${pages.esc(message)}</p>\n<p><a href="${pages.esc(`/${a.app}/`)}">Continue</a></p>` }));
+        r.headers.location = `/${a.app}/`;
+      } else r = json(410, 'PLACE_LAPSED', message, { retry: `/${a.app}/` });
       break;
     }
     case 'unknown-app':
@@ -145,7 +183,7 @@ export function render(a: Answer, asHtml: boolean): Rendered {
   if ('setCookie' in a && a.setCookie && a.setCookie.length) r.headers['set-cookie'] = a.setCookie;
   r.headers['cache-control'] = 'no-store';
   r.headers['x-content-type-options'] = 'nosniff';
-  if (asHtml) r.headers['content-security-policy'] = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'";
+  if (asHtml) r.headers['content-security-policy'] = nonce === undefined ? CSP : waitingCsp(nonce);
   return r;
 }
 
@@ -153,7 +191,7 @@ export function render(a: Answer, asHtml: boolean): Rendered {
 export function answerForError(e: unknown, app: string, apps: readonly string[]): Answer {
   if (isWarmpoolError(e, 'APP_UNKNOWN')) return { kind: 'unknown-app', name: app, apps };
   if (isWarmpoolError(e, 'POOL_STOPPED')) return { kind: 'pool-stopped', app };
-  if (isWarmpoolError(e, 'POOL_EXHAUSTED')) return { kind: 'waiting', app, ticket: '', position: 0, retryAfterMs: 5000 };
+  if (isWarmpoolError(e, 'POOL_EXHAUSTED')) return { kind: 'place-lapsed', app };
   return { kind: 'internal-error', message: 'warmpool could not handle this request; try again in a moment.' };
 }
 

@@ -10,12 +10,18 @@
 // - A live cookie + an API-style request (Accept names application/json but not text/html) is routed
 //   to the instance like any other request: the app's own fetch() of its root keeps working. Only a
 //   browser navigation (Accept: text/html, or none of the two) is redirected to the deep link.
-// - `?ticket=` (from the waiting page) keeps the visitor's place in line.
+// - No ready instance: a browser gets the waiting page, whose live stream (proxy/waiting.ts) holds
+//   its place; an API client's request is held open and answered the moment an instance is ready
+//   (302 + cookie), or with a 503 after queue.hold naming the URL that keeps the place.
+// - `?wait=<ticket>` without an event stream: that held request (also what browsers without
+//   JavaScript reach through the waiting page's <noscript> refresh).
+// - `?collect=<token>`: the one-time URL a waiting page's stream sends when an instance is reserved
+//   for it; only the stream knows it. Whatever holds nothing sends the visitor back to /<app>/.
 
 import type { IncomingMessage } from 'node:http';
 import type { PoolApi, SessionTarget } from '../pool/api.js';
 import type { AppConfig } from '../pool/config.js';
-import { answerForError, type Answer } from './answers.js';
+import { answerForError, wantsHtml, type Answer } from './answers.js';
 import { setCookieHeader, type CookieCodec } from './cookie.js';
 import type { Visit } from './forwarded.js';
 import { queryParam } from './router.js';
@@ -28,6 +34,8 @@ export interface EntryDeps {
   pool: PoolApi;
   codec: CookieCodec;
   log?: (msg: string) => void;
+  /** Aborted when the visitor's request closes: a held request gives up its place at once. */
+  signal?: AbortSignal;
 }
 
 /** The public URL of an app's deep link, e.g. /demo/open?path=webapp.jl. */
@@ -40,11 +48,12 @@ function prefersJson(req: IncomingMessage): boolean {
   return typeof a === 'string' && a.indexOf('application/json') >= 0 && a.indexOf('text/html') < 0;
 }
 
+const NEVER = new AbortController().signal;
+
 export async function entry(req: IncomingMessage, app: AppConfig, visit: Visit, d: EntryDeps): Promise<EntryOutcome> {
   const url = req.url!;
   const fresh = queryParam(url, 'fresh');
   const wantsFresh = fresh !== undefined && fresh !== '0' && fresh !== 'false';
-  const ticket = queryParam(url, 'ticket') || undefined;
   const secure = visit.proto === 'https';
   const current = readSession(req, app.name, d.codec, d.pool, secure);
 
@@ -61,16 +70,50 @@ export async function entry(req: IncomingMessage, app: AppConfig, visit: Visit, 
     }
   }
 
-  let r;
+  const collect = wantsFresh ? undefined : queryParam(url, 'collect');
+  const ticket = wantsFresh ? undefined : queryParam(url, 'wait');
   try {
-    r = await d.pool.claim(app.name, { ticket: wantsFresh ? undefined : ticket, visitor: visit.forwardedFor.split(',')[0]!.trim() });
+    if (collect) return await collected(app, collect, secure, d);
+    if (ticket) return await held(app, ticket, secure, d);
+    const r = await d.pool.claim(app.name, { visitor: visit.visitor, waiter: wantsHtml(req) ? 'stream' : 'request' });
+    switch (r.kind) {
+      case 'session':
+        return admitted(app, r.target, secure, d);
+      case 'limited':
+        return { kind: 'answer', answer: { kind: 'line-limited', app: app.name, why: r.why, limit: r.limit, retryAfterS: Math.max(1, Math.ceil(r.retryAfterMs / 1000)) } };
+      case 'queued':
+        if (wantsHtml(req)) return { kind: 'answer', answer: { kind: 'waiting', app: app.name, ticket: r.ticket, line: r.line } };
+        return await held(app, r.ticket, secure, d);
+    }
   } catch (e) {
     return { kind: 'answer', answer: answerForError(e, app.name, d.pool.apps().map((a) => a.name)) };
   }
-  if (r.kind === 'queued') {
-    return { kind: 'answer', answer: { kind: 'waiting', app: app.name, ticket: r.ticket, position: r.position, retryAfterMs: r.retryAfterMs } };
+}
+
+/** A request held in line: answered the moment an instance is reserved for it, or when queue.hold runs out. */
+async function held(app: AppConfig, ticket: string, secure: boolean, d: EntryDeps): Promise<EntryOutcome> {
+  const w = await d.pool.wait(app.name, ticket, { kind: 'request', signal: d.signal ?? NEVER });
+  switch (w.kind) {
+    case 'offer':
+      return collected(app, w.collect, secure, d);
+    case 'timeout':
+      return { kind: 'answer', answer: { kind: 'waiting', app: app.name, ticket: w.ticket, line: w.line } };
+    case 'limited':
+      return { kind: 'answer', answer: { kind: 'line-limited', app: app.name, why: w.why, limit: w.limit, retryAfterS: Math.max(1, Math.ceil(w.retryAfterMs / 1000)) } };
+    case 'gone':
+      return { kind: 'answer', answer: { kind: 'place-lapsed', app: app.name } };
   }
-  const value = d.codec.sign({ session: r.target.session, instance: r.target.instanceId, app: app.name });
+}
+
+async function collected(app: AppConfig, token: string, secure: boolean, d: EntryDeps): Promise<EntryOutcome> {
+  const c = await d.pool.collect(app.name, token);
+  if (c.kind === 'gone') return { kind: 'answer', answer: { kind: 'place-lapsed', app: app.name } };
+  return admitted(app, c.target, secure, d);
+}
+
+/** A new session: its signed cookie and the deep link. */
+function admitted(app: AppConfig, target: SessionTarget, secure: boolean, d: EntryDeps): EntryOutcome {
+  const value = d.codec.sign({ session: target.session, instance: target.instanceId, app: app.name });
   return {
     kind: 'answer',
     answer: {
@@ -80,6 +123,6 @@ export async function entry(req: IncomingMessage, app: AppConfig, visit: Visit, 
       setCookie: [setCookieHeader(app.name, value, { secure, maxAgeMs: d.codec.maxAgeMs })],
       detail: { session: 'new' },
     },
-    claimed: r.target,
+    claimed: target,
   };
 }

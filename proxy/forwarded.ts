@@ -52,6 +52,11 @@ export interface Visit {
   forwardedFor: string;
   /** X-Forwarded-Host to send upstream. */
   forwardedHost: string;
+  /**
+   * The visitor's address, for per-address limits: the peer, or behind trusted proxies the nearest
+   * X-Forwarded-For entry that is not one of them (entries further left are whatever the client wrote).
+   */
+  visitor: string;
 }
 
 function first(v: string | string[] | undefined): string | undefined {
@@ -65,6 +70,7 @@ export function visitOf(req: IncomingMessage, trust: TrustedProxies): Visit {
   let proto: 'http' | 'https' = tls ? 'https' : 'http';
   let forwardedFor = peer;
   let forwardedHost = req.headers.host ?? '';
+  let visitor = peer;
   if (trusted) {
     const xfp = first(req.headers['x-forwarded-proto']);
     if (xfp) {
@@ -73,9 +79,17 @@ export function visitOf(req: IncomingMessage, trust: TrustedProxies): Visit {
       if (p === 'https' || p === 'http') proto = p;
     }
     const xff = req.headers['x-forwarded-for'];
-    if (xff) forwardedFor = `${Array.isArray(xff) ? xff.join(', ') : xff}, ${peer}`;
+    if (xff) {
+      const chain = Array.isArray(xff) ? xff.join(', ') : xff;
+      forwardedFor = `${chain}, ${peer}`;
+      const hops = chain.split(',').map((h) => h.trim()).filter((h) => h !== '');
+      for (let i = hops.length - 1; i >= 0; i--) {
+        visitor = normalizeIp(hops[i]!);
+        if (!trust.has(visitor)) break;
+      }
+    }
     const xfh = first(req.headers['x-forwarded-host']);
     if (xfh) forwardedHost = xfh;
   }
-  return { peer, trusted, proto, forwardedFor, forwardedHost };
+  return { peer, trusted, proto, forwardedFor, forwardedHost, visitor };
 }

@@ -20,8 +20,9 @@ import { TrustedProxies, visitOf, type Visit } from './forwarded.js';
 import { requestProblem } from './headers.js';
 import { HttpRelay, type RelayTarget } from './http-relay.js';
 import { createPublicServer } from './listener.js';
-import { route } from './router.js';
+import { queryParam, route } from './router.js';
 import { readSession } from './session.js';
+import { acceptsEventStream, WaitingStreams } from './waiting.js';
 import { WsRelay } from './ws-relay.js';
 
 export { openWebSocketSockets } from './ws-relay.js';
@@ -64,7 +65,7 @@ export interface Proxy {
    * (socket untouched); without next, refused with 404.
    */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, next?: () => void): boolean;
-  /** Sockets this proxy holds: WebSocket client + upstream sockets, HTTP exchanges in flight, kept-alive upstream connections. */
+  /** Sockets this proxy holds: WebSocket client + upstream sockets, HTTP exchanges in flight, kept-alive upstream connections, waiting streams and held entry requests. */
   openSockets(): number;
   /** An instance is gone: close the kept-alive connections to it now (they are also closed when idle, or when its port gets a new instance). */
   forgetInstance(host: string, port: number): void;
@@ -87,6 +88,9 @@ export function createProxy(o: ProxyOptions): Proxy {
   const limits = config.relay;
   const http = new HttpRelay({ pool, clock, reporter, log, headersTimeoutMs: o.headersTimeoutMs, maxConnectionsPerInstance: limits.upstreamConnectionsPerInstance });
   const ws = new WsRelay({ pool, reporter, log, handshakeTimeoutMs: o.wsHandshakeTimeoutMs, perSession: limits.websocketsPerSession });
+  const streams = new WaitingStreams({ pool, clock, log });
+  /** Entry requests in progress (a held one waits in line): aborted when their visitor leaves, or on close(). */
+  const entries = new Set<AbortController>();
   const classifiers = new Map<string, Classifier>();
   const serveLanding = o.landing ?? true;
   let closed = false;
@@ -155,15 +159,26 @@ export function createProxy(o: ProxyOptions): Proxy {
     }
     const visit = visitOf(req, trust);
     if (isRoot && req.method === 'GET') {
-      entry(req, app, visit, { pool, codec, log }).then(
+      const ticket = queryParam(req.url!, 'wait');
+      if (ticket && acceptsEventStream(req)) {
+        streams.stream(req, res, app, ticket);
+        return;
+      }
+      const ac = new AbortController();
+      entries.add(ac);
+      res.once('close', () => ac.abort());
+      entry(req, app, visit, { pool, codec, log, signal: ac.signal }).then(
         (out) => {
-          if (out.kind === 'answer') {
+          entries.delete(ac);
+          if (closed && out.kind === 'answer' && out.answer.kind === 'place-lapsed') sendAnswer(req, res, { kind: 'pool-stopped', app: app.name });
+          else if (out.kind === 'answer') {
             sendAnswer(req, res, out.answer);
             // The browser follows the redirect at once: have a connection to its instance ready by then.
             if (out.claimed) http.preconnect(out.claimed);
           } else http.relay(req, res, relayTarget(app, rest, visit, out.target));
         },
         (e: unknown) => {
+          entries.delete(ac);
           log?.(`entry to ${app.name} failed: ${(e as Error)?.stack ?? String(e)}`);
           sendAnswer(req, res, { kind: 'internal-error', message: 'warmpool could not start your session; try again in a moment.' });
         },
@@ -221,7 +236,7 @@ export function createProxy(o: ProxyOptions): Proxy {
     handleRequest,
     handleUpgrade,
     codec,
-    openSockets: () => ws.openSockets() + http.inFlight + http.upstreamSockets(),
+    openSockets: () => ws.openSockets() + http.inFlight + http.upstreamSockets() + streams.size + entries.size,
     forgetInstance: (host, port) => http.forget(host, port),
     createServer(next) {
       return createPublicServer({
@@ -233,6 +248,8 @@ export function createProxy(o: ProxyOptions): Proxy {
     },
     async close() {
       closed = true;
+      streams.close();
+      for (const ac of entries) ac.abort();
       await Promise.all([ws.close(), http.close()]);
     },
   };

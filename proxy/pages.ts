@@ -1,5 +1,8 @@
-// The HTML pages a visitor can meet: landing, waiting (retries itself), session ended, no session,
-// unknown app, instance not answering. Script-free; everything interpolated goes through esc().
+// The HTML pages a visitor can meet: landing, waiting (live: its one script, with a per-response
+// nonce, keeps a stream open), session ended, no session, unknown app, instance not answering,
+// over a limit. Everything interpolated goes through esc().
+
+import type { LineStatus } from '../pool/api.js';
 
 /** Escapes text for HTML element content and double-quoted attributes. */
 export function esc(s: unknown): string {
@@ -14,19 +17,25 @@ export interface PageOptions {
   title: string;
   /** Already-escaped HTML body. */
   body: string;
-  /** Reload to this URL after this many seconds (the waiting page). */
+  /** Reload to this URL after this many seconds. */
   refresh?: { seconds: number; url: string };
+  /** The same, only for browsers without JavaScript (in <noscript>). */
+  noscriptRefresh?: { seconds: number; url: string };
+  /** One inline script, allowed by the response's CSP nonce. */
+  script?: { nonce: string; code: string };
 }
 
 export function page(o: PageOptions): string {
-  const refresh = o.refresh ? `\n<meta http-equiv="refresh" content="${o.refresh.seconds};url=${esc(o.refresh.url)}">` : '';
+  const meta = (r: { seconds: number; url: string }): string => `<meta http-equiv="refresh" content="${r.seconds};url=${esc(r.url)}">`;
+  const refresh = (o.refresh ? `\n${meta(o.refresh)}` : '') + (o.noscriptRefresh ? `\n<noscript>${meta(o.noscriptRefresh)}</noscript>` : '');
+  const script = o.script ? `\n<script nonce="${esc(o.script.nonce)}">${o.script.code}</script>` : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <meta name="robots" content="noindex">${refresh}
 <title>${esc(o.title)}</title><style>${STYLE}</style></head>
 <body>
 <h1>${esc(o.title)}</h1>
-${o.body}
+${o.body}${script}
 </body></html>
 `;
 }
@@ -36,14 +45,98 @@ export function landingPage(apps: readonly { name: string; href: string }[]): st
   return page({ title: 'Notebooks', body: `<p>Choose an app; each visitor gets an instance of their own.</p>\n<ul>\n${items}\n</ul>` });
 }
 
-export function waitingPage(o: { app: string; position: number; retryUrl: string; retrySeconds: number }): string {
-  const place = o.position <= 1 ? 'You are next in line.' : `You are number ${o.position} in line.`;
+/** "about 40 seconds", "about 12 minutes": rough on purpose. */
+export function roughDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 10) return 'a few seconds';
+  if (s < 60) return `about ${Math.round(s / 5) * 5} seconds`;
+  const m = Math.round(s / 60);
+  if (m < 90) return m === 1 ? 'about a minute' : `about ${m} minutes`;
+  const h = Math.round(m / 30) / 2;
+  return `about ${h} hours`;
+}
+
+export interface WaitingText { headline: string; place: string; detail: string }
+
+/** What the waiting page says, for the page itself and for each update its stream brings. */
+export function waitingText(app: string, l: LineStatus): WaitingText {
+  const place = l.position <= 1 ? 'You are next in line.' : `You are number ${l.position} in line.`;
+  const ms = l.estimatedWaitMs;
+  switch (l.reason) {
+    case 'starting':
+      return {
+        headline: `Every instance of ${app} is taken, so a new one is being started for you.`,
+        place,
+        detail: ms === undefined ? 'It is starting now.' : `It should be ready in ${roughDuration(ms)}.`,
+      };
+    case 'full':
+      return {
+        headline: `The class is full: all ${l.max} instances of ${app} are in use.`,
+        place,
+        detail: ms === undefined ? 'A place frees up when one of the sessions ends.' : `A place should free up in ${roughDuration(ms)}, when the earliest session ends.`,
+      };
+    case 'unused-claims':
+      return {
+        headline: `Several instances of ${app} opened from your network have not been used yet.`,
+        place,
+        detail: `You get yours as soon as one of them is used or given back${ms === undefined ? '' : `, within ${roughDuration(ms)}`}.`,
+      };
+    case 'throttled':
+      return { headline: `Many visitors are arriving at ${app} at once.`, place, detail: `You get in within ${roughDuration(ms ?? 0)}.` };
+    case 'failing':
+      return {
+        headline: `Instances of ${app} fail to start right now.`,
+        place,
+        detail: 'You keep your place and get in as soon as one starts; the administrators can see why.',
+      };
+  }
+}
+
+/**
+ * The waiting page's script: keeps the place with a live stream (the place lives as long as it is
+ * open), shows each update, and goes where the stream says the moment an instance is ready. No
+ * EventSource, or a stream that cannot open: the held-request URL (what browsers without JavaScript
+ * reach through the <noscript> refresh).
+ */
+const WAITING_SCRIPT = `(function () {
+  var el = document.getElementById('wp');
+  var wait = el.getAttribute('data-wait'), root = el.getAttribute('data-root');
+  if (!window.EventSource) { location.replace(wait); return; }
+  var es = new EventSource(wait);
+  var show = function (d) {
+    ['headline', 'place', 'detail'].forEach(function (k) {
+      var n = document.getElementById('wp-' + k);
+      if (n && typeof d[k] === 'string') n.textContent = d[k];
+    });
+  };
+  var go = function (url, ms) { es.close(); setTimeout(function () { location.replace(url); }, ms || 0); };
+  es.addEventListener('line', function (e) { show(JSON.parse(e.data)); });
+  es.addEventListener('ready', function (e) { go(JSON.parse(e.data).url); });
+  es.addEventListener('gone', function (e) { var d = JSON.parse(e.data); show(d); go(d.url, d.afterMs); });
+  es.onerror = function () { if (es.readyState === 2) go(root, 2000); };
+})();`;
+
+export function waitingPage(o: { app: string; line: LineStatus; waitUrl: string; rootUrl: string; nonce: string }): string {
+  const t = waitingText(o.app, o.line);
   return page({
-    title: `Starting ${o.app}…`,
+    title: `Waiting for ${o.app}`,
+    noscriptRefresh: { seconds: 1, url: o.waitUrl },
+    script: { nonce: o.nonce, code: WAITING_SCRIPT },
+    body: `<main id="wp" data-wait="${esc(o.waitUrl)}" data-root="${esc(o.rootUrl)}">
+<p id="wp-headline">${esc(t.headline)}</p>
+<p><b id="wp-place">${esc(t.place)}</b></p>
+<p id="wp-detail">${esc(t.detail)}</p>
+<p class="muted">Keep this page open: it takes you in by itself the moment an instance is ready for you. Closing it gives up your place.</p>
+</main>`,
+  });
+}
+
+/** Over a per-address limit of the waiting line: says when to try again, and tries then by itself. */
+export function limitedPage(o: { title: string; message: string; retrySeconds: number; retryUrl: string }): string {
+  return page({
+    title: o.title,
     refresh: { seconds: o.retrySeconds, url: o.retryUrl },
-    body: `<p>All instances of <b>${esc(o.app)}</b> are in use; a new one is being prepared for you.</p>
-<p id="position"><b>${esc(place)}</b></p>
-<p class="muted">This page checks again every ${esc(o.retrySeconds)} seconds and keeps your place. <a href="${esc(o.retryUrl)}">Check now</a></p>`,
+    body: `<p>${esc(o.message)}</p>\n<p class="muted">This page tries again by itself in ${esc(o.retrySeconds)} seconds.</p>`,
   });
 }
 

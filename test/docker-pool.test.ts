@@ -17,6 +17,7 @@ import { Engine, type ContainerInfo, type CreateOptions, type CreateResult, type
 import { parseName } from '../pool/runtimes/docker-labels.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';
 import { countByLabel, dockerSkipReason, inspectContainer, killContainer, removeByLabel } from './helpers/docker.js';
+import { collectOffer, hold, ticketOf } from './helpers/line.js';
 import { eventually, waitForStatus } from './helpers/wait.js';
 
 const IMAGE = 'warmpool/standin:latest';
@@ -39,7 +40,6 @@ interface WorldOptions {
   image?: string;
   /** Extra app keys, one YAML line each (network, port, secret). */
   extra?: string[];
-  ticketTtlMs?: number;
   backoffMs?: { first: number; max: number };
   /** Engine client for the runtime (default: the shared one). */
   engine?: Engine;
@@ -62,7 +62,7 @@ ${(o.extra ?? []).map((l) => `    ${l}`).join('\n')}
   const make = () => {
     const log = (m: string) => logs.push(m);
     const rt = new DockerRuntime({ deployment: DEPLOYMENT, ports: new PortAllocator(config.ports.from, config.ports.to), engine: o.engine ?? engine, log });
-    const fleet = new Fleet({ config, runtimes: { docker: rt }, trafficLog: new MemoryTrafficLog(), log, ticketTtlMs: o.ticketTtlMs, backoffMs: o.backoffMs });
+    const fleet = new Fleet({ config, runtimes: { docker: rt }, trafficLog: new MemoryTrafficLog(), log, backoffMs: o.backoffMs });
     return { rt, fleet };
   };
   const first = make();
@@ -134,15 +134,13 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(), tim
     assert.equal(fleet.status()[0]!.ready, 0, 'port open, notebook still executing: not ready');
     const early = await fleet.claim('standin');
     assert.equal(early.kind, 'queued');
-    await waitForStatus(fleet, 'standin', (s) => s.ready === 1, 30_000);
-    const r = await fleet.claim('standin', { ticket: early.kind === 'queued' ? early.ticket : undefined });
-    assert.equal(r.kind, 'session');
-    assert.equal(r.kind === 'session' && r.target.port, rec!.port, 'the same container, now ready');
+    const t = await collectOffer(fleet, 'standin', hold(fleet, 'standin', ticketOf(early)));
+    assert.equal(t.port, rec!.port, 'the same container, offered the moment it was ready');
   });
 
   test('50 concurrent claims: distinct containers or a place in line, never one twice; refilled up to max', async () => {
     const t0 = Date.now();
-    const { fleet, rt } = world({ pool: '{ warm: 20, max: 30, parallel: 10 }', ticketTtlMs: 300_000 });
+    const { fleet, rt } = world({ pool: '{ warm: 20, max: 30, parallel: 10 }' });
     await fleet.start();
     await waitForStatus(fleet, 'standin', (s) => s.ready === 20, 180_000);
     const warmedIn = Date.now() - t0;
@@ -152,25 +150,24 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(), tim
     assert.equal(got.length, 20);
     assert.equal(new Set(got.map((t) => t.instanceId)).size, 20, 'no instance handed out twice');
     assert.equal(new Set(got.map((t) => t.port)).size, 20);
-    const queued = results.flatMap((r) => (r.kind === 'queued' ? [r] : []));
-    assert.deepEqual(queued.map((q) => q.position), Array.from({ length: 30 }, (_, i) => i + 1), 'the other 30 wait in line, in order');
+    // The other 30 hold places in line, in this order (what their waiting pages' streams do).
+    const queued = results.flatMap((r) => (r.kind === 'queued' ? [hold(fleet, 'standin', r.ticket)] : []));
+    assert.equal(queued.length, 30);
     // Each claim is on the engine (container name), for adoption after a restart; recorded after the answer.
     await fleet.claimsRecorded();
     const marks = new Map((await rt.list()).map((r) => [r.instanceId, r.claim?.session]));
     for (const t of got) assert.equal(marks.get(t.instanceId), t.session);
 
-    // Created on demand up to max (10 more, held for the head of the line), never past it.
+    // Created on demand up to max (10 more, offered to the head of the line), never past it.
     const st = await waitForStatus(fleet, 'standin', (s) => s.ready === 10, 180_000);
     assert.deepEqual([st.starting, st.claimed, st.queued], [0, 20, 30]);
     assert.equal((await running(rt)).length, 30);
     assert.equal(await countByLabel(SELECT), 30, 'never more containers than max');
 
     // The first 10 in line get the 10 new containers; the other 20 still wait (max reached).
-    const again = await Promise.all(queued.map((q) => fleet.claim('standin', { ticket: q.kind === 'queued' ? q.ticket : undefined })));
-    const late = again.flatMap((r) => (r.kind === 'session' ? [r.target] : []));
-    assert.equal(late.length, 10);
-    assert.ok(again.slice(0, 10).every((r) => r.kind === 'session'), 'in the order of the line');
-    assert.deepEqual(again.slice(10).map((r) => r.kind === 'queued' && r.position), Array.from({ length: 20 }, (_, i) => i + 1));
+    const late = await Promise.all(queued.slice(0, 10).map((h) => collectOffer(fleet, 'standin', h)));
+    assert.deepEqual(queued.slice(10).map((h) => h.settled()), Array(20).fill(undefined), 'in the order of the line');
+    assert.deepEqual(queued.slice(10).map((h) => h.lines.at(-1)?.position), Array.from({ length: 20 }, (_, i) => i + 1));
     const all = [...got, ...late];
     assert.equal(new Set(all.map((t) => t.instanceId)).size, 30, 'thirty sessions, thirty containers');
     assert.equal(new Set(all.map((t) => t.port)).size, 30);

@@ -8,6 +8,7 @@ import { parseConfig } from '../pool/config.js';
 import { Fleet } from '../pool/fleet.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';
 import { FakeRuntime, fakePortCheck } from './helpers/fake-runtime.js';
+import { collectOffer, hold, ticketOf } from './helpers/line.js';
 
 function setup(pool: string, extra = '') {
   const config = parseConfig(`
@@ -50,13 +51,14 @@ test('an instance is handed out only after its readiness check passed', async ()
   await settle();
   const first = await fleet.claim('demo');
   assert.equal(first.kind, 'queued', 'started but not ready: not handed out');
+  const h = hold(fleet, 'demo', ticketOf(first));
   rt.print(rt.live[0]!, 'still executing cells...');
   await settle();
-  assert.equal((await fleet.claim('demo', { ticket: first.kind === 'queued' ? first.ticket : '' })).kind, 'queued');
+  assert.equal(h.settled(), undefined, 'still waiting');
   rt.print(rt.live[0]!, 'READY');
   await settle();
-  const r = await fleet.claim('demo', { ticket: first.kind === 'queued' ? first.ticket : '' });
-  assert.equal(r.kind, 'session');
+  const t = await collectOffer(fleet, 'demo', h);
+  assert.equal(t.instanceId, rt.live[0]);
   await fleet.stop();
 });
 
@@ -73,12 +75,20 @@ test('50 concurrent claims get 50 distinct instances or a queue ticket, never on
   assert.equal(instances.size, 30, 'no instance handed out twice');
   const queued = results.filter((r) => r.kind === 'queued');
   assert.equal(queued.length, 20);
-  assert.deepEqual(queued.map((q) => q.kind === 'queued' ? q.position : 0), Array.from({ length: 20 }, (_, i) => i + 1));
+  // Each ticket's place is held by a waiter, in this order.
+  const held = queued.map((q) => hold(fleet, 'demo', ticketOf(q)));
   await settle();
-  // Created on demand up to max: 10 more exist now, reserved for the first 10 in line.
+  // Created on demand up to max: 10 more exist now, offered to the first 10 in line.
   const st = fleet.status()[0]!;
   assert.equal(st.ready + st.starting + st.claimed, 40);
+  assert.deepEqual(held.map((h) => h.settled()?.kind), [...Array(10).fill('offer'), ...Array(10).fill(undefined)]);
+  const late = await Promise.all(held.slice(0, 10).map((h) => collectOffer(fleet, 'demo', h)));
+  assert.equal(new Set([...instances, ...late.map((t) => t.instanceId)]).size, 40, 'forty sessions, forty instances');
+  await settle();
+  assert.deepEqual(held.slice(10).map((h) => h.lines.at(-1)?.position), Array.from({ length: 10 }, (_, i) => i + 1), 'the other ten are told their places');
+  assert.deepEqual(held.slice(10).map((h) => h.lines.at(-1)?.reason), Array(10).fill('full'), 'max reached: the class is full');
   await fleet.stop();
+  assert.deepEqual(held.slice(10).map((h) => h.settled()), Array(10).fill({ kind: 'gone', why: 'stopped' }));
 });
 
 test('refills after every claim and a claimed instance never returns to the pool', async () => {
@@ -160,27 +170,29 @@ test('an instance that never becomes ready is replaced after the readiness timeo
   await fleet.stop();
 });
 
-test('queued visitors are served in order; tickets not polled expire', async () => {
+test('places in line are served in order; a ticket no waiter holds lapses and holds nothing meanwhile', async () => {
   const { clock, rt, fleet } = setup('{ warm: 0, max: 2, parallel: 2 }');
   await fleet.start();
-  const a = await fleet.claim('demo');
-  const b = await fleet.claim('demo');
-  assert.deepEqual([a.kind, b.kind], ['queued', 'queued']);
-  if (a.kind !== 'queued' || b.kind !== 'queued') return;
-  assert.deepEqual([a.position, b.position], [1, 2]);
+  const a = hold(fleet, 'demo', ticketOf(await fleet.claim('demo')));
+  const b = hold(fleet, 'demo', ticketOf(await fleet.claim('demo')));
+  const unheld = ticketOf(await fleet.claim('demo')); // a page whose stream never connects
   await settle();
-  assert.equal(fleet.status()[0]!.starting, 2, 'created on demand');
+  assert.deepEqual([a.lines.at(-1)?.position, b.lines.at(-1)?.position], [1, 2]);
+  assert.equal(fleet.status()[0]!.queued, 2, 'only held places are in line');
+  assert.equal(fleet.status()[0]!.starting, 2, 'created on demand, for the held places only');
   rt.print(rt.live[1]!, 'READY');
   await settle();
+  assert.equal(a.settled()?.kind, 'offer', 'the head of the line gets the first ready instance');
+  assert.equal(b.settled(), undefined);
   const c = await fleet.claim('demo');
   assert.equal(c.kind, 'queued', 'a newcomer does not jump the line');
-  assert.equal(c.kind === 'queued' && c.position, 3);
-  assert.equal((await fleet.claim('demo', { ticket: b.ticket })).kind, 'queued', 'the ready instance is reserved for the head of the line');
-  assert.equal((await fleet.claim('demo', { ticket: a.ticket })).kind, 'session');
-  // b and c stop polling; their tickets expire and the next visitor is first in line.
-  await clock.advance(21_000);
-  const d = await fleet.claim('demo');
-  assert.equal(d.kind === 'queued' && d.position, 1);
+  await collectOffer(fleet, 'demo', a);
+  // The unheld ticket lapses after queue.attach; nobody ever waited on it.
+  await clock.advance(10_001);
+  assert.deepEqual(await fleet.wait('demo', unheld, { kind: 'stream', signal: new AbortController().signal }), { kind: 'gone', why: 'unknown' });
+  rt.print(rt.live[0]!, 'READY');
+  await settle();
+  assert.equal(b.settled()?.kind, 'offer');
   await fleet.stop();
 });
 

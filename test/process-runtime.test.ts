@@ -13,6 +13,7 @@ import { httpProbe } from '../pool/readiness.js';
 import { PortAllocator } from '../pool/ports.js';
 import { ProcessRuntime } from '../pool/runtimes/process.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';
+import { collectOffer, hold, ticketOf } from './helpers/line.js';
 import { eventually, waitForStatus } from './helpers/wait.js';
 
 const SERVER = join(process.cwd(), 'dist/examples/standin/server.js');
@@ -70,10 +71,9 @@ test('readiness gating: a port that answers before the notebook has executed is 
   assert.equal(fleet.status()[0]!.ready, 0, 'port open, notebook still executing: not ready');
   const early = await fleet.claim('demo');
   assert.equal(early.kind, 'queued');
-  await waitForStatus(fleet, 'demo', (s) => s.ready === 1);
-  const r = await fleet.claim('demo', { ticket: early.kind === 'queued' ? early.ticket : undefined });
-  assert.equal(r.kind, 'session');
-  assert.equal(r.kind === 'session' && r.target.port, rec!.port);
+  const waiter = hold(fleet, 'demo', ticketOf(early));
+  const t = await collectOffer(fleet, 'demo', waiter);
+  assert.equal(t.port, rec!.port, 'the same process, offered the moment it was ready');
 });
 
 test('50 concurrent claims: distinct instances or a place in line, never one instance twice; then refill', async () => {
@@ -85,11 +85,14 @@ test('50 concurrent claims: distinct instances or a place in line, never one ins
   assert.equal(got.length, 20);
   assert.equal(new Set(got.map((t) => t.instanceId)).size, 20);
   assert.equal(new Set(got.map((t) => t.port)).size, 20);
-  const queued = results.flatMap((r) => (r.kind === 'queued' ? [r.position] : []));
-  assert.deepEqual(queued, Array.from({ length: 30 }, (_, i) => i + 1));
-  // Created on demand up to max (10 more), never past it.
-  const st = await waitForStatus(fleet, 'demo', (s) => s.ready === 10, 60_000);
+  const queued = results.flatMap((r) => (r.kind === 'queued' ? [hold(fleet, 'demo', r.ticket)] : []));
+  assert.equal(queued.length, 30);
+  // Created on demand up to max (10 more), never past it; offered to the first 10 in line.
+  const late = await Promise.all(queued.slice(0, 10).map((h) => collectOffer(fleet, 'demo', h)));
+  assert.equal(new Set([...got, ...late].map((t) => t.port)).size, 30);
+  const st = fleet.status()[0]!;
   assert.equal(st.ready + st.starting + st.claimed, 30);
+  assert.equal(st.queued, 20, 'the other 20 still hold their places'); 
   assert.equal((await pids(rt)).length, 30);
 });
 

@@ -16,6 +16,7 @@ import { ProcessRuntime } from '../pool/runtimes/process.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';
 import { createProxy, keyRing, openWebSocketSockets, type Proxy } from '../proxy/index.js';
 import { CookieJar, closeServer, follow, listen, request } from './helpers/http.js';
+import { openEventStream } from './helpers/sse.js';
 import { eventually, waitForStatus } from './helpers/wait.js';
 
 const SERVER = join(process.cwd(), 'dist/examples/standin/server.js');
@@ -129,21 +130,29 @@ describe('through the real fleet (process runtime)', () => {
     await b.close();
   });
 
-  test('pool empty: the waiting page keeps the ticket until an instance created on demand is ready', async () => {
-    const w = await world(demo('demo', '{ warm: 0, max: 1 }', 'STATE_BYTES: 5000, STARTUP_DELAY_MS: 800'));
-    const jar = new CookieJar();
-    const first = await request(`${w.url}/demo/`, { jar, headers: { accept: 'text/html' } });
+  test('pool empty: the waiting page\'s stream (and, without JavaScript, its held refresh) gets in the moment an instance created on demand is ready', async () => {
+    const w = await world(demo('demo', '{ warm: 0, max: 2 }', 'STATE_BYTES: 5000, STARTUP_DELAY_MS: 800'));
+    const js = new CookieJar();
+    const nojs = new CookieJar();
+    const first = await request(`${w.url}/demo/`, { jar: js, headers: { accept: 'text/html' } });
     assert.equal(first.status, 503);
-    const retry = /url=([^"]+)"/.exec(first.text)![1]!.replace(/&amp;/g, '&');
-    assert.match(retry, /^\/demo\/\?ticket=/);
-    // What the page's refresh does, faster.
-    const done = await eventually(async () => {
-      const r = await request(`${w.url}${retry}`, { jar, headers: { accept: 'text/html' } });
-      return r.status === 302 ? r : undefined;
-    }, 'a claim with the ticket', 20_000, 100);
-    assert.equal(done!.headers.location, '/demo/open?path=webapp.jl');
-    const page = await follow(`${w.url}/demo/`, { jar, headers: { accept: 'text/html' } });
+    const second = await request(`${w.url}/demo/`, { jar: nojs, headers: { accept: 'text/html' } });
+    // A browser with JavaScript opens the page's stream; one without follows the <noscript> refresh, which is held.
+    const stream = await openEventStream(`${w.url}${/data-wait="([^"]+)"/.exec(first.text)![1]!}`);
+    assert.equal((await stream.next('line')).data.position, 1);
+    const refresh = /<noscript><meta http-equiv="refresh" content="1;url=([^"]+)"><\/noscript>/.exec(second.text)![1]!.replace(/&amp;/g, '&');
+    assert.match(refresh, /^\/demo\/\?wait=/);
+    const held = request(`${w.url}${refresh}`, { jar: nojs, headers: { accept: 'text/html' } });
+    const ready = await stream.next('ready', 20_000);
+    const page = await follow(`${w.url}${ready.data.url}`, { jar: js, headers: { accept: 'text/html' } });
     assert.equal(page.final.status, 200);
+    assert.match(page.url, /\/demo\/edit\?id=/);
+    const r = await held;
+    assert.equal(r.status, 302, 'the held refresh is answered with the claim');
+    assert.equal(r.headers.location, '/demo/open?path=webapp.jl');
+    assert.equal((await follow(`${w.url}/demo/`, { jar: nojs, headers: { accept: 'text/html' } })).final.status, 200);
+    assert.equal(w.fleet.liveSessions().length, 2);
+    assert.ok(w.fleet.liveSessions().every((s) => s.firstRequestSeen), 'both claims used');
   });
 
   test('an instance killed mid-session: the socket closes and the visitor gets the session-ended page', async () => {

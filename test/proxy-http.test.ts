@@ -11,6 +11,8 @@ import { ManualClock } from '../pool/clock.js';
 import { createProxy, keyRing, openWebSocketSockets } from '../proxy/index.js';
 import { FakePool, appConfig, proxyForPool, startProxyServer, warmpoolConfig, TEST_KEYS, type ProxyServer } from './helpers/fake-pool.js';
 import { CookieJar, closeServer, follow, listen, rawUpgrade, request } from './helpers/http.js';
+import { openEventStream } from './helpers/sse.js';
+import { until } from './helpers/wait.js';
 
 const SECRET = 'S3cr3tXY';
 const quiet = { out: () => {}, log: () => {} };
@@ -244,33 +246,46 @@ describe('refusals reach no instance', () => {
 });
 
 describe('pages', () => {
-  test('pool empty: a waiting page that keeps the ticket, then success once an instance is ready', async () => {
+  test('pool empty: the waiting page holds its place with a live stream; an API request is held; both get in the moment an instance is added', async () => {
     const s = await standin();
+    const s2 = await standin();
     const pool = new FakePool([demoApp()]);
     const p = await proxyFor(pool);
     const alice = new CookieJar();
     const bob = new CookieJar();
     const wa = await request(`${p.url}/demo/`, { jar: alice, headers: { accept: 'text/html' } });
     assert.equal(wa.status, 503);
-    const m = /content="(\d+);url=\/demo\/\?ticket=([^"]+)"/.exec(wa.text);
-    assert.ok(m, 'the page refreshes itself with the ticket');
+    const wait = /data-wait="([^"]+)"/.exec(wa.text)![1]!;
+    assert.match(wait, /^\/demo\/\?wait=[A-Za-z0-9_-]{22}$/, 'a 128-bit ticket');
     assert.match(wa.text, /You are next in line/);
-    const ticketA = decodeURIComponent(m[2]!);
-    const wb = await request(`${p.url}/demo/`, { jar: bob, headers: { accept: 'application/json' } });
-    assert.equal(wb.status, 503);
-    assert.equal(wb.headers['retry-after'], '1');
-    const jb = JSON.parse(wb.text);
-    assert.equal(jb.error.code, 'POOL_EXHAUSTED');
-    assert.equal(jb.position, 2);
-    assert.equal(jb.retry, `/demo/?ticket=${jb.ticket}`);
+    assert.match(wa.text, new RegExp(`<noscript><meta http-equiv="refresh" content="1;url=${wait.replace(/[?]/g, '\\?')}"></noscript>`));
+    const stream = await openEventStream(`${p.url}${wait}`, { jar: alice });
+    assert.equal(stream.status, 200);
+    assert.equal(stream.headers['content-type'], 'text/event-stream; charset=utf-8');
+    assert.equal((await stream.next('line')).data.position, 1);
+    // Bob's API client is held in line behind Alice.
+    let bobDone = false;
+    const held = request(`${p.url}/demo/`, { jar: bob, headers: { accept: 'application/json' } }).finally(() => { bobDone = true; });
+    await until('bob to hold a place', () => (pool.claims.length === 2 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(bobDone, false, 'held open, not answered');
 
     pool.addInstance('demo', { port: s.port });
-    // Bob retries first, but Alice is ahead of him.
-    const wb2 = await request(`${p.url}${jb.retry}`, { jar: bob, headers: { accept: 'application/json' } });
-    assert.equal(wb2.status, 503);
-    const ra = await follow(`${p.url}/demo/?ticket=${encodeURIComponent(ticketA)}`, { jar: alice, headers: { accept: 'text/html' } });
+    const ready = await stream.next('ready');
+    assert.match(ready.data.url, /^\/demo\/\?collect=[A-Za-z0-9_-]{22}$/);
+    await stream.ended;
+    assert.equal(bobDone, false, 'the first instance is Alice\'s');
+    const ra = await follow(`${p.url}${ready.data.url}`, { jar: alice, headers: { accept: 'text/html' } });
+    assert.equal(ra.hops[0]!.reply.status, 302);
     assert.equal(ra.final.status, 200);
     assert.equal(ra.url, `${p.url}/demo/edit?id=${s.notebookId}`);
+    assert.equal((await request(`${p.url}${ready.data.url}`, { headers: { accept: 'application/json' } })).status, 410, 'a collect URL works once');
+
+    pool.addInstance('demo', { port: s2.port });
+    const rb = await held;
+    assert.equal(rb.status, 302);
+    assert.equal(rb.headers.location, '/demo/open?path=webapp.jl');
+    assert.ok(bob.get('warmpool_demo'), 'the held request got its cookie');
   });
 
   test('instance not answering: 502 page; session ended: 410 page with the reason and a fresh button', async () => {

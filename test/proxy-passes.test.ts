@@ -11,7 +11,7 @@ import { esc } from '../proxy/pages.js';
 import { route } from '../proxy/router.js';
 import { leaksSecret, withSecretQuery, withoutQueryParam } from '../proxy/secret.js';
 import { appConfig, newTraffic } from './helpers/fake-pool.js';
-import type { SessionTarget } from '../pool/api.js';
+import type { LineStatus, SessionTarget } from '../pool/api.js';
 
 const isApp = (n: string) => n === 'demo' || n === 'jup';
 
@@ -41,7 +41,7 @@ test('route', () => {
 function target(o: Partial<SessionTarget> = {}): SessionTarget {
   return { session: 's1', app: 'demo', instanceId: 'i1', host: '127.0.0.1', port: 4321, claimedAt: 0, traffic: newTraffic(), ...o };
 }
-const visit = { peer: '10.0.0.9', trusted: false, proto: 'http' as const, forwardedFor: '10.0.0.9', forwardedHost: 'pub.example' };
+const visit = { peer: '10.0.0.9', trusted: false, proto: 'http' as const, forwardedFor: '10.0.0.9', forwardedHost: 'pub.example', visitor: '10.0.0.9' };
 
 function pairs(flat: string[]): [string, string][] {
   const out: [string, string][] = [];
@@ -118,14 +118,22 @@ test('trusted proxies and the visit', () => {
 
   const req = (peer: string, headers: Record<string, string>) => ({ socket: { remoteAddress: peer }, headers } as unknown as IncomingMessage);
   const h = { host: 'pub.example', 'x-forwarded-for': '1.2.3.4', 'x-forwarded-proto': 'https, http', 'x-forwarded-host': 'outer.example' };
-  assert.deepEqual(visitOf(req('10.0.0.2', h), trust), { peer: '10.0.0.2', trusted: true, proto: 'https', forwardedFor: '1.2.3.4, 10.0.0.2', forwardedHost: 'outer.example' });
-  assert.deepEqual(visitOf(req('8.8.8.8', h), trust), { peer: '8.8.8.8', trusted: false, proto: 'http', forwardedFor: '8.8.8.8', forwardedHost: 'pub.example' });
+  assert.deepEqual(visitOf(req('10.0.0.2', h), trust), { peer: '10.0.0.2', trusted: true, proto: 'https', forwardedFor: '1.2.3.4, 10.0.0.2', forwardedHost: 'outer.example', visitor: '1.2.3.4' });
+  assert.deepEqual(visitOf(req('8.8.8.8', h), trust), { peer: '8.8.8.8', trusted: false, proto: 'http', forwardedFor: '8.8.8.8', forwardedHost: 'pub.example', visitor: '8.8.8.8' });
+  // The visitor behind trusted proxies: the nearest untrusted hop; what the client wrote further left does not count.
+  assert.equal(visitOf(req('10.0.0.2', { host: 'x', 'x-forwarded-for': '6.6.6.6, 5.5.5.5, 10.9.9.9' }), trust).visitor, '5.5.5.5');
+  assert.equal(visitOf(req('10.0.0.2', { host: 'x', 'x-forwarded-for': '10.1.1.1' }), trust).visitor, '10.1.1.1', 'all hops trusted: the farthest');
+  assert.equal(visitOf(req('10.0.0.2', { host: 'x' }), trust).visitor, '10.0.0.2');
 });
+
+const line = (o: Partial<LineStatus> = {}): LineStatus => ({ position: 3, waiting: 5, reason: 'starting', ready: 0, starting: 4, claimed: 6, max: 10, ...o });
 
 test('answers: status, content type, escaping, no caching', () => {
   const cases: [Parameters<typeof render>[0], number, string | undefined][] = [
     [{ kind: 'landing', apps: ['demo'] }, 200, undefined],
-    [{ kind: 'waiting', app: 'demo', ticket: 't"<1', position: 3, retryAfterMs: 2500 }, 503, 'POOL_EXHAUSTED'],
+    [{ kind: 'waiting', app: 'demo', ticket: 't"<1', line: line() }, 503, 'POOL_EXHAUSTED'],
+    [{ kind: 'line-limited', app: 'demo', why: 'unused-claims', limit: 10, retryAfterS: 12 }, 429, 'TOO_MANY'],
+    [{ kind: 'line-limited', app: 'demo', why: 'waiting-places', limit: 100, retryAfterS: 25 }, 429, 'TOO_MANY'],
     [{ kind: 'unknown-app', name: '<x>', apps: ['demo'] }, 404, 'APP_UNKNOWN'],
     [{ kind: 'no-session', app: 'demo', why: 'missing' }, 400, 'SESSION_UNKNOWN'],
     [{ kind: 'no-session', app: 'demo', why: 'bad-signature' }, 403, 'SESSION_UNKNOWN'],
@@ -146,9 +154,38 @@ test('answers: status, content type, escaping, no caching', () => {
     if (code) assert.equal(JSON.parse(j.body).error.code, code, a.kind);
     assert.ok(!/<x>|t"<1/.test(h.body), `${a.kind}: escaped`);
   }
-  const w = render({ kind: 'waiting', app: 'demo', ticket: 't1', position: 3, retryAfterMs: 2500 }, true);
-  assert.equal(w.headers['retry-after'], '3');
-  assert.match(w.body, /<meta http-equiv="refresh" content="3;url=\/demo\/\?ticket=t1">/);
-  assert.match(w.body, /number 3 in line/);
   assert.equal(esc(`<a href="x" onclick='y'>&`), '&#60;a href=&#34;x&#34; onclick=&#39;y&#39;&#62;&#38;');
+});
+
+test('the waiting page: one script by nonce, its stream, a refresh without JavaScript, and the truth', () => {
+  const w = render({ kind: 'waiting', app: 'demo', ticket: 't1', line: line({ estimatedWaitMs: 40_000 }) }, true);
+  const csp = String(w.headers['content-security-policy']);
+  const nonce = /script-src 'nonce-([A-Za-z0-9+/=]+)'/.exec(csp)?.[1];
+  assert.ok(nonce && nonce.length >= 22, csp);
+  assert.equal(csp, `default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-${nonce}'; connect-src 'self'; frame-ancestors 'none'`);
+  assert.deepEqual([...w.body.matchAll(/<script([^>]*)>/g)].map((m) => m[1]), [` nonce="${nonce}"`], 'exactly one script, carrying the nonce');
+  assert.notEqual(String(render({ kind: 'waiting', app: 'demo', ticket: 't1', line: line() }, true).headers['content-security-policy']), csp, 'a nonce per response');
+  assert.match(w.body, /<noscript><meta http-equiv="refresh" content="1;url=\/demo\/\?wait=t1"><\/noscript>/);
+  assert.match(w.body, /data-wait="\/demo\/\?wait=t1"/);
+  assert.match(w.body, /number 3 in line/);
+  assert.match(w.body, /a new one is being started for you/);
+  assert.match(w.body, /ready in about 40 seconds/);
+  assert.equal(w.headers['retry-after'], undefined, 'the page waits live, not on a retry period');
+  // Every other page keeps the script-free policy.
+  assert.equal(render({ kind: 'landing', apps: ['demo'] }, true).headers['content-security-policy'], "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'");
+
+  const full = render({ kind: 'waiting', app: 'demo', ticket: 't1', line: line({ reason: 'full', position: 2, starting: 0, claimed: 10, estimatedWaitMs: 12 * 60_000 }) }, true).body;
+  assert.match(full, /The class is full: all 10 instances of demo are in use\./);
+  assert.match(full, /number 2 in line/);
+  assert.match(full, /free up in about 12 minutes, when the earliest session ends/);
+  assert.doesNotMatch(full, /being (started|prepared)/);
+
+  const api = render({ kind: 'waiting', app: 'demo', ticket: 't1', line: line() }, false);
+  assert.equal(api.headers['retry-after'], '1');
+  assert.equal(JSON.parse(api.body).wait, '/demo/?wait=t1');
+
+  const limited = render({ kind: 'line-limited', app: 'demo', why: 'unused-claims', limit: 10, retryAfterS: 12 }, true);
+  assert.equal(limited.headers['retry-after'], '12');
+  assert.match(limited.body, /10 instances of demo opened from your network address have not been used yet\. Try again in 12 seconds/);
+  assert.match(limited.body, /content="12;url=\/demo\/"/);
 });

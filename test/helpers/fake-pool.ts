@@ -1,9 +1,11 @@
 // A small PoolApi over instances the test starts itself (stand-ins, echo servers), for proxy tests:
-// claims hand out added instances, an empty pool queues visitors with tickets, and everything the
-// proxy reports (activity, connections, events) is recorded. Plus a proxy server on port 0.
+// claims hand out added instances, an empty pool gives tickets whose waiters are offered instances
+// in order as they are added, and everything the proxy reports (activity, connections, events) is
+// recorded. Plus a proxy server on port 0. (The real line, with its limits: pool/warm-pool.ts.)
 
 import type { Server } from 'node:http';
-import type { ClaimResult, EndReason, FindResult, PoolApi, SessionTarget, SessionTraffic } from '../../pool/api.js';
+import { randomBytes } from 'node:crypto';
+import type { ClaimOptions, ClaimResult, CollectResult, EndReason, FindResult, LineStatus, PoolApi, SessionTarget, SessionTraffic, WaitOptions, WaitOutcome } from '../../pool/api.js';
 import { DEFAULT_QUEUE, DEFAULT_RELAY_LIMITS, type AppConfig, type RelayLimits, type WarmpoolConfig } from '../../pool/config.js';
 import type { Clock } from '../../pool/clock.js';
 import { WarmpoolError } from '../../pool/errors.js';
@@ -55,18 +57,20 @@ export function newTraffic(): SessionTraffic {
   return { requests: {}, bytesIn: 0, bytesOut: 0, framesIn: { control: 0, data: 0 }, framesOut: { control: 0, data: 0 }, messagesIn: {}, messagesOut: 0, openConnections: 0 };
 }
 
-interface Instance { id: string; app: string; host: string; port: number; secret?: string; claimedBy?: string }
+interface Instance { id: string; app: string; host: string; port: number; secret?: string; claimedBy?: string; offeredTo?: string }
+interface Place { ticket: string; waiter?: { resolve: (o: WaitOutcome) => void; onLine?: (s: LineStatus) => void } }
 
 export class FakePool implements PoolApi {
   readonly sessions = new Map<string, SessionTarget>();
   readonly ended = new Map<string, { reason: EndReason; at: number }>();
   readonly activities: { session: string; at: number }[] = [];
   readonly events: { session: string; type: string; detail?: Record<string, unknown> }[] = [];
-  readonly claims: { app: string; ticket?: string; visitor?: string }[] = [];
+  readonly claims: ({ app: string } & ClaimOptions)[] = [];
   opened = 0;
   closed = 0;
   private readonly instances = new Map<string, Instance>();
-  private readonly queues = new Map<string, string[]>();
+  private readonly lines = new Map<string, Place[]>();
+  private readonly offers = new Map<string, Instance>();
   private seq = 0;
 
   constructor(private readonly appList: AppConfig[], private readonly clock: Clock = { now: () => Date.now(), setTimer: () => ({ cancel() {} }), sleep: async () => {} }) {}
@@ -78,6 +82,7 @@ export class FakePool implements PoolApi {
   addInstance(app: string, where: { host?: string; port: number; secret?: string; id?: string }): string {
     const id = where.id ?? `i${++this.seq}`;
     this.instances.set(id, { id, app, host: where.host ?? '127.0.0.1', port: where.port, secret: where.secret });
+    this.dispatch(app);
     return id;
   }
 
@@ -89,28 +94,84 @@ export class FakePool implements PoolApi {
     if (inst.claimedBy) this.finish(inst.claimedBy, 'instance-exited');
   }
 
-  async claim(app: string, opts: { ticket?: string; visitor?: string } = {}): Promise<ClaimResult> {
+  async claim(app: string, opts: ClaimOptions = {}): Promise<ClaimResult> {
     this.claims.push({ app, ...opts });
     if (!this.app(app)) throw new WarmpoolError('APP_UNKNOWN', `no app ${app}`);
-    const queue = this.queues.get(app) ?? [];
-    this.queues.set(app, queue);
-    const free = [...this.instances.values()].find((i) => i.app === app && !i.claimedBy);
-    const pos = opts.ticket ? queue.indexOf(opts.ticket) : -1;
-    // First come, first served: a free instance goes to the head of the line.
-    if (free && (queue.length === 0 || pos === 0)) {
-      if (pos === 0) queue.shift();
-      const session = `s${++this.seq}`;
-      free.claimedBy = session;
-      const target: SessionTarget = { session, app, instanceId: free.id, host: free.host, port: free.port, secret: free.secret, claimedAt: this.clock.now(), traffic: newTraffic() };
-      this.sessions.set(session, target);
-      return { kind: 'session', target };
+    const line = this.lineOf(app);
+    const free = this.free(app);
+    // First come, first served: a free instance goes to a newcomer only when nobody waits.
+    if (free && !line.some((p) => p.waiter)) return { kind: 'session', target: this.open(free) };
+    const ticket = randomBytes(16).toString('base64url');
+    line.push({ ticket });
+    return { kind: 'queued', ticket, line: this.status(app, line.filter((p) => p.waiter).length + 1) };
+  }
+
+  async wait(app: string, ticket: string, o: WaitOptions): Promise<WaitOutcome> {
+    const line = this.lineOf(app);
+    const p = line.find((x) => x.ticket === ticket);
+    if (!p) return { kind: 'gone', why: 'unknown' };
+    if (p.waiter) return { kind: 'gone', why: 'taken' };
+    if (o.signal.aborted) return { kind: 'gone', why: 'left' };
+    return new Promise((resolve) => {
+      p.waiter = { resolve, onLine: o.onLine };
+      o.signal.addEventListener('abort', () => {
+        const i = line.indexOf(p);
+        if (i < 0) return;
+        line.splice(i, 1);
+        resolve({ kind: 'gone', why: 'left' });
+        this.tell(app);
+      }, { once: true });
+      this.dispatch(app);
+      this.tell(app);
+    });
+  }
+
+  async collect(app: string, token: string): Promise<CollectResult> {
+    const inst = this.offers.get(token);
+    if (!inst || inst.app !== app || !this.instances.has(inst.id)) return { kind: 'gone' };
+    this.offers.delete(token);
+    inst.offeredTo = undefined;
+    return { kind: 'session', target: this.open(inst) };
+  }
+
+  private lineOf(app: string): Place[] {
+    let line = this.lines.get(app);
+    if (!line) this.lines.set(app, (line = []));
+    return line;
+  }
+
+  private free(app: string): Instance | undefined {
+    return [...this.instances.values()].find((i) => i.app === app && !i.claimedBy && !i.offeredTo);
+  }
+
+  private open(inst: Instance): SessionTarget {
+    const session = `s${++this.seq}`;
+    inst.claimedBy = session;
+    const target: SessionTarget = { session, app: inst.app, instanceId: inst.id, host: inst.host, port: inst.port, secret: inst.secret, claimedAt: this.clock.now(), traffic: newTraffic() };
+    this.sessions.set(session, target);
+    return target;
+  }
+
+  private dispatch(app: string): void {
+    const line = this.lineOf(app);
+    for (let inst = this.free(app), p = line.find((x) => x.waiter); inst && p; inst = this.free(app), p = line.find((x) => x.waiter)) {
+      line.splice(line.indexOf(p), 1);
+      const token = randomBytes(16).toString('base64url');
+      inst.offeredTo = p.ticket;
+      this.offers.set(token, inst);
+      p.waiter!.resolve({ kind: 'offer', collect: token, expiresAt: this.clock.now() + 10_000 });
     }
-    let ticket = opts.ticket;
-    if (!ticket || pos < 0) {
-      ticket = `t${++this.seq}`;
-      queue.push(ticket);
-    }
-    return { kind: 'queued', ticket, position: queue.indexOf(ticket) + 1, retryAfterMs: 1000 };
+  }
+
+  private tell(app: string): void {
+    const waiting = this.lineOf(app).filter((p) => p.waiter);
+    for (const [i, p] of waiting.entries()) p.waiter!.onLine?.(this.status(app, i + 1));
+  }
+
+  private status(app: string, position: number): LineStatus {
+    const all = [...this.instances.values()].filter((i) => i.app === app);
+    const claimed = all.filter((i) => i.claimedBy).length;
+    return { position, waiting: this.lineOf(app).filter((p) => p.waiter).length, reason: 'starting', ready: all.length - claimed, starting: 0, claimed, max: this.app(app)!.pool.max };
   }
 
   find(session: string, instanceId: string): FindResult {

@@ -20,13 +20,15 @@ export class FakeRuntime implements Runtime {
   /** Print READY as soon as created. */
   autoReady = false;
   markFails = false;
+  /** When set, every instance is reached at 127.0.0.1:backendPort (a real server the test started), for tests through the proxy. */
+  backendPort?: number;
 
   async create(app: AppConfig, spec: InstanceSpec): Promise<InstanceRecord> {
     await Promise.resolve();
     if (this.failWith) throw this.failWith;
     const rec: InstanceRecord = {
       instanceId: spec.instanceId, app: app.name, deployment: 'test', runtimeId: `fake-${spec.instanceId}`,
-      host: '127.0.0.1', port: this.nextPort++, running: true, createdAt: 0, env: { ...app.env, ...spec.env },
+      host: '127.0.0.1', port: this.backendPort ?? this.nextPort++, running: true, createdAt: 0, env: { ...app.env, ...spec.env },
     };
     this.instances.set(spec.instanceId, rec);
     this.created.push(spec.instanceId);
