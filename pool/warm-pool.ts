@@ -453,7 +453,8 @@ export class WarmPool {
       if (p.state !== PlaceState.Waiting || !w?.onLine) continue;
       outlook ??= this.outlook();
       const st = this.statusAt(p, position, outlook);
-      const key = `${st.position}/${st.waiting}/${st.reason}/${st.ready}/${st.starting}/${st.claimed}`;
+      // Told when what the page shows changes: the place, the reason, the wait (in 5 s steps).
+      const key = `${st.position}/${st.reason}/${st.estimatedWaitMs === undefined ? '-' : Math.round(st.estimatedWaitMs / 5000)}`;
       if (key === w.told) continue;
       w.told = key;
       try {
