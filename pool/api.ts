@@ -122,6 +122,8 @@ export interface PoolApi {
   wait(app: string, ticket: string, o: WaitOptions): Promise<WaitOutcome>;
   /** Turns an offer into a session (the token is good once, until the offer's expiresAt). */
   collect(app: string, token: string): Promise<CollectResult>;
+  /** An offer could not be delivered (its stream closed first): its instance goes to the next place now. */
+  decline(app: string, token: string): void;
   /** Looks up a session named in a verified cookie; the instance id in the cookie must match. */
   find(session: string, instanceId: string): FindResult;
   /** Ends a session now (e.g. the visitor asked for a fresh instance). */

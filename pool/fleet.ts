@@ -162,6 +162,10 @@ export class Fleet implements PoolApi {
     return { kind: 'session', target: this.open(pool, got.member, got.visitor, true).target };
   }
 
+  decline(appName: string, token: string): void {
+    this.pools.get(appName)?.decline(token);
+  }
+
   private poolOf(appName: string): WarmPool {
     const pool = this.pools.get(appName);
     if (!pool) throw new WarmpoolError('APP_UNKNOWN', `no app named ${appName}`, { hint: `known apps: ${[...this.pools.keys()].join(', ')}` });

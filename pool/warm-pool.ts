@@ -240,6 +240,16 @@ export class WarmPool {
     return { member: m, visitor: p.visitor };
   }
 
+  /** An offer that never reached its waiter: the instance goes to the next place at once. */
+  decline(token: string): void {
+    const p = this.line.offerOf(token);
+    if (!p) return;
+    const m = this.members.get(p.memberId!);
+    if (m?.reservedFor === p.ticket) m.reservedFor = undefined;
+    this.line.drop(p);
+    this.reconcile();
+  }
+
   /** A visitor's claim saw its first request: it no longer counts against its address. */
   used(id: string): void {
     this.line.forget(id);

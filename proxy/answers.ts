@@ -191,7 +191,6 @@ export function render(a: Answer, asHtml: boolean): Rendered {
 export function answerForError(e: unknown, app: string, apps: readonly string[]): Answer {
   if (isWarmpoolError(e, 'APP_UNKNOWN')) return { kind: 'unknown-app', name: app, apps };
   if (isWarmpoolError(e, 'POOL_STOPPED')) return { kind: 'pool-stopped', app };
-  if (isWarmpoolError(e, 'POOL_EXHAUSTED')) return { kind: 'place-lapsed', app };
   return { kind: 'internal-error', message: 'warmpool could not handle this request; try again in a moment.' };
 }
 

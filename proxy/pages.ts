@@ -92,6 +92,17 @@ export function waitingText(app: string, l: LineStatus): WaitingText {
   }
 }
 
+/** What a waiting page shows before it leaves for /<app>/ because its stream holds nothing (any more). */
+export function waitingGoneText(app: string, why: 'lapsed' | 'stopped' | 'too-many' | 'error', limit?: number): WaitingText {
+  const headline = {
+    lapsed: 'This page no longer holds a place in line.',
+    stopped: `${app} is not taking new visitors right now.`,
+    'too-many': `${limit ?? 'Many'} visitors from your network address are already waiting for ${app}.`,
+    error: 'Something went wrong while waiting.',
+  }[why];
+  return { headline, place: '', detail: `Joining the line for ${app} again…` };
+}
+
 /**
  * The waiting page's script: keeps the place with a live stream (the place lives as long as it is
  * open), shows each update, and goes where the stream says the moment an instance is ready. No

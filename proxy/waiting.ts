@@ -13,7 +13,7 @@ import type { LineStatus, PoolApi, WaitOutcome } from '../pool/api.js';
 import type { AppConfig } from '../pool/config.js';
 import type { Clock, TimerHandle } from '../pool/clock.js';
 import { errorMessage } from '../pool/errors.js';
-import { waitingText } from './pages.js';
+import { waitingGoneText, waitingText } from './pages.js';
 
 /** A comment line this often keeps fronts (nginx's 60 s proxy_read_timeout) from cutting a quiet stream, and finds dead peers. */
 const HEARTBEAT_MS = 15_000;
@@ -81,21 +81,23 @@ export class WaitingStreams {
       (w) => {
         switch (w.kind) {
           case 'offer':
+            // The page left in the same instant: the instance goes to the next now, not at the collect deadline.
+            if (!live()) this.o.pool.decline(app.name, w.collect);
             send('ready', { url: `${root}?collect=${encodeURIComponent(w.collect)}` });
             break;
           case 'limited':
-            send('gone', { url: root, afterMs: w.retryAfterMs, ...gone(app.name, `${w.limit} visitors from your network address are already waiting for ${app.name}.`) });
+            send('gone', { url: root, afterMs: w.retryAfterMs, ...waitingGoneText(app.name, 'too-many', w.limit) });
             break;
           default:
             // gone, or (never for a stream) a hold timeout: join the line again.
-            send('gone', { url: root, afterMs: 1000, ...gone(app.name, w.kind === 'gone' && w.why === 'stopped' ? `${app.name} is not taking new visitors right now.` : 'This page no longer holds a place in line.') });
+            send('gone', { url: root, afterMs: 1000, ...waitingGoneText(app.name, w.kind === 'gone' && w.why === 'stopped' ? 'stopped' : 'lapsed') });
         }
         beat?.cancel();
         if (live()) res.end();
       },
       (e: unknown) => {
         this.o.log?.(`waiting stream of ${app.name} failed: ${errorMessage(e)}`);
-        send('gone', { url: root, afterMs: 2000, ...gone(app.name, 'Something went wrong while waiting.') });
+        send('gone', { url: root, afterMs: 2000, ...waitingGoneText(app.name, 'error') });
         beat?.cancel();
         if (live()) res.end();
       },
@@ -111,8 +113,4 @@ export class WaitingStreams {
 
 function lineEvent(app: string, l: LineStatus): Record<string, unknown> {
   return { position: l.position, reason: l.reason, estimatedWaitMs: l.estimatedWaitMs ?? null, ...waitingText(app, l) };
-}
-
-function gone(app: string, headline: string): { headline: string; place: string; detail: string } {
-  return { headline, place: '', detail: `Joining the line for ${app} again…` };
 }

@@ -130,6 +130,24 @@ test('a waiter who leaves loses the place at once; an offer not collected in tim
   await fleet.stop();
 });
 
+test('an offer its stream could not deliver is declined: the instance goes to the next at once', async () => {
+  const { rt, fleet } = setup('{ warm: 0, max: 1, parallel: 1 }');
+  await fleet.start();
+  const a = hold(fleet, 'demo', ticketOf(await fleet.claim('demo', { visitor: A })));
+  const b = hold(fleet, 'demo', ticketOf(await fleet.claim('demo', { visitor: B })));
+  await settle();
+  rt.readyAll();
+  await settle();
+  const o = a.settled();
+  if (o?.kind !== 'offer') return assert.fail('expected an offer');
+  fleet.decline('demo', o.collect);
+  await settle();
+  assert.equal(b.settled()?.kind, 'offer', 'no clock moved');
+  assert.deepEqual(await fleet.collect('demo', o.collect), { kind: 'gone' });
+  await collectOffer(fleet, 'demo', b);
+  await fleet.stop();
+});
+
 test('a held request is answered at queue.hold; its place is kept under a new ticket, ahead of later arrivals', async () => {
   const { clock, rt, fleet } = setup('{ warm: 0, max: 1, parallel: 1 }', '{ hold: 20s }');
   await fleet.start();

@@ -134,6 +134,14 @@ export class FakePool implements PoolApi {
     return { kind: 'session', target: this.open(inst) };
   }
 
+  decline(_app: string, token: string): void {
+    const inst = this.offers.get(token);
+    if (!inst) return;
+    this.offers.delete(token);
+    inst.offeredTo = undefined;
+    this.dispatch(inst.app);
+  }
+
   private lineOf(app: string): Place[] {
     let line = this.lines.get(app);
     if (!line) this.lines.set(app, (line = []));
