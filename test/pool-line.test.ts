@@ -282,3 +282,40 @@ test('estimates: starting instances by the start-up times seen; a full class by 
   hc.leave();
   await fleet.stop();
 });
+
+test('a client acting as 30 tabs that collect and never use, ahead of 20 students at its address: it never holds more than the limit, and the students get in', async () => {
+  const { clock, rt, fleet } = setup('{ warm: 10, max: 60, parallel: 60 }');
+  rt.autoReady = true;
+  await fleet.start();
+  await settle();
+  const t0 = clock.now();
+  // Every tab collects its offer at once and never makes a request.
+  const tabs = Promise.all(Array.from({ length: 30 }, async () => {
+    const r = await fleet.claim('demo', { visitor: A });
+    if (r.kind === 'session') return;
+    const h = hold(fleet, 'demo', ticketOf(r));
+    const o = await h.outcome;
+    if (o.kind === 'offer') await fleet.collect('demo', o.collect);
+  }));
+  await clock.advance(1000);
+  const admitted: number[] = [];
+  const students = Array.from({ length: 20 }, async () => {
+    const r = await fleet.claim('demo', { visitor: A });
+    const target = r.kind === 'session' ? r.target : await collectOffer(fleet, 'demo', hold(fleet, 'demo', ticketOf(r)), 600_000);
+    fleet.event(target.session, 'request'); // the student's browser follows the redirect
+    admitted.push(clock.now() - t0);
+  });
+  let maxUnused = 0;
+  for (let t = 0; t < 120 && admitted.length < 20; t++) {
+    await clock.advance(1000);
+    maxUnused = Math.max(maxUnused, fleet.liveSessions().filter((s) => s.firstUseBy !== undefined).length);
+  }
+  await Promise.all(students);
+  await clock.advance(60_000);
+  await tabs;
+  console.log(`# 30 unused tabs ahead of 20 students at one address: students admitted by ${Math.max(...admitted)} ms of clock; unused claims held at most ${maxUnused}`);
+  assert.equal(admitted.length, 20);
+  assert.ok(maxUnused <= 10, `never more than unusedClaimsPerAddress unused (${maxUnused})`);
+  assert.ok(Math.max(...admitted) <= 3 * 15_000 + 2000, 'within three first-use rounds (30 tabs / 10 a round)');
+  await fleet.stop();
+});
