@@ -387,8 +387,15 @@ export class Fleet implements PoolApi {
       return false;
     }
     if (reason === 'unused') {
-      // Nothing reached the instance (the first request would have cleared firstUseBy): it is as
-      // pristine as when it became ready, so it goes back to the line instead of being replaced.
+      // The proxy stamps traffic.firstSeen when a request or WebSocket sets off for the instance, but
+      // reports the use (event 'request') only once the response head is back: catch up first, so a
+      // slow first answer is not taken for no use.
+      if (s.target.traffic.firstSeen !== undefined || s.openConnections > 0) {
+        this.firstUse(s);
+        return false;
+      }
+      // Nothing reached the instance: it is as pristine as when it became ready, so it goes back to
+      // the line instead of being replaced.
       this.trafficLog({
         type: 'returned-unused', session: id, app: s.app.name, instance: s.member.id, visitor: s.visitor,
         detail: `no request reached the instance within ${this.o.config.queue.firstUseMs} ms of the claim; it went back to the pool as ready`,

@@ -121,7 +121,7 @@ export class WarmPool {
   /** status() with the wait a newcomer faces (estimates read the sessions: not on every change). */
   statusWithEstimate(): PoolStatus {
     const s = this.status();
-    s.estimatedWaitMs = this.estimate(this.line.size + 1, this.outlook()).estimatedWaitMs;
+    s.estimatedWaitMs = this.line.size === 0 && this.readyFree().length > 0 ? 0 : this.estimate(this.line.size + 1, this.outlook()).estimatedWaitMs;
     return s;
   }
 

@@ -105,6 +105,11 @@ export function createProxy(o: ProxyOptions): Proxy {
     }
     return c;
   };
+  // Stamped as a request sets off (the relay reports it once the answer's head is back): the pool
+  // reads it before giving an apparently unused claim back (queue.firstUse).
+  const firstSeen = (target: RelayTarget['target']): void => {
+    if (target.traffic.firstSeen === undefined) target.traffic.firstSeen = clock.now();
+  };
   const relayTarget = (app: AppConfig, rest: string, visit: Visit, target: RelayTarget['target']): RelayTarget => ({
     app, rest, visit, target, classifier: classifierOf(app),
   });
@@ -190,6 +195,7 @@ export function createProxy(o: ProxyOptions): Proxy {
       sendAnswer(req, res, s.answer);
       return;
     }
+    firstSeen(s.target);
     http.relay(req, res, relayTarget(app, rest, visit, s.target));
   }
 
@@ -228,6 +234,7 @@ export function createProxy(o: ProxyOptions): Proxy {
       refuseUpgrade(req, socket, s.answer);
       return true;
     }
+    firstSeen(s.target);
     ws.relay(req, socket, head, relayTarget(app, rest, visit, s.target));
     return true;
   }

@@ -74,6 +74,23 @@ test('a claim no request uses within queue.firstUse goes back to the pool as rea
   await fleet.stop();
 });
 
+test('a claim whose first request is still on its way at queue.firstUse (stamped, not yet answered) is used, not given back', async () => {
+  const { clock, rt, fleet, log } = setup('{ warm: 1, max: 1 }');
+  rt.autoReady = true;
+  await fleet.start();
+  await settle();
+  const r = await fleet.claim('demo', { visitor: A });
+  if (r.kind !== 'session') return assert.fail('expected a session');
+  await clock.advance(14_000);
+  r.target.traffic.firstSeen = clock.now(); // what the proxy stamps as the request sets off to a slow instance
+  await clock.advance(1000);
+  assert.equal(fleet.find(r.target.session, r.target.instanceId).kind, 'live');
+  assert.equal(log.entries.some((e) => e.type === 'returned-unused'), false);
+  await fleet.claimsRecorded();
+  assert.equal(rt.instances.get(r.target.instanceId)!.claim?.session, r.target.session, 'final: recorded on the engine');
+  await fleet.stop();
+});
+
 test('a ticket is held by one waiter only; a guessed ticket, another\'s ticket or a ticket as a collect token gets nothing', async () => {
   const { rt, fleet } = setup('{ warm: 0, max: 1 }');
   await fleet.start();
