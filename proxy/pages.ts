@@ -127,11 +127,16 @@ const WAITING_SCRIPT = `(function () {
   es.onerror = function () { if (es.readyState === 2) go(root, 2000); };
 })();`;
 
+/**
+ * The waiting page. Without JavaScript its <noscript> refresh goes at once to the held-request URL:
+ * the browser keeps showing this page while that navigation waits in line, and lands in the app
+ * when it is answered (or gets this page again, with a new ticket, after queue.hold).
+ */
 export function waitingPage(o: { app: string; line: LineStatus; waitUrl: string; rootUrl: string; nonce: string }): string {
   const t = waitingText(o.app, o.line);
   return page({
     title: `Waiting for ${o.app}`,
-    noscriptRefresh: { seconds: 1, url: o.waitUrl },
+    noscriptRefresh: { seconds: 0, url: o.waitUrl },
     script: { nonce: o.nonce, code: WAITING_SCRIPT },
     body: `<main id="wp" data-wait="${esc(o.waitUrl)}" data-root="${esc(o.rootUrl)}">
 <p id="wp-headline">${esc(t.headline)}</p>

@@ -120,6 +120,19 @@ apps:
     assert.deepEqual(problems, [], 'no script error, nothing refused by the CSP');
     assert.equal(fleet.status()[0]!.queued, 0);
     await context.close();
+
+    // Without JavaScript: the <noscript> refresh holds the place with a held navigation.
+    const plain = await browser.newContext({ javaScriptEnabled: false });
+    const page2 = await plain.newPage();
+    const shown = await page2.goto(`${p.url}/demo/`, { waitUntil: 'commit' });
+    assert.equal(shown?.status(), 503, 'the waiting page, shown while its refresh\'s navigation is held');
+    await until('the held navigation to hold its place', () => (fleet.status()[0]!.queued === 1 ? true : undefined));
+    await fleet.end(session.id, 'admin'); // the first student leaves; a new instance starts
+    await until('a new instance', () => (rt.live.length === 1 && rt.live[0] !== session.member.id ? true : undefined));
+    rt.print(rt.live[0]!, 'READY');
+    await page2.waitForURL(new RegExp(`/demo/edit\\?id=${s.notebookId}$`), { timeout: 30_000 });
+    assert.equal(fleet.liveSessions().length, 1);
+    await plain.close();
   } finally {
     await browser.close();
     await p.close();

@@ -140,7 +140,7 @@ describe('through the real fleet (process runtime)', () => {
     // A browser with JavaScript opens the page's stream; one without follows the <noscript> refresh, which is held.
     const stream = await openEventStream(`${w.url}${/data-wait="([^"]+)"/.exec(first.text)![1]!}`);
     assert.equal((await stream.next('line')).data.position, 1);
-    const refresh = /<noscript><meta http-equiv="refresh" content="1;url=([^"]+)"><\/noscript>/.exec(second.text)![1]!.replace(/&amp;/g, '&');
+    const refresh = /<noscript><meta http-equiv="refresh" content="0;url=([^"]+)"><\/noscript>/.exec(second.text)![1]!.replace(/&amp;/g, '&');
     assert.match(refresh, /^\/demo\/\?wait=/);
     const held = request(`${w.url}${refresh}`, { jar: nojs, headers: { accept: 'text/html' } });
     const ready = await stream.next('ready', 20_000);

@@ -258,7 +258,7 @@ describe('pages', () => {
     const wait = /data-wait="([^"]+)"/.exec(wa.text)![1]!;
     assert.match(wait, /^\/demo\/\?wait=[A-Za-z0-9_-]{22}$/, 'a 128-bit ticket');
     assert.match(wa.text, /You are next in line/);
-    assert.match(wa.text, new RegExp(`<noscript><meta http-equiv="refresh" content="1;url=${wait.replace(/[?]/g, '\\?')}"></noscript>`));
+    assert.match(wa.text, new RegExp(`<noscript><meta http-equiv="refresh" content="0;url=${wait.replace(/[?]/g, '\\?')}"></noscript>`));
     const stream = await openEventStream(`${p.url}${wait}`, { jar: alice });
     assert.equal(stream.status, 200);
     assert.equal(stream.headers['content-type'], 'text/event-stream; charset=utf-8');

@@ -165,7 +165,7 @@ test('the waiting page: one script by nonce, its stream, a refresh without JavaS
   assert.equal(csp, `default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-${nonce}'; connect-src 'self'; frame-ancestors 'none'`);
   assert.deepEqual([...w.body.matchAll(/<script([^>]*)>/g)].map((m) => m[1]), [` nonce="${nonce}"`], 'exactly one script, carrying the nonce');
   assert.notEqual(String(render({ kind: 'waiting', app: 'demo', ticket: 't1', line: line() }, true).headers['content-security-policy']), csp, 'a nonce per response');
-  assert.match(w.body, /<noscript><meta http-equiv="refresh" content="1;url=\/demo\/\?wait=t1"><\/noscript>/);
+  assert.match(w.body, /<noscript><meta http-equiv="refresh" content="0;url=\/demo\/\?wait=t1"><\/noscript>/);
   assert.match(w.body, /data-wait="\/demo\/\?wait=t1"/);
   assert.match(w.body, /number 3 in line/);
   assert.match(w.body, /a new one is being started for you/);
