@@ -75,6 +75,7 @@ apps:
     assert.doesNotMatch(hops.map((h) => JSON.stringify(h.reply.headers) + h.reply.text).join(''), /secret=/, 'no secret reaches the visitor');
 
     const [session] = wp.fleet.liveSessions();
+    await wp.fleet.claimsRecorded(); // recorded at the claim's first use (the deep link's answer), in the background
     const [mine] = await idsByLabel([SELECT, `warmpool.instance=${session!.target.instanceId}`], { all: false });
     assert.ok((await inspectContainer(mine!)).Name.includes('.claimed-'), 'the claim is recorded on the engine (container name)');
 
