@@ -22,7 +22,10 @@ export class UpstreamProtocolError extends Error {
 
 export type Framing = 'none' | 'length' | 'chunked' | 'close';
 
-/** Response heads (and trailer sections) above this size are refused: a runaway or hostile instance. */
+/**
+ * Response heads (and trailer sections) above this size are refused: a runaway or hostile instance.
+ * A limit, not a parse rule: Node's own client stops at 16 KiB (--max-http-header-size).
+ */
 export const MAX_HEAD_BYTES = 64 * 1024;
 const MAX_CHUNK_LINE = 4096;
 const MAX_CHUNK_SIZE = 2 ** 48;
