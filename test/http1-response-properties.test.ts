@@ -186,6 +186,19 @@ describe('response parser properties', () => {
     }), { numRuns: 300 });
   });
 
+  test('a long head trickled in byte by byte reads as it does whole; one over the limit is refused', () => {
+    const fieldsOf = (n: number) => Array.from({ length: n }, (_, k) => `X-Field-${k}: ${'v'.repeat(k % 50)}\r\n`).join('');
+    const long = text(`HTTP/1.1 200 OK\r\n${fieldsOf(400)}Content-Length: 3\r\n\r\nabc`);
+    const m = { headOnly: false, upgrade: false };
+    const whole = run([long], m);
+    assert.equal(whole.refused, false);
+    assert.equal(whole.heads[0]!.headers.length, 401);
+    assert.deepEqual(run(byteByByte(long), m), whole);
+    fc.assert(fc.property(fc.array(fc.nat(), { maxLength: 40 }), (cuts) => { assert.deepEqual(run(cutAt(long, cuts), m), whole); }), { numRuns: 50 });
+    const over = text(`HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`);
+    assert.equal(run(byteByByte(over), m).refused, true);
+  });
+
   test('constructor, __proto__ and toString are headers like any other', () => {
     const msg = 'HTTP/1.1 200 OK\r\nConstructor: a\r\n__proto__: b\r\ntoString: c\r\n__proto__: d\r\nhasOwnProperty: e\r\nContent-Length: 2\r\n\r\nhi';
     let headers: Record<string, string | string[]> = {};

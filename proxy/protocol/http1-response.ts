@@ -202,7 +202,9 @@ export class ResponseParser {
   private state = S.Idle;
   private headOnly = false;
   private upgrade = false;
+  /** A head begun in earlier reads: its first partialLength bytes (room to grow, so a trickled head is not copied per byte). */
   private partial: Buffer | null = null;
+  private partialLength = 0;
   /** Content-Length bytes, or the current chunk's bytes, still to come. */
   private remaining = 0;
   /** Bytes of the current chunk-size line or trailer section. */
@@ -220,6 +222,7 @@ export class ResponseParser {
     this.upgrade = upgrade;
     this.state = S.Head;
     this.partial = null;
+    this.partialLength = 0;
     this.keepAlive = true;
   }
 
@@ -228,6 +231,7 @@ export class ResponseParser {
     this.state = S.Dead;
     this.handler = null;
     this.partial = null;
+    this.partialLength = 0;
   }
 
   /** Waiting for (more of) a response head. */
@@ -317,28 +321,38 @@ export class ResponseParser {
 
   /** Finds the end of the head (possibly across reads), parses it, returns the offset after it. */
   private head(buf: Buffer, i: number): number {
-    let data = buf;
-    let start = i;
-    let from = i;
-    const prior = this.partial;
-    if (prior) {
-      data = Buffer.concat([prior, i === 0 ? buf : buf.subarray(i)]);
-      start = 0;
-      from = Math.max(0, prior.length - 3);
-    }
+    const before = this.partialLength;
+    // The head so far: this read from i on, or the kept bytes with this read appended.
+    const data = before > 0 ? this.keep(buf, i) : buf;
+    const start = before > 0 ? 0 : i;
+    const from = before > 0 ? Math.max(0, before - 3) : i;
     const end = data.indexOf(CRLFCRLF, from);
     if (end < 0) {
       if (data.length - start > MAX_HEAD_BYTES) throw new UpstreamProtocolError(`response head larger than ${MAX_HEAD_BYTES} bytes`);
       // A head using bare LF line ends would never match CRLFCRLF: refuse it now, not at 64 KiB.
       checkLineEnds(data, start, from);
-      this.partial = start === 0 && data !== buf ? data : Buffer.from(data.subarray(start));
+      if (before === 0) this.keep(buf, i);
       return buf.length;
     }
     if (end + 4 - start > MAX_HEAD_BYTES) throw new UpstreamProtocolError(`response head larger than ${MAX_HEAD_BYTES} bytes`);
     this.partial = null;
-    const consumed = prior ? i + (end + 4 - prior.length) : end + 4;
+    this.partialLength = 0;
     this.parseHead(data.toString('latin1', start, end));
-    return consumed;
+    return before > 0 ? i + (end + 4 - before) : end + 4;
+  }
+
+  /** Appends buf[i..] to the partial head, growing its room by doubling; returns the head so far. */
+  private keep(buf: Buffer, i: number): Buffer {
+    const need = this.partialLength + buf.length - i;
+    let p = this.partial;
+    if (!p || p.length < need) {
+      const grown = Buffer.allocUnsafe(Math.max(need, Math.min(2 * (p?.length ?? 0), MAX_HEAD_BYTES + 4), 256));
+      if (p) p.copy(grown, 0, 0, this.partialLength);
+      p = this.partial = grown;
+    }
+    buf.copy(p, this.partialLength, i);
+    this.partialLength = need;
+    return p.subarray(0, need);
   }
 
   private parseHead(s: string): void {
