@@ -6,6 +6,8 @@ export const UNIT_LANE = [
   'config',
   'docker-labels',
   'frames',
+  'http1-response-differential',
+  'http1-response-properties',
   'pool',
   'proxy-cookie',
   'proxy-http',
