@@ -16,6 +16,7 @@ import { loadConfig, type WarmpoolConfig } from './pool/config.js';
 import { systemClock, type Clock } from './pool/clock.js';
 import { Fleet } from './pool/fleet.js';
 import { PortAllocator } from './pool/ports.js';
+import { privateDir } from './pool/private-dir.js';
 import type { Runtime } from './pool/runtime.js';
 import { ProcessRuntime } from './pool/runtimes/process.js';
 import { JsonlTrafficLog, type TrafficLogSink } from './pool/traffic-log.js';
@@ -56,6 +57,7 @@ export async function createWarmpool(config: WarmpoolConfig | string, opts: Warm
   const cfg = typeof config === 'string' ? loadConfig(config, env) : config;
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? ((m: string) => console.error(`warmpool: ${m}`));
+  privateDir(resolve(cfg.stateDir)); // cookie key, process state: warmpool's alone
   const runtimes = opts.runtimes ?? (await buildRuntimes(cfg, log));
   const trafficLog = opts.trafficLog ?? new JsonlTrafficLog(resolve(cfg.log.dir), cfg.log.rotateBytes);
   const fleet = new Fleet({ config: cfg, runtimes, clock, log, trafficLog });

@@ -1,13 +1,15 @@
 // Runtime `process`: instances are local child processes on allocated 127.0.0.1 ports — the
 // embedded default, no Docker needed. Each child is detached into its own process group and
 // described by a state file, so a restarted warmpool finds (and adopts) what an earlier run left.
+// State files and output are warmpool's alone (folders 0700, files 0600).
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { AppConfig } from '../config.js';
 import { WarmpoolError, errorMessage } from '../errors.js';
 import type { PortAllocator } from '../ports.js';
+import { privateDir } from '../private-dir.js';
 import type { ClaimMark, InstanceRecord, InstanceSpec, Runtime } from '../runtime.js';
 
 interface StateFile {
@@ -41,7 +43,9 @@ export class ProcessRuntime implements Runtime {
 
   constructor(private readonly opts: ProcessRuntimeOptions) {
     this.dir = resolve(opts.stateDir, 'process', opts.deployment);
-    mkdirSync(this.dir, { recursive: true });
+    privateDir(resolve(opts.stateDir));
+    privateDir(resolve(opts.stateDir, 'process'));
+    privateDir(this.dir);
   }
 
   async create(app: AppConfig, spec: InstanceSpec): Promise<InstanceRecord> {
@@ -50,7 +54,7 @@ export class ProcessRuntime implements Runtime {
     const env: Record<string, string> = { ...app.env, ...spec.env, PORT: String(port), HOST: '127.0.0.1', WARMPOOL_INSTANCE: spec.instanceId };
     const argv = app.command.map((a) => a.replaceAll('{port}', String(port)));
     const logPath = this.path(spec.instanceId, 'log');
-    const out = openSync(logPath, 'a');
+    const out = openSync(logPath, 'a', 0o600);
     let child: ChildProcess;
     try {
       child = spawn(argv[0]!, argv.slice(1), {
