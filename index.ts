@@ -16,8 +16,10 @@ import { loadConfig, type WarmpoolConfig } from './pool/config.js';
 import { systemClock, type Clock } from './pool/clock.js';
 import { Fleet } from './pool/fleet.js';
 import { PortAllocator } from './pool/ports.js';
+import { privateDir } from './pool/private-dir.js';
 import type { Runtime } from './pool/runtime.js';
 import { ProcessRuntime } from './pool/runtimes/process.js';
+import { ProcessUsers, isolationPlan } from './pool/runtimes/process-users.js';
 import { JsonlTrafficLog, type TrafficLogSink } from './pool/traffic-log.js';
 import { createProxy } from './proxy/index.js';
 import { loadKeys } from './proxy/cookie.js';
@@ -56,6 +58,7 @@ export async function createWarmpool(config: WarmpoolConfig | string, opts: Warm
   const cfg = typeof config === 'string' ? loadConfig(config, env) : config;
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? ((m: string) => console.error(`warmpool: ${m}`));
+  privateDir(resolve(cfg.stateDir)); // cookie key, process state: warmpool's alone
   const runtimes = opts.runtimes ?? (await buildRuntimes(cfg, log));
   const trafficLog = opts.trafficLog ?? new JsonlTrafficLog(resolve(cfg.log.dir), cfg.log.rotateBytes);
   const fleet = new Fleet({ config: cfg, runtimes, clock, log, trafficLog });
@@ -82,7 +85,12 @@ export async function buildRuntimes(cfg: WarmpoolConfig, log: (m: string) => voi
   const ports = new PortAllocator(cfg.ports.from, cfg.ports.to);
   const out: Partial<Record<'process' | 'docker', Runtime>> = {};
   const kinds = new Set(cfg.apps.map((a) => a.runtime));
-  if (kinds.has('process')) out.process = new ProcessRuntime({ deployment: cfg.deployment, ports, stateDir: resolve(cfg.stateDir) });
+  if (kinds.has('process')) {
+    const plan = isolationPlan(cfg.processUsers, process.geteuid?.());
+    if (plan.kind === 'shared') log(`WARNING: ${plan.warning}`);
+    const users = plan.kind === 'isolate' ? new ProcessUsers(plan.users) : undefined;
+    out.process = new ProcessRuntime({ deployment: cfg.deployment, ports, stateDir: resolve(cfg.stateDir), users });
+  }
   if (kinds.has('docker')) {
     const { DockerRuntime } = await import('./pool/runtimes/docker.js');
     out.docker = new DockerRuntime({ deployment: cfg.deployment, ports, log });

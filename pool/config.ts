@@ -81,6 +81,22 @@ export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
   upstreamConnectionsPerInstance: 32,
 });
 
+/**
+ * Runtime `process`, when warmpool runs as root: each instance runs under its own uid (gid the same
+ * number) taken from this range, so instances cannot read each other's environment or files.
+ */
+export interface ProcessUsersConfig {
+  uidFrom: number;
+  count: number;
+}
+
+/**
+ * Default: the first 10,000 uids of the range systemd leaves unused (1879048192–2147352575, see
+ * https://systemd.io/UIDS-GIDS/), so no system, regular, DynamicUser= or container uid is met. It
+ * stays below 2^31: Node's spawn takes an int32 uid.
+ */
+export const DEFAULT_PROCESS_USERS: Readonly<ProcessUsersConfig> = Object.freeze({ uidFrom: 1879048192, count: 10_000 });
+
 export interface WarmpoolConfig {
   host: string;
   port: number;
@@ -95,6 +111,8 @@ export interface WarmpoolConfig {
   stateDir: string;
   /** Leave instances running on SIGTERM/SIGINT (they are adopted on the next start). */
   keepOnExit: boolean;
+  /** Per-instance uids for runtime process (used when warmpool runs as root); false: instances run as warmpool's own user. */
+  processUsers: ProcessUsersConfig | false;
   log: { dir: string; rotateBytes: number };
   /** Limits of the public listener and the relay. */
   relay: RelayLimits;
@@ -219,7 +237,7 @@ export function parseBytes(v: unknown): number | undefined {
   return Math.round(parseFloat(m[1]!) * mult);
 }
 
-const TOP_KEYS = ['listen', 'deployment', 'landing', 'trustedProxies', 'ports', 'stateDir', 'keepOnExit', 'log', 'relay', 'apps'] as const;
+const TOP_KEYS = ['listen', 'deployment', 'landing', 'trustedProxies', 'ports', 'stateDir', 'keepOnExit', 'processUsers', 'log', 'relay', 'apps'] as const;
 const RELAY_KEYS = ['headerSize', 'headerTimeout', 'websocketsPerSession', 'connectionsPerAddress', 'upstreamConnectionsPerInstance'] as const;
 const APP_KEYS = ['name', 'runtime', 'command', 'cwd', 'image', 'args', 'port', 'env', 'deepLink', 'prefix', 'pool', 'readiness', 'limits', 'network', 'idleTimeout', 'maxLifetime', 'grace', 'classifier', 'secret'] as const;
 
@@ -273,7 +291,26 @@ export function validateConfig(raw: unknown, source = 'config', env: NodeJS.Proc
     if (seen.has(a.name)) v.fail(`apps[${i}].name`, a.name, 'app names must be unique');
     seen.add(a.name);
   });
-  return { host, port, deployment, landingRedirect, trustedProxies, ports: { from, to }, stateDir, keepOnExit, log, relay, apps };
+  const processUsers = validateProcessUsers(v, top.processUsers, apps);
+  return { host, port, deployment, landingRedirect, trustedProxies, ports: { from, to }, stateDir, keepOnExit, processUsers, log, relay, apps };
+}
+
+/** Highest uid a range may reach: Node's spawn takes an int32 uid. */
+const UID_MAX = 2147483646;
+
+function validateProcessUsers(v: V, raw: unknown, apps: AppConfig[]): ProcessUsersConfig | false {
+  if (raw === false) return false;
+  if (raw === undefined || raw === true) return { ...DEFAULT_PROCESS_USERS };
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) v.fail('processUsers', raw, 'expected false (off) or a mapping { uidFrom, count }');
+  const o = v.obj('processUsers', raw, ['uidFrom', 'count']);
+  const uidFrom = o.uidFrom === undefined ? DEFAULT_PROCESS_USERS.uidFrom : v.int('processUsers.uidFrom', o.uidFrom, 1000, UID_MAX);
+  const count = o.count === undefined ? Math.min(DEFAULT_PROCESS_USERS.count, UID_MAX - uidFrom + 1) : v.int('processUsers.count', o.count, 1, UID_MAX - uidFrom + 1);
+  const last = uidFrom + count - 1;
+  // 65534 is nobody (NFS and user namespaces map strangers to it), 65535 the 16-bit (uid_t)-1.
+  if (uidFrom <= 65535 && last >= 65534) v.fail('processUsers', raw, `the range ${uidFrom}-${last} includes 65534 (nobody) or 65535; allowed: a range of uids from 1000 up that leaves both out`);
+  const needed = apps.filter((a) => a.runtime === 'process').reduce((n, a) => n + a.pool.max, 0);
+  if (count < needed) v.fail('processUsers.count', count, `the process apps may run ${needed} instances at once (the sum of their pool.max); allowed: at least ${needed}`);
+  return { uidFrom, count };
 }
 
 function validateApp(v: V, at: string, raw: unknown): AppConfig {

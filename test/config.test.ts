@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_RELAY_LIMITS, loadConfig, parseConfig, parseDuration, parseBytes } from '../pool/config.js';
+import { DEFAULT_PROCESS_USERS, DEFAULT_RELAY_LIMITS, loadConfig, parseConfig, parseDuration, parseBytes } from '../pool/config.js';
 
 const minimal = `
 apps:
@@ -95,6 +95,13 @@ const bad: [string, string, RegExp][] = [
   ['relay head size too small', `relay: { headerSize: 10 }\n${minimal}`, /relay\.headerSize is 10; expected a size like 16k or 64k, from 1024 to 1048576 bytes/],
   ['relay WebSockets per session zero', `relay: { websocketsPerSession: 0 }\n${minimal}`, /relay\.websocketsPerSession is 0; expected an integer from 1 to 10000/],
   ['relay head timeout', `relay: { headerTimeout: forever }\n${minimal}`, /relay\.headerTimeout is "forever"; expected a duration/],
+  ['processUsers not a mapping', `processUsers: 61000\n${minimal}`, /processUsers is 61000; expected false \(off\) or a mapping \{ uidFrom, count \}/],
+  ['processUsers unknown key', `processUsers: { from: 61000 }\n${minimal}`, /processUsers\.from is 61000; unknown key; allowed keys here: uidFrom, count/],
+  ['processUsers system uid', `processUsers: { uidFrom: 500 }\n${minimal}`, /processUsers\.uidFrom is 500; expected an integer from 1000 to 2147483646/],
+  ['processUsers past int32', `processUsers: { uidFrom: 2147483000, count: 1000 }\n${minimal}`, /processUsers\.count is 1000; expected an integer from 1 to 647/],
+  ['processUsers count zero', `processUsers: { uidFrom: 70000, count: 0 }\n${minimal}`, /processUsers\.count is 0; expected an integer from 1/],
+  ['processUsers over nobody', `processUsers: { uidFrom: 65000, count: 1000 }\n${minimal}`, /processUsers is \{"uidFrom":65000,"count":1000\}; the range 65000-65999 includes 65534 \(nobody\)/],
+  ['processUsers fewer than the instances', `processUsers: { uidFrom: 70000, count: 15 }\napps:\n  - name: a\n    command: [x]\n    pool: { warm: 2, max: 10 }\n  - name: b\n    command: [y]\n    pool: { warm: 2, max: 10 }`, /processUsers\.count is 15; the process apps may run 20 instances at once \(the sum of their pool\.max\); allowed: at least 20/],
 ];
 
 for (const [what, yaml, msg] of bad) {
@@ -112,6 +119,17 @@ test('relay limits: defaults, and each one set from YAML', () => {
   assert.deepEqual(parseConfig(minimal).relay, DEFAULT_RELAY_LIMITS);
   const c = parseConfig(`relay: { headerSize: 32k, headerTimeout: 5s, websocketsPerSession: 4, connectionsPerAddress: 600, upstreamConnectionsPerInstance: 8 }\n${minimal}`);
   assert.deepEqual(c.relay, { headerBytes: 32 * 1024, headerTimeoutMs: 5000, websocketsPerSession: 4, connectionsPerAddress: 600, upstreamConnectionsPerInstance: 8 });
+});
+
+test('processUsers: on by default (a range systemd leaves unused), false turns it off, a range of one\'s own', () => {
+  assert.deepEqual(parseConfig(minimal).processUsers, { uidFrom: 1879048192, count: 10_000 });
+  assert.deepEqual(DEFAULT_PROCESS_USERS, { uidFrom: 1879048192, count: 10_000 });
+  assert.equal(parseConfig(`processUsers: false\n${minimal}`).processUsers, false);
+  assert.deepEqual(parseConfig(`processUsers: true\n${minimal}`).processUsers, DEFAULT_PROCESS_USERS);
+  assert.deepEqual(parseConfig(`processUsers: { uidFrom: 70000, count: 500 }\n${minimal}`).processUsers, { uidFrom: 70000, count: 500 });
+  assert.deepEqual(parseConfig(`processUsers: { uidFrom: 2147480000 }\n${minimal}`).processUsers, { uidFrom: 2147480000, count: 3647 }, 'count defaults to what fits');
+  // Docker apps need no uids.
+  assert.deepEqual(parseConfig(`processUsers: { uidFrom: 70000, count: 1 }\napps:\n  - name: d\n    runtime: docker\n    image: x\n    pool: { max: 50 }`).processUsers, { uidFrom: 70000, count: 1 });
 });
 
 test('durations and sizes', () => {

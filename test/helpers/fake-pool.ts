@@ -43,6 +43,7 @@ export function warmpoolConfig(apps: AppConfig[], o: Omit<Partial<WarmpoolConfig
     ports: { from: 20000, to: 29999 },
     stateDir: '/tmp/warmpool-test-state',
     keepOnExit: false,
+    processUsers: false,
     log: { dir: '/tmp/warmpool-test-state/log', rotateBytes: 64 * 1024 * 1024 },
     apps,
     ...rest,
