@@ -113,10 +113,38 @@ export interface WarmpoolConfig {
   keepOnExit: boolean;
   /** Per-instance uids for runtime process (used when warmpool runs as root); false: instances run as warmpool's own user. */
   processUsers: ProcessUsersConfig | false;
-  log: { dir: string; rotateBytes: number };
+  log: LogConfig;
   /** Limits of the public listener and the relay. */
   relay: RelayLimits;
   apps: AppConfig[];
+  /** The admin surface's own listener (admin/). Optional for configs built in code; validateConfig always sets it. */
+  admin?: AdminConfig;
+}
+
+/** How visitor addresses are written to the traffic log. */
+export type AddressMode = 'full' | 'truncate' | 'hash';
+
+export interface LogConfig {
+  dir: string;
+  rotateBytes: number;
+  /** full (default); truncate: IPv4 to /24, IPv6 to /48; hash: keyed HMAC (key kept in stateDir). */
+  addresses?: AddressMode;
+  /** Log files whose last possible entry is older than this are removed, ms; unset: kept forever. */
+  retentionMs?: number;
+}
+
+/**
+ * The admin surface (dashboard, JSON API, /metrics): its own listener, because notebooks run
+ * arbitrary JavaScript on the public origin. On only when a token is set (WARMPOOL_ADMIN_TOKEN[_FILE])
+ * or generateToken is true.
+ */
+export interface AdminConfig {
+  host: string;
+  port: number;
+  /** Also serve it on the public listener under /_warmpool/admin/ (same token). Default false. */
+  public: boolean;
+  /** No token in the environment: make one up at each start and print the dashboard URL with it (the demo). */
+  generateToken: boolean;
 }
 
 const NAME_RE = /^[a-z0-9][a-z0-9-]{0,39}$/;
@@ -193,7 +221,7 @@ class V {
   }
   duration(path: string, v: unknown, min = 0): number {
     const ms = parseDuration(v);
-    if (ms === undefined || ms < min) this.fail(path, v, `expected a duration like 90s, 20m, 1h30m or a number of seconds${min ? `, at least ${min} ms` : ''}`);
+    if (ms === undefined || ms < min) this.fail(path, v, `expected a duration like 90s, 20m, 1h30m, 30d or a number of seconds${min ? `, at least ${min} ms` : ''}`);
     return ms;
   }
   /** A byte size (`16k`, `64kb`, a number of bytes) from min to max. */
@@ -222,10 +250,10 @@ function show(v: unknown): string {
 export function parseDuration(v: unknown): number | undefined {
   if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.round(v * 1000) : undefined;
   if (typeof v !== 'string') return undefined;
-  const m = /^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$/.exec(v.trim());
+  const m = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$/.exec(v.trim());
   if (!m || v.trim() === '') return undefined;
-  const [, h, mi, s, ms] = m;
-  return ((+(h ?? 0) * 60 + +(mi ?? 0)) * 60 + +(s ?? 0)) * 1000 + +(ms ?? 0);
+  const [, d, h, mi, s, ms] = m;
+  return (((+(d ?? 0) * 24 + +(h ?? 0)) * 60 + +(mi ?? 0)) * 60 + +(s ?? 0)) * 1000 + +(ms ?? 0);
 }
 
 export function parseBytes(v: unknown): number | undefined {
@@ -237,7 +265,7 @@ export function parseBytes(v: unknown): number | undefined {
   return Math.round(parseFloat(m[1]!) * mult);
 }
 
-const TOP_KEYS = ['listen', 'deployment', 'landing', 'trustedProxies', 'ports', 'stateDir', 'keepOnExit', 'processUsers', 'log', 'relay', 'apps'] as const;
+const TOP_KEYS = ['listen', 'deployment', 'landing', 'trustedProxies', 'ports', 'stateDir', 'keepOnExit', 'processUsers', 'log', 'relay', 'apps', 'admin'] as const;
 const RELAY_KEYS = ['headerSize', 'headerTimeout', 'websocketsPerSession', 'connectionsPerAddress', 'upstreamConnectionsPerInstance'] as const;
 const APP_KEYS = ['name', 'runtime', 'command', 'cwd', 'image', 'args', 'port', 'env', 'deepLink', 'prefix', 'pool', 'readiness', 'limits', 'network', 'idleTimeout', 'maxLifetime', 'grace', 'classifier', 'secret'] as const;
 
@@ -267,11 +295,14 @@ export function validateConfig(raw: unknown, source = 'config', env: NodeJS.Proc
 
   const stateDir = top.stateDir === undefined ? '.state' : v.str('stateDir', top.stateDir);
   const keepOnExit = top.keepOnExit === undefined ? false : v.bool('keepOnExit', top.keepOnExit);
-  const lg = v.obj('log', top.log ?? {}, ['dir', 'rotateSize']);
-  const log = {
+  const lg = v.obj('log', top.log ?? {}, ['dir', 'rotateSize', 'addresses', 'retention']);
+  const log: LogConfig = {
     dir: lg.dir === undefined ? `${stateDir}/log` : v.str('log.dir', lg.dir),
     rotateBytes: lg.rotateSize === undefined ? 64 * 1024 * 1024 : v.bytes('log.rotateSize', lg.rotateSize),
+    addresses: lg.addresses === undefined ? 'full' : v.oneOf('log.addresses', lg.addresses, ['full', 'truncate', 'hash'] as const),
   };
+  // At least a day: files are per UTC day, and the one being written must never be removed.
+  if (lg.retention !== undefined) log.retentionMs = v.duration('log.retention', lg.retention, 86_400_000);
 
   const rl = v.obj('relay', top.relay ?? {}, RELAY_KEYS);
   const d = DEFAULT_RELAY_LIMITS;
@@ -292,7 +323,27 @@ export function validateConfig(raw: unknown, source = 'config', env: NodeJS.Proc
     seen.add(a.name);
   });
   const processUsers = validateProcessUsers(v, top.processUsers, apps);
-  return { host, port, deployment, landingRedirect, trustedProxies, ports: { from, to }, stateDir, keepOnExit, processUsers, log, relay, apps };
+  const admin = validateAdmin(v, top.admin, port, env);
+  return { host, port, deployment, landingRedirect, trustedProxies, ports: { from, to }, stateDir, keepOnExit, processUsers, log, relay, apps, admin };
+}
+
+function validateAdmin(v: V, raw: unknown, publicPort: number, env: NodeJS.ProcessEnv): AdminConfig {
+  const a = v.obj('admin', raw ?? {}, ['host', 'port', 'public', 'generateToken']);
+  let host = a.host === undefined ? '127.0.0.1' : v.str('admin.host', a.host);
+  let port = a.port === undefined ? 8081 : v.int('admin.port', a.port, 0, 65535);
+  if (env.WARMPOOL_ADMIN_HOST) host = v.str('WARMPOOL_ADMIN_HOST (env)', env.WARMPOOL_ADMIN_HOST);
+  if (env.WARMPOOL_ADMIN_PORT !== undefined && env.WARMPOOL_ADMIN_PORT !== '') {
+    port = v.int('WARMPOOL_ADMIN_PORT (env)', /^\d+$/.test(env.WARMPOOL_ADMIN_PORT) ? Number(env.WARMPOOL_ADMIN_PORT) : env.WARMPOOL_ADMIN_PORT, 0, 65535);
+  }
+  if (port !== 0 && port === publicPort) {
+    v.fail('admin.port', port, `the admin listener needs a port of its own (listen.port is ${publicPort}); allowed: any other port, or 0 for a free one; to serve the admin surface on the public port as well, set admin.public: true`);
+  }
+  return {
+    host,
+    port,
+    public: a.public === undefined ? false : v.bool('admin.public', a.public),
+    generateToken: a.generateToken === undefined ? false : v.bool('admin.generateToken', a.generateToken),
+  };
 }
 
 /** Highest uid a range may reach: Node's spawn takes an int32 uid. */

@@ -8,12 +8,13 @@
 //   await fleet.stop();             // removes every instance unless config.keepOnExit
 
 import { LRUCache } from 'lru-cache';
-import type { ClaimResult, EndReason, FindResult, PoolApi, SessionTarget, SessionTraffic } from './api.js';
+import type { ClaimResult, EndReason, FindResult, PoolApi, PoolHealth, SessionTarget, SessionTraffic } from './api.js';
 import type { AppConfig, RuntimeKind, WarmpoolConfig } from './config.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { WarmpoolError, errorMessage, isWarmpoolError } from './errors.js';
 import { sessionId as newSessionId } from './ids.js';
 import { Reaper, type DeadlineReason, type ReapableSession } from './reaper.js';
+import { poolHealthState, sessionView, type SessionView } from './session-view.js';
 import type { ClaimMark, InstanceRecord, Runtime } from './runtime.js';
 import type { TrafficLogSink } from './traffic-log.js';
 import { WarmPool, type Member, type PoolStatus } from './warm-pool.js';
@@ -140,6 +141,7 @@ export class Fleet implements PoolApi {
   async claim(appName: string, opts: { ticket?: string; visitor?: string } = {}): Promise<ClaimResult> {
     const pool = this.pools.get(appName);
     if (!pool) throw new WarmpoolError('APP_UNKNOWN', `no app named ${appName}`, { hint: `known apps: ${[...this.pools.keys()].join(', ')}` });
+    if (pool.draining) throw new WarmpoolError('POOL_STOPPED', `app ${appName} is draining: it takes no new visitors`, { hint: 'an admin can resume it' });
     const out = pool.claim(opts.ticket);
     if (out.kind === 'queued') {
       return { kind: 'queued', ticket: out.ticket, position: out.position, retryAfterMs: Math.min(5000, 1000 + 500 * out.position) };
@@ -379,4 +381,79 @@ export class Fleet implements PoolApi {
   }
 
   private changed(): void { for (const fn of this.changeListeners) fn(); }
+
+  // ---- What the admin surface (admin/) reads and does, and health for /_warmpool/healthz. ----
+
+  /** Live sessions as plain data: traffic counters, last user activity and the deadlines that will end them. */
+  sessionsView(): SessionView[] {
+    const now = this.clock.now();
+    return [...this.sessions.values()].map((s) => sessionView(s, now));
+  }
+
+  /** Each pool's counts with the operator's targets (warm is the target to restore while draining). */
+  poolsView(): (PoolStatus & { draining: boolean })[] {
+    return [...this.pools.values()].map((p) => ({ ...p.status(), ...p.targets() }));
+  }
+
+  isLive(session: string): boolean { return this.sessions.has(session); }
+
+  /** Sets an app's warm target and/or max until restart. Throws APP_UNKNOWN, BAD_REQUEST. */
+  resize(app: string, to: { warm?: number; max?: number }): { warm: number; max: number } {
+    const r = this.poolOf(app).resize(to);
+    this.o.log?.(`${app}: resized by an admin to warm ${r.warm}, max ${r.max}`);
+    return r;
+  }
+
+  /** Stops (on) or resumes (off) new claims of an app; its sessions go on. Throws APP_UNKNOWN. */
+  drain(app: string, on: boolean): void {
+    const p = this.poolOf(app);
+    if (p.draining === on) return;
+    p.drain(on);
+    this.o.log?.(`${app}: ${on ? 'draining (no new visitors) on an admin\'s word' : 'taking visitors again on an admin\'s word'}`);
+  }
+
+  /** Replaces an app's unclaimed instances; claimed ones are not touched. Returns the ids replaced. Throws APP_UNKNOWN. */
+  refresh(app: string): string[] {
+    const ids = this.poolOf(app).refresh();
+    this.o.log?.(`${app}: refreshed by an admin: replacing ${ids.length} unclaimed instance(s)`);
+    return ids;
+  }
+
+  private poolOf(app: string): WarmPool {
+    const p = this.pools.get(app);
+    if (!p) throw new WarmpoolError('APP_UNKNOWN', `no app named ${app}`, { hint: `known apps: ${[...this.pools.keys()].join(', ')}` });
+    return p;
+  }
+
+  /** Last engine check per runtime, and the one in flight: many health probes share one list() call. */
+  private readonly engineChecks = new Map<Runtime, { reachable: boolean; error?: string; checkedAt: number }>();
+  private engineCheck?: Promise<void>;
+
+  /**
+   * Engine reachability (a list() call per runtime, at most once per maxAgeMs) and each pool's state.
+   * Not ok when an engine is unreachable or a pool is failing.
+   */
+  async health(maxAgeMs = 5000): Promise<PoolHealth> {
+    const now = this.clock.now();
+    const runtimes = [...new Set(this.o.config.apps.map((a) => this.o.runtimes[a.runtime]!))];
+    const stale = runtimes.some((rt) => (this.engineChecks.get(rt)?.checkedAt ?? -Infinity) + maxAgeMs <= now);
+    if (stale) {
+      this.engineCheck ??= Promise.all(runtimes.map(async (rt) => {
+        try {
+          await rt.list();
+          this.engineChecks.set(rt, { reachable: true, checkedAt: this.clock.now() });
+        } catch (e) {
+          this.engineChecks.set(rt, { reachable: false, error: errorMessage(e), checkedAt: this.clock.now() });
+        }
+      })).then(() => { this.engineCheck = undefined; });
+      await this.engineCheck;
+    }
+    const engines = runtimes.map((rt) => ({ runtime: rt.kind, ...this.engineChecks.get(rt)! }));
+    const pools = [...this.pools.values()].map((p) => {
+      const s = p.status();
+      const state = poolHealthState(s, p.draining);
+      return { app: s.app, state, canServe: state === 'ok' || state === 'warming', ready: s.ready, lastError: s.lastError };
+    });
+    return { ok: engines.every((e) => e.reachable) && pools.every((p) => p.state !== 'failing'), engines, pools };
+  }
 }

@@ -115,9 +115,7 @@ export function createProxy(o: ProxyOptions): Proxy {
         return true;
       case 'internal':
         if (r.path === '/healthz' || r.path.startsWith('/healthz?')) {
-          const body = JSON.stringify({ ok: !closed, apps: appNames() }) + '\n';
-          res.writeHead(closed ? 503 : 200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
-          res.end(req.method === 'HEAD' ? undefined : body);
+          healthz(req, res);
           return true;
         }
         if (o.internal?.(req, res, r.path)) return true;
@@ -141,6 +139,26 @@ export function createProxy(o: ProxyOptions): Proxy {
     }
     next!();
     return false;
+  }
+
+  /** Public: engine reachability and whether each pool can serve (pool.health), 503 when not; no session or address in it. */
+  function healthz(req: IncomingMessage, res: ServerResponse): void {
+    const send = (ok: boolean, extra: Record<string, unknown>) => {
+      const body = JSON.stringify({ ok, apps: appNames(), ...extra }) + '\n';
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    };
+    if (closed || !pool.health) {
+      send(!closed, {});
+      return;
+    }
+    pool.health().then(
+      (h) => send(h.ok && !closed, { engines: h.engines.map((e) => ({ runtime: e.runtime, reachable: e.reachable })), pools: h.pools.map((p) => ({ app: p.app, state: p.state, canServe: p.canServe, ready: p.ready })) }),
+      (e: unknown) => {
+        log?.(`health check failed: ${(e as Error)?.stack ?? String(e)}`);
+        send(false, { error: 'health check failed' });
+      },
+    );
   }
 
   function appRequest(req: IncomingMessage, res: ServerResponse, app: AppConfig, rest: string, isRoot: boolean): void {
