@@ -19,7 +19,8 @@ export type ErrorCode =
   | 'INSTANCE_EXITED'
   | 'SECRET_MISSING'
   | 'TOO_MANY'
-  | 'BAD_REQUEST';
+  | 'BAD_REQUEST'
+  | 'ADMIN_UNAUTHORIZED';
 
 export class WarmpoolError extends Error {
   readonly code: ErrorCode;
