@@ -21,12 +21,16 @@ import type { Runtime } from './pool/runtime.js';
 import { ProcessRuntime } from './pool/runtimes/process.js';
 import { ProcessUsers, isolationPlan } from './pool/runtimes/process-users.js';
 import { JsonlTrafficLog, type TrafficLogSink } from './pool/traffic-log.js';
+import { LogRetention } from './pool/log-retention.js';
+import { withAddressPolicy } from './pool/traffic-log-privacy.js';
 import { createProxy } from './proxy/index.js';
 import { loadKeys } from './proxy/cookie.js';
+import { FleetMonitor, adminToken, buildAdmin, measureClaimWaits, teeLog, type WarmpoolAdmin } from './admin/index.js';
 
 export type { WarmpoolConfig } from './pool/config.js';
 export { loadConfig, parseConfig } from './pool/config.js';
 export { Fleet } from './pool/fleet.js';
+export { listenAdmin, type WarmpoolAdmin } from './admin/index.js';
 
 export interface WarmpoolOptions {
   clock?: Clock;
@@ -48,6 +52,8 @@ export interface Warmpool {
   createServer(next?: (req: IncomingMessage, res: ServerResponse) => void): Server;
   /** Sockets the proxy holds open (client and upstream), for leak checks. */
   openSockets(): number;
+  /** The admin surface (dashboard, API, /metrics), when a token is set; listen with listenAdmin() or admin.createServer(). */
+  readonly admin?: WarmpoolAdmin;
   /** Stops the proxy and the fleet; removes instances unless config.keepOnExit (or keep). */
   close(keep?: boolean): Promise<void>;
 }
@@ -59,23 +65,48 @@ export async function createWarmpool(config: WarmpoolConfig | string, opts: Warm
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? ((m: string) => console.error(`warmpool: ${m}`));
   privateDir(resolve(cfg.stateDir)); // cookie key, process state: warmpool's alone
+  const token = adminToken(cfg, env);
   const runtimes = opts.runtimes ?? (await buildRuntimes(cfg, log));
-  const trafficLog = opts.trafficLog ?? new JsonlTrafficLog(resolve(cfg.log.dir), cfg.log.rotateBytes);
+  const fileLog = opts.trafficLog ? undefined : new JsonlTrafficLog(resolve(cfg.log.dir), cfg.log.rotateBytes);
+  const logged = withAddressPolicy(opts.trafficLog ?? fileLog!, cfg.log.addresses, resolve(cfg.stateDir));
+  // The admin surface counts what happens from the fleet's traffic log entries (admin/monitor.ts).
+  const monitor = token ? new FleetMonitor(clock) : undefined;
+  const trafficLog = monitor ? teeLog(logged, monitor) : logged;
   const fleet = new Fleet({ config: cfg, runtimes, clock, log, trafficLog });
   const keys = loadKeys(env, resolve(cfg.stateDir));
-  const proxy = createProxy({ config: cfg, pool: fleet, clock, keys, log });
+  let admin: WarmpoolAdmin | undefined;
+  const proxy = createProxy({
+    config: cfg, pool: monitor ? measureClaimWaits(fleet, clock, (app, ms) => monitor.waited(app, ms)) : fleet, clock, keys, log,
+    // admin.public: the admin surface on the public listener too, under /_warmpool/admin/ (same token).
+    internal: cfg.admin?.public ? (req, res, path) => {
+      if (!admin || !/^\/admin(?:[/?]|$)/.test(path)) return false;
+      admin.surface.handle(req, res, path.slice('/admin'.length), '/_warmpool/admin');
+      return true;
+    } : undefined,
+  });
   fleet.onInstanceRemoved((host, port) => proxy.forgetInstance(host, port));
+  if (monitor && token) {
+    admin = buildAdmin({ config: cfg, fleet, monitor, token, clock, openSockets: () => proxy.openSockets(), logDir: fileLog ? resolve(cfg.log.dir) : undefined, flushLog: fileLog && (() => fileLog.flush()), log });
+  } else {
+    log('admin surface off: no admin token (set WARMPOOL_ADMIN_TOKEN or WARMPOOL_ADMIN_TOKEN_FILE for the dashboard, JSON API and /metrics)');
+  }
+  const retention = fileLog && cfg.log.retentionMs ? new LogRetention({ dir: resolve(cfg.log.dir), retentionMs: cfg.log.retentionMs, clock, log }) : undefined;
+  retention?.start();
   await fleet.start();
   return {
     config: cfg,
     fleet,
+    admin,
     handleRequest: (req, res, next) => proxy.handleRequest(req, res, next),
     handleUpgrade: (req, socket, head) => proxy.handleUpgrade(req, socket, head),
     createServer: (next) => proxy.createServer(next),
     openSockets: () => proxy.openSockets(),
     async close(keep?: boolean) {
+      admin?.close();
+      retention?.stop();
       await proxy.close();
       await fleet.stop(keep);
+      await retention?.idle();
     },
   };
 }
