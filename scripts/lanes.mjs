@@ -2,6 +2,7 @@
 // process, and keep time on the manual clock or real loopback sockets in this process only.
 // Everything else (and these too) runs in the whole suite, `npm test`.
 export const UNIT_LANE = [
+  'admin-pool',
   'classify',
   'config',
   'docker-labels',
@@ -17,4 +18,5 @@ export const UNIT_LANE = [
   'reaper',
   'relay-rules',
   'traffic-log',
+  'traffic-log-privacy',
 ];

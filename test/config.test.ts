@@ -154,3 +154,40 @@ test('loadConfig names a missing file', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('admin: its own listener by default (127.0.0.1:8081, not public), set from YAML and the environment', () => {
+  assert.deepEqual(parseConfig(minimal).admin, { host: '127.0.0.1', port: 8081, public: false, generateToken: false });
+  assert.deepEqual(parseConfig(`admin: { host: 10.0.0.5, port: 9100, public: true, generateToken: true }\n${minimal}`).admin, { host: '10.0.0.5', port: 9100, public: true, generateToken: true });
+  const env = parseConfig(`admin: { port: 9100 }\n${minimal}`, 'c', { WARMPOOL_ADMIN_HOST: '::1', WARMPOOL_ADMIN_PORT: '0' }).admin!;
+  assert.deepEqual([env.host, env.port], ['::1', 0]);
+});
+
+const badAdmin: [string, string, RegExp][] = [
+  ['admin on the public port', `listen: { port: 8080 }\nadmin: { port: 8080 }\n${minimal}`, /admin\.port is 8080; the admin listener needs a port of its own \(listen\.port is 8080\); allowed: any other port, or 0 for a free one; to serve the admin surface on the public port as well, set admin\.public: true/],
+  ['admin unknown key', `admin: { token: abc }\n${minimal}`, /admin\.token is "abc"; unknown key; allowed keys here: host, port, public, generateToken/],
+  ['admin public not a boolean', `admin: { public: yes please }\n${minimal}`, /admin\.public is "yes please"; expected true or false/],
+  ['admin port out of range', `admin: { port: 70000 }\n${minimal}`, /admin\.port is 70000; expected an integer from 0 to 65535/],
+  ['log addresses', `log: { addresses: anonymous }\n${minimal}`, /log\.addresses is "anonymous"; allowed: full, truncate, hash/],
+  ['log retention under a day', `log: { retention: 2h }\n${minimal}`, /log\.retention is "2h"; expected a duration like 90s, 20m, 1h30m, 30d or a number of seconds, at least 86400000 ms/],
+];
+
+for (const [what, yaml, msg] of badAdmin) {
+  test(`refused: ${what}`, () => {
+    assert.throws(() => parseConfig(yaml, 'cfg.yaml'), (e: Error & { code?: string }) => e.code === 'CONFIG_INVALID' && msg.test(e.message));
+  });
+}
+
+test('WARMPOOL_ADMIN_PORT equal to the public port is refused too', () => {
+  assert.throws(() => parseConfig(minimal, 'c', { WARMPOOL_ADMIN_PORT: '8080' }), /admin\.port is 8080; the admin listener needs a port of its own/);
+  assert.throws(() => parseConfig(minimal, 'c', { WARMPOOL_ADMIN_PORT: 'high' }), /WARMPOOL_ADMIN_PORT \(env\) is "high"; expected an integer/);
+});
+
+test('log: addresses full by default; truncate, hash; retention in days', () => {
+  const d = parseConfig(minimal).log;
+  assert.equal(d.addresses, 'full');
+  assert.equal(d.retentionMs, undefined, 'kept forever unless set');
+  const c = parseConfig(`log: { addresses: hash, retention: 30d }\n${minimal}`).log;
+  assert.deepEqual([c.addresses, c.retentionMs], ['hash', 30 * 86_400_000]);
+  assert.equal(parseConfig(`log: { addresses: truncate, retention: 1d12h }\n${minimal}`).log.retentionMs, 36 * 3_600_000);
+  assert.equal(parseDuration('2d'), 2 * 86_400_000);
+});
