@@ -7,6 +7,7 @@ export const UNIT_LANE = [
   'config',
   'docker-labels',
   'frames',
+  'healthz',
   'http1-response-differential',
   'http1-response-properties',
   'pool',
