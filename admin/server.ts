@@ -106,7 +106,7 @@ export function createAdmin(o: AdminOptions): AdminSurface {
     if (!p.startsWith('/api/')) return json(req, res, errorReply(404, 'BAD_REQUEST', `nothing at ${p} on the admin surface`));
     readJson(req).then(
       (body) => apiRequest(ctx, req.method ?? 'GET', p, body),
-      (e: unknown) => errorReply(400, 'BAD_REQUEST', (e as Error).message),
+      (e: unknown) => errorReply(e instanceof BodyTooLarge ? 413 : 400, 'BAD_REQUEST', (e as Error).message),
     ).then(
       (r) => json(req, res, r),
       (e: unknown) => {
@@ -132,6 +132,8 @@ export function createAdmin(o: AdminOptions): AdminSurface {
   };
 }
 
+class BodyTooLarge extends Error {}
+
 /** The request body as JSON (undefined when empty); refuses more than MAX_BODY bytes and non-JSON. */
 function readJson(req: IncomingMessage): Promise<unknown> {
   return new Promise((resolve, reject) => {
@@ -139,12 +141,9 @@ function readJson(req: IncomingMessage): Promise<unknown> {
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) {
-        reject(new Error(`the request body is over ${MAX_BODY} bytes`));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
+      // Over the limit: answered at once; the rest is read and dropped (only a token holder gets here).
+      if (size > MAX_BODY) reject(new BodyTooLarge(`the request body is over ${MAX_BODY} bytes`));
+      else chunks.push(c);
     });
     req.on('error', reject);
     req.on('end', () => {
