@@ -29,7 +29,7 @@ export interface AdminWorld {
 
 let seq = 0;
 
-export async function adminWorld(o: { pool: string; env?: string; extra?: string; ports?: [number, number] } ): Promise<AdminWorld> {
+export async function adminWorld(o: { pool: string; env?: string; extra?: string; ports?: [number, number]; apps?: string }): Promise<AdminWorld> {
   const stateDir = mkdtempSync(join(tmpdir(), 'wp-admin-'));
   const deployment = `adm-${process.pid}-${++seq}`;
   const [from, to] = o.ports ?? [44000, 44999];
@@ -49,7 +49,7 @@ apps:
     pool: ${o.pool}
     classifier: pluto
     secret: { env: PLUTO_SECRET, inject: { query: secret } }
-`);
+${o.apps ?? ''}`);
   const rt = new ProcessRuntime({ deployment, ports: new PortAllocator(from, to), stateDir, pollMs: 100 });
   const logs: string[] = [];
   const wp = await createWarmpool(config, { env: { WARMPOOL_ADMIN_TOKEN: ADMIN_TOKEN }, runtimes: { process: rt }, log: (m) => logs.push(m) });
