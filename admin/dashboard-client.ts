@@ -222,7 +222,7 @@ class AppCard {
     this.root.append(
       el('div', { class: 'top' }, el('span', { class: 'name', text: name }), this.badge),
       this.counts, this.bar,
-      el('div', { class: 'legend' }, el('span', { text: 'claims (bars) and live sessions (line), last hour' }), el('span', { class: 'spark-total' })),
+      el('div', { class: 'legend' }, el('span', { text: 'last hour: claims (bars), live (line)' }), el('span', { class: 'spark-total' })),
       this.spark, this.lastError,
       el('div', { class: 'actions' }, 'warm', this.warm, 'max', this.max, apply, refresh, this.drainBtn),
     );
@@ -244,6 +244,7 @@ class AppCard {
     this.max.placeholder = String(a.max);
     this.drainBtn.textContent = a.draining ? 'Resume' : 'Drain';
     this.lastError.textContent = a.lastError ? `last error: ${a.lastError}` : '';
+    this.lastError.title = a.lastError ?? '';
     this.drawBar(a);
     this.drawSpark(a);
   }

@@ -21,6 +21,7 @@ export function dashboardHtml(): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
 <title>warmpool admin</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="dashboard.css">
 <script type="module" src="dashboard.js"></script>
 </head>
@@ -72,7 +73,7 @@ header .sub { font-weight: 400; opacity: .7; }
 main, #signin { padding: 16px 20px; max-width: 1200px; margin: 0 auto; }
 h2 { font-size: 15px; margin: 18px 0 8px; }
 .count { color: var(--mute); font-weight: 400; }
-#notice { margin: 8px 20px; padding: 8px 12px; border-radius: 6px; background: #fff3cd; }
+#notice { position: fixed; top: 56px; right: 20px; max-width: 480px; padding: 8px 12px; border-radius: 6px; background: #fff3cd; box-shadow: 0 2px 8px rgba(0,0,0,.15); z-index: 1; }
 #notice.error { background: #fde2e1; }
 form { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 16px; max-width: 460px; display: grid; gap: 8px; }
 input { font: inherit; padding: 6px 8px; border: 1px solid var(--line); border-radius: 6px; }
@@ -95,8 +96,8 @@ header button { background: transparent; color: #fff; border-color: #666; }
 .counts b { font-variant-numeric: tabular-nums; }
 .k-ready { color: var(--ready); } .k-starting { color: #a77500; } .k-claimed { color: var(--claimed); }
 svg.bar, svg.spark { display: block; width: 100%; }
-.legend { color: var(--mute); font-size: 11px; display: flex; justify-content: space-between; }
-.lasterror { color: var(--bad); font-size: 12px; word-break: break-word; }
+.legend { color: var(--mute); font-size: 11px; display: flex; justify-content: space-between; gap: 8px; margin-top: 6px; white-space: nowrap; }
+.lasterror { color: var(--bad); font-size: 12px; word-break: break-word; display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical; overflow: hidden; }
 .actions { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 8px; align-items: center; }
 .actions input { width: 56px; padding: 3px 5px; }
 table { width: 100%; border-collapse: collapse; background: var(--card); border: 1px solid var(--line); border-radius: 8px; }
