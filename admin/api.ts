@@ -130,7 +130,7 @@ async function route(c: ApiContext, method: string, path: string, body: unknown)
 /** A session: its live view (if live) and its timeline from the traffic log. */
 async function sessionDetail(c: ApiContext, id: string): Promise<unknown> {
   const live = c.fleet.sessionsView().find((s) => s.id === id);
-  let events: TrafficEntry[] = [];
+  const events: TrafficEntry[] = [];
   if (c.logDir) {
     c.flushLog?.();
     try {

@@ -9,7 +9,7 @@ import { errorMessage } from '../pool/errors.js';
 import type { Fleet } from '../pool/fleet.js';
 import { generateAdminToken, loadAdminToken } from './auth.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { FleetMonitor } from './monitor.js';
+import type { FleetMonitor } from './monitor.js';
 import { createAdmin, type AdminSurface } from './server.js';
 
 export { FleetMonitor, teeLog } from './monitor.js';
