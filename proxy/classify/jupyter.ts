@@ -1,7 +1,7 @@
 // Activity classifier for Jupyter Server (JupyterLab, Notebook 7): names each kernel message the browser sends
 // and each HTTP request, and says if a person did it, from the few JSON fields protocol/json-peek.ts finds.
 
-import { stringEnd, valueAt } from '../protocol/json-peek.js';
+import { matchString, stringEnd, valueAt } from '../protocol/json-peek.js';
 import { KernelParts, locateKernelParts } from '../protocol/kernel-ws-msg.js';
 import { isAssetPath, messageClasses, pathOnly } from './types.js';
 import type { ActivityKind, Classifier, ConnectionClassifier, MessageClass } from './types.js';
@@ -30,12 +30,16 @@ const TYPES = [
 const { idle: IDLE, active: ACTIVE } = messageClasses([...TYPES, 'other', 'undecodable', 'compressed', 'oversize'] as const);
 
 const ALWAYS_IDLE = new Set<string>(['kernel_info_request', 'comm_info_request', 'history_request', 'comm_open', 'comm_close']);
-const IDLE_COMM_METHODS = new Set(['request_states', 'request_state']);
-
-/** msg_type string -> result when no content rule applies. */
-const BY_TYPE = new Map<string, MessageClass>(TYPES.map((t) => [t, ALWAYS_IDLE.has(t) ? IDLE[t] : ACTIVE[t]]));
 
 const enc = (s: string): Buffer => Buffer.from(s, 'latin1');
+/** Type names as bytes, for matching in place; the result for each when no content rule applies. */
+const TYPE_NAMES: readonly Uint8Array[] = TYPES.map(enc);
+const BY_TYPE: readonly MessageClass[] = TYPES.map((t) => (ALWAYS_IDLE.has(t) ? IDLE[t] : ACTIVE[t]));
+const T_COMM_MSG = TYPES.indexOf('comm_msg');
+const T_DEBUG_REQUEST = TYPES.indexOf('debug_request');
+const IDLE_COMM_METHODS: readonly Uint8Array[] = [enc('request_states'), enc('request_state')];
+const IDLE_DEBUG_COMMANDS: readonly Uint8Array[] = [enc('debugInfo')];
+
 const K_HEADER = enc('header');
 const K_MSG_TYPE = enc('msg_type');
 const K_CONTENT = enc('content');
@@ -43,10 +47,12 @@ const K_DATA = enc('data');
 const K_METHOD = enc('method');
 const K_COMMAND = enc('command');
 
-/** The string at p (a value position from valueAt, or -1) as latin1 (all names compared against are ASCII; other bytes just won't match). */
-function stringAt(b: Buffer, p: number, end: number): string | undefined {
+const NOT_A_STRING = -2;
+
+/** Which of names the string value at p (from valueAt, or -1) is: its index, -1 for none, NOT_A_STRING. */
+function matchAt(b: Buffer, p: number, end: number, names: readonly Uint8Array[]): number {
   const q = stringEnd(b, p, end);
-  return q < 0 ? undefined : b.toString('latin1', p + 1, q - 1);
+  return q < 0 ? NOT_A_STRING : matchString(b, p, q, names);
 }
 
 class JupyterConnection implements ConnectionClassifier {
@@ -63,24 +69,20 @@ class JupyterConnection implements ConnectionClassifier {
     if (!locateKernelParts(opcode, b, m)) return ACTIVE.undecodable;
     const hS = m.headerStart;
     const hE = m.headerEnd;
-    const type = stringAt(b, m.whole ? valueAt(b, hS, hE, K_HEADER, K_MSG_TYPE) : valueAt(b, hS, hE, K_MSG_TYPE), hE);
-    if (type === undefined) return ACTIVE.undecodable;
-    const c = BY_TYPE.get(type);
-    if (c === undefined) return ACTIVE.other;
-    if (type === 'comm_msg') {
-      const method = this.content(b, K_DATA, K_METHOD);
-      return method !== undefined && IDLE_COMM_METHODS.has(method) ? IDLE.comm_msg : ACTIVE.comm_msg;
-    }
-    if (type === 'debug_request') return this.content(b, K_COMMAND) === 'debugInfo' ? IDLE.debug_request : ACTIVE.debug_request;
-    return c;
+    const t = matchAt(b, m.whole ? valueAt(b, hS, hE, K_HEADER, K_MSG_TYPE) : valueAt(b, hS, hE, K_MSG_TYPE), hE, TYPE_NAMES);
+    if (t === NOT_A_STRING) return ACTIVE.undecodable;
+    if (t < 0) return ACTIVE.other;
+    if (t === T_COMM_MSG) return this.content(b, IDLE_COMM_METHODS, K_DATA, K_METHOD) >= 0 ? IDLE.comm_msg : ACTIVE.comm_msg;
+    if (t === T_DEBUG_REQUEST) return this.content(b, IDLE_DEBUG_COMMANDS, K_COMMAND) >= 0 ? IDLE.debug_request : ACTIVE.debug_request;
+    return BY_TYPE[t];
   }
 
-  /** The string at content.k1[.k2], in the whole message or the v1 content part. */
-  private content(b: Buffer, k1: Uint8Array, k2?: Uint8Array): string | undefined {
+  /** Which of names the string at content.k1[.k2] is (matchAt), in the whole message or the v1 content part. */
+  private content(b: Buffer, names: readonly Uint8Array[], k1: Uint8Array, k2?: Uint8Array): number {
     const m = this.parts;
-    if (m.whole) return stringAt(b, valueAt(b, m.headerStart, m.headerEnd, K_CONTENT, k1, k2), m.headerEnd);
+    if (m.whole) return matchAt(b, valueAt(b, m.headerStart, m.headerEnd, K_CONTENT, k1, k2), m.headerEnd, names);
     const { contentStart: cS, contentEnd: cE } = m;
-    return cS < cE ? stringAt(b, valueAt(b, cS, cE, k1, k2), cE) : undefined;
+    return cS < cE ? matchAt(b, valueAt(b, cS, cE, k1, k2), cE, names) : NOT_A_STRING;
   }
 }
 
