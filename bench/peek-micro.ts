@@ -39,7 +39,7 @@ function v1(m: Record<string, unknown>, buffers: Buffer[] = []): Buffer {
   for (const p of list) offsets.push(offsets[offsets.length - 1] + p.length);
   const head = Buffer.alloc(8 * (offsets.length + 1));
   head.writeBigUInt64LE(BigInt(offsets.length), 0);
-  offsets.forEach((o, i) => head.writeBigUInt64LE(BigInt(o), 8 * (i + 1)));
+  for (let i = 0; i < offsets.length; i++) head.writeBigUInt64LE(BigInt(offsets[i]), 8 * (i + 1));
   return Buffer.concat([head, ...list]);
 }
 

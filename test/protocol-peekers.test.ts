@@ -45,7 +45,7 @@ function mutated(base: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Uint8Array> {
 const isMap = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array) && !(v instanceof Date);
 
-const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
+const hasOwn = (o: object, k: string): boolean => Object.hasOwn(o, k);
 
 /** An object from entries in the given order, with a random subset of `optional` left out. */
 function shuffledObject(entries: Array<[string, unknown]>, order: number[]): Record<string, unknown> {
@@ -318,7 +318,7 @@ function framed(layout: number, m: J, rnd: () => number): { opcode: number; byte
   for (const p of list) offsets.push(offsets[offsets.length - 1] + p.length);
   const head = Buffer.alloc(8 * (offsets.length + 1));
   head.writeBigUInt64LE(BigInt(offsets.length), 0);
-  offsets.forEach((o, i) => head.writeBigUInt64LE(BigInt(o), 8 * (i + 1)));
+  for (let i = 0; i < offsets.length; i++) head.writeBigUInt64LE(BigInt(offsets[i]), 8 * (i + 1));
   return { opcode: 2, bytes: Buffer.concat([head, ...list]) };
 }
 
