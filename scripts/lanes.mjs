@@ -9,6 +9,8 @@ export const UNIT_LANE = [
   'http1-response-differential',
   'http1-response-properties',
   'pool',
+  'protocol-frames',
+  'protocol-peekers',
   'proxy-cookie',
   'proxy-http',
   'proxy-passes',

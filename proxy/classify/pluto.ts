@@ -1,5 +1,5 @@
 // Activity classifier for Pluto.jl: names each client MsgPack message and each HTTP request, and says if a person did it.
-// Facts from Pluto 0.20 (see /work/shared/NOTEBOOK-TRAFFIC.md): keepalives are ordinary binary messages, so types matter.
+// Facts from Pluto 0.20 (see docs/notebook-traffic.md): keepalives are ordinary binary messages, so types matter.
 
 import { PlutoFields, QUERY_ABSENT, QUERY_NOT_STRING, WANT_QUERY, WANT_UPDATES, peekBody, peekType } from '../protocol/msgpack-peek.js';
 import { isAssetPath, messageClasses, pathOnly } from './types.js';
