@@ -12,27 +12,18 @@ import { connect, createServer as createNetServer, type AddressInfo, type Server
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { AppConfig, WarmpoolConfig } from '../../pool/config.js';
+import { DEFAULT_RELAY_LIMITS, type AppConfig, type RelayLimits, type WarmpoolConfig } from '../../pool/config.js';
 import type { ProxyOptions } from '../../proxy/index.js';
 import { FakePool, appConfig, enterApp, proxyForPool, warmpoolConfig, type ProxyServer } from './fake-pool.js';
 import { closeServer, listen, wsOpen, type CookieJar } from './http.js';
 import { eventually } from './wait.js';
 
 // ---------------------------------------------------------------------------------------------
-// The planned relay limits (config.relay). Not in pool/config.ts yet: the corpora are written against
-// them and pass them in the config; the proxy ignores them until they land.
+// Relay limits (config.relay)
 
-export interface PlannedRelayLimits {
-  headerBytes: number;
-  headerTimeoutMs: number;
-  websocketsPerSession: number;
-  connectionsPerAddress: number;
-  upstreamConnectionsPerInstance: number;
-}
-
-/** Every field given, so a validator that wants them all is satisfied (swap for DEFAULT_RELAY_LIMITS once exported). */
-export function relayLimits(o: Partial<PlannedRelayLimits> = {}): PlannedRelayLimits {
-  return { headerBytes: 16 * 1024, headerTimeoutMs: 10_000, websocketsPerSession: 16, connectionsPerAddress: 1000, upstreamConnectionsPerInstance: 32, ...o };
+/** The defaults with the given fields changed. */
+export function relayLimits(o: Partial<RelayLimits> = {}): RelayLimits {
+  return { ...DEFAULT_RELAY_LIMITS, ...o };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -471,7 +462,7 @@ export interface StageOptions {
   /** Proxy options (timeouts). */
   proxy?: Partial<Omit<ProxyOptions, 'config' | 'pool' | 'log'>>;
   /** The planned config.relay limits; when given, every field is filled (relayLimits()). */
-  relay?: Partial<PlannedRelayLimits>;
+  relay?: Partial<RelayLimits>;
   trustedProxies?: string[];
   /** Overrides for app `evil`'s config (a secret, a prefix mode). */
   evilApp?: Partial<AppConfig>;
@@ -512,7 +503,7 @@ export class Stage {
     const pool = new FakePool(apps);
     pool.addInstance('good', { port: good.port, id: 'good-1' });
     for (const [i, e] of evils.entries()) e.id = pool.addInstance('evil', { port: e.port, id: `evil-${i + 1}`, secret: o.evilSecret });
-    const config: WarmpoolConfig & { relay?: PlannedRelayLimits } = {
+    const config: WarmpoolConfig & { relay?: RelayLimits } = {
       ...warmpoolConfig(apps, { trustedProxies: o.trustedProxies ?? [] }),
       ...(o.relay ? { relay: relayLimits(o.relay) } : {}),
     };
