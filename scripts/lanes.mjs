@@ -6,6 +6,8 @@ export const UNIT_LANE = [
   'config',
   'docker-labels',
   'frames',
+  'hostile-instance',
+  'hostile-visitor',
   'http1-response-differential',
   'http1-response-properties',
   'pool',
