@@ -20,5 +20,7 @@ export const UNIT_LANE = [
   'proxy-ws-handshake',
   'reaper',
   'relay-rules',
+  'swarm-fleet-claims',
+  'swarm-labels',
   'traffic-log',
 ];
