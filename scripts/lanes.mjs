@@ -6,8 +6,6 @@ export const UNIT_LANE = [
   'config',
   'docker-labels',
   'frames',
-  'hostile-instance',
-  'hostile-visitor',
   'http1-response-differential',
   'http1-response-properties',
   'pool',
