@@ -121,7 +121,7 @@ describe('Engine against the real Docker Engine', { skip: await dockerSkipReason
       const t = await engine.logs(id);
       return /READY \d+/.test(t) && t.includes('to stderr') ? t : undefined;
     });
-    assert.doesNotMatch(text, /[\x00-\x08]/, 'no frame headers left in the text');
+    assert.ok(![...text].some((ch) => ch.charCodeAt(0) <= 8), 'no frame headers left in the text');
     const port = Number(/READY (\d+)/.exec(text)![1]);
     const res = await fetch(`http://127.0.0.1:${port}/`);
     assert.equal(await res.text(), 'ok', 'host networking, bound to 127.0.0.1');
