@@ -12,7 +12,7 @@
 import { resolve } from 'node:path';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { loadConfig, type WarmpoolConfig } from './pool/config.js';
+import { loadConfig, replicaFromHost, type RuntimeKind, type WarmpoolConfig } from './pool/config.js';
 import { systemClock, type Clock } from './pool/clock.js';
 import { Fleet } from './pool/fleet.js';
 import { PortAllocator } from './pool/ports.js';
@@ -39,7 +39,7 @@ export interface WarmpoolOptions {
   /** Replaces the JSON-lines traffic log under config.log.dir. */
   trafficLog?: TrafficLogSink;
   /** Replaces the runtimes built from the config (tests, embedding). */
-  runtimes?: Partial<Record<'process' | 'docker', Runtime>>;
+  runtimes?: Partial<Record<RuntimeKind, Runtime>>;
 }
 
 export interface Warmpool {
@@ -111,10 +111,10 @@ export async function createWarmpool(config: WarmpoolConfig | string, opts: Warm
   };
 }
 
-/** One runtime per kind the config uses; the Docker runtime (and its engine client) is loaded only when a docker app exists. */
-export async function buildRuntimes(cfg: WarmpoolConfig, log: (m: string) => void): Promise<Partial<Record<'process' | 'docker', Runtime>>> {
+/** One runtime per kind the config uses; the Docker and Swarm runtimes (and the engine client) are loaded only when an app uses them. */
+export async function buildRuntimes(cfg: WarmpoolConfig, log: (m: string) => void): Promise<Partial<Record<RuntimeKind, Runtime>>> {
   const ports = new PortAllocator(cfg.ports.from, cfg.ports.to);
-  const out: Partial<Record<'process' | 'docker', Runtime>> = {};
+  const out: Partial<Record<RuntimeKind, Runtime>> = {};
   const kinds = new Set(cfg.apps.map((a) => a.runtime));
   if (kinds.has('process')) {
     const plan = isolationPlan(cfg.processUsers, process.geteuid?.());
@@ -125,6 +125,11 @@ export async function buildRuntimes(cfg: WarmpoolConfig, log: (m: string) => voi
   if (kinds.has('docker')) {
     const { DockerRuntime } = await import('./pool/runtimes/docker.js');
     out.docker = new DockerRuntime({ deployment: cfg.deployment, ports, log });
+  }
+  if (kinds.has('swarm')) {
+    const { SwarmRuntime } = await import('./pool/runtimes/swarm.js');
+    const replica = cfg.swarm?.replica ?? replicaFromHost((await import('node:os')).hostname());
+    out.swarm = new SwarmRuntime({ deployment: cfg.deployment, replica, ports, log, schedulingTimeoutMs: cfg.swarm?.schedulingTimeoutMs });
   }
   return out;
 }

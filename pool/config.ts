@@ -2,10 +2,11 @@
 // Every error names the field path, the bad value and what is allowed.
 
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { WarmpoolError } from './errors.js';
 
-export type RuntimeKind = 'process' | 'docker';
+export type RuntimeKind = 'process' | 'docker' | 'swarm';
 export type ClassifierKind = 'pluto' | 'jupyter' | 'generic';
 
 export interface ReadinessConfig {
@@ -26,6 +27,22 @@ export interface SecretConfig {
   fromOutput?: RegExp;
   /** How the proxy adds the secret to every forwarded request. */
   inject: { query?: string; header?: string; headerFormat: string; cookie?: string };
+}
+
+/** runtime swarm: where each instance's service may run and what the scheduler reserves for it. */
+export interface SwarmAppConfig {
+  /** Placement constraints, as `docker service create --constraint` takes them (`node.labels.pool==notebooks`). */
+  constraints: string[];
+  /** Spread preferences: a node attribute to spread instances over (`node.labels.zone`). */
+  spread: string[];
+  /** Set aside per instance: a node takes a task only while it has this much unreserved. Unset: nothing reserved. */
+  reservations: { cpus?: number; memoryBytes?: number };
+  /**
+   * An overlay network (attachable, made by the operator) to put instances on; warmpool dials each
+   * task's own address on it (never the service's virtual IP), at `port`. Unset: host networking on an
+   * allocated port bound to 127.0.0.1.
+   */
+  network?: string;
 }
 
 export interface AppConfig {
@@ -53,6 +70,8 @@ export interface AppConfig {
   graceMs: number;
   classifier: ClassifierKind;
   secret?: SecretConfig;
+  /** runtime swarm only. */
+  swarm?: SwarmAppConfig;
 }
 
 /**
@@ -116,6 +135,8 @@ export interface WarmpoolConfig {
   log: LogConfig;
   /** Limits of the public listener and the relay. */
   relay: RelayLimits;
+  /** What the swarm runtime needs beyond the apps (always set by validateConfig). */
+  swarm?: SwarmConfig;
   apps: AppConfig[];
   /** The admin surface's own listener (admin/). Optional for configs built in code; validateConfig always sets it. */
   admin?: AdminConfig;
@@ -145,6 +166,17 @@ export interface AdminConfig {
   public: boolean;
   /** No token in the environment: make one up at each start and print the dashboard URL with it (the demo). */
   generateToken: boolean;
+}
+
+export interface SwarmConfig {
+  /**
+   * Names this warmpool process among those sharing one swarm and deployment; a claim records it, and a
+   * restarted process restores only its own replica's sessions. Must be stable across restarts and
+   * distinct per process. Default: WARMPOOL_REPLICA, else the host name.
+   */
+  replica: string;
+  /** A task no node takes for this long (constraints, reservations) fails its create, ms. */
+  schedulingTimeoutMs: number;
 }
 
 const NAME_RE = /^[a-z0-9][a-z0-9-]{0,39}$/;
@@ -247,6 +279,12 @@ function show(v: unknown): string {
   }
 }
 
+/** The host name as a replica name: lower case, dashes for anything else, at most 40 characters. */
+export function replicaFromHost(name: string): string {
+  const r = name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+/, '').slice(0, 40).replace(/-+$/, '');
+  return r || 'warmpool';
+}
+
 export function parseDuration(v: unknown): number | undefined {
   if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.round(v * 1000) : undefined;
   if (typeof v !== 'string') return undefined;
@@ -265,9 +303,9 @@ export function parseBytes(v: unknown): number | undefined {
   return Math.round(parseFloat(m[1]!) * mult);
 }
 
-const TOP_KEYS = ['listen', 'deployment', 'landing', 'trustedProxies', 'ports', 'stateDir', 'keepOnExit', 'processUsers', 'log', 'relay', 'apps', 'admin'] as const;
+const TOP_KEYS = ['listen', 'deployment', 'landing', 'trustedProxies', 'ports', 'stateDir', 'keepOnExit', 'processUsers', 'log', 'relay', 'swarm', 'apps', 'admin'] as const;
 const RELAY_KEYS = ['headerSize', 'headerTimeout', 'websocketsPerSession', 'connectionsPerAddress', 'upstreamConnectionsPerInstance'] as const;
-const APP_KEYS = ['name', 'runtime', 'command', 'cwd', 'image', 'args', 'port', 'env', 'deepLink', 'prefix', 'pool', 'readiness', 'limits', 'network', 'idleTimeout', 'maxLifetime', 'grace', 'classifier', 'secret'] as const;
+const APP_KEYS = ['name', 'runtime', 'command', 'cwd', 'image', 'args', 'port', 'env', 'deepLink', 'prefix', 'pool', 'readiness', 'limits', 'network', 'idleTimeout', 'maxLifetime', 'grace', 'classifier', 'secret', 'swarm'] as const;
 
 export function validateConfig(raw: unknown, source = 'config', env: NodeJS.ProcessEnv = {}): WarmpoolConfig {
   const v = new V(source);
@@ -314,6 +352,13 @@ export function validateConfig(raw: unknown, source = 'config', env: NodeJS.Proc
     upstreamConnectionsPerInstance: rl.upstreamConnectionsPerInstance === undefined ? d.upstreamConnectionsPerInstance : v.int('relay.upstreamConnectionsPerInstance', rl.upstreamConnectionsPerInstance, 1, 10_000),
   };
 
+  const sw = v.obj('swarm', top.swarm ?? {}, ['replica', 'schedulingTimeout']);
+  const defaultReplica = env.WARMPOOL_REPLICA || replicaFromHost(hostname());
+  const swarm: SwarmConfig = {
+    replica: sw.replica === undefined ? v.str('WARMPOOL_REPLICA (env) or the host name', defaultReplica, NAME_RE, 'expected lower-case letters, digits and dashes (at most 40): set swarm.replica') : v.str('swarm.replica', sw.replica, NAME_RE, 'expected lower-case letters, digits and dashes (at most 40)'),
+    schedulingTimeoutMs: sw.schedulingTimeout === undefined ? 60_000 : v.duration('swarm.schedulingTimeout', sw.schedulingTimeout, 1000),
+  };
+
   const rawApps = top.apps;
   if (!Array.isArray(rawApps) || rawApps.length === 0) v.fail('apps', rawApps, 'expected a non-empty list of apps');
   const apps = (rawApps as unknown[]).map((a, i) => validateApp(v, `apps[${i}]`, a));
@@ -324,7 +369,7 @@ export function validateConfig(raw: unknown, source = 'config', env: NodeJS.Proc
   });
   const processUsers = validateProcessUsers(v, top.processUsers, apps);
   const admin = validateAdmin(v, top.admin, port, env);
-  return { host, port, deployment, landingRedirect, trustedProxies, ports: { from, to }, stateDir, keepOnExit, processUsers, log, relay, apps, admin };
+  return { host, port, deployment, landingRedirect, trustedProxies, ports: { from, to }, stateDir, keepOnExit, processUsers, log, relay, swarm, apps, admin };
 }
 
 function validateAdmin(v: V, raw: unknown, publicPort: number, env: NodeJS.ProcessEnv): AdminConfig {
@@ -368,7 +413,7 @@ function validateApp(v: V, at: string, raw: unknown): AppConfig {
   const a = v.obj(at, raw, APP_KEYS);
   const name = v.str(`${at}.name`, a.name, NAME_RE, 'expected lower-case letters, digits and dashes (at most 40); it becomes the public prefix /<name>/');
   if (RESERVED.has(name)) v.fail(`${at}.name`, name, 'this name is reserved');
-  const runtime = v.oneOf(`${at}.runtime`, a.runtime ?? 'process', ['process', 'docker'] as const);
+  const runtime = v.oneOf(`${at}.runtime`, a.runtime ?? 'process', ['process', 'docker', 'swarm'] as const);
 
   let command: string[] | undefined;
   let image: string | undefined;
@@ -378,13 +423,32 @@ function validateApp(v: V, at: string, raw: unknown): AppConfig {
     if (a.image !== undefined) v.fail(`${at}.image`, a.image, 'image is for runtime docker; a process app has a command');
   } else {
     image = v.str(`${at}.image`, a.image, /^[a-z0-9][\w./:@-]*$/i, 'expected an image reference like warmpool/standin:latest');
-    if (a.command !== undefined) v.fail(`${at}.command`, a.command, 'command is for runtime process; use args to override a docker image command');
+    if (a.command !== undefined) v.fail(`${at}.command`, a.command, `command is for runtime process; use args to override a ${runtime} image command`);
     if (a.args !== undefined) args = v.strList(`${at}.args`, a.args);
   }
   const cwd = a.cwd === undefined ? undefined : v.str(`${at}.cwd`, a.cwd);
   const network = v.oneOf(`${at}.network`, a.network ?? 'host', ['host', 'bridge'] as const);
   const port = a.port === undefined ? 0 : v.int(`${at}.port`, a.port, 0, 65535);
   if (runtime === 'docker' && network === 'bridge' && port === 0) v.fail(`${at}.port`, a.port, 'a bridge-network app needs the container port it listens on (1-65535)');
+  if (runtime === 'swarm' && network !== 'host') v.fail(`${at}.network`, a.network, 'runtime swarm runs instances on host networking, or on the overlay network named in swarm.network');
+  let swarm: SwarmAppConfig | undefined;
+  if (a.swarm !== undefined && runtime !== 'swarm') v.fail(`${at}.swarm`, a.swarm, 'swarm: is for runtime swarm');
+  if (runtime === 'swarm') {
+    const sw = v.obj(`${at}.swarm`, a.swarm ?? {}, ['constraints', 'spread', 'reservations', 'network']);
+    const list = (key: string, raw: unknown, re: RegExp, what: string) => raw === undefined ? [] : (Array.isArray(raw) ? raw.map((x, i) => v.str(`${at}.swarm.${key}[${i}]`, x, re, what)) : v.fail(`${at}.swarm.${key}`, raw, 'expected a list'));
+    const re = v.obj(`${at}.swarm.reservations`, sw.reservations ?? {}, ['cpus', 'memory']);
+    swarm = {
+      constraints: list('constraints', sw.constraints, /^\s*[\w.-]+\s*(==|!=)\s*\S.*$/, 'expected a constraint like node.role==worker or node.labels.pool!=gpu'),
+      spread: list('spread', sw.spread, /^(node\.(id|hostname|role|platform\.os|platform\.arch)|node\.labels\.[\w.-]+|engine\.labels\.[\w.-]+)$/, 'expected a node attribute to spread over, like node.labels.zone'),
+      reservations: {
+        cpus: re.cpus === undefined ? undefined : v.num(`${at}.swarm.reservations.cpus`, re.cpus, 0.01, 1024),
+        memoryBytes: re.memory === undefined ? undefined : v.bytes(`${at}.swarm.reservations.memory`, re.memory),
+      },
+      network: sw.network === undefined ? undefined : v.str(`${at}.swarm.network`, sw.network, /^[A-Za-z0-9][\w.-]*$/, 'expected the name of an overlay network'),
+    };
+    if (swarm.network && port === 0) v.fail(`${at}.port`, a.port, 'an app on an overlay network (swarm.network) needs the port it listens on (1-65535)');
+    if (!swarm.network && a.port !== undefined) v.fail(`${at}.port`, a.port, 'a host-network swarm app gets an allocated port (env PORT); leave port unset');
+  }
 
   const env: Record<string, string> = {};
   if (a.env !== undefined) {
@@ -459,5 +523,7 @@ function validateApp(v: V, at: string, raw: unknown): AppConfig {
     if (secret.fromOutput && secret.fromOutput.source.indexOf('(') < 0) v.fail(`${at}.secret.fromOutput`, s.fromOutput, 'expected a regular expression with one capture group holding the token');
   }
 
-  return { name, runtime, command, cwd, image, args, port, env, deepLink, prefix, pool: { warm, max, parallel }, readiness, limits, network, idleTimeoutMs, maxLifetimeMs, graceMs, classifier, secret };
+  const app: AppConfig = { name, runtime, command, cwd, image, args, port, env, deepLink, prefix, pool: { warm, max, parallel }, readiness, limits, network, idleTimeoutMs, maxLifetimeMs, graceMs, classifier, secret };
+  if (swarm) app.swarm = swarm;
+  return app;
 }

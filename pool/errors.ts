@@ -10,6 +10,10 @@ export type ErrorCode =
   | 'SESSION_UNKNOWN'
   | 'SESSION_EXPIRED'
   | 'INSTANCE_GONE'
+  /** Another warmpool process sharing the engine (swarm) claimed the instance first. */
+  | 'CLAIM_CONFLICT'
+  /** No swarm node can take an instance's task (placement constraints, reservations) within the scheduling timeout. */
+  | 'NO_SUITABLE_NODE'
   | 'INSTANCE_NOT_READY'
   | 'IMAGE_NOT_FOUND'
   | 'ENGINE_UNREACHABLE'

@@ -142,16 +142,44 @@ export class Fleet implements PoolApi {
     const pool = this.pools.get(appName);
     if (!pool) throw new WarmpoolError('APP_UNKNOWN', `no app named ${appName}`, { hint: `known apps: ${[...this.pools.keys()].join(', ')}` });
     if (pool.draining) throw new WarmpoolError('POOL_STOPPED', `app ${appName} is draining: it takes no new visitors`, { hint: 'an admin can resume it' });
-    const out = pool.claim(opts.ticket);
-    if (out.kind === 'queued') {
-      return { kind: 'queued', ticket: out.ticket, position: out.position, retryAfterMs: Math.min(5000, 1000 + 500 * out.position) };
+    const shared = this.o.runtimes[pool.app.runtime]?.sharedClaims === true;
+    for (;;) {
+      const out = pool.claim(opts.ticket);
+      if (out.kind === 'queued') {
+        return { kind: 'queued', ticket: out.ticket, position: out.position, retryAfterMs: Math.min(5000, 1000 + 500 * out.position) };
+      }
+      const now = this.clock.now();
+      const id = newSessionId();
+      // Another warmpool process may hold the same instance (swarm): the engine's compare-and-swap
+      // decides before the visitor is answered; a lost one is dropped and the next ready one tried.
+      // (A ticket used up by a lost attempt is not given back: that visitor may queue again, at the back.)
+      if (shared && !(await this.claimShared(pool, out.member, { session: id, at: now }))) continue;
+      const s = this.addSession(pool.app, out.member, id, now);
+      this.trafficLog({ type: 'claimed', session: id, app: pool.app.name, instance: out.member.id, visitor: opts.visitor, waitedInLine: !!opts.ticket });
+      if (!shared) this.record(pool, s, { session: id, at: now });
+      return { kind: 'session', target: s.target };
     }
-    const now = this.clock.now();
-    const id = newSessionId();
-    const s = this.addSession(pool.app, out.member, id, now);
-    this.trafficLog({ type: 'claimed', session: id, app: pool.app.name, instance: out.member.id, visitor: opts.visitor, waitedInLine: !!opts.ticket });
-    this.record(pool, s, { session: id, at: now });
-    return { kind: 'session', target: s.target };
+  }
+
+  /**
+   * Records a claim on a runtime whose instances other processes may claim too. true: recorded, the
+   * instance is this visitor's. false: another process got it first, or it is gone (dropped from this
+   * pool; the runtime leaves another process's instance alone). Throws, the instance ready again, when
+   * the engine cannot say.
+   */
+  private async claimShared(pool: WarmPool, m: Member, mark: ClaimMark): Promise<boolean> {
+    try {
+      await pool.persistClaim(m, mark);
+    } catch (e) {
+      if (isWarmpoolError(e, 'CLAIM_CONFLICT') || isWarmpoolError(e, 'INSTANCE_GONE')) {
+        this.o.log?.(`${pool.app.name}: ${errorMessage(e)}; trying another instance`);
+        pool.release(m.id, errorMessage(e));
+        return false;
+      }
+      pool.unclaim(m.id);
+      throw e;
+    }
+    return m.state === 'claimed'; // else it exited while its claim was being recorded
   }
 
   find(session: string, instanceId: string): FindResult {

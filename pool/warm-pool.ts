@@ -172,6 +172,15 @@ export class WarmPool {
     await this.o.runtime.markClaimed(m.id, claim);
   }
 
+  /** A claim the engine could not record (it did not answer): the instance is ready again. */
+  unclaim(id: string): void {
+    const m = this.members.get(id);
+    if (!m || m.state !== 'claimed') return;
+    m.state = 'ready';
+    m.claim = undefined;
+    this.reconcile();
+  }
+
   /** Removes an instance (a session ended, or it failed) and refills. */
   release(id: string, why: string): void {
     const m = this.members.get(id);

@@ -218,6 +218,11 @@ export function createProxy(o: ProxyOptions): Proxy {
       refuseUpgrade(req, socket, { kind: 'not-websocket' });
       return true;
     }
+    const handshake = handshakeProblem(req);
+    if (handshake) {
+      refuseUpgrade(req, socket, { kind: 'bad-request', message: handshake });
+      return true;
+    }
     const problem = requestProblem(req.rawHeaders);
     if (problem) {
       refuseUpgrade(req, socket, { kind: 'bad-request', message: `${problem}; warmpool does not relay it` });
@@ -254,4 +259,16 @@ export function createProxy(o: ProxyOptions): Proxy {
       await Promise.all([ws.close(), http.close()]);
     },
   };
+}
+
+/**
+ * What makes an upgrade request no WebSocket handshake (RFC 6455 §4.2.1), or undefined: refused
+ * here, so an instance only ever sees handshakes a browser could have sent.
+ */
+function handshakeProblem(req: IncomingMessage): string | undefined {
+  if (req.method !== 'GET') return `a WebSocket handshake is a GET, not ${req.method}`;
+  const key = req.headers['sec-websocket-key'];
+  if (typeof key !== 'string' || !/^[+/0-9A-Za-z]{22}==$/.test(key)) return 'the WebSocket handshake has no valid Sec-WebSocket-Key';
+  if (req.headers['sec-websocket-version'] !== '13') return 'the WebSocket handshake must ask for Sec-WebSocket-Version 13';
+  return undefined;
 }

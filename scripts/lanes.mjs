@@ -11,6 +11,8 @@ export const UNIT_LANE = [
   'http1-response-differential',
   'http1-response-properties',
   'pool',
+  'protocol-frames',
+  'protocol-peekers',
   'proxy-cookie',
   'proxy-http',
   'proxy-passes',
@@ -18,6 +20,8 @@ export const UNIT_LANE = [
   'proxy-ws-handshake',
   'reaper',
   'relay-rules',
+  'swarm-fleet-claims',
+  'swarm-labels',
   'traffic-log',
   'traffic-log-privacy',
 ];

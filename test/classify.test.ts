@@ -245,7 +245,7 @@ function legacyBinary(m: KernelMsg): Buffer {
   for (let i = 0; i < bufs.length - 1; i++) offsets.push(offsets[i] + bufs[i].length);
   const head = Buffer.alloc(4 * (bufs.length + 1));
   head.writeUInt32BE(bufs.length, 0);
-  offsets.forEach((o, i) => head.writeUInt32BE(o, 4 * (i + 1)));
+  offsets.forEach((o, i) => { head.writeUInt32BE(o, 4 * (i + 1)); });
   return Buffer.concat([head, ...bufs]);
 }
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_PROCESS_USERS, DEFAULT_RELAY_LIMITS, loadConfig, parseConfig, parseDuration, parseBytes } from '../pool/config.js';
+import { DEFAULT_PROCESS_USERS, DEFAULT_RELAY_LIMITS, loadConfig, parseConfig, parseDuration, parseBytes, replicaFromHost } from '../pool/config.js';
 
 const minimal = `
 apps:
@@ -70,6 +70,48 @@ test('WARMPOOL_HOST and WARMPOOL_PORT override the file', () => {
   assert.throws(() => parseConfig(minimal, 'x', { WARMPOOL_PORT: 'eighty' }), /WARMPOOL_PORT \(env\) is "eighty"; expected an integer/);
 });
 
+test('a swarm app parses: placement, reservations, overlay network; swarm replica and scheduling timeout', () => {
+  const c = parseConfig(`
+swarm: { replica: web-1, schedulingTimeout: 2m }
+apps:
+  - name: vdma
+    runtime: swarm
+    image: course/vdma:2026
+    args: [julia, start.jl]
+    limits: { cpus: 1, memory: 2g }
+    swarm:
+      constraints: [node.role==worker, "node.labels.pool != gpu"]
+      spread: [node.labels.zone]
+      reservations: { cpus: 0.5, memory: 1g }
+  - name: lab
+    runtime: swarm
+    image: course/lab:1
+    port: 8888
+    swarm: { network: notebooks }
+`);
+  assert.deepEqual(c.swarm, { replica: 'web-1', schedulingTimeoutMs: 120_000 });
+  const [a, b] = c.apps;
+  assert.equal(a!.runtime, 'swarm');
+  assert.equal(a!.network, 'host');
+  assert.equal(a!.port, 0, 'host networking: an allocated port');
+  assert.deepEqual(a!.args, ['julia', 'start.jl']);
+  assert.deepEqual(a!.swarm, { constraints: ['node.role==worker', 'node.labels.pool != gpu'], spread: ['node.labels.zone'], reservations: { cpus: 0.5, memoryBytes: 1024 ** 3 }, network: undefined });
+  assert.deepEqual(b!.swarm, { constraints: [], spread: [], reservations: { cpus: undefined, memoryBytes: undefined }, network: 'notebooks' });
+  assert.equal(b!.port, 8888);
+  assert.equal(parseConfig(minimal).apps[0]!.swarm, undefined, 'no swarm block for other runtimes');
+});
+
+test('swarm replica: WARMPOOL_REPLICA, else the host name made a name', () => {
+  assert.equal(parseConfig(minimal, 'x', { WARMPOOL_REPLICA: 'edge-2' }).swarm?.replica, 'edge-2');
+  assert.equal(parseConfig(`swarm: { replica: a }\n${minimal}`, 'x', { WARMPOOL_REPLICA: 'edge-2' }).swarm?.replica, 'a', 'the file wins');
+  assert.match(parseConfig(minimal).swarm!.replica, /^[a-z0-9][a-z0-9-]{0,39}$/);
+  assert.equal(parseConfig(minimal).swarm!.schedulingTimeoutMs, 60_000);
+  for (const [host, want] of [['Web01.example.org', 'web01-example-org'], ['--x--', 'x'], ['', 'warmpool'], ['a'.repeat(50), 'a'.repeat(40)]] as const) {
+    assert.equal(replicaFromHost(host), want, host);
+  }
+  assert.throws(() => parseConfig(minimal, 'x', { WARMPOOL_REPLICA: 'Bad Name' }), /WARMPOOL_REPLICA \(env\) or the host name is "Bad Name"; expected lower-case letters/);
+});
+
 const bad: [string, string, RegExp][] = [
   ['unknown top-level key', `colour: red\n${minimal}`, /colour is "red"; unknown key; allowed keys here: listen, deployment/],
   ['no apps', 'listen: { port: 1 }', /apps is missing; expected a non-empty list of apps/],
@@ -102,6 +144,17 @@ const bad: [string, string, RegExp][] = [
   ['processUsers count zero', `processUsers: { uidFrom: 70000, count: 0 }\n${minimal}`, /processUsers\.count is 0; expected an integer from 1/],
   ['processUsers over nobody', `processUsers: { uidFrom: 65000, count: 1000 }\n${minimal}`, /processUsers is \{"uidFrom":65000,"count":1000\}; the range 65000-65999 includes 65534 \(nobody\)/],
   ['processUsers fewer than the instances', `processUsers: { uidFrom: 70000, count: 15 }\napps:\n  - name: a\n    command: [x]\n    pool: { warm: 2, max: 10 }\n  - name: b\n    command: [y]\n    pool: { warm: 2, max: 10 }`, /processUsers\.count is 15; the process apps may run 20 instances at once \(the sum of their pool\.max\); allowed: at least 20/],
+  ['swarm without image', `apps:\n  - name: a\n    runtime: swarm`, /apps\[0\]\.image is missing/],
+  ['swarm on a bridge', `apps:\n  - name: a\n    runtime: swarm\n    image: x\n    network: bridge\n    port: 80`, /apps\[0\]\.network is "bridge"; runtime swarm runs instances on host networking, or on the overlay network named in swarm\.network/],
+  ['swarm block on docker', `apps:\n  - name: a\n    runtime: docker\n    image: x\n    swarm: {}`, /apps\[0\]\.swarm is \{\}; swarm: is for runtime swarm/],
+  ['unknown swarm app key', `apps:\n  - name: a\n    runtime: swarm\n    image: x\n    swarm: { replicas: 2 }`, /apps\[0\]\.swarm\.replicas is 2; unknown key; allowed keys here: constraints, spread, reservations, network/],
+  ['bad constraint', `apps:\n  - name: a\n    runtime: swarm\n    image: x\n    swarm: { constraints: [gpu] }`, /apps\[0\]\.swarm\.constraints\[0\] is "gpu"; expected a constraint like node\.role==worker/],
+  ['bad spread', `apps:\n  - name: a\n    runtime: swarm\n    image: x\n    swarm: { spread: [zone] }`, /apps\[0\]\.swarm\.spread\[0\] is "zone"; expected a node attribute to spread over/],
+  ['bad reservation', `apps:\n  - name: a\n    runtime: swarm\n    image: x\n    swarm: { reservations: { memory: lots } }`, /apps\[0\]\.swarm\.reservations\.memory is "lots"; expected a size/],
+  ['overlay without port', `apps:\n  - name: a\n    runtime: swarm\n    image: x\n    swarm: { network: nb }`, /apps\[0\]\.port is missing; an app on an overlay network \(swarm\.network\) needs the port/],
+  ['host-network swarm app with a port', `apps:\n  - name: a\n    runtime: swarm\n    image: x\n    port: 80`, /apps\[0\]\.port is 80; a host-network swarm app gets an allocated port/],
+  ['bad swarm replica', `swarm: { replica: Web_1 }\n${minimal}`, /swarm\.replica is "Web_1"; expected lower-case letters/],
+  ['unknown swarm key', `swarm: { managers: 3 }\n${minimal}`, /swarm\.managers is 3; unknown key; allowed keys here: replica, schedulingTimeout/],
 ];
 
 for (const [what, yaml, msg] of bad) {

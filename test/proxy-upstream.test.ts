@@ -10,7 +10,7 @@ import { connect as netConnect, createServer as createNetServer, type Socket, ty
 import type { AddressInfo } from 'node:net';
 import { ResponseParser, UpstreamProtocolError, type ResponseHandler } from '../proxy/protocol/http1-response.js';
 import { FakePool, appConfig, enterApp, proxyForPool, type ProxyServer } from './helpers/fake-pool.js';
-import { CookieJar, closeServer, listen, request } from './helpers/http.js';
+import { type CookieJar, closeServer, listen, request } from './helpers/http.js';
 import { eventually } from './helpers/wait.js';
 
 // ---------------------------------------------------------------------------------------------

@@ -370,7 +370,7 @@ export class ResponseParser {
       const colon = fieldNameEnd(s, pos, next);
       const rawName = s.slice(pos, colon);
       const name = rawName.toLowerCase();
-      let value = fieldValue(s, colon + 1, next, `the value of ${rawName.slice(0, 80)}`);
+      let value = fieldValue(s, colon + 1, next, `the value of header ${rawName.slice(0, 80)}`);
       if (name === CONTENT_LENGTH) {
         // One Content-Length line only: llhttp refuses a second one even with the same number.
         if (length >= 0) throw new UpstreamProtocolError('more than one Content-Length');

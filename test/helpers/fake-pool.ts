@@ -7,7 +7,7 @@ import type { ClaimResult, EndReason, FindResult, PoolApi, SessionTarget, Sessio
 import { DEFAULT_RELAY_LIMITS, type AppConfig, type RelayLimits, type WarmpoolConfig } from '../../pool/config.js';
 import type { Clock } from '../../pool/clock.js';
 import { WarmpoolError } from '../../pool/errors.js';
-import { createProxy, keyRing, type KeyRing, type Proxy, type ProxyOptions } from '../../proxy/index.js';
+import { createProxy, keyRing, type KeyRing, type Proxy as ProxyHandle, type ProxyOptions } from '../../proxy/index.js';
 import assert from 'node:assert/strict';
 import { CookieJar, closeServer, listen, request } from './http.js';
 
@@ -150,7 +150,7 @@ export const TEST_KEYS: KeyRing = keyRing('test-cookie-key-0123456789abcdef');
 export interface ProxyServer {
   url: string;
   port: number;
-  proxy: Proxy;
+  proxy: ProxyHandle;
   server: Server;
   close(): Promise<void>;
 }
