@@ -58,10 +58,12 @@ function matchAt(b: Buffer, p: number, end: number, names: readonly Uint8Array[]
 class JupyterConnection implements ConnectionClassifier {
   private readonly parts = new KernelParts();
 
-  clientMessage(opcode: number, payload: Buffer | undefined, _totalLength: number, compressed: boolean): MessageClass {
+  clientMessage(opcode: number, payload: Buffer | undefined, totalLength: number, compressed: boolean): MessageClass {
     if (compressed) return ACTIVE.compressed;
     if (payload === undefined) return ACTIVE.oversize;
-    return this.classify(opcode, payload);
+    const c = this.classify(opcode, payload);
+    // Only the first bytes of a long message were read: what they do not settle is just "too long".
+    return c === ACTIVE.undecodable && payload.length < totalLength ? ACTIVE.oversize : c;
   }
 
   private classify(opcode: number, b: Buffer): MessageClass {

@@ -86,8 +86,10 @@ class PlutoConnection implements ConnectionClassifier {
   private sawActive = false;
   private readonly fields = new PlutoFields();
 
-  clientMessage(_opcode: number, payload: Buffer | undefined, _totalLength: number, compressed: boolean): MessageClass {
-    const c = this.classify(payload, compressed);
+  clientMessage(_opcode: number, payload: Buffer | undefined, totalLength: number, compressed: boolean): MessageClass {
+    let c = this.classify(payload, compressed);
+    // Only the first bytes of a long message were read: what they do not settle is just "too long".
+    if (c === ACTIVE.undecodable && payload !== undefined && payload.length < totalLength) c = ACTIVE.oversize;
     if (c.kind === 'active') this.sawActive = true;
     return c;
   }
