@@ -12,19 +12,25 @@
 import { resolve } from 'node:path';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { loadConfig, type WarmpoolConfig } from './pool/config.js';
+import { loadConfig, replicaFromHost, type RuntimeKind, type WarmpoolConfig } from './pool/config.js';
 import { systemClock, type Clock } from './pool/clock.js';
 import { Fleet } from './pool/fleet.js';
 import { PortAllocator } from './pool/ports.js';
+import { privateDir } from './pool/private-dir.js';
 import type { Runtime } from './pool/runtime.js';
 import { ProcessRuntime } from './pool/runtimes/process.js';
+import { ProcessUsers, isolationPlan } from './pool/runtimes/process-users.js';
 import { JsonlTrafficLog, type TrafficLogSink } from './pool/traffic-log.js';
+import { LogRetention } from './pool/log-retention.js';
+import { withAddressPolicy } from './pool/traffic-log-privacy.js';
 import { createProxy } from './proxy/index.js';
 import { loadKeys } from './proxy/cookie.js';
+import { FleetMonitor, adminToken, buildAdmin, measureClaimWaits, teeLog, type WarmpoolAdmin } from './admin/index.js';
 
 export type { WarmpoolConfig } from './pool/config.js';
 export { loadConfig, parseConfig } from './pool/config.js';
 export { Fleet } from './pool/fleet.js';
+export { listenAdmin, type WarmpoolAdmin } from './admin/index.js';
 
 export interface WarmpoolOptions {
   clock?: Clock;
@@ -33,7 +39,7 @@ export interface WarmpoolOptions {
   /** Replaces the JSON-lines traffic log under config.log.dir. */
   trafficLog?: TrafficLogSink;
   /** Replaces the runtimes built from the config (tests, embedding). */
-  runtimes?: Partial<Record<'process' | 'docker', Runtime>>;
+  runtimes?: Partial<Record<RuntimeKind, Runtime>>;
 }
 
 export interface Warmpool {
@@ -46,6 +52,8 @@ export interface Warmpool {
   createServer(next?: (req: IncomingMessage, res: ServerResponse) => void): Server;
   /** Sockets the proxy holds open (client and upstream), for leak checks. */
   openSockets(): number;
+  /** The admin surface (dashboard, API, /metrics), when a token is set; listen with listenAdmin() or admin.createServer(). */
+  readonly admin?: WarmpoolAdmin;
   /** Stops the proxy and the fleet; removes instances unless config.keepOnExit (or keep). */
   close(keep?: boolean): Promise<void>;
 }
@@ -56,36 +64,72 @@ export async function createWarmpool(config: WarmpoolConfig | string, opts: Warm
   const cfg = typeof config === 'string' ? loadConfig(config, env) : config;
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? ((m: string) => console.error(`warmpool: ${m}`));
+  privateDir(resolve(cfg.stateDir)); // cookie key, process state: warmpool's alone
+  const token = adminToken(cfg, env);
   const runtimes = opts.runtimes ?? (await buildRuntimes(cfg, log));
-  const trafficLog = opts.trafficLog ?? new JsonlTrafficLog(resolve(cfg.log.dir), cfg.log.rotateBytes);
+  const fileLog = opts.trafficLog ? undefined : new JsonlTrafficLog(resolve(cfg.log.dir), cfg.log.rotateBytes);
+  const logged = withAddressPolicy(opts.trafficLog ?? fileLog!, cfg.log.addresses, resolve(cfg.stateDir));
+  // The admin surface counts what happens from the fleet's traffic log entries (admin/monitor.ts).
+  const monitor = token ? new FleetMonitor(clock) : undefined;
+  const trafficLog = monitor ? teeLog(logged, monitor) : logged;
   const fleet = new Fleet({ config: cfg, runtimes, clock, log, trafficLog });
   const keys = loadKeys(env, resolve(cfg.stateDir));
-  const proxy = createProxy({ config: cfg, pool: fleet, clock, keys, log });
+  let admin: WarmpoolAdmin | undefined;
+  const proxy = createProxy({
+    config: cfg, pool: monitor ? measureClaimWaits(fleet, clock, (app, ms) => monitor.waited(app, ms)) : fleet, clock, keys, log,
+    // admin.public: the admin surface on the public listener too, under /_warmpool/admin/ (same token).
+    internal: cfg.admin?.public ? (req, res, path) => {
+      if (!admin || !/^\/admin(?:[/?]|$)/.test(path)) return false;
+      admin.surface.handle(req, res, path.slice('/admin'.length), '/_warmpool/admin');
+      return true;
+    } : undefined,
+  });
   fleet.onInstanceRemoved((host, port) => proxy.forgetInstance(host, port));
+  if (monitor && token) {
+    admin = buildAdmin({ config: cfg, fleet, monitor, token, clock, openSockets: () => proxy.openSockets(), logDir: fileLog ? resolve(cfg.log.dir) : undefined, flushLog: fileLog && (() => fileLog.flush()), log });
+  } else {
+    log('admin surface off: no admin token (set WARMPOOL_ADMIN_TOKEN or WARMPOOL_ADMIN_TOKEN_FILE for the dashboard, JSON API and /metrics)');
+  }
+  const retention = fileLog && cfg.log.retentionMs ? new LogRetention({ dir: resolve(cfg.log.dir), retentionMs: cfg.log.retentionMs, clock, log }) : undefined;
+  retention?.start();
   await fleet.start();
   return {
     config: cfg,
     fleet,
+    admin,
     handleRequest: (req, res, next) => proxy.handleRequest(req, res, next),
     handleUpgrade: (req, socket, head) => proxy.handleUpgrade(req, socket, head),
     createServer: (next) => proxy.createServer(next),
     openSockets: () => proxy.openSockets(),
     async close(keep?: boolean) {
+      admin?.close();
+      retention?.stop();
       await proxy.close();
       await fleet.stop(keep);
+      await retention?.idle();
     },
   };
 }
 
-/** One runtime per kind the config uses; the Docker runtime (and its engine client) is loaded only when a docker app exists. */
-export async function buildRuntimes(cfg: WarmpoolConfig, log: (m: string) => void): Promise<Partial<Record<'process' | 'docker', Runtime>>> {
+/** One runtime per kind the config uses; the Docker and Swarm runtimes (and the engine client) are loaded only when an app uses them. */
+export async function buildRuntimes(cfg: WarmpoolConfig, log: (m: string) => void): Promise<Partial<Record<RuntimeKind, Runtime>>> {
   const ports = new PortAllocator(cfg.ports.from, cfg.ports.to);
-  const out: Partial<Record<'process' | 'docker', Runtime>> = {};
+  const out: Partial<Record<RuntimeKind, Runtime>> = {};
   const kinds = new Set(cfg.apps.map((a) => a.runtime));
-  if (kinds.has('process')) out.process = new ProcessRuntime({ deployment: cfg.deployment, ports, stateDir: resolve(cfg.stateDir) });
+  if (kinds.has('process')) {
+    const plan = isolationPlan(cfg.processUsers, process.geteuid?.());
+    if (plan.kind === 'shared') log(`WARNING: ${plan.warning}`);
+    const users = plan.kind === 'isolate' ? new ProcessUsers(plan.users) : undefined;
+    out.process = new ProcessRuntime({ deployment: cfg.deployment, ports, stateDir: resolve(cfg.stateDir), users });
+  }
   if (kinds.has('docker')) {
     const { DockerRuntime } = await import('./pool/runtimes/docker.js');
     out.docker = new DockerRuntime({ deployment: cfg.deployment, ports, log });
+  }
+  if (kinds.has('swarm')) {
+    const { SwarmRuntime } = await import('./pool/runtimes/swarm.js');
+    const replica = cfg.swarm?.replica ?? replicaFromHost((await import('node:os')).hostname());
+    out.swarm = new SwarmRuntime({ deployment: cfg.deployment, replica, ports, log, schedulingTimeoutMs: cfg.swarm?.schedulingTimeoutMs });
   }
   return out;
 }

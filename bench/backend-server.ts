@@ -48,7 +48,7 @@ class Echo {
   constructor(private readonly s: Socket) {}
 
   push(chunk: Buffer): void {
-    let b = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
+    const b = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
     this.buf = undefined;
     let p = 0;
     const out: Buffer[] = [];

@@ -77,7 +77,7 @@ function parseArgs(argv: string[]): Options {
       }
       case '--profile': o.profile = true; break;
       case '--warmpool-node-args': o.warmpoolNodeArgs = val(); break;
-      case '-h': case '--help': console.log(USAGE); process.exit(0);
+      case '-h': case '--help': console.log(USAGE); return process.exit(0);
       default: throw new Error(`unknown option ${a}\n${USAGE}`);
     }
   }

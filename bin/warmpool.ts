@@ -6,7 +6,7 @@
 // who else uses them): --max-semi-space-size=4 keeps V8's young generation at 2 × 4 MiB, so a burst of
 // connecting students does not leave ~30 MiB of it resident for the rest of the day (README, "Node flags").
 
-import { createWarmpool } from '../index.js';
+import { createWarmpool, listenAdmin } from '../index.js';
 import { missingFlagsNote, warmpoolNodeFlags } from './node-flags.js';
 import { loadConfig } from '../pool/config.js';
 import { errorMessage, isWarmpoolError } from '../pool/errors.js';
@@ -19,7 +19,9 @@ const USAGE = `usage:
 
 The config path comes from --config or WARMPOOL_CONFIG. WARMPOOL_HOST and WARMPOOL_PORT override
 listen.host and listen.port. Secrets come from the environment: WARMPOOL_COOKIE_KEY or
-WARMPOOL_COOKIE_KEY_FILE (previous keys: WARMPOOL_COOKIE_KEY_PREVIOUS[_FILE]).`;
+WARMPOOL_COOKIE_KEY_FILE (previous keys: WARMPOOL_COOKIE_KEY_PREVIOUS[_FILE]); the admin dashboard's
+token from WARMPOOL_ADMIN_TOKEN or WARMPOOL_ADMIN_TOKEN_FILE (WARMPOOL_ADMIN_HOST, WARMPOOL_ADMIN_PORT
+override admin.host and admin.port).`;
 
 async function main(argv: string[]): Promise<number> {
   const [cmd = 'start', ...rest] = argv;
@@ -82,6 +84,9 @@ async function start(args: string[]): Promise<number> {
   const shown = cfg.host === '0.0.0.0' || cfg.host === '::' ? 'localhost' : cfg.host;
   console.log(`warmpool listening on http://${shown}:${port}/`);
   for (const a of cfg.apps) console.log(`  ${a.name}: http://${shown}:${port}/${a.name}/  (${a.runtime}, warm ${a.pool.warm}, max ${a.pool.max})`);
+  // The admin surface on its own listener (admin/index.ts); a made-up token is in the URL's fragment.
+  const admin = wp.admin && await listenAdmin(wp.admin).catch((e) => { console.error(`warmpool: ${errorMessage(e)}`); return undefined; });
+  if (admin) console.log(`  admin dashboard: ${admin.url}${wp.admin?.generatedToken ? '  (token made up for this run; set WARMPOOL_ADMIN_TOKEN to choose one)' : '  (sign in with WARMPOOL_ADMIN_TOKEN)'}`);
 
   // Progress per app while pools warm, then on every change of counts.
   let last = '';
@@ -101,6 +106,8 @@ async function start(args: string[]): Promise<number> {
     stopShow();
     server.close();
     server.closeAllConnections();
+    admin?.server.close();
+    admin?.server.closeAllConnections();
     await wp.close(keep);
     console.log('warmpool: stopped');
     process.exit(0);

@@ -139,4 +139,20 @@ export interface PoolApi {
    * 'request' or 'ws-open' marks a visitor's claim used (see queue.firstUse).
    */
   event(session: string, type: string, detail?: Record<string, unknown>): void;
+  /** For `/_warmpool/healthz`: engine reachability and whether each pool can serve. Optional (test pools). */
+  health?(): Promise<PoolHealth>;
+}
+
+/**
+ * A pool's state for health checks. ok: ready instances; warming: none ready yet, more coming;
+ * full: every instance claimed at max (visitors wait in line); draining: taking no visitors on an
+ * admin's word; failing: none ready and creates are failing (lastError says why).
+ */
+export type PoolHealthState = 'ok' | 'warming' | 'full' | 'draining' | 'failing';
+
+export interface PoolHealth {
+  /** False (HTTP 503) when an engine is unreachable or a pool is failing; full and draining pools are reported but healthy. */
+  ok: boolean;
+  engines: { runtime: string; reachable: boolean; error?: string; checkedAt: number }[];
+  pools: { app: string; state: PoolHealthState; canServe: boolean; ready: number; lastError?: string }[];
 }

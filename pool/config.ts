@@ -2,10 +2,11 @@
 // Every error names the field path, the bad value and what is allowed.
 
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { WarmpoolError } from './errors.js';
 
-export type RuntimeKind = 'process' | 'docker';
+export type RuntimeKind = 'process' | 'docker' | 'swarm';
 export type ClassifierKind = 'pluto' | 'jupyter' | 'generic';
 
 export interface ReadinessConfig {
@@ -26,6 +27,22 @@ export interface SecretConfig {
   fromOutput?: RegExp;
   /** How the proxy adds the secret to every forwarded request. */
   inject: { query?: string; header?: string; headerFormat: string; cookie?: string };
+}
+
+/** runtime swarm: where each instance's service may run and what the scheduler reserves for it. */
+export interface SwarmAppConfig {
+  /** Placement constraints, as `docker service create --constraint` takes them (`node.labels.pool==notebooks`). */
+  constraints: string[];
+  /** Spread preferences: a node attribute to spread instances over (`node.labels.zone`). */
+  spread: string[];
+  /** Set aside per instance: a node takes a task only while it has this much unreserved. Unset: nothing reserved. */
+  reservations: { cpus?: number; memoryBytes?: number };
+  /**
+   * An overlay network (attachable, made by the operator) to put instances on; warmpool dials each
+   * task's own address on it (never the service's virtual IP), at `port`. Unset: host networking on an
+   * allocated port bound to 127.0.0.1.
+   */
+  network?: string;
 }
 
 export interface AppConfig {
@@ -53,6 +70,8 @@ export interface AppConfig {
   graceMs: number;
   classifier: ClassifierKind;
   secret?: SecretConfig;
+  /** runtime swarm only. */
+  swarm?: SwarmAppConfig;
 }
 
 /**
@@ -113,6 +132,22 @@ export const DEFAULT_QUEUE: Readonly<QueueConfig> = Object.freeze({
   claimRate: Object.freeze({ perSecond: 5, burst: 60 }),
 });
 
+/**
+ * Runtime `process`, when warmpool runs as root: each instance runs under its own uid (gid the same
+ * number) taken from this range, so instances cannot read each other's environment or files.
+ */
+export interface ProcessUsersConfig {
+  uidFrom: number;
+  count: number;
+}
+
+/**
+ * Default: the first 10,000 uids of the range systemd leaves unused (1879048192–2147352575, see
+ * https://systemd.io/UIDS-GIDS/), so no system, regular, DynamicUser= or container uid is met. It
+ * stays below 2^31: Node's spawn takes an int32 uid.
+ */
+export const DEFAULT_PROCESS_USERS: Readonly<ProcessUsersConfig> = Object.freeze({ uidFrom: 1879048192, count: 10_000 });
+
 export interface WarmpoolConfig {
   host: string;
   port: number;
@@ -127,12 +162,55 @@ export interface WarmpoolConfig {
   stateDir: string;
   /** Leave instances running on SIGTERM/SIGINT (they are adopted on the next start). */
   keepOnExit: boolean;
-  log: { dir: string; rotateBytes: number };
+  /** Per-instance uids for runtime process (used when warmpool runs as root); false: instances run as warmpool's own user. */
+  processUsers: ProcessUsersConfig | false;
+  log: LogConfig;
   /** Limits of the public listener and the relay. */
   relay: RelayLimits;
   /** The waiting line and fair sharing (each app on its own). */
   queue: QueueConfig;
+  /** What the swarm runtime needs beyond the apps (always set by validateConfig). */
+  swarm?: SwarmConfig;
   apps: AppConfig[];
+  /** The admin surface's own listener (admin/). Optional for configs built in code; validateConfig always sets it. */
+  admin?: AdminConfig;
+}
+
+/** How visitor addresses are written to the traffic log. */
+export type AddressMode = 'full' | 'truncate' | 'hash';
+
+export interface LogConfig {
+  dir: string;
+  rotateBytes: number;
+  /** full (default); truncate: IPv4 to /24, IPv6 to /48; hash: keyed HMAC (key kept in stateDir). */
+  addresses?: AddressMode;
+  /** Log files whose last possible entry is older than this are removed, ms; unset: kept forever. */
+  retentionMs?: number;
+}
+
+/**
+ * The admin surface (dashboard, JSON API, /metrics): its own listener, because notebooks run
+ * arbitrary JavaScript on the public origin. On only when a token is set (WARMPOOL_ADMIN_TOKEN[_FILE])
+ * or generateToken is true.
+ */
+export interface AdminConfig {
+  host: string;
+  port: number;
+  /** Also serve it on the public listener under /_warmpool/admin/ (same token). Default false. */
+  public: boolean;
+  /** No token in the environment: make one up at each start and print the dashboard URL with it (the demo). */
+  generateToken: boolean;
+}
+
+export interface SwarmConfig {
+  /**
+   * Names this warmpool process among those sharing one swarm and deployment; a claim records it, and a
+   * restarted process restores only its own replica's sessions. Must be stable across restarts and
+   * distinct per process. Default: WARMPOOL_REPLICA, else the host name.
+   */
+  replica: string;
+  /** A task no node takes for this long (constraints, reservations) fails its create, ms. */
+  schedulingTimeoutMs: number;
 }
 
 const NAME_RE = /^[a-z0-9][a-z0-9-]{0,39}$/;
@@ -209,7 +287,7 @@ class V {
   }
   duration(path: string, v: unknown, min = 0): number {
     const ms = parseDuration(v);
-    if (ms === undefined || ms < min) this.fail(path, v, `expected a duration like 90s, 20m, 1h30m or a number of seconds${min ? `, at least ${min} ms` : ''}`);
+    if (ms === undefined || ms < min) this.fail(path, v, `expected a duration like 90s, 20m, 1h30m, 30d or a number of seconds${min ? `, at least ${min} ms` : ''}`);
     return ms;
   }
   /** A byte size (`16k`, `64kb`, a number of bytes) from min to max. */
@@ -235,13 +313,19 @@ function show(v: unknown): string {
   }
 }
 
+/** The host name as a replica name: lower case, dashes for anything else, at most 40 characters. */
+export function replicaFromHost(name: string): string {
+  const r = name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+/, '').slice(0, 40).replace(/-+$/, '');
+  return r || 'warmpool';
+}
+
 export function parseDuration(v: unknown): number | undefined {
   if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.round(v * 1000) : undefined;
   if (typeof v !== 'string') return undefined;
-  const m = /^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$/.exec(v.trim());
+  const m = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$/.exec(v.trim());
   if (!m || v.trim() === '') return undefined;
-  const [, h, mi, s, ms] = m;
-  return ((+(h ?? 0) * 60 + +(mi ?? 0)) * 60 + +(s ?? 0)) * 1000 + +(ms ?? 0);
+  const [, d, h, mi, s, ms] = m;
+  return (((+(d ?? 0) * 24 + +(h ?? 0)) * 60 + +(mi ?? 0)) * 60 + +(s ?? 0)) * 1000 + +(ms ?? 0);
 }
 
 export function parseBytes(v: unknown): number | undefined {
@@ -253,10 +337,10 @@ export function parseBytes(v: unknown): number | undefined {
   return Math.round(parseFloat(m[1]!) * mult);
 }
 
-const TOP_KEYS = ['listen', 'deployment', 'landing', 'trustedProxies', 'ports', 'stateDir', 'keepOnExit', 'log', 'relay', 'queue', 'apps'] as const;
+const TOP_KEYS = ['listen', 'deployment', 'landing', 'trustedProxies', 'ports', 'stateDir', 'keepOnExit', 'processUsers', 'log', 'relay', 'queue', 'swarm', 'apps', 'admin'] as const;
 const QUEUE_KEYS = ['hold', 'attach', 'collect', 'firstUse', 'unusedClaimsPerAddress', 'waitingPerAddress', 'claimRate'] as const;
 const RELAY_KEYS = ['headerSize', 'headerTimeout', 'websocketsPerSession', 'connectionsPerAddress', 'upstreamConnectionsPerInstance'] as const;
-const APP_KEYS = ['name', 'runtime', 'command', 'cwd', 'image', 'args', 'port', 'env', 'deepLink', 'prefix', 'pool', 'readiness', 'limits', 'network', 'idleTimeout', 'maxLifetime', 'grace', 'classifier', 'secret'] as const;
+const APP_KEYS = ['name', 'runtime', 'command', 'cwd', 'image', 'args', 'port', 'env', 'deepLink', 'prefix', 'pool', 'readiness', 'limits', 'network', 'idleTimeout', 'maxLifetime', 'grace', 'classifier', 'secret', 'swarm'] as const;
 
 export function validateConfig(raw: unknown, source = 'config', env: NodeJS.ProcessEnv = {}): WarmpoolConfig {
   const v = new V(source);
@@ -284,11 +368,14 @@ export function validateConfig(raw: unknown, source = 'config', env: NodeJS.Proc
 
   const stateDir = top.stateDir === undefined ? '.state' : v.str('stateDir', top.stateDir);
   const keepOnExit = top.keepOnExit === undefined ? false : v.bool('keepOnExit', top.keepOnExit);
-  const lg = v.obj('log', top.log ?? {}, ['dir', 'rotateSize']);
-  const log = {
+  const lg = v.obj('log', top.log ?? {}, ['dir', 'rotateSize', 'addresses', 'retention']);
+  const log: LogConfig = {
     dir: lg.dir === undefined ? `${stateDir}/log` : v.str('log.dir', lg.dir),
     rotateBytes: lg.rotateSize === undefined ? 64 * 1024 * 1024 : v.bytes('log.rotateSize', lg.rotateSize),
+    addresses: lg.addresses === undefined ? 'full' : v.oneOf('log.addresses', lg.addresses, ['full', 'truncate', 'hash'] as const),
   };
+  // At least a day: files are per UTC day, and the one being written must never be removed.
+  if (lg.retention !== undefined) log.retentionMs = v.duration('log.retention', lg.retention, 86_400_000);
 
   const rl = v.obj('relay', top.relay ?? {}, RELAY_KEYS);
   const d = DEFAULT_RELAY_LIMITS;
@@ -316,6 +403,13 @@ export function validateConfig(raw: unknown, source = 'config', env: NodeJS.Proc
     },
   };
 
+  const sw = v.obj('swarm', top.swarm ?? {}, ['replica', 'schedulingTimeout']);
+  const defaultReplica = env.WARMPOOL_REPLICA || replicaFromHost(hostname());
+  const swarm: SwarmConfig = {
+    replica: sw.replica === undefined ? v.str('WARMPOOL_REPLICA (env) or the host name', defaultReplica, NAME_RE, 'expected lower-case letters, digits and dashes (at most 40): set swarm.replica') : v.str('swarm.replica', sw.replica, NAME_RE, 'expected lower-case letters, digits and dashes (at most 40)'),
+    schedulingTimeoutMs: sw.schedulingTimeout === undefined ? 60_000 : v.duration('swarm.schedulingTimeout', sw.schedulingTimeout, 1000),
+  };
+
   const rawApps = top.apps;
   if (!Array.isArray(rawApps) || rawApps.length === 0) v.fail('apps', rawApps, 'expected a non-empty list of apps');
   const apps = (rawApps as unknown[]).map((a, i) => validateApp(v, `apps[${i}]`, a));
@@ -324,14 +418,53 @@ export function validateConfig(raw: unknown, source = 'config', env: NodeJS.Proc
     if (seen.has(a.name)) v.fail(`apps[${i}].name`, a.name, 'app names must be unique');
     seen.add(a.name);
   });
-  return { host, port, deployment, landingRedirect, trustedProxies, ports: { from, to }, stateDir, keepOnExit, log, relay, queue, apps };
+  const processUsers = validateProcessUsers(v, top.processUsers, apps);
+  const admin = validateAdmin(v, top.admin, port, env);
+  return { host, port, deployment, landingRedirect, trustedProxies, ports: { from, to }, stateDir, keepOnExit, processUsers, log, relay, queue, swarm, apps, admin };
+}
+
+function validateAdmin(v: V, raw: unknown, publicPort: number, env: NodeJS.ProcessEnv): AdminConfig {
+  const a = v.obj('admin', raw ?? {}, ['host', 'port', 'public', 'generateToken']);
+  let host = a.host === undefined ? '127.0.0.1' : v.str('admin.host', a.host);
+  let port = a.port === undefined ? 8081 : v.int('admin.port', a.port, 0, 65535);
+  if (env.WARMPOOL_ADMIN_HOST) host = v.str('WARMPOOL_ADMIN_HOST (env)', env.WARMPOOL_ADMIN_HOST);
+  if (env.WARMPOOL_ADMIN_PORT !== undefined && env.WARMPOOL_ADMIN_PORT !== '') {
+    port = v.int('WARMPOOL_ADMIN_PORT (env)', /^\d+$/.test(env.WARMPOOL_ADMIN_PORT) ? Number(env.WARMPOOL_ADMIN_PORT) : env.WARMPOOL_ADMIN_PORT, 0, 65535);
+  }
+  if (port !== 0 && port === publicPort) {
+    v.fail('admin.port', port, `the admin listener needs a port of its own (listen.port is ${publicPort}); allowed: any other port, or 0 for a free one; to serve the admin surface on the public port as well, set admin.public: true`);
+  }
+  return {
+    host,
+    port,
+    public: a.public === undefined ? false : v.bool('admin.public', a.public),
+    generateToken: a.generateToken === undefined ? false : v.bool('admin.generateToken', a.generateToken),
+  };
+}
+
+/** Highest uid a range may reach: Node's spawn takes an int32 uid. */
+const UID_MAX = 2147483646;
+
+function validateProcessUsers(v: V, raw: unknown, apps: AppConfig[]): ProcessUsersConfig | false {
+  if (raw === false) return false;
+  if (raw === undefined || raw === true) return { ...DEFAULT_PROCESS_USERS };
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) v.fail('processUsers', raw, 'expected false (off) or a mapping { uidFrom, count }');
+  const o = v.obj('processUsers', raw, ['uidFrom', 'count']);
+  const uidFrom = o.uidFrom === undefined ? DEFAULT_PROCESS_USERS.uidFrom : v.int('processUsers.uidFrom', o.uidFrom, 1000, UID_MAX);
+  const count = o.count === undefined ? Math.min(DEFAULT_PROCESS_USERS.count, UID_MAX - uidFrom + 1) : v.int('processUsers.count', o.count, 1, UID_MAX - uidFrom + 1);
+  const last = uidFrom + count - 1;
+  // 65534 is nobody (NFS and user namespaces map strangers to it), 65535 the 16-bit (uid_t)-1.
+  if (uidFrom <= 65535 && last >= 65534) v.fail('processUsers', raw, `the range ${uidFrom}-${last} includes 65534 (nobody) or 65535; allowed: a range of uids from 1000 up that leaves both out`);
+  const needed = apps.filter((a) => a.runtime === 'process').reduce((n, a) => n + a.pool.max, 0);
+  if (count < needed) v.fail('processUsers.count', count, `the process apps may run ${needed} instances at once (the sum of their pool.max); allowed: at least ${needed}`);
+  return { uidFrom, count };
 }
 
 function validateApp(v: V, at: string, raw: unknown): AppConfig {
   const a = v.obj(at, raw, APP_KEYS);
   const name = v.str(`${at}.name`, a.name, NAME_RE, 'expected lower-case letters, digits and dashes (at most 40); it becomes the public prefix /<name>/');
   if (RESERVED.has(name)) v.fail(`${at}.name`, name, 'this name is reserved');
-  const runtime = v.oneOf(`${at}.runtime`, a.runtime ?? 'process', ['process', 'docker'] as const);
+  const runtime = v.oneOf(`${at}.runtime`, a.runtime ?? 'process', ['process', 'docker', 'swarm'] as const);
 
   let command: string[] | undefined;
   let image: string | undefined;
@@ -341,13 +474,32 @@ function validateApp(v: V, at: string, raw: unknown): AppConfig {
     if (a.image !== undefined) v.fail(`${at}.image`, a.image, 'image is for runtime docker; a process app has a command');
   } else {
     image = v.str(`${at}.image`, a.image, /^[a-z0-9][\w./:@-]*$/i, 'expected an image reference like warmpool/standin:latest');
-    if (a.command !== undefined) v.fail(`${at}.command`, a.command, 'command is for runtime process; use args to override a docker image command');
+    if (a.command !== undefined) v.fail(`${at}.command`, a.command, `command is for runtime process; use args to override a ${runtime} image command`);
     if (a.args !== undefined) args = v.strList(`${at}.args`, a.args);
   }
   const cwd = a.cwd === undefined ? undefined : v.str(`${at}.cwd`, a.cwd);
   const network = v.oneOf(`${at}.network`, a.network ?? 'host', ['host', 'bridge'] as const);
   const port = a.port === undefined ? 0 : v.int(`${at}.port`, a.port, 0, 65535);
   if (runtime === 'docker' && network === 'bridge' && port === 0) v.fail(`${at}.port`, a.port, 'a bridge-network app needs the container port it listens on (1-65535)');
+  if (runtime === 'swarm' && network !== 'host') v.fail(`${at}.network`, a.network, 'runtime swarm runs instances on host networking, or on the overlay network named in swarm.network');
+  let swarm: SwarmAppConfig | undefined;
+  if (a.swarm !== undefined && runtime !== 'swarm') v.fail(`${at}.swarm`, a.swarm, 'swarm: is for runtime swarm');
+  if (runtime === 'swarm') {
+    const sw = v.obj(`${at}.swarm`, a.swarm ?? {}, ['constraints', 'spread', 'reservations', 'network']);
+    const list = (key: string, raw: unknown, re: RegExp, what: string) => raw === undefined ? [] : (Array.isArray(raw) ? raw.map((x, i) => v.str(`${at}.swarm.${key}[${i}]`, x, re, what)) : v.fail(`${at}.swarm.${key}`, raw, 'expected a list'));
+    const re = v.obj(`${at}.swarm.reservations`, sw.reservations ?? {}, ['cpus', 'memory']);
+    swarm = {
+      constraints: list('constraints', sw.constraints, /^\s*[\w.-]+\s*(==|!=)\s*\S.*$/, 'expected a constraint like node.role==worker or node.labels.pool!=gpu'),
+      spread: list('spread', sw.spread, /^(node\.(id|hostname|role|platform\.os|platform\.arch)|node\.labels\.[\w.-]+|engine\.labels\.[\w.-]+)$/, 'expected a node attribute to spread over, like node.labels.zone'),
+      reservations: {
+        cpus: re.cpus === undefined ? undefined : v.num(`${at}.swarm.reservations.cpus`, re.cpus, 0.01, 1024),
+        memoryBytes: re.memory === undefined ? undefined : v.bytes(`${at}.swarm.reservations.memory`, re.memory),
+      },
+      network: sw.network === undefined ? undefined : v.str(`${at}.swarm.network`, sw.network, /^[A-Za-z0-9][\w.-]*$/, 'expected the name of an overlay network'),
+    };
+    if (swarm.network && port === 0) v.fail(`${at}.port`, a.port, 'an app on an overlay network (swarm.network) needs the port it listens on (1-65535)');
+    if (!swarm.network && a.port !== undefined) v.fail(`${at}.port`, a.port, 'a host-network swarm app gets an allocated port (env PORT); leave port unset');
+  }
 
   const env: Record<string, string> = {};
   if (a.env !== undefined) {
@@ -422,5 +574,7 @@ function validateApp(v: V, at: string, raw: unknown): AppConfig {
     if (secret.fromOutput && secret.fromOutput.source.indexOf('(') < 0) v.fail(`${at}.secret.fromOutput`, s.fromOutput, 'expected a regular expression with one capture group holding the token');
   }
 
-  return { name, runtime, command, cwd, image, args, port, env, deepLink, prefix, pool: { warm, max, parallel }, readiness, limits, network, idleTimeoutMs, maxLifetimeMs, graceMs, classifier, secret };
+  const app: AppConfig = { name, runtime, command, cwd, image, args, port, env, deepLink, prefix, pool: { warm, max, parallel }, readiness, limits, network, idleTimeoutMs, maxLifetimeMs, graceMs, classifier, secret };
+  if (swarm) app.swarm = swarm;
+  return app;
 }

@@ -10,6 +10,10 @@ export type ErrorCode =
   | 'SESSION_UNKNOWN'
   | 'SESSION_EXPIRED'
   | 'INSTANCE_GONE'
+  /** Another warmpool process sharing the engine (swarm) claimed the instance first. */
+  | 'CLAIM_CONFLICT'
+  /** No swarm node can take an instance's task (placement constraints, reservations) within the scheduling timeout. */
+  | 'NO_SUITABLE_NODE'
   | 'INSTANCE_NOT_READY'
   | 'IMAGE_NOT_FOUND'
   | 'ENGINE_UNREACHABLE'
@@ -20,7 +24,8 @@ export type ErrorCode =
   | 'SECRET_MISSING'
   | 'TOO_MANY'
   | 'PLACE_LAPSED'
-  | 'BAD_REQUEST';
+  | 'BAD_REQUEST'
+  | 'ADMIN_UNAUTHORIZED';
 
 export class WarmpoolError extends Error {
   readonly code: ErrorCode;

@@ -8,12 +8,13 @@
 //   await fleet.stop();             // removes every instance unless config.keepOnExit
 
 import { LRUCache } from 'lru-cache';
-import type { ClaimOptions, ClaimResult, CollectResult, EndReason, FindResult, PoolApi, SessionTarget, SessionTraffic, WaitOptions, WaitOutcome } from './api.js';
+import type { ClaimOptions, ClaimResult, CollectResult, EndReason, FindResult, PoolApi, PoolHealth, SessionTarget, SessionTraffic, WaitOptions, WaitOutcome } from './api.js';
 import type { AppConfig, RuntimeKind, WarmpoolConfig } from './config.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { WarmpoolError, errorMessage, isWarmpoolError } from './errors.js';
 import { sessionId as newSessionId } from './ids.js';
 import { Reaper, endDeadline, type DeadlineReason, type ReapableSession } from './reaper.js';
+import { poolHealthState, sessionView, type SessionView } from './session-view.js';
 import type { ClaimMark, InstanceRecord, Runtime } from './runtime.js';
 import type { TrafficLogSink } from './traffic-log.js';
 import { WarmPool, type Member, type PoolStatus } from './warm-pool.js';
@@ -143,47 +144,61 @@ export class Fleet implements PoolApi {
    * nothing on the engine says it is taken: after a restart the instance is adopted as ready and the
    * visitor's signed cookie takes it back (see find()), so an unused claim costs no engine write and
    * leaves nothing to undo. A claim without a visitor (in-process callers) is final and recorded at once.
+   *
+   * On a runtime whose instances other processes may claim too (sharedClaims: swarm), every claim is
+   * recorded by compare-and-swap before it is answered; an unused one is then removed and replaced at
+   * queue.firstUse instead of reused (the engine still names it claimed).
    */
   async claim(appName: string, opts: ClaimOptions = {}): Promise<ClaimResult> {
     const pool = this.poolOf(appName);
-    const out = pool.claim(opts);
-    if (out.kind !== 'claimed') return out;
-    return { kind: 'session', target: this.open(pool, out.member, opts.visitor, false).target };
+    if (pool.draining) throw new WarmpoolError('POOL_STOPPED', `app ${appName} is draining: it takes no new visitors`, { hint: 'an admin can resume it' });
+    for (;;) {
+      const out = pool.claim(opts);
+      if (out.kind !== 'claimed') return out;
+      const s = await this.open(pool, out.member, opts.visitor, false);
+      if (s) return { kind: 'session', target: s.target };
+      // Another process got that instance first (swarm): try the next ready one.
+    }
   }
 
   async wait(appName: string, ticket: string, o: WaitOptions): Promise<WaitOutcome> {
-    return this.poolOf(appName).wait(ticket, o);
+    const pool = this.poolOf(appName);
+    if (pool.draining) return { kind: 'gone', why: 'stopped' };
+    return pool.wait(ticket, o);
   }
 
   async collect(appName: string, token: string): Promise<CollectResult> {
     const pool = this.poolOf(appName);
     const got = pool.collect(token);
     if (!got) return { kind: 'gone' };
-    return { kind: 'session', target: this.open(pool, got.member, got.visitor, true).target };
+    const s = await this.open(pool, got.member, got.visitor, true);
+    // Lost to another process (swarm) between the offer and its collection: the visitor joins the line again.
+    return s ? { kind: 'session', target: s.target } : { kind: 'gone' };
   }
 
   decline(appName: string, token: string): void {
     this.pools.get(appName)?.decline(token);
   }
 
-  private poolOf(appName: string): WarmPool {
-    const pool = this.pools.get(appName);
-    if (!pool) throw new WarmpoolError('APP_UNKNOWN', `no app named ${appName}`, { hint: `known apps: ${[...this.pools.keys()].join(', ')}` });
-    return pool;
+  private sharedClaims(pool: WarmPool): boolean {
+    return this.o.runtimes[pool.app.runtime]?.sharedClaims === true;
   }
 
-  /** A claimed instance becomes a session. */
-  private open(pool: WarmPool, m: Member, visitor: string | undefined, fromLine: boolean): Session {
+  /** A claimed instance becomes a session; undefined when another process claimed it first (shared claims). */
+  private async open(pool: WarmPool, m: Member, visitor: string | undefined, fromLine: boolean): Promise<Session | undefined> {
     const now = this.clock.now();
     const id = newSessionId();
+    // Another warmpool process may hold the same instance (swarm): the engine's compare-and-swap
+    // decides before the visitor is answered; a lost one is dropped.
+    const shared = this.sharedClaims(pool);
+    if (shared && !(await this.claimShared(pool, m, { session: id, at: now }))) return undefined;
     const s = this.addSession(pool.app, m, id, now);
     this.trafficLog({ type: 'claimed', session: id, app: pool.app.name, instance: m.id, visitor, waitedInLine: fromLine });
-    if (visitor === undefined) this.record(pool, s, { session: id, at: now });
-    else {
+    if (visitor !== undefined) {
       s.visitor = visitor;
       s.firstUseBy = now + this.o.config.queue.firstUseMs;
       this.reaper.schedule();
-    }
+    } else if (!shared) this.record(pool, s, { session: id, at: now });
     return s;
   }
 
@@ -192,7 +207,7 @@ export class Fleet implements PoolApi {
     s.firstUseBy = undefined;
     const pool = this.pools.get(s.app.name)!;
     pool.used(s.member.id);
-    this.record(pool, s, { session: s.id, at: s.claimedAt });
+    if (!this.sharedClaims(pool)) this.record(pool, s, { session: s.id, at: s.claimedAt });
   }
 
   /** When each live session of an app ends if nothing changes, for the waiting line's estimates. */
@@ -200,6 +215,27 @@ export class Fleet implements PoolApi {
     const out: number[] = [];
     for (const s of this.sessions.values()) if (s.app.name === app) out.push(endDeadline(s));
     return out;
+  }
+
+  /**
+   * Records a claim on a runtime whose instances other processes may claim too. true: recorded, the
+   * instance is this visitor's. false: another process got it first, or it is gone (dropped from this
+   * pool; the runtime leaves another process's instance alone). Throws, the instance ready again, when
+   * the engine cannot say.
+   */
+  private async claimShared(pool: WarmPool, m: Member, mark: ClaimMark): Promise<boolean> {
+    try {
+      await pool.persistClaim(m, mark);
+    } catch (e) {
+      if (isWarmpoolError(e, 'CLAIM_CONFLICT') || isWarmpoolError(e, 'INSTANCE_GONE')) {
+        this.o.log?.(`${pool.app.name}: ${errorMessage(e)}; trying another instance`);
+        pool.release(m.id, errorMessage(e));
+        return false;
+      }
+      pool.unclaim(m.id);
+      throw e;
+    }
+    return m.state === 'claimed'; // else it exited while its claim was being recorded
   }
 
   find(session: string, instanceId: string): FindResult {
@@ -401,7 +437,10 @@ export class Fleet implements PoolApi {
         detail: `no request reached the instance within ${this.o.config.queue.firstUseMs} ms of the claim; it went back to the pool as ready`,
       });
       this.finish(s, 'unused', false, at);
-      if (!this.pools.get(s.app.name)?.returnUnused(s.member.id)) this.pools.get(s.app.name)?.release(s.member.id, 'an unused claim whose instance was no longer claimed');
+      const pool = this.pools.get(s.app.name)!;
+      // On a shared engine its claim is recorded: replaced rather than handed out again.
+      if (this.sharedClaims(pool)) pool.release(s.member.id, 'an unused claim, recorded on a shared engine');
+      else if (!pool.returnUnused(s.member.id)) pool.release(s.member.id, 'an unused claim whose instance was no longer claimed');
       return true;
     }
     this.finish(s, reason, true, at);
@@ -448,4 +487,79 @@ export class Fleet implements PoolApi {
   }
 
   private changed(): void { for (const fn of this.changeListeners) fn(); }
+
+  // ---- What the admin surface (admin/) reads and does, and health for /_warmpool/healthz. ----
+
+  /** Live sessions as plain data: traffic counters, last user activity and the deadlines that will end them. */
+  sessionsView(): SessionView[] {
+    const now = this.clock.now();
+    return [...this.sessions.values()].map((s) => sessionView(s, now));
+  }
+
+  /** Each pool's counts with the operator's targets (warm is the target to restore while draining). */
+  poolsView(): (PoolStatus & { draining: boolean })[] {
+    return [...this.pools.values()].map((p) => ({ ...p.status(), ...p.targets() }));
+  }
+
+  isLive(session: string): boolean { return this.sessions.has(session); }
+
+  /** Sets an app's warm target and/or max until restart. Throws APP_UNKNOWN, BAD_REQUEST. */
+  resize(app: string, to: { warm?: number; max?: number }): { warm: number; max: number } {
+    const r = this.poolOf(app).resize(to);
+    this.o.log?.(`${app}: resized by an admin to warm ${r.warm}, max ${r.max}`);
+    return r;
+  }
+
+  /** Stops (on) or resumes (off) new claims of an app; its sessions go on. Throws APP_UNKNOWN. */
+  drain(app: string, on: boolean): void {
+    const p = this.poolOf(app);
+    if (p.draining === on) return;
+    p.drain(on);
+    this.o.log?.(`${app}: ${on ? 'draining (no new visitors) on an admin\'s word' : 'taking visitors again on an admin\'s word'}`);
+  }
+
+  /** Replaces an app's unclaimed instances; claimed ones are not touched. Returns the ids replaced. Throws APP_UNKNOWN. */
+  refresh(app: string): string[] {
+    const ids = this.poolOf(app).refresh();
+    this.o.log?.(`${app}: refreshed by an admin: replacing ${ids.length} unclaimed instance(s)`);
+    return ids;
+  }
+
+  private poolOf(app: string): WarmPool {
+    const p = this.pools.get(app);
+    if (!p) throw new WarmpoolError('APP_UNKNOWN', `no app named ${app}`, { hint: `known apps: ${[...this.pools.keys()].join(', ')}` });
+    return p;
+  }
+
+  /** Last engine check per runtime, and the one in flight: many health probes share one list() call. */
+  private readonly engineChecks = new Map<Runtime, { reachable: boolean; error?: string; checkedAt: number }>();
+  private engineCheck?: Promise<void>;
+
+  /**
+   * Engine reachability (a list() call per runtime, at most once per maxAgeMs) and each pool's state.
+   * Not ok when an engine is unreachable or a pool is failing.
+   */
+  async health(maxAgeMs = 5000): Promise<PoolHealth> {
+    const now = this.clock.now();
+    const runtimes = [...new Set(this.o.config.apps.map((a) => this.o.runtimes[a.runtime]!))];
+    const stale = runtimes.some((rt) => (this.engineChecks.get(rt)?.checkedAt ?? -Infinity) + maxAgeMs <= now);
+    if (stale) {
+      this.engineCheck ??= Promise.all(runtimes.map(async (rt) => {
+        try {
+          await rt.list();
+          this.engineChecks.set(rt, { reachable: true, checkedAt: this.clock.now() });
+        } catch (e) {
+          this.engineChecks.set(rt, { reachable: false, error: errorMessage(e), checkedAt: this.clock.now() });
+        }
+      })).then(() => { this.engineCheck = undefined; });
+      await this.engineCheck;
+    }
+    const engines = runtimes.map((rt) => ({ runtime: rt.kind, ...this.engineChecks.get(rt)! }));
+    const pools = [...this.pools.values()].map((p) => {
+      const s = p.status();
+      const state = poolHealthState(s, p.draining);
+      return { app: s.app, state, canServe: state === 'ok' || state === 'warming', ready: s.ready, lastError: s.lastError };
+    });
+    return { ok: engines.every((e) => e.reachable) && pools.every((p) => p.state !== 'failing'), engines, pools };
+  }
 }

@@ -1,8 +1,9 @@
 // The seam between the pool and whatever runs instances. Implementations: runtimes/process.ts
-// (local child processes, the embedded default) and runtimes/docker.ts (a Docker Engine).
+// (local child processes, the embedded default), runtimes/docker.ts (a Docker Engine) and
+// runtimes/swarm.ts (a Docker Swarm: one single-replica service per instance).
 // Only runtime files touch engines; the pool sees InstanceRecords.
 
-import type { AppConfig } from './config.js';
+import type { AppConfig, RuntimeKind } from './config.js';
 
 /** What the pool asks a runtime to start. */
 export interface InstanceSpec {
@@ -21,7 +22,7 @@ export interface InstanceRecord {
   instanceId: string;
   app: string;
   deployment: string;
-  /** Engine handle: container id, or pid for processes. */
+  /** Engine handle: container id, service id (swarm), or pid for processes. */
   runtimeId: string;
   /** Where the proxy reaches the app: always on loopback or a host the operator configured. */
   host: string;
@@ -34,14 +35,20 @@ export interface InstanceRecord {
 }
 
 export interface Runtime {
-  readonly kind: 'process' | 'docker';
+  readonly kind: RuntimeKind;
+  /**
+   * Several warmpool processes may hold the same instances (swarm). markClaimed is then a
+   * compare-and-swap on the engine that throws CLAIM_CONFLICT when another process claimed the
+   * instance first, and the fleet awaits it before handing the instance out.
+   */
+  readonly sharedClaims?: boolean;
   /** Creates and starts one instance; resolves once the engine reports it running (not yet ready). */
   create(app: AppConfig, spec: InstanceSpec): Promise<InstanceRecord>;
   /** Stops and removes an instance. Idempotent: an instance already gone is not an error. */
   remove(instanceId: string): Promise<void>;
   /** Every instance of this deployment, found by label, running or not. */
   list(): Promise<InstanceRecord[]>;
-  /** Persists a claim on the engine (docker: container rename; process: state file). */
+  /** Persists a claim on the engine (docker: container rename; swarm: service labels, compare-and-swap; process: state file). */
   markClaimed(instanceId: string, claim: ClaimMark): Promise<void>;
   /** Calls onLine for each line the instance printed (stdout and stderr), past and future. Returns a stop function. */
   output(instanceId: string, onLine: (line: string) => void): () => void;

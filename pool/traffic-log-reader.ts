@@ -128,7 +128,7 @@ export async function* readEntries(dir: string, stats: ReadStats = newReadStats(
     const decoder = new StringDecoder('utf8');
     let rest = '';
     let lineNo = 0;
-    let stream;
+    let stream: ReturnType<typeof createReadStream> | undefined;
     try {
       stream = createReadStream(join(dir, name));
       for await (const chunk of stream) {

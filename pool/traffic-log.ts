@@ -39,7 +39,7 @@ export class JsonlTrafficLog implements TrafficLogSink {
   constructor(private readonly dir: string, private readonly rotateBytes = 64 * 1024 * 1024, o: { flushMs?: number; clock?: Clock } = {}) {
     this.flushMs = o.flushMs ?? 100;
     this.clock = o.clock ?? systemClock;
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 }); // session ids and visitor addresses: warmpool's alone
   }
 
   write(entry: Record<string, unknown> & { t: number }): void {
@@ -79,7 +79,7 @@ export class JsonlTrafficLog implements TrafficLogSink {
       try { size = statSync(path).size; } catch { /* new file */ }
       if (size < this.rotateBytes) {
         this.bytes = size;
-        this.stream = createWriteStream(path, { flags: 'a' });
+        this.stream = createWriteStream(path, { flags: 'a', mode: 0o600 });
         return;
       }
     }

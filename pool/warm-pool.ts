@@ -290,6 +290,16 @@ export class WarmPool {
     await this.o.runtime.markClaimed(m.id, claim);
   }
 
+  /** A claim the engine could not record (it did not answer): the instance is ready again. */
+  unclaim(id: string): void {
+    this.line.forget(id);
+    const m = this.members.get(id);
+    if (!m || m.state !== 'claimed') return;
+    m.state = 'ready';
+    m.claim = undefined;
+    this.reconcile();
+  }
+
   /** Removes an instance (a session ended, or it failed) and refills. */
   release(id: string, why: string): void {
     const m = this.members.get(id);
@@ -542,4 +552,90 @@ export class WarmPool {
   }
 
   private changed(): void { this.o.onChange?.(); }
+
+  // ---- Steering by an admin (admin/api.ts through the Fleet): resize, drain, refresh. ----
+  // The targets live in this.app.pool, which reconcile() reads; a change lasts until warmpool restarts.
+
+  /** While draining: the warm target to restore (this.app.pool.warm is 0 meanwhile). */
+  private drainedWarm?: number;
+
+  /** No new claims (the fleet refuses them), no ready instances kept; claimed ones go on until their sessions end. */
+  get draining(): boolean { return this.drainedWarm !== undefined; }
+
+  /** The operator's targets: while draining, the warm target that resume restores. */
+  targets(): { warm: number; max: number; draining: boolean } {
+    return { warm: this.drainedWarm ?? this.app.pool.warm, max: this.app.pool.max, draining: this.draining };
+  }
+
+  /**
+   * Sets the warm target and/or max. Lowering them removes ready (then starting) instances beyond the
+   * new targets at once; claimed instances are never touched, so `max` below the claimed count only
+   * stops new creates until sessions end. Throws BAD_REQUEST naming the field, the value and what is allowed.
+   */
+  resize(to: { warm?: number; max?: number }): { warm: number; max: number } {
+    const cur = this.targets();
+    const check = (field: string, v: unknown, min: number, max: number): number => {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+        throw new WarmpoolError('BAD_REQUEST', `${this.app.name}: ${field} is ${JSON.stringify(v)}; expected an integer from ${min} to ${max}`);
+      }
+      return v;
+    };
+    const max = to.max === undefined ? cur.max : check('max', to.max, 1, 10_000);
+    const warm = to.warm === undefined ? cur.warm : check('warm', to.warm, 0, 1000);
+    if (warm > max) throw new WarmpoolError('BAD_REQUEST', `${this.app.name}: warm ${warm} is above max ${max}; expected warm at most max (set both)`);
+    if (this.draining) this.drainedWarm = warm;
+    this.app.pool = { ...this.app.pool, warm: this.draining ? 0 : warm, max };
+    this.trim(`resized to warm ${warm}, max ${max}`);
+    this.reconcile();
+    return { warm, max };
+  }
+
+  /** drain(true): stop taking visitors; drain(false): take them again and warm back up. */
+  drain(on: boolean): void {
+    if (on === this.draining || this.stopped) return;
+    if (on) {
+      this.drainedWarm = this.app.pool.warm;
+      this.app.pool = { ...this.app.pool, warm: 0 };
+      // Nobody waits for a draining app: the line is dropped (each waiter is told at once; its page
+      // then meets the refusal).
+      this.line.clear('stopped');
+      for (const m of this.members.values()) m.reservedFor = undefined;
+      this.trim('the app is draining');
+    } else {
+      this.app.pool = { ...this.app.pool, warm: this.drainedWarm! };
+      this.drainedWarm = undefined;
+    }
+    this.reconcile();
+  }
+
+  /**
+   * Replaces every unclaimed instance (ready, or still starting from the old image or notebook) with a
+   * new one; claimed instances are not touched. Removed synchronously from the claimable set, so no
+   * visitor is handed an old one afterwards. Returns the ids replaced.
+   */
+  refresh(): string[] {
+    if (this.stopped) return [];
+    const old = [...this.members.values()].filter((m) => m.state === 'ready' || m.state === 'starting');
+    for (const m of old) {
+      m.reservedFor = undefined;
+      this.release(m.id, 'replaced by an admin refresh');
+    }
+    this.reconcile();
+    return old.map((m) => m.id);
+  }
+
+  /** Removes unclaimed instances beyond the current targets: surplus ready ones first, then starting ones. */
+  private trim(why: string): void {
+    const live = [...this.members.values()].filter((m) => m.state !== 'removing');
+    const free = live.filter((m) => m.state === 'ready' && !m.reservedFor);
+    const starting = live.filter((m) => m.state === 'starting');
+    let total = live.length;
+    const { warm, max } = this.app.pool;
+    const readyGo = free.slice(0, Math.min(free.length, Math.max(0, free.length - warm, total - max)));
+    total -= readyGo.length;
+    const readyLeft = live.filter((m) => m.state === 'ready').length - readyGo.length;
+    const needStarting = Math.max(0, warm + this.line.size - readyLeft);
+    const startingGo = starting.slice(0, Math.min(starting.length, Math.max(0, starting.length - needStarting, total - max)));
+    for (const m of [...readyGo, ...startingGo]) this.release(m.id, why);
+  }
 }

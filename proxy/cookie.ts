@@ -78,7 +78,7 @@ export function loadKeys(env: NodeJS.ProcessEnv, stateDir: string): KeyRing {
         throw new WarmpoolError('CONFIG_INVALID', `cannot read the cookie key ${file}: ${(e as Error).message}`, { hint: 'fix its permissions, or set WARMPOOL_COOKIE_KEY' });
       }
       current = randomBytes(32).toString('base64url');
-      mkdirSync(stateDir, { recursive: true });
+      mkdirSync(stateDir, { recursive: true, mode: 0o700 });
       // 'wx': never overwrite a key another process just wrote (cookies signed with it stay valid).
       writeFileSync(file, current + '\n', { mode: 0o600, flag: 'wx' });
       chmodSync(file, 0o600);

@@ -124,9 +124,7 @@ export function createProxy(o: ProxyOptions): Proxy {
         return true;
       case 'internal':
         if (r.path === '/healthz' || r.path.startsWith('/healthz?')) {
-          const body = JSON.stringify({ ok: !closed, apps: appNames() }) + '\n';
-          res.writeHead(closed ? 503 : 200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
-          res.end(req.method === 'HEAD' ? undefined : body);
+          healthz(req, res);
           return true;
         }
         if (o.internal?.(req, res, r.path)) return true;
@@ -150,6 +148,26 @@ export function createProxy(o: ProxyOptions): Proxy {
     }
     next!();
     return false;
+  }
+
+  /** Public: engine reachability and whether each pool can serve (pool.health), 503 when not; no session or address in it. */
+  function healthz(req: IncomingMessage, res: ServerResponse): void {
+    const send = (ok: boolean, extra: Record<string, unknown>) => {
+      const body = JSON.stringify({ ok, apps: appNames(), ...extra }) + '\n';
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    };
+    if (closed || !pool.health) {
+      send(!closed, {});
+      return;
+    }
+    pool.health().then(
+      (h) => send(h.ok && !closed, { engines: h.engines.map((e) => ({ runtime: e.runtime, reachable: e.reachable })), pools: h.pools.map((p) => ({ app: p.app, state: p.state, canServe: p.canServe, ready: p.ready })) }),
+      (e: unknown) => {
+        log?.(`health check failed: ${(e as Error)?.stack ?? String(e)}`);
+        send(false, { error: 'health check failed' });
+      },
+    );
   }
 
   function appRequest(req: IncomingMessage, res: ServerResponse, app: AppConfig, rest: string, isRoot: boolean): void {
@@ -221,6 +239,11 @@ export function createProxy(o: ProxyOptions): Proxy {
       refuseUpgrade(req, socket, { kind: 'not-websocket' });
       return true;
     }
+    const handshake = handshakeProblem(req);
+    if (handshake) {
+      refuseUpgrade(req, socket, { kind: 'bad-request', message: handshake });
+      return true;
+    }
     const problem = requestProblem(req.rawHeaders);
     if (problem) {
       refuseUpgrade(req, socket, { kind: 'bad-request', message: `${problem}; warmpool does not relay it` });
@@ -260,4 +283,16 @@ export function createProxy(o: ProxyOptions): Proxy {
       await Promise.all([ws.close(), http.close()]);
     },
   };
+}
+
+/**
+ * What makes an upgrade request no WebSocket handshake (RFC 6455 §4.2.1), or undefined: refused
+ * here, so an instance only ever sees handshakes a browser could have sent.
+ */
+function handshakeProblem(req: IncomingMessage): string | undefined {
+  if (req.method !== 'GET') return `a WebSocket handshake is a GET, not ${req.method}`;
+  const key = req.headers['sec-websocket-key'];
+  if (typeof key !== 'string' || !/^[+/0-9A-Za-z]{22}==$/.test(key)) return 'the WebSocket handshake has no valid Sec-WebSocket-Key';
+  if (req.headers['sec-websocket-version'] !== '13') return 'the WebSocket handshake must ask for Sec-WebSocket-Version 13';
+  return undefined;
 }

@@ -32,11 +32,24 @@ export function serverOptions(limits: RelayLimits): { maxHeaderSize: number; hea
 }
 
 export function createPublicServer(o: PublicServerOptions): Server {
-  const server = createServer(serverOptions(o.limits), o.onRequest);
+  // A connection must start its first request within the head timeout: Node's own head timeout
+  // counts only from a request's first byte, so a connection that never sends one would be held.
+  const server = createServer(serverOptions(o.limits), (req, res) => {
+    firstRequestSeen(req.socket);
+    o.onRequest(req, res);
+  });
   server.keepAliveTimeout = KEEP_ALIVE_MS;
-  server.on('upgrade', o.onUpgrade);
-  limitConnectionsPerAddress(server, o.limits.connectionsPerAddress, new TrustedProxies(o.trustedProxies));
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    firstRequestSeen(socket);
+    o.onUpgrade(req, socket, head);
+  });
+  limitConnectionsPerAddress(server, o.limits.connectionsPerAddress, new TrustedProxies(o.trustedProxies), o.limits.headerTimeoutMs);
   return server;
+}
+
+/** The first request arrived: from here Node's head and keep-alive timeouts govern the connection. */
+function firstRequestSeen(socket: Socket): void {
+  if (socket.timeout) socket.setTimeout(0);
 }
 
 const TOO_MANY = render({ kind: 'too-many', message: 'too many connections from your network address at once; close some tabs and try again', retryAfterS: 5 }, false);
@@ -46,12 +59,14 @@ const TOO_MANY = render({ kind: 'too-many', message: 'too many connections from 
  * listener (which starts parsing) runs only for admitted sockets, so nothing a refused connection
  * sends is ever read as a request.
  */
-function limitConnectionsPerAddress(server: Server, max: number, trust: TrustedProxies): void {
+function limitConnectionsPerAddress(server: Server, max: number, trust: TrustedProxies, firstByteMs: number): void {
   const perAddress = new Map<string, number>();
   const nodeListeners = server.listeners('connection') as ((s: Socket) => void)[];
   server.removeAllListeners('connection');
   server.on('connection', (socket: Socket) => {
     const addr = normalizeIp(socket.remoteAddress ?? '');
+    // Node's server destroys a socket whose timeout fires with nobody else listening.
+    socket.setTimeout(firstByteMs);
     if (trust.has(addr)) {
       for (const l of nodeListeners) l.call(server, socket);
       return;

@@ -26,7 +26,7 @@ export interface WsRelayOptions {
   handshakeTimeoutMs?: number;
   /** TCP keepalive probes on both sockets: notices a vanished peer, never closes a quiet live one. */
   keepAliveMs?: number;
-  /** Client messages up to this size are captured for the classifier. */
+  /** Client messages are captured for the classifier up to this size (longer ones: their first this many bytes). Default 8 KiB. */
   captureLimit?: number;
   /** WebSockets open at once per session (default 32). */
   perSession?: number;

@@ -245,7 +245,7 @@ function legacyBinary(m: KernelMsg): Buffer {
   for (let i = 0; i < bufs.length - 1; i++) offsets.push(offsets[i] + bufs[i].length);
   const head = Buffer.alloc(4 * (bufs.length + 1));
   head.writeUInt32BE(bufs.length, 0);
-  offsets.forEach((o, i) => head.writeUInt32BE(o, 4 * (i + 1)));
+  offsets.forEach((o, i) => { head.writeUInt32BE(o, 4 * (i + 1)); });
   return Buffer.concat([head, ...bufs]);
 }
 
@@ -434,4 +434,23 @@ test('results are shared constants: classifying allocates no result objects', ()
   const b = conn.clientMessage(2, pluto('ping', {}, {}), 0, false);
   assert.equal(a, b);
   assert.ok(Object.isFrozen(a));
+});
+
+test('a message read from its first bytes only: classified by the type they name, or "oversize" when they do not settle it', () => {
+  const conn = classifierFor('pluto').newConnection();
+  const big = pluto('update_notebook', { updates: [{ op: 'replace', path: ['cell', 'code'], value: 'x'.repeat(20_000) }] });
+  const emptyFirst = pluto('update_notebook', { updates: [] });
+  // The type and the updates' array header come first: a prefix names them.
+  const r1 = conn.clientMessage(2, big.subarray(0, 8192), big.length, false);
+  assert.deepEqual([r1.kind, r1.type], ['active', 'update_notebook']);
+  // A prefix that ends before the type is readable: "oversize", and active (never reap a person).
+  const r2 = conn.clientMessage(2, big.subarray(0, 6), big.length, false);
+  assert.deepEqual([r2.kind, r2.type], ['active', 'oversize']);
+  // Whole and short: unchanged.
+  const r3 = conn.clientMessage(2, emptyFirst, emptyFirst.length, false);
+  assert.deepEqual([r3.kind, r3.type], ['idle', 'update_notebook']);
+  const j = classifierFor('jupyter').newConnection();
+  const garbled = Buffer.from('{"content": {"code": "' + 'y'.repeat(100));
+  const r4 = j.clientMessage(1, garbled, 50_000, false);
+  assert.deepEqual([r4.kind, r4.type], ['active', 'oversize']);
 });

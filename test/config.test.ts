@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_QUEUE, DEFAULT_RELAY_LIMITS, loadConfig, parseConfig, parseDuration, parseBytes } from '../pool/config.js';
+import { DEFAULT_PROCESS_USERS, DEFAULT_QUEUE, DEFAULT_RELAY_LIMITS, loadConfig, parseConfig, parseDuration, parseBytes, replicaFromHost } from '../pool/config.js';
 
 const minimal = `
 apps:
@@ -70,6 +70,48 @@ test('WARMPOOL_HOST and WARMPOOL_PORT override the file', () => {
   assert.throws(() => parseConfig(minimal, 'x', { WARMPOOL_PORT: 'eighty' }), /WARMPOOL_PORT \(env\) is "eighty"; expected an integer/);
 });
 
+test('a swarm app parses: placement, reservations, overlay network; swarm replica and scheduling timeout', () => {
+  const c = parseConfig(`
+swarm: { replica: web-1, schedulingTimeout: 2m }
+apps:
+  - name: vdma
+    runtime: swarm
+    image: course/vdma:2026
+    args: [julia, start.jl]
+    limits: { cpus: 1, memory: 2g }
+    swarm:
+      constraints: [node.role==worker, "node.labels.pool != gpu"]
+      spread: [node.labels.zone]
+      reservations: { cpus: 0.5, memory: 1g }
+  - name: lab
+    runtime: swarm
+    image: course/lab:1
+    port: 8888
+    swarm: { network: notebooks }
+`);
+  assert.deepEqual(c.swarm, { replica: 'web-1', schedulingTimeoutMs: 120_000 });
+  const [a, b] = c.apps;
+  assert.equal(a!.runtime, 'swarm');
+  assert.equal(a!.network, 'host');
+  assert.equal(a!.port, 0, 'host networking: an allocated port');
+  assert.deepEqual(a!.args, ['julia', 'start.jl']);
+  assert.deepEqual(a!.swarm, { constraints: ['node.role==worker', 'node.labels.pool != gpu'], spread: ['node.labels.zone'], reservations: { cpus: 0.5, memoryBytes: 1024 ** 3 }, network: undefined });
+  assert.deepEqual(b!.swarm, { constraints: [], spread: [], reservations: { cpus: undefined, memoryBytes: undefined }, network: 'notebooks' });
+  assert.equal(b!.port, 8888);
+  assert.equal(parseConfig(minimal).apps[0]!.swarm, undefined, 'no swarm block for other runtimes');
+});
+
+test('swarm replica: WARMPOOL_REPLICA, else the host name made a name', () => {
+  assert.equal(parseConfig(minimal, 'x', { WARMPOOL_REPLICA: 'edge-2' }).swarm?.replica, 'edge-2');
+  assert.equal(parseConfig(`swarm: { replica: a }\n${minimal}`, 'x', { WARMPOOL_REPLICA: 'edge-2' }).swarm?.replica, 'a', 'the file wins');
+  assert.match(parseConfig(minimal).swarm!.replica, /^[a-z0-9][a-z0-9-]{0,39}$/);
+  assert.equal(parseConfig(minimal).swarm!.schedulingTimeoutMs, 60_000);
+  for (const [host, want] of [['Web01.example.org', 'web01-example-org'], ['--x--', 'x'], ['', 'warmpool'], ['a'.repeat(50), 'a'.repeat(40)]] as const) {
+    assert.equal(replicaFromHost(host), want, host);
+  }
+  assert.throws(() => parseConfig(minimal, 'x', { WARMPOOL_REPLICA: 'Bad Name' }), /WARMPOOL_REPLICA \(env\) or the host name is "Bad Name"; expected lower-case letters/);
+});
+
 const bad: [string, string, RegExp][] = [
   ['unknown top-level key', `colour: red\n${minimal}`, /colour is "red"; unknown key; allowed keys here: listen, deployment/],
   ['no apps', 'listen: { port: 1 }', /apps is missing; expected a non-empty list of apps/],
@@ -96,13 +138,31 @@ const bad: [string, string, RegExp][] = [
   ['relay WebSockets per session zero', `relay: { websocketsPerSession: 0 }\n${minimal}`, /relay\.websocketsPerSession is 0; expected an integer from 1 to 10000/],
   ['relay head timeout', `relay: { headerTimeout: forever }\n${minimal}`, /relay\.headerTimeout is "forever"; expected a duration/],
   ['unknown queue key', `queue: { ticketTtl: 20s }\n${minimal}`, /queue\.ticketTtl is "20s"; unknown key; allowed keys here: hold, attach, collect, firstUse, unusedClaimsPerAddress, waitingPerAddress, claimRate/],
-  ['queue hold too short', `queue: { hold: 200ms }\n${minimal}`, /queue\.hold is "200ms"; expected a duration like 90s, 20m, 1h30m or a number of seconds, at least 1000 ms/],
+  ['queue hold too short', `queue: { hold: 200ms }\n${minimal}`, /queue\.hold is "200ms"; expected a duration like 90s, .* or a number of seconds, at least 1000 ms/],
   ['queue first use not a duration', `queue: { firstUse: soon }\n${minimal}`, /queue\.firstUse is "soon"; expected a duration/],
   ['queue unused claims zero', `queue: { unusedClaimsPerAddress: 0 }\n${minimal}`, /queue\.unusedClaimsPerAddress is 0; expected an integer from 1 to 100000/],
   ['queue waiting places fractional', `queue: { waitingPerAddress: 2.5 }\n${minimal}`, /queue\.waitingPerAddress is 2\.5; expected an integer from 1 to 100000/],
   ['queue claim rate unknown key', `queue: { claimRate: { perMinute: 5 } }\n${minimal}`, /queue\.claimRate\.perMinute is 5; unknown key; allowed keys here: perSecond, burst/],
   ['queue claim rate zero', `queue: { claimRate: { perSecond: 0 } }\n${minimal}`, /queue\.claimRate\.perSecond is 0; expected a number from 0\.01 to 100000/],
   ['queue burst', `queue: { claimRate: { burst: many } }\n${minimal}`, /queue\.claimRate\.burst is "many"; expected an integer from 1 to 100000/],
+  ['processUsers not a mapping', `processUsers: 61000\n${minimal}`, /processUsers is 61000; expected false \(off\) or a mapping \{ uidFrom, count \}/],
+  ['processUsers unknown key', `processUsers: { from: 61000 }\n${minimal}`, /processUsers\.from is 61000; unknown key; allowed keys here: uidFrom, count/],
+  ['processUsers system uid', `processUsers: { uidFrom: 500 }\n${minimal}`, /processUsers\.uidFrom is 500; expected an integer from 1000 to 2147483646/],
+  ['processUsers past int32', `processUsers: { uidFrom: 2147483000, count: 1000 }\n${minimal}`, /processUsers\.count is 1000; expected an integer from 1 to 647/],
+  ['processUsers count zero', `processUsers: { uidFrom: 70000, count: 0 }\n${minimal}`, /processUsers\.count is 0; expected an integer from 1/],
+  ['processUsers over nobody', `processUsers: { uidFrom: 65000, count: 1000 }\n${minimal}`, /processUsers is \{"uidFrom":65000,"count":1000\}; the range 65000-65999 includes 65534 \(nobody\)/],
+  ['processUsers fewer than the instances', `processUsers: { uidFrom: 70000, count: 15 }\napps:\n  - name: a\n    command: [x]\n    pool: { warm: 2, max: 10 }\n  - name: b\n    command: [y]\n    pool: { warm: 2, max: 10 }`, /processUsers\.count is 15; the process apps may run 20 instances at once \(the sum of their pool\.max\); allowed: at least 20/],
+  ['swarm without image', `apps:\n  - name: a\n    runtime: swarm`, /apps\[0\]\.image is missing/],
+  ['swarm on a bridge', `apps:\n  - name: a\n    runtime: swarm\n    image: x\n    network: bridge\n    port: 80`, /apps\[0\]\.network is "bridge"; runtime swarm runs instances on host networking, or on the overlay network named in swarm\.network/],
+  ['swarm block on docker', `apps:\n  - name: a\n    runtime: docker\n    image: x\n    swarm: {}`, /apps\[0\]\.swarm is \{\}; swarm: is for runtime swarm/],
+  ['unknown swarm app key', `apps:\n  - name: a\n    runtime: swarm\n    image: x\n    swarm: { replicas: 2 }`, /apps\[0\]\.swarm\.replicas is 2; unknown key; allowed keys here: constraints, spread, reservations, network/],
+  ['bad constraint', `apps:\n  - name: a\n    runtime: swarm\n    image: x\n    swarm: { constraints: [gpu] }`, /apps\[0\]\.swarm\.constraints\[0\] is "gpu"; expected a constraint like node\.role==worker/],
+  ['bad spread', `apps:\n  - name: a\n    runtime: swarm\n    image: x\n    swarm: { spread: [zone] }`, /apps\[0\]\.swarm\.spread\[0\] is "zone"; expected a node attribute to spread over/],
+  ['bad reservation', `apps:\n  - name: a\n    runtime: swarm\n    image: x\n    swarm: { reservations: { memory: lots } }`, /apps\[0\]\.swarm\.reservations\.memory is "lots"; expected a size/],
+  ['overlay without port', `apps:\n  - name: a\n    runtime: swarm\n    image: x\n    swarm: { network: nb }`, /apps\[0\]\.port is missing; an app on an overlay network \(swarm\.network\) needs the port/],
+  ['host-network swarm app with a port', `apps:\n  - name: a\n    runtime: swarm\n    image: x\n    port: 80`, /apps\[0\]\.port is 80; a host-network swarm app gets an allocated port/],
+  ['bad swarm replica', `swarm: { replica: Web_1 }\n${minimal}`, /swarm\.replica is "Web_1"; expected lower-case letters/],
+  ['unknown swarm key', `swarm: { managers: 3 }\n${minimal}`, /swarm\.managers is 3; unknown key; allowed keys here: replica, schedulingTimeout/],
 ];
 
 for (const [what, yaml, msg] of bad) {
@@ -130,6 +190,17 @@ test('queue: defaults, and each one set from YAML', () => {
   assert.deepEqual(parseConfig(`queue: { claimRate: { burst: 10 } }\n${minimal}`).queue.claimRate, { perSecond: 5, burst: 10 }, 'one field set, the other kept');
 });
 
+test('processUsers: on by default (a range systemd leaves unused), false turns it off, a range of one\'s own', () => {
+  assert.deepEqual(parseConfig(minimal).processUsers, { uidFrom: 1879048192, count: 10_000 });
+  assert.deepEqual(DEFAULT_PROCESS_USERS, { uidFrom: 1879048192, count: 10_000 });
+  assert.equal(parseConfig(`processUsers: false\n${minimal}`).processUsers, false);
+  assert.deepEqual(parseConfig(`processUsers: true\n${minimal}`).processUsers, DEFAULT_PROCESS_USERS);
+  assert.deepEqual(parseConfig(`processUsers: { uidFrom: 70000, count: 500 }\n${minimal}`).processUsers, { uidFrom: 70000, count: 500 });
+  assert.deepEqual(parseConfig(`processUsers: { uidFrom: 2147480000 }\n${minimal}`).processUsers, { uidFrom: 2147480000, count: 3647 }, 'count defaults to what fits');
+  // Docker apps need no uids.
+  assert.deepEqual(parseConfig(`processUsers: { uidFrom: 70000, count: 1 }\napps:\n  - name: d\n    runtime: docker\n    image: x\n    pool: { max: 50 }`).processUsers, { uidFrom: 70000, count: 1 });
+});
+
 test('durations and sizes', () => {
   assert.equal(parseDuration('1h30m'), 90 * 60_000);
   assert.equal(parseDuration('45s'), 45_000);
@@ -151,4 +222,41 @@ test('loadConfig names a missing file', () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('admin: its own listener by default (127.0.0.1:8081, not public), set from YAML and the environment', () => {
+  assert.deepEqual(parseConfig(minimal).admin, { host: '127.0.0.1', port: 8081, public: false, generateToken: false });
+  assert.deepEqual(parseConfig(`admin: { host: 10.0.0.5, port: 9100, public: true, generateToken: true }\n${minimal}`).admin, { host: '10.0.0.5', port: 9100, public: true, generateToken: true });
+  const env = parseConfig(`admin: { port: 9100 }\n${minimal}`, 'c', { WARMPOOL_ADMIN_HOST: '::1', WARMPOOL_ADMIN_PORT: '0' }).admin!;
+  assert.deepEqual([env.host, env.port], ['::1', 0]);
+});
+
+const badAdmin: [string, string, RegExp][] = [
+  ['admin on the public port', `listen: { port: 8080 }\nadmin: { port: 8080 }\n${minimal}`, /admin\.port is 8080; the admin listener needs a port of its own \(listen\.port is 8080\); allowed: any other port, or 0 for a free one; to serve the admin surface on the public port as well, set admin\.public: true/],
+  ['admin unknown key', `admin: { token: abc }\n${minimal}`, /admin\.token is "abc"; unknown key; allowed keys here: host, port, public, generateToken/],
+  ['admin public not a boolean', `admin: { public: yes please }\n${minimal}`, /admin\.public is "yes please"; expected true or false/],
+  ['admin port out of range', `admin: { port: 70000 }\n${minimal}`, /admin\.port is 70000; expected an integer from 0 to 65535/],
+  ['log addresses', `log: { addresses: anonymous }\n${minimal}`, /log\.addresses is "anonymous"; allowed: full, truncate, hash/],
+  ['log retention under a day', `log: { retention: 2h }\n${minimal}`, /log\.retention is "2h"; expected a duration like 90s, 20m, 1h30m, 30d or a number of seconds, at least 86400000 ms/],
+];
+
+for (const [what, yaml, msg] of badAdmin) {
+  test(`refused: ${what}`, () => {
+    assert.throws(() => parseConfig(yaml, 'cfg.yaml'), (e: Error & { code?: string }) => e.code === 'CONFIG_INVALID' && msg.test(e.message));
+  });
+}
+
+test('WARMPOOL_ADMIN_PORT equal to the public port is refused too', () => {
+  assert.throws(() => parseConfig(minimal, 'c', { WARMPOOL_ADMIN_PORT: '8080' }), /admin\.port is 8080; the admin listener needs a port of its own/);
+  assert.throws(() => parseConfig(minimal, 'c', { WARMPOOL_ADMIN_PORT: 'high' }), /WARMPOOL_ADMIN_PORT \(env\) is "high"; expected an integer/);
+});
+
+test('log: addresses full by default; truncate, hash; retention in days', () => {
+  const d = parseConfig(minimal).log;
+  assert.equal(d.addresses, 'full');
+  assert.equal(d.retentionMs, undefined, 'kept forever unless set');
+  const c = parseConfig(`log: { addresses: hash, retention: 30d }\n${minimal}`).log;
+  assert.deepEqual([c.addresses, c.retentionMs], ['hash', 30 * 86_400_000]);
+  assert.equal(parseConfig(`log: { addresses: truncate, retention: 1d12h }\n${minimal}`).log.retentionMs, 36 * 3_600_000);
+  assert.equal(parseDuration('2d'), 2 * 86_400_000);
 });

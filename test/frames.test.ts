@@ -269,3 +269,22 @@ test('invalid captureLimit is rejected up front', () => {
   assert.throws(() => new FrameTap({ captureLimit: -1 }), /captureLimit/);
   assert.throws(() => new FrameTap({ captureLimit: 1.5 }), /captureLimit/);
 });
+
+test('with prefix, a message over the capture limit hands over its first captureLimit bytes, unmasked, single or fragmented', () => {
+  const mask = hex('01 02 03 04');
+  const stream = Buffer.concat([
+    frame({ opcode: 2, payload: Buffer.from('0102030405060708090a', 'hex'), mask }),
+    frame({ opcode: 2, fin: false, payload: Buffer.alloc(3, 1), mask }),
+    frame({ opcode: 0, fin: false, payload: Buffer.alloc(3, 2), mask }),
+    frame({ opcode: 0, payload: Buffer.alloc(3, 3), mask }),
+    frame({ opcode: 1, payload: Buffer.from('ab'), mask }),
+  ]);
+  const want = ['msg 2 10 0102030405', 'msg 2 9 0101010202', 'msg 1 2 6162'];
+  assert.deepEqual(parse(stream, { captureLimit: 5, prefix: true }), want);
+  // Split at every byte: the same prefixes.
+  const { tap, events } = recorder({ captureLimit: 5, prefix: true });
+  for (let i = 0; i < stream.length; i++) tap.push(stream.subarray(i, i + 1));
+  assert.deepEqual(events, want);
+  // Without prefix, the same stream captures only what fits.
+  assert.deepEqual(parse(stream, { captureLimit: 5 }), ['msg 2 10 -', 'msg 2 9 -', 'msg 1 2 6162']);
+});

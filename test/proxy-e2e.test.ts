@@ -14,7 +14,7 @@ import { Fleet } from '../pool/fleet.js';
 import { PortAllocator } from '../pool/ports.js';
 import { ProcessRuntime } from '../pool/runtimes/process.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';
-import { createProxy, keyRing, openWebSocketSockets, type Proxy } from '../proxy/index.js';
+import { createProxy, keyRing, openWebSocketSockets, type Proxy as ProxyHandle } from '../proxy/index.js';
 import { CookieJar, closeServer, follow, listen, request } from './helpers/http.js';
 import { openEventStream } from './helpers/sse.js';
 import { eventually, waitForStatus } from './helpers/wait.js';
@@ -27,7 +27,7 @@ afterEach(async () => {
 });
 after(() => assert.equal(openWebSocketSockets(), 0));
 
-interface World { config: WarmpoolConfig; fleet: Fleet; rt: ProcessRuntime; proxy: Proxy; url: string; log: MemoryTrafficLog }
+interface World { config: WarmpoolConfig; fleet: Fleet; rt: ProcessRuntime; proxy: ProxyHandle; url: string; log: MemoryTrafficLog }
 
 async function world(apps: string): Promise<World> {
   const stateDir = mkdtempSync(join(tmpdir(), 'wp-e2e-'));

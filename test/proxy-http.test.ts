@@ -9,7 +9,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import { startStandin, type StandinHandle } from '../examples/standin/server.js';
 import { ManualClock } from '../pool/clock.js';
 import { createProxy, keyRing, openWebSocketSockets } from '../proxy/index.js';
-import { FakePool, appConfig, proxyForPool, startProxyServer, warmpoolConfig, TEST_KEYS, type ProxyServer } from './helpers/fake-pool.js';
+import { FakePool, appConfig, proxyForPool, type startProxyServer, warmpoolConfig, TEST_KEYS, type ProxyServer } from './helpers/fake-pool.js';
 import { CookieJar, closeServer, follow, listen, rawUpgrade, request } from './helpers/http.js';
 import { openEventStream } from './helpers/sse.js';
 import { until } from './helpers/wait.js';

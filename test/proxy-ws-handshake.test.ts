@@ -10,7 +10,7 @@ import { WebSocket } from 'ws';
 import { ResponseParser, UpstreamProtocolError, type ResponseHandler } from '../proxy/protocol/http1-response.js';
 import { openWebSocketSockets } from '../proxy/index.js';
 import { FakePool, appConfig, enterApp, proxyForPool, type ProxyServer } from './helpers/fake-pool.js';
-import { CookieJar, rawUpgrade, request, wsClosed } from './helpers/http.js';
+import { type CookieJar, rawUpgrade, request, wsClosed } from './helpers/http.js';
 
 const SECRET = 'Hs5ecret';
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';

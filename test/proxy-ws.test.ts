@@ -6,7 +6,7 @@ import { test, describe, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
-import { WebSocketServer, WebSocket } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { startStandin, type StandinHandle } from '../examples/standin/server.js';
 import { startJupyterStandin } from '../examples/standin/jupyter.js';
 import { JupyterClient, PlutoClient } from '../examples/standin/driver.js';

@@ -199,7 +199,7 @@ export function serializeV1(msg: JupyterMessage): Buffer {
   for (const p of parts) offsets.push(offsets[offsets.length - 1]! + p.length);
   const head = Buffer.alloc(8 * (offsets.length + 1));
   head.writeBigUInt64LE(BigInt(offsets.length), 0);
-  offsets.forEach((o, i) => head.writeBigUInt64LE(BigInt(o), 8 * (i + 1)));
+  offsets.forEach((o, i) => { head.writeBigUInt64LE(BigInt(o), 8 * (i + 1)); });
   return Buffer.concat([head, channel, ...parts]);
 }
 

@@ -122,3 +122,107 @@ export interface EngineEvent {
   timeNano?: number;
   Actor?: { ID?: string; Attributes?: Record<string, string> };
 }
+
+// ---- Swarm (services, tasks, nodes): what runtimes/swarm.ts sends and reads ----
+
+/** `{ Index }`: the service's version; an update must carry the index it read (compare-and-swap). */
+export interface ObjectVersion {
+  Index: number;
+}
+
+export interface ResourceSpec {
+  /** CPU in units of 1e-9 CPUs. */
+  NanoCPUs?: number;
+  MemoryBytes?: number;
+}
+
+/** POST /services/create and /services/{id}/update body (the subset warmpool sets; read back whole). */
+export interface ServiceSpec {
+  Name: string;
+  Labels?: Record<string, string>;
+  TaskTemplate: {
+    ContainerSpec: {
+      Image: string;
+      /** Overrides the image's CMD (as `docker run image args...`). */
+      Args?: string[];
+      Env?: string[];
+      /** Labels on the task's container (so `docker ps --filter label=...` finds it). */
+      Labels?: Record<string, string>;
+      Init?: boolean;
+      /** ns */
+      StopGracePeriod?: number;
+      [more: string]: unknown;
+    };
+    Resources?: { Limits?: ResourceSpec; Reservations?: ResourceSpec };
+    /** warmpool always sets `none`: a restarted task has lost its executed notebook. */
+    RestartPolicy?: { Condition: 'none' | 'on-failure' | 'any'; MaxAttempts?: number; Delay?: number; Window?: number };
+    Placement?: {
+      Constraints?: string[];
+      Preferences?: Array<{ Spread: { SpreadDescriptor: string } }>;
+      [more: string]: unknown;
+    };
+    /** `[{ Target: 'host' }]` or an overlay network's name or id (read back: an id). */
+    Networks?: Array<{ Target: string; Aliases?: string[] }>;
+    ForceUpdate?: number;
+    [more: string]: unknown;
+  };
+  Mode?: { Replicated?: { Replicas: number } };
+  /** `dnsrr`: no virtual IP (and no IPVS in the path). */
+  EndpointSpec?: { Mode?: 'vip' | 'dnsrr'; [more: string]: unknown };
+  [more: string]: unknown;
+}
+
+/** GET /services/{id} and one entry of GET /services. */
+export interface ServiceInfo {
+  ID: string;
+  Version: ObjectVersion;
+  CreatedAt: string;
+  UpdatedAt: string;
+  Spec: ServiceSpec;
+}
+
+/** swarmkit's task states, in order; a task with restart policy `none` ends in one of the last six. */
+export type TaskState =
+  | 'new' | 'allocated' | 'pending' | 'assigned' | 'accepted' | 'preparing' | 'ready' | 'starting' | 'running'
+  | 'complete' | 'shutdown' | 'failed' | 'rejected' | 'remove' | 'orphaned';
+
+/** One entry of GET /tasks. */
+export interface TaskInfo {
+  ID: string;
+  Version: ObjectVersion;
+  CreatedAt: string;
+  ServiceID: string;
+  NodeID?: string;
+  Slot?: number;
+  DesiredState: TaskState;
+  Status: {
+    Timestamp?: string;
+    State: TaskState;
+    /** "started", "pending task scheduling", ... */
+    Message?: string;
+    /** Why it is not running: "no suitable node (insufficient resources on 1 node)", "No such image: x", "task: non-zero exit (137)". */
+    Err?: string;
+    ContainerStatus?: { ContainerID?: string; PID?: number; ExitCode?: number };
+  };
+  /** Overlay networks: the task's own addresses ("10.0.1.5/24") per network. */
+  NetworksAttachments?: Array<{ Network: { ID: string; Spec?: { Name?: string } }; Addresses?: string[] }>;
+}
+
+/** The answer of POST /services/create. */
+export interface ServiceCreateResult {
+  ID: string;
+  Warnings?: string[] | null;
+}
+
+/** GET /info (the swarm part warmpool checks). */
+export interface SystemInfo {
+  ServerVersion?: string;
+  Swarm?: {
+    NodeID?: string;
+    NodeAddr?: string;
+    /** "inactive" | "pending" | "active" | "error" | "locked" */
+    LocalNodeState?: string;
+    ControlAvailable?: boolean;
+    Nodes?: number;
+  };
+}

@@ -1,16 +1,27 @@
-// A small Docker Engine API client over node:http: only the calls warmpool makes, one keep-alive
-// connection pool to dockerd, a timeout on every call, and errors that say what failed and what to do.
+// A small Docker Engine API client over node:http: only the calls warmpool makes, at one pinned API
+// version (API_VERSION), one keep-alive connection pool to dockerd, a timeout on every call, and
+// errors that say what failed and what to do.
 // Replaces dockerode (issue 5): importing it cost the proxy ~23 MiB RSS (it loads gRPC, protobufjs and
 // ssh2 for BuildKit and ssh:// engines, which warmpool never uses), and it opened a connection per call.
 
 import http from 'node:http';
 import { WarmpoolError, type ErrorCode } from '../errors.js';
 import { Demuxer, LineSplitter, demuxToString, type StreamId } from './engine-streams.js';
-import type { ContainerInfo, CreateOptions, CreateResult, EngineEvent, Filters, ImageInfo, InspectInfo, VersionInfo } from './engine-types.js';
+import type {
+  ContainerInfo, CreateOptions, CreateResult, EngineEvent, Filters, ImageInfo, InspectInfo, ServiceCreateResult, ServiceInfo, ServiceSpec,
+  SystemInfo, TaskInfo, VersionInfo,
+} from './engine-types.js';
 
 export type * from './engine-types.js';
 
 export const DEFAULT_SOCKET = '/var/run/docker.sock';
+/**
+ * The Engine API version every path names (`/v1.41/...`): the shapes in engine-types.ts are this
+ * version's, and an engine answers a pinned path with that version's semantics whatever its own is
+ * (Docker 20.10 speaks 1.41 at most; later engines still serve 1.41). From 1.30 on, service create and
+ * update never query a registry for the image digest, so an offline swarm works.
+ */
+export const API_VERSION = '1.41';
 export const DEFAULT_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_SOCKETS = 16;
 /** An idle pooled connection is closed after this long (a later call opens a new one). */
@@ -107,6 +118,8 @@ export function parseDockerHost(value: string | undefined, env: NodeJS.ProcessEn
 export class Engine {
   /** Where the engine is, in words: "unix socket /var/run/docker.sock" or "http://host:port". */
   readonly where: string;
+  /** The Engine API version in every request path. */
+  readonly apiVersion = API_VERSION;
   readonly timeoutMs: number;
   private readonly endpoint: Endpoint;
   /** Ordinary calls: a keep-alive pool, so a burst of renames reuses a few connections. */
@@ -222,6 +235,58 @@ export class Engine {
       else onInvalid?.(line);
     });
     return this.stream('GET', `/events${query({ since: q.since, filters: q.filters })}`, q.signal, (chunk) => lines.push(chunk), () => lines.flush());
+  }
+
+  /** GET /info: the engine's state, its swarm membership included. */
+  info(o?: CallOptions): Promise<SystemInfo> {
+    return this.json('GET', '/info', o);
+  }
+
+  // ---- Swarm: services, tasks, service logs (a manager node answers these; others 503) ----
+
+  createService(spec: ServiceSpec, o?: CallOptions): Promise<ServiceCreateResult> {
+    return this.json('POST', '/services/create', { ...o, body: spec });
+  }
+
+  inspectService(id: string, o?: CallOptions): Promise<ServiceInfo> {
+    return this.json('GET', `/services/${enc(id)}`, o);
+  }
+
+  listServices(q: { filters?: Filters } = {}, o?: CallOptions): Promise<ServiceInfo[]> {
+    return this.json('GET', `/services${query({ filters: q.filters })}`, o);
+  }
+
+  /**
+   * Replaces a service's spec, if its version is still `version` (the Version.Index read with it). A
+   * stale version is refused with HTTP 500 "update out of sequence" (see isOutOfSequence): re-read and
+   * decide again. Send back the whole spec as read, changed only where meant.
+   */
+  async updateService(id: string, version: number, spec: ServiceSpec, o?: CallOptions): Promise<void> {
+    if (!Number.isSafeInteger(version) || version < 0) throw new RangeError(`updateService: version must be the Version.Index read, got ${version}`);
+    await this.send('POST', `/services/${enc(id)}/update${query({ version })}`, { ...o, body: spec });
+  }
+
+  /** Removes a service and (asynchronously, on their nodes) its tasks' containers. */
+  async removeService(id: string, o?: CallOptions): Promise<void> {
+    await this.send('DELETE', `/services/${enc(id)}`, o);
+  }
+
+  /** Filters: service (ids or names), desired-state, node, label, id, name. */
+  listTasks(q: { filters?: Filters } = {}, o?: CallOptions): Promise<TaskInfo[]> {
+    return this.json('GET', `/tasks${query({ filters: q.filters })}`, o);
+  }
+
+  /** What a service's tasks printed so far (multiplexed like container logs, on any node). */
+  async serviceLogs(id: string, q: { tail?: number } = {}, o?: CallOptions): Promise<string> {
+    const body = await this.send('GET', `/services/${enc(id)}/logs${query({ stdout: true, stderr: true, tail: q.tail })}`, o);
+    return demuxToString(body);
+  }
+
+  /** Everything a service's tasks printed, then what they print, until `signal` aborts (see followLogs). */
+  followServiceLogs(id: string, q: { tail?: number; signal?: AbortSignal }, onData: (stream: StreamId, data: Buffer) => void): Promise<EngineStream> {
+    const demux = new Demuxer(onData);
+    const path = `/services/${enc(id)}/logs${query({ follow: true, stdout: true, stderr: true, tail: q.tail })}`;
+    return this.stream('GET', path, q.signal, (chunk) => demux.push(chunk), () => undefined);
   }
 
   /** Closes pooled and streaming connections. Calls in flight fail; the engine may be used again after. */
@@ -371,7 +436,7 @@ export class Engine {
       headers['content-type'] = 'application/json';
       headers['content-length'] = payload.length;
     }
-    return http.request({ ...this.endpoint, method, path, agent, headers });
+    return http.request({ ...this.endpoint, method, path: `/v${API_VERSION}${path}`, agent, headers });
   }
 
   private socketError(call: string, e: NodeJS.ErrnoException): EngineError {
@@ -407,8 +472,29 @@ export class Engine {
         hint: 'warmpool never pulls: build the image (docker build -t <image> <dir>) or load it (docker load -i <file>.tar) on this engine',
       });
     }
+    if (status === 400 && /client version .* is too new/i.test(detail)) {
+      return new EngineError('ENGINE_ERROR', `Docker Engine at ${this.where} is older than the Engine API ${API_VERSION} warmpool speaks: ${detail} (${call})`, {
+        call, status, detail,
+        hint: `upgrade the engine to Docker 20.10 or later (\`docker version\` shows its API version, which must be at least ${API_VERSION})`,
+      });
+    }
+    if (status === 503 && /not a swarm manager|not part of a swarm/i.test(detail)) {
+      return new EngineError('ENGINE_ERROR', `Docker Engine at ${this.where} is not a swarm manager: ${detail} (${call})`, {
+        call, status, detail,
+        hint: 'runtime swarm needs a manager node: `docker swarm init --advertise-addr <address>` on a single host, or point DOCKER_HOST at a manager',
+      });
+    }
     return new EngineError('ENGINE_ERROR', `Docker Engine refused ${call}: ${detail} (HTTP ${status})`, { call, status, detail });
   }
+}
+
+/**
+ * A service update refused because the version it carried is no longer the service's (someone updated
+ * it since it was read, or swarmkit did: the index also moves on internal changes). HTTP 500, not 409
+ * (moby#30794).
+ */
+export function isOutOfSequence(e: unknown): boolean {
+  return e instanceof EngineError && e.status === 500 && /update out of sequence/i.test(e.detail);
 }
 
 function enc(s: string): string {

@@ -1,14 +1,18 @@
 // Runtime `process`: instances are local child processes on allocated 127.0.0.1 ports — the
 // embedded default, no Docker needed. Each child is detached into its own process group and
 // described by a state file, so a restarted warmpool finds (and adopts) what an earlier run left.
+// As root, each child runs as a user of its own (process-users.ts); state files and output are
+// warmpool's alone (folders 0700, files 0600).
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { AppConfig } from '../config.js';
 import { WarmpoolError, errorMessage } from '../errors.js';
 import type { PortAllocator } from '../ports.js';
+import { privateDir } from '../private-dir.js';
 import type { ClaimMark, InstanceRecord, InstanceSpec, Runtime } from '../runtime.js';
+import { endUser, unreachableForOthers, userEnv, withUmask, type InstanceUser, type ProcessUsers } from './process-users.js';
 
 interface StateFile {
   instanceId: string;
@@ -19,6 +23,8 @@ interface StateFile {
   createdAt: number;
   env: Record<string, string>;
   claim?: ClaimMark;
+  /** The instance's own user (warmpool as root with processUsers); absent: warmpool's user. */
+  user?: InstanceUser;
 }
 
 export interface ProcessRuntimeOptions {
@@ -28,6 +34,8 @@ export interface ProcessRuntimeOptions {
   stateDir: string;
   /** How often adopted (not spawned by us) processes are checked for exit, ms. */
   pollMs?: number;
+  /** A user of its own per instance (needs root); absent: instances run as warmpool's user. */
+  users?: ProcessUsers;
 }
 
 export class ProcessRuntime implements Runtime {
@@ -41,24 +49,37 @@ export class ProcessRuntime implements Runtime {
 
   constructor(private readonly opts: ProcessRuntimeOptions) {
     this.dir = resolve(opts.stateDir, 'process', opts.deployment);
-    mkdirSync(this.dir, { recursive: true });
+    privateDir(resolve(opts.stateDir));
+    privateDir(resolve(opts.stateDir, 'process'));
+    privateDir(this.dir);
   }
 
   async create(app: AppConfig, spec: InstanceSpec): Promise<InstanceRecord> {
     if (!app.command) throw new WarmpoolError('SPAWN_FAILED', `app ${app.name} has no command`, { hint: 'set apps[].command for runtime process' });
+    if (this.opts.users) checkReachable(app, app.command);
     const port = app.port || (await this.opts.ports.allocate());
-    const env: Record<string, string> = { ...app.env, ...spec.env, PORT: String(port), HOST: '127.0.0.1', WARMPOOL_INSTANCE: spec.instanceId };
+    let user: InstanceUser | undefined;
+    try {
+      user = await this.opts.users?.allocate(spec.instanceId);
+    } catch (e) {
+      if (!app.port) this.opts.ports.release(port);
+      throw e;
+    }
+    const env: Record<string, string> = { ...(user ? userEnv(user) : {}), ...app.env, ...spec.env, PORT: String(port), HOST: '127.0.0.1', WARMPOOL_INSTANCE: spec.instanceId };
     const argv = app.command.map((a) => a.replaceAll('{port}', String(port)));
     const logPath = this.path(spec.instanceId, 'log');
-    const out = openSync(logPath, 'a');
+    const out = openSync(logPath, 'a', 0o600);
     let child: ChildProcess;
     try {
-      child = spawn(argv[0]!, argv.slice(1), {
+      const start = () => spawn(argv[0]!, argv.slice(1), {
         cwd: app.cwd,
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
         detached: true,
         stdio: ['ignore', out, out],
+        ...(user ? { uid: user.uid, gid: user.gid } : {}),
       });
+      // Its own user also gets umask 077: what it writes outside its home (/tmp) is its alone.
+      child = user ? withUmask(0o077, start) : start();
     } finally {
       closeSync(out);
     }
@@ -69,12 +90,15 @@ export class ProcessRuntime implements Runtime {
     if (spawned !== true) {
       this.opts.ports.release(port);
       rmSync(logPath, { force: true });
+      if (user) await this.endUser(user);
       throw new WarmpoolError('SPAWN_FAILED', `cannot start ${argv[0]} for app ${app.name}: ${errorMessage(spawned)}`, {
-        hint: 'check apps[].command and apps[].cwd',
+        hint: user
+          ? `check apps[].command and apps[].cwd; the instance runs as uid ${user.uid}, so both must be readable by other users`
+          : 'check apps[].command and apps[].cwd',
       });
     }
     child.unref();
-    const state: StateFile = { instanceId: spec.instanceId, app: app.name, deployment: this.opts.deployment, pid: child.pid!, port, createdAt: Date.now(), env };
+    const state: StateFile = { instanceId: spec.instanceId, app: app.name, deployment: this.opts.deployment, pid: child.pid!, port, createdAt: Date.now(), env, user };
     this.writeState(state);
     this.children.set(spec.instanceId, child);
     this.known.add(spec.instanceId);
@@ -99,6 +123,8 @@ export class ProcessRuntime implements Runtime {
         }
       }
       if (state) this.opts.ports.release(state.port);
+      // Its user's every process (one that left the group too) and its home.
+      if (state?.user) await this.endUser(state.user);
       rmSync(this.path(instanceId, 'json'), { force: true });
       rmSync(this.path(instanceId, 'log'), { force: true });
       this.children.delete(instanceId);
@@ -115,6 +141,7 @@ export class ProcessRuntime implements Runtime {
       const state = this.readState(name.slice(0, -5));
       if (!state || state.deployment !== this.opts.deployment) continue;
       this.opts.ports.hold(state.port);
+      if (state.user && !this.removing.has(state.instanceId)) this.opts.users?.hold(state.user);
       this.known.add(state.instanceId);
       out.push(toRecord(state, isOurs(state)));
     }
@@ -180,6 +207,11 @@ export class ProcessRuntime implements Runtime {
     return false;
   }
 
+  /** Ends every process of an instance's user and removes its home; the uid goes back to the range (if this run has one). */
+  private async endUser(user: InstanceUser): Promise<void> {
+    await (this.opts.users ? this.opts.users.release(user) : endUser(user));
+  }
+
   /** Adopted processes are not our children: poll them for exit. */
   private startPolling(): void {
     if (this.poller || this.exitListeners.size === 0) return;
@@ -217,6 +249,18 @@ export class ProcessRuntime implements Runtime {
     const tmp = this.path(s.instanceId, 'json') + '.tmp';
     writeFileSync(tmp, JSON.stringify(s), { mode: 0o600 });
     renameSync(tmp, this.path(s.instanceId, 'json'));
+  }
+}
+
+/** Refuses, before anything starts, an app its own user could not read: the working directory and the files its command names. */
+function checkReachable(app: AppConfig, argv: readonly string[]): void {
+  const cwd = app.cwd ?? process.cwd();
+  const files = argv.slice(1).map((a) => resolve(cwd, a)).filter((p) => { try { return statSync(p).isFile(); } catch { return false; } });
+  const bad = unreachableForOthers([{ path: cwd, dir: true }, ...files.map((path) => ({ path, dir: false }))]);
+  if (bad) {
+    throw new WarmpoolError('SPAWN_FAILED', `app ${app.name} runs as a user of its own, which cannot reach ${bad.path} (mode ${bad.mode.toString(8).padStart(4, '0')})`, {
+      hint: 'make the app\'s folders searchable (o+x) and its files readable (o+r) by other users, or move it (apps[].cwd)',
+    });
   }
 }
 

@@ -22,43 +22,89 @@ export class UpstreamProtocolError extends Error {
 
 export type Framing = 'none' | 'length' | 'chunked' | 'close';
 
-/** Response heads (and trailer sections) above this size are refused: a runaway or hostile instance. */
+/**
+ * Response heads (and trailer sections) above this size are refused: a runaway or hostile instance.
+ * A limit, not a parse rule: Node's own client stops at 16 KiB (--max-http-header-size).
+ */
 export const MAX_HEAD_BYTES = 64 * 1024;
 const MAX_CHUNK_LINE = 4096;
 const MAX_CHUNK_SIZE = 2 ** 48;
 
+// What is refused, and why (checked against llhttp 9 in Node 20, lenient flags off, by
+// test/http1-response-differential.test.ts). Everything llhttp refuses is refused here too, and so is
+// everything Node's writeHead would throw on (the status, reason and fields are relayed through it).
+// Refused here although llhttp accepts it, on purpose:
+// - a status below 100 (writeHead throws), a version other than HTTP/1.0 and 1.1, CRLFs before a status line;
+// - a reason phrase with a control byte (llhttp takes any byte but CR and LF; writeHead throws);
+// - Content-Length above 2^53 - 1, a chunk size above 2^48, chunk-size lines over 4 KiB;
+// - a Transfer-Encoding that is not a plain list of codings (empty elements, parameters, HTAB: llhttp's
+//   reading of "chunked\t" differs from OWS trimming), or chunked other than once and last;
+// - an empty chunk-extension name or value (llhttp takes `;="x"` and `;a=;b`);
+// - an interim (1xx) response from HTTP/1.0 or naming close in Connection (llhttp refuses what follows).
+
 const enum S {
   Idle, Head, Length, Close, Upgraded,
-  ChunkSize, ChunkSizeWs, ChunkExt, ChunkSizeLf, ChunkData, ChunkDataCr, ChunkDataLf,
-  TrailerStart, TrailerLine, TrailerLf, EndLf,
+  ChunkSizeStart, ChunkSize, ExtNameStart, ExtName, ExtValueStart, ExtToken, ExtQuoted, ExtQuotedPair, ExtQuotedEnd,
+  ChunkSizeLf, ChunkData, ChunkDataCr, ChunkDataLf,
+  // Trailer states last: lineBytes counts against MAX_HEAD_BYTES from TrailerStart on.
+  TrailerStart, TrailerName, TrailerValue, TrailerLf, EndLf,
   Done, Dead,
 }
+
+/** Transfer-Encoding as read so far: absent, a last coding other than chunked, or chunked last. */
+const enum Coding { None, Other, Chunked }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 const NO_FIELDS: readonly string[] = [];
 const CR = 13;
 const LF = 10;
+const SP = 32;
+const HTAB = 9;
+const CONTENT_LENGTH = 'content-length';
 
-/** tchar of RFC 9110 §5.6.2, by char code. */
-const TOKEN = new Uint8Array(128);
+/** tchar of RFC 9110 §5.6.2, by byte. */
+const TOKEN = new Uint8Array(256);
 for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TOKEN[c.charCodeAt(0)] = 1;
 
-function isToken(s: string): boolean {
-  if (s.length === 0) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c > 127 || TOKEN[c] === 0) return false;
-  }
-  return true;
-}
+/**
+ * Bytes allowed in a field value and a reason phrase: HTAB, SP, VCHAR, obs-text. The same set as
+ * Node's checkInvalidHeaderChar (lib/_http_common.js, used by writeHead) and llhttp's strict field values.
+ */
+const FIELD = new Uint8Array(256);
+FIELD[HTAB] = 1;
+for (let c = 0x20; c <= 0x7e; c++) FIELD[c] = 1;
+for (let c = 0x80; c <= 0xff; c++) FIELD[c] = 1;
+
+/** qdtext of RFC 9110 §5.6.4 (a quoted chunk-extension value): the field bytes less DQUOTE and backslash. */
+const QDTEXT = FIELD.slice();
+QDTEXT[0x22] = 0;
+QDTEXT[0x5c] = 0;
 
 /** A field value without its leading and trailing SP/HTAB (not String.trim: 0xA0 is a legal value byte). */
 function trimOws(s: string, from: number): string {
   let a = from;
   let b = s.length;
-  while (a < b && (s.charCodeAt(a) === 32 || s.charCodeAt(a) === 9)) a++;
-  while (b > a && (s.charCodeAt(b - 1) === 32 || s.charCodeAt(b - 1) === 9)) b--;
+  while (a < b && (s.charCodeAt(a) === SP || s.charCodeAt(a) === HTAB)) a++;
+  while (b > a && (s.charCodeAt(b - 1) === SP || s.charCodeAt(b - 1) === HTAB)) b--;
   return s.slice(a, b);
+}
+
+/** s[from, to) as a field value, OWS trimmed; refused if it holds a byte writeHead would throw on. */
+function fieldValue(s: string, from: number, to: number, what: string): string {
+  let a = to;
+  let b = from;
+  for (let k = from; k < to; k++) {
+    const c = s.charCodeAt(k);
+    if (FIELD[c] === 0) {
+      if (c === CR || c === LF) throw new UpstreamProtocolError(`bare CR or LF in ${what}`);
+      throw new UpstreamProtocolError(`byte 0x${c.toString(16).padStart(2, '0')} in ${what} (allowed: HTAB, SP, VCHAR, obs-text)`);
+    }
+    if (c !== SP && c !== HTAB) {
+      if (a === to) a = k;
+      b = k + 1;
+    }
+  }
+  return a < b ? s.slice(a, b) : '';
 }
 
 function hexValue(c: number): number {
@@ -68,30 +114,49 @@ function hexValue(c: number): number {
   return -1;
 }
 
-/** Content-Length: one number, or a list / repeated lines all naming the same number (RFC 9110 §8.6). */
-function contentLength(v: string | string[]): number {
-  if (typeof v === 'string' && v.length <= 15) {
-    let n = 0;
-    for (let i = 0; i < v.length; i++) {
-      const d = v.charCodeAt(i) - 48;
-      if (d < 0 || d > 9) return contentLengthList(v);
-      n = n * 10 + d;
-    }
-    if (v.length > 0) return n;
+/**
+ * A Content-Length value s[from, to) as llhttp reads it: OWS, one or more digits, then only SP (a
+ * trailing HTAB, a list such as "5, 5", a sign are refused). Not above 2^53 - 1 (llhttp allows 2^64 - 1).
+ */
+function contentLength(s: string, from: number, to: number): number {
+  let k = from;
+  while (k < to && (s.charCodeAt(k) === SP || s.charCodeAt(k) === HTAB)) k++;
+  const first = k;
+  let n = 0;
+  for (; k < to; k++) {
+    const d = s.charCodeAt(k) - 48;
+    if (d < 0 || d > 9) break;
+    n = n * 10 + d;
+    if (n > Number.MAX_SAFE_INTEGER) throw new UpstreamProtocolError('Content-Length above 2^53 - 1');
   }
-  return contentLengthList(typeof v === 'string' ? v : v.join(','));
+  let end = k;
+  while (end < to && s.charCodeAt(end) === SP) end++;
+  if (k === first || end !== to) throw new UpstreamProtocolError(`invalid Content-Length ${JSON.stringify(s.slice(from, Math.min(to, from + 40)))} (one decimal number)`);
+  return n;
 }
 
-function contentLengthList(all: string): number {
-  let n = -1;
-  for (const part of all.split(',')) {
-    const p = trimOws(part, 0);
-    if (!/^\d{1,15}$/.test(p)) throw new UpstreamProtocolError(`invalid Content-Length ${JSON.stringify(all)}`);
-    const x = Number(p);
-    if (n >= 0 && x !== n) throw new UpstreamProtocolError(`differing Content-Length values ${JSON.stringify(all)}`);
-    n = x;
+/**
+ * Folds one Transfer-Encoding line s[from, to) into what earlier lines said. Codings are plain tokens
+ * separated by commas and SP (leading OWS aside); chunked, if present, comes once and last (RFC 9112 §6.1).
+ */
+function transferCoding(s: string, from: number, to: number, before: Coding): Coding {
+  let coding = before;
+  let k = from;
+  while (k < to && (s.charCodeAt(k) === SP || s.charCodeAt(k) === HTAB)) k++;
+  for (;;) {
+    const a = k;
+    while (k < to && TOKEN[s.charCodeAt(k)] === 1) k++;
+    const b = k;
+    while (k < to && s.charCodeAt(k) === SP) k++;
+    if (a === b || (k < to && s.charCodeAt(k) !== 44 /* , */)) {
+      throw new UpstreamProtocolError(`Transfer-Encoding ${JSON.stringify(s.slice(from, Math.min(to, from + 80)))} is not a list of codings`);
+    }
+    if (coding === Coding.Chunked) throw new UpstreamProtocolError('Transfer-Encoding with a coding after chunked');
+    coding = b - a === 7 && s.slice(a, b).toLowerCase() === 'chunked' ? Coding.Chunked : Coding.Other;
+    if (k === to) return coding;
+    k++;
+    while (k < to && s.charCodeAt(k) === SP) k++;
   }
-  return n;
 }
 
 /** Whether a header (one value or repeated lines) lists token (lower-case), as Connection and Upgrade do. */
@@ -120,8 +185,11 @@ export class ResponseParser {
   reason = '';
   /** HTTP minor version of the response: 0 or 1. */
   minor = 1;
-  /** Lower-case names; a string for a header seen once, an array when repeated (as undici gave, as downstreamHeaders takes). */
-  headers: Record<string, string | string[]> = {};
+  /**
+   * Lower-case names; a string for a header seen once, an array when repeated (as undici gave, as
+   * downstreamHeaders takes). No prototype: `constructor` or `__proto__` is a header like any other.
+   */
+  headers: Record<string, string | string[]> = Object.create(null);
   framing: Framing = 'none';
   /** Whether the connection may carry another exchange once this response is complete. */
   keepAlive = true;
@@ -134,12 +202,15 @@ export class ResponseParser {
   private state = S.Idle;
   private headOnly = false;
   private upgrade = false;
+  /** A head begun in earlier reads: its first partialLength bytes (room to grow, so a trickled head is not copied per byte). */
   private partial: Buffer | null = null;
+  private partialLength = 0;
   /** Content-Length bytes, or the current chunk's bytes, still to come. */
   private remaining = 0;
   /** Bytes of the current chunk-size line or trailer section. */
   private lineBytes = 0;
-  private sawDigit = false;
+  /** Bytes of "content-length" the current trailer name has matched so far, -1 once it cannot. */
+  private trailerName = -1;
 
   /**
    * Expects a new response, to a HEAD request if headOnly (no body whatever the headers say), to an
@@ -151,6 +222,7 @@ export class ResponseParser {
     this.upgrade = upgrade;
     this.state = S.Head;
     this.partial = null;
+    this.partialLength = 0;
     this.keepAlive = true;
   }
 
@@ -159,6 +231,7 @@ export class ResponseParser {
     this.state = S.Dead;
     this.handler = null;
     this.partial = null;
+    this.partialLength = 0;
   }
 
   /** Waiting for (more of) a response head. */
@@ -248,65 +321,73 @@ export class ResponseParser {
 
   /** Finds the end of the head (possibly across reads), parses it, returns the offset after it. */
   private head(buf: Buffer, i: number): number {
-    let data = buf;
-    let start = i;
-    let from = i;
-    const prior = this.partial;
-    if (prior) {
-      data = Buffer.concat([prior, i === 0 ? buf : buf.subarray(i)]);
-      start = 0;
-      from = Math.max(0, prior.length - 3);
-    }
+    const before = this.partialLength;
+    // The head so far: this read from i on, or the kept bytes with this read appended.
+    const data = before > 0 ? this.keep(buf, i) : buf;
+    const start = before > 0 ? 0 : i;
+    const from = before > 0 ? Math.max(0, before - 3) : i;
     const end = data.indexOf(CRLFCRLF, from);
     if (end < 0) {
       if (data.length - start > MAX_HEAD_BYTES) throw new UpstreamProtocolError(`response head larger than ${MAX_HEAD_BYTES} bytes`);
       // A head using bare LF line ends would never match CRLFCRLF: refuse it now, not at 64 KiB.
-      const lf = data.indexOf(LF, from);
-      if (lf >= 0) this.checkLineEnds(data.toString('latin1', start), 0);
-      this.partial = start === 0 && data !== buf ? data : Buffer.from(data.subarray(start));
+      checkLineEnds(data, start, from);
+      if (before === 0) this.keep(buf, i);
       return buf.length;
     }
     if (end + 4 - start > MAX_HEAD_BYTES) throw new UpstreamProtocolError(`response head larger than ${MAX_HEAD_BYTES} bytes`);
     this.partial = null;
-    const consumed = prior ? i + (end + 4 - prior.length) : end + 4;
+    this.partialLength = 0;
     this.parseHead(data.toString('latin1', start, end));
-    return consumed;
+    return before > 0 ? i + (end + 4 - before) : end + 4;
   }
 
-  private checkLineEnds(s: string, from: number): void {
-    for (let k = s.indexOf('\n', from); k >= 0; k = s.indexOf('\n', k + 1)) {
-      if (k === 0 || s.charCodeAt(k - 1) !== CR) throw new UpstreamProtocolError('bare LF in the response head');
+  /** Appends buf[i..] to the partial head, growing its room by doubling; returns the head so far. */
+  private keep(buf: Buffer, i: number): Buffer {
+    const need = this.partialLength + buf.length - i;
+    let p = this.partial;
+    if (!p || p.length < need) {
+      const grown = Buffer.allocUnsafe(Math.max(need, Math.min(2 * (p?.length ?? 0), MAX_HEAD_BYTES + 4), 256));
+      if (p) p.copy(grown, 0, 0, this.partialLength);
+      p = this.partial = grown;
     }
+    buf.copy(p, this.partialLength, i);
+    this.partialLength = need;
+    return p.subarray(0, need);
   }
 
   private parseHead(s: string): void {
     let eol = s.indexOf('\r\n');
     if (eol < 0) eol = s.length;
     this.statusLine(s, eol);
-    const headers: Record<string, string | string[]> = {};
+    const headers: Record<string, string | string[]> = Object.create(null);
     const raw: string[] | null = this.upgrade ? [] : null;
+    let length = -1;
+    let coding = Coding.None;
     let pos = eol + 2;
     while (pos < s.length) {
       let next = s.indexOf('\r\n', pos);
       if (next < 0) next = s.length;
-      const c0 = s.charCodeAt(pos);
-      if (c0 === 32 || c0 === 9) throw new UpstreamProtocolError('obsolete line folding in the response head');
-      const colon = s.indexOf(':', pos);
-      if (colon < 0 || colon > next) throw new UpstreamProtocolError(`header line without a colon: ${JSON.stringify(s.slice(pos, Math.min(next, pos + 80)))}`);
+      const colon = fieldNameEnd(s, pos, next);
       const rawName = s.slice(pos, colon);
-      if (!isToken(rawName)) throw new UpstreamProtocolError(`invalid header name ${JSON.stringify(rawName.slice(0, 80))}`);
-      const line = s.slice(colon + 1, next);
-      if (line.indexOf('\n') >= 0 || line.indexOf('\r') >= 0) throw new UpstreamProtocolError('bare CR or LF in the response head');
       const name = rawName.toLowerCase();
-      const value = trimOws(line, 0);
+      let value = fieldValue(s, colon + 1, next, `the value of header ${rawName.slice(0, 80)}`);
+      if (name === CONTENT_LENGTH) {
+        // One Content-Length line only: llhttp refuses a second one even with the same number.
+        if (length >= 0) throw new UpstreamProtocolError('more than one Content-Length');
+        length = contentLength(s, colon + 1, next);
+        value = String(length); // "007" relayed as "7"
+      } else if (name === 'transfer-encoding') {
+        coding = transferCoding(s, colon + 1, next, coding);
+      }
       raw?.push(rawName, value);
       const had = headers[name];
-      if (had === undefined) {
-        if (name !== '__proto__') headers[name] = value;
-      } else if (typeof had === 'string') headers[name] = [had, value];
+      if (had === undefined) headers[name] = value;
+      else if (typeof had === 'string') headers[name] = [had, value];
       else had.push(value);
       pos = next + 2;
     }
+    // Both framings at once: which one an intermediary believes is how responses get smuggled.
+    if (length >= 0 && coding !== Coding.None) throw new UpstreamProtocolError('Content-Length together with Transfer-Encoding');
     if (this.status === 101 && this.upgrade) {
       // The protocol switched: no body, no further HTTP on this connection.
       this.headers = headers;
@@ -321,75 +402,70 @@ export class ResponseParser {
       // Interim (100 Continue, 103 Early Hints): skipped, the final response follows. Node's server
       // has already answered the visitor's Expect itself.
       if (this.status === 101) throw new UpstreamProtocolError('101 Switching Protocols to a request that asked for no upgrade');
+      // llhttp refuses anything after a head that closes the connection; "close" anywhere in
+      // Connection stays on the safe side of its token rules (HTTP/1.0 has no 1xx at all).
+      const conn = headers['connection'];
+      if (this.minor === 0 || (conn !== undefined && (typeof conn === 'string' ? conn : conn.join(',')).toLowerCase().includes('close'))) {
+        throw new UpstreamProtocolError('interim (1xx) response that closes the connection');
+      }
       return;
     }
     this.headers = headers;
     if (raw) this.rawHeaders = raw;
-    this.frame(headers);
+    this.frame(headers, length, coding);
     if (this.framing === 'none') this.state = S.Done;
     this.handler!.onHead(this);
   }
 
   private statusLine(s: string, eol: number): void {
-    // HTTP-version SP 3DIGIT SP [reason]; HTTP/1.0 and 1.1 only (the request said HTTP/1.1).
-    if (eol < 12 || !s.startsWith('HTTP/1.') || s.charCodeAt(8) !== 32) throw new UpstreamProtocolError(`malformed status line ${JSON.stringify(s.slice(0, Math.min(eol, 80)))}`);
+    // HTTP-version SP 3DIGIT SP [reason]; HTTP/1.0 and 1.1 only (the request said HTTP/1.1). llhttp
+    // takes 000-099 too, but writeHead throws below 100.
+    if (eol < 12 || !s.startsWith('HTTP/1.') || s.charCodeAt(8) !== SP) throw new UpstreamProtocolError(`malformed status line ${JSON.stringify(s.slice(0, Math.min(eol, 80)))}`);
     const m = s.charCodeAt(7) - 48;
     const d0 = s.charCodeAt(9) - 48;
     const d1 = s.charCodeAt(10) - 48;
     const d2 = s.charCodeAt(11) - 48;
-    if ((m !== 0 && m !== 1) || d0 < 1 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9 || (eol > 12 && s.charCodeAt(12) !== 32)) {
+    if ((m !== 0 && m !== 1) || d0 < 1 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9 || (eol > 12 && s.charCodeAt(12) !== SP)) {
       throw new UpstreamProtocolError(`malformed status line ${JSON.stringify(s.slice(0, Math.min(eol, 80)))}`);
     }
     this.minor = m;
     this.status = d0 * 100 + d1 * 10 + d2;
+    // Kept as written, leading and trailing spaces included (as Node's statusMessage is).
+    if (eol > 13) fieldValue(s, 13, eol, 'the reason phrase');
     this.reason = eol > 13 ? s.slice(13, eol) : '';
-    if (this.reason.indexOf('\n') >= 0 || this.reason.indexOf('\r') >= 0) throw new UpstreamProtocolError('bare CR or LF in the status line');
   }
 
-  /** RFC 9112 §6.3, in its order. */
-  private frame(h: Record<string, string | string[]>): void {
+  /** RFC 9112 §6.3, in its order; length and coding come checked from parseHead (never both). */
+  private frame(h: Record<string, string | string[]>, length: number, coding: Coding): void {
     const conn = h['connection'];
     this.keepAlive = this.minor === 1 ? !hasToken(conn, 'close') : hasToken(conn, 'keep-alive') && !hasToken(conn, 'close');
-    const te = h['transfer-encoding'];
-    const cl = h['content-length'];
     if (this.headOnly || this.status === 204 || this.status === 304) {
       this.framing = 'none';
-      if (cl !== undefined && typeof cl !== 'string') h['content-length'] = cl[0]!; // describes the body not sent
       return;
     }
-    if (te !== undefined) {
-      // Content-Length beside Transfer-Encoding is ignored, and the connection not trusted further.
-      if (cl !== undefined) {
-        delete h['content-length'];
-        this.keepAlive = false;
-      }
+    if (coding !== Coding.None) {
       if (this.minor === 0) this.keepAlive = false;
-      const all = typeof te === 'string' ? te : te.join(',');
-      const codings = all.split(',');
-      if (trimOws(codings[codings.length - 1]!, 0).toLowerCase() === 'chunked') {
+      if (coding === Coding.Chunked) {
         this.framing = 'chunked';
-        this.state = S.ChunkSize;
+        this.state = S.ChunkSizeStart;
         this.remaining = 0;
         this.lineBytes = 0;
-        this.sawDigit = false;
       } else {
+        // A final coding other than chunked: the body runs until the connection closes.
         this.framing = 'close';
         this.state = S.Close;
         this.keepAlive = false;
       }
       return;
     }
-    if (cl !== undefined) {
-      const n = contentLength(cl);
-      if (typeof cl !== 'string') h['content-length'] = String(n);
-      else if (cl.length !== String(n).length) h['content-length'] = String(n); // "5, 5" → "5"
-      if (n === 0) {
+    if (length >= 0) {
+      if (length === 0) {
         this.framing = 'none';
         return;
       }
       this.framing = 'length';
       this.state = S.Length;
-      this.remaining = n;
+      this.remaining = length;
       return;
     }
     this.framing = 'close';
@@ -397,40 +473,69 @@ export class ResponseParser {
     this.keepAlive = false;
   }
 
-  /** Chunk-size lines, the CRLF after each chunk, trailers: byte by byte (a few bytes per chunk). */
+  /**
+   * Chunk-size lines, the CRLF after each chunk, trailers: byte by byte (a few bytes per chunk).
+   * chunk = 1*HEXDIG *( ";" token [ "=" ( token / quoted-string ) ] ) CRLF, no whitespace anywhere
+   * (llhttp refuses "5 " and "5; a"); trailer fields are checked as header fields and dropped.
+   */
   private chunkFraming(buf: Buffer, i: number): number {
     const len = buf.length;
     while (i < len) {
       const c = buf[i]!;
       switch (this.state) {
+        case S.ChunkSizeStart:
         case S.ChunkSize: {
           const v = hexValue(c);
           if (v >= 0) {
             this.remaining = this.remaining * 16 + v;
-            this.sawDigit = true;
-            if (this.remaining > MAX_CHUNK_SIZE) throw new UpstreamProtocolError('chunk size too large');
-          } else if (!this.sawDigit) {
+            this.state = S.ChunkSize;
+            if (this.remaining > MAX_CHUNK_SIZE) throw new UpstreamProtocolError('chunk size above 2^48');
+          } else if (this.state === S.ChunkSizeStart) {
             throw new UpstreamProtocolError('chunk size missing');
           } else if (c === CR) this.state = S.ChunkSizeLf;
-          else if (c === 59 /* ; */) this.state = S.ChunkExt;
-          else if (c === 32 || c === 9) this.state = S.ChunkSizeWs;
-          else throw new UpstreamProtocolError('invalid chunk size');
+          else if (c === 59 /* ; */) this.state = S.ExtNameStart;
+          else throw new UpstreamProtocolError('invalid byte after a chunk size');
           break;
         }
-        case S.ChunkSizeWs:
-          if (c === CR) this.state = S.ChunkSizeLf;
-          else if (c === 59) this.state = S.ChunkExt;
-          else if (c !== 32 && c !== 9) throw new UpstreamProtocolError('invalid chunk size');
+        case S.ExtNameStart:
+          if (TOKEN[c] === 0) throw new UpstreamProtocolError('chunk extension without a name');
+          this.state = S.ExtName;
           break;
-        case S.ChunkExt:
-          // Chunk extensions are ignored (RFC 9112 §7.1.1), but not bare line ends in them.
+        case S.ExtName:
+          if (TOKEN[c] === 1) break;
           if (c === CR) this.state = S.ChunkSizeLf;
-          else if (c === LF) throw new UpstreamProtocolError('bare LF in a chunk extension');
+          else if (c === 59) this.state = S.ExtNameStart;
+          else if (c === 61 /* = */) this.state = S.ExtValueStart;
+          else throw new UpstreamProtocolError('invalid byte in a chunk extension name');
+          break;
+        case S.ExtValueStart:
+          if (c === 34 /* " */) this.state = S.ExtQuoted;
+          else if (TOKEN[c] === 1) this.state = S.ExtToken;
+          else throw new UpstreamProtocolError('chunk extension without a value after =');
+          break;
+        case S.ExtToken:
+          if (TOKEN[c] === 1) break;
+          if (c === CR) this.state = S.ChunkSizeLf;
+          else if (c === 59) this.state = S.ExtNameStart;
+          else throw new UpstreamProtocolError('invalid byte in a chunk extension value');
+          break;
+        case S.ExtQuoted:
+          if (c === 34) this.state = S.ExtQuotedEnd;
+          else if (c === 92 /* \ */) this.state = S.ExtQuotedPair;
+          else if (QDTEXT[c] === 0) throw new UpstreamProtocolError('invalid byte in a quoted chunk extension value');
+          break;
+        case S.ExtQuotedPair:
+          if (FIELD[c] === 0) throw new UpstreamProtocolError('invalid quoted-pair in a chunk extension value');
+          this.state = S.ExtQuoted;
+          break;
+        case S.ExtQuotedEnd:
+          if (c === CR) this.state = S.ChunkSizeLf;
+          else if (c === 59) this.state = S.ExtNameStart;
+          else throw new UpstreamProtocolError('invalid byte after a quoted chunk extension value');
           break;
         case S.ChunkSizeLf:
           if (c !== LF) throw new UpstreamProtocolError('chunk size line not ended by CRLF');
           this.lineBytes = 0;
-          this.sawDigit = false;
           if (this.remaining === 0) {
             this.state = S.TrailerStart;
           } else {
@@ -444,18 +549,30 @@ export class ResponseParser {
           break;
         case S.ChunkDataLf:
           if (c !== LF) throw new UpstreamProtocolError('chunk data not followed by CRLF');
-          this.state = S.ChunkSize;
+          this.state = S.ChunkSizeStart;
           this.lineBytes = 0;
           break;
         case S.TrailerStart:
           if (c === CR) this.state = S.EndLf;
-          else if (c === LF) throw new UpstreamProtocolError('bare LF in the trailer section');
-          else this.state = S.TrailerLine;
+          else if (TOKEN[c] === 1) {
+            this.state = S.TrailerName;
+            this.trailerName = (c | 0x20) === 99 /* c */ ? 1 : -1;
+          } else if (c === SP || c === HTAB) throw new UpstreamProtocolError('whitespace at the start of a trailer line (obs-fold?)');
+          else throw new UpstreamProtocolError('invalid trailer field name');
           break;
-        case S.TrailerLine:
-          // Trailer fields are consumed, not forwarded.
+        case S.TrailerName:
+          if (TOKEN[c] === 1) {
+            // c | 0x20 lower-cases letters and maps no other tchar onto a letter or "-".
+            const k = this.trailerName;
+            this.trailerName = k >= 0 && k < CONTENT_LENGTH.length && (c | 0x20) === CONTENT_LENGTH.charCodeAt(k) ? k + 1 : -1;
+          } else if (c === 58 /* : */) {
+            if (this.trailerName === CONTENT_LENGTH.length) throw new UpstreamProtocolError('Content-Length in the trailer section of a chunked body');
+            this.state = S.TrailerValue;
+          } else throw new UpstreamProtocolError('invalid trailer field name');
+          break;
+        case S.TrailerValue:
           if (c === CR) this.state = S.TrailerLf;
-          else if (c === LF) throw new UpstreamProtocolError('bare LF in the trailer section');
+          else if (FIELD[c] === 0) throw new UpstreamProtocolError(c === LF ? 'bare LF in the trailer section' : `byte 0x${c.toString(16).padStart(2, '0')} in a trailer field value (allowed: HTAB, SP, VCHAR, obs-text)`);
           break;
         case S.TrailerLf:
           if (c !== LF) throw new UpstreamProtocolError('trailer line not ended by CRLF');
@@ -474,5 +591,29 @@ export class ResponseParser {
       }
     }
     return i;
+  }
+}
+
+/**
+ * Where the field name starting at pos ends (at its colon), checked: tchar only, not empty, no
+ * whitespace before the colon (RFC 9112 §5.1; llhttp refuses "Name : v"), no obs-fold.
+ */
+function fieldNameEnd(s: string, pos: number, next: number): number {
+  let k = pos;
+  while (k < next && TOKEN[s.charCodeAt(k)] === 1) k++;
+  if (k < next && s.charCodeAt(k) === 58 /* : */ && k > pos) return k;
+  const c = s.charCodeAt(k);
+  const line = JSON.stringify(s.slice(pos, Math.min(next, pos + 80)));
+  if (k === pos && (c === SP || c === HTAB)) throw new UpstreamProtocolError('obsolete line folding in the response head');
+  if (k === pos && c === 58) throw new UpstreamProtocolError(`header line with an empty name: ${line}`);
+  if (k > pos && (c === SP || c === HTAB)) throw new UpstreamProtocolError(`whitespace between a header name and its colon: ${line}`);
+  if (k === next) throw new UpstreamProtocolError(`header line without a colon: ${line}`);
+  throw new UpstreamProtocolError(`invalid header name in ${line}`);
+}
+
+/** Refuses a bare LF among the head bytes data[start..] that arrived from `from` on (the rest was checked before). */
+function checkLineEnds(data: Buffer, start: number, from: number): void {
+  for (let k = data.indexOf(LF, from); k >= 0; k = data.indexOf(LF, k + 1)) {
+    if (k === start || data[k - 1] !== CR) throw new UpstreamProtocolError('bare LF in the response head');
   }
 }

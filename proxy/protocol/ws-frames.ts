@@ -5,11 +5,17 @@
 export interface FrameTapOptions {
   /** Messages up to this many bytes are reassembled (and unmasked) and handed to onMessage; larger ones are only counted. Default 64 KiB; 0 captures nothing but empty messages. */
   captureLimit?: number;
+  /**
+   * Longer messages hand over their first captureLimit bytes instead of nothing (payload.length <
+   * totalLength then). A classifier needs a message's type, which comes first; unmasking a 64 KiB
+   * message whole to read it cost more than the relay's own work on it.
+   */
+  prefix?: boolean;
   /** true: every frame must be masked (client to server); false: none may be (server to client); undefined: either. A mismatch desyncs the tap. */
   requireMask?: boolean;
   /** A ping (0x9), pong (0xA) or close (0x8) frame, with its payload length. */
   onControl?: (opcode: number, length: number) => void;
-  /** A whole message (opcode 1 text, 2 binary). payload is undefined when compressed or longer than captureLimit. */
+  /** A whole message (opcode 1 text, 2 binary). payload is undefined when compressed or longer than captureLimit (with `prefix`: its first captureLimit bytes). */
   onMessage?: (opcode: number, totalLength: number, payload: Buffer | undefined, compressed: boolean) => void;
   /** The stream stopped making sense; the tap has stopped parsing for good. Called at most once. */
   onDesync?: (reason: string) => void;
@@ -39,6 +45,7 @@ const MAX_HIGH_WORD = 0x200000;
  */
 export class FrameTap {
   readonly captureLimit: number;
+  private readonly prefix: boolean;
   /** Frames seen, for the proxy's counters (read them when convenient: no callback per frame). */
   dataFrames = 0;
   controlFrames = 0;
@@ -83,6 +90,7 @@ export class FrameTap {
       throw new RangeError(`FrameTap: captureLimit must be a non-negative integer, got ${String(opts.captureLimit)}`);
     }
     this.captureLimit = limit;
+    this.prefix = opts.prefix === true && limit > 0;
     this.requireMask = opts.requireMask;
     this.onControl = opts.onControl ?? noop;
     this.onMessage = opts.onMessage ?? noop;
@@ -134,7 +142,7 @@ export class FrameTap {
       if (this.state !== PAYLOAD) return; // CLOSED or DESYNCED by a frame end or a callback
       // Payload: skip it, or copy (and unmask) it into the capture buffer.
       const take = Math.min(this.frameLen - this.framePos, n - i);
-      if (this.capture !== undefined && this.opcode < 8) this.copyOut(chunk, i, take);
+      if (this.capture !== undefined && this.opcode < 8 && this.captureLen < this.captureLimit) this.copyOut(chunk, i, take);
       this.framePos += take;
       i += take;
       if (this.framePos === this.frameLen && !this.endFrame()) return;
@@ -188,8 +196,9 @@ export class FrameTap {
       this.msgLen = 0;
       this.captureLen = 0;
       // Capture only what can be decoded and fits. A single-frame message gets an exact buffer; a fragmented one grows.
-      if (rsv1 || len > this.captureLimit) this.capture = undefined;
+      if (rsv1 || (len > this.captureLimit && !this.prefix)) this.capture = undefined;
       else if (len === 0) this.capture = EMPTY;
+      else if (len > this.captureLimit) this.capture = Buffer.allocUnsafe(this.captureLimit);
       else this.capture = Buffer.allocUnsafe(fin ? len : Math.min(this.captureLimit, Math.max(len, 256)));
     } else {
       return this.desync(`reserved data opcode 0x${opcode.toString(16)}`);
@@ -211,7 +220,7 @@ export class FrameTap {
     if (opcode < 8) {
       this.dataFrames++;
       this.msgLen += len;
-      if (this.capture !== undefined && this.captureLen + len > this.captureLimit) this.capture = undefined;
+      if (this.capture !== undefined && this.captureLen + len > this.captureLimit && !this.prefix) this.capture = undefined;
     } else {
       this.controlFrames++;
     }
@@ -223,6 +232,8 @@ export class FrameTap {
   private copyOut(chunk: Buffer, from: number, count: number): void {
     let buf = this.capture as Buffer;
     const at = this.captureLen;
+    // A prefix capture stops at the limit (startFrame checked it otherwise).
+    if (at + count > this.captureLimit) count = this.captureLimit - at;
     if (at + count > buf.length) {
       // Fragmented message outgrew its buffer; the limit was checked in startFrame, so this stays <= captureLimit.
       const grown = Buffer.allocUnsafe(Math.min(this.captureLimit, Math.max(buf.length * 2, at + (this.frameLen - this.framePos))));

@@ -10,8 +10,10 @@ import { join } from 'node:path';
 
 export interface FakeRequest {
   method: string;
-  /** Path without the query. */
+  /** Path without the query and without the API version prefix (`/v1.41`). */
   path: string;
+  /** The API version the request named (`1.41`), or undefined for an unversioned path. */
+  version?: string;
   query: URLSearchParams;
   body: string;
 }
@@ -50,7 +52,8 @@ export async function startFakeEngine(handler?: FakeHandler): Promise<FakeEngine
     raw.on('data', (c: Buffer) => chunks.push(c));
     raw.on('end', () => {
       const url = new URL(raw.url ?? '/', 'http://engine');
-      const req: FakeRequest = { method: raw.method ?? 'GET', path: url.pathname, query: url.searchParams, body: Buffer.concat(chunks).toString('utf8') };
+      const m = /^\/v(\d+\.\d+)(\/.*)$/.exec(url.pathname);
+      const req: FakeRequest = { method: raw.method ?? 'GET', path: m ? m[2]! : url.pathname, version: m?.[1], query: url.searchParams, body: Buffer.concat(chunks).toString('utf8') };
       requests.push(req);
       h(req, res, raw);
     });

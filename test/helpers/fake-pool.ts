@@ -9,7 +9,7 @@ import type { ClaimOptions, ClaimResult, CollectResult, EndReason, FindResult, L
 import { DEFAULT_QUEUE, DEFAULT_RELAY_LIMITS, type AppConfig, type RelayLimits, type WarmpoolConfig } from '../../pool/config.js';
 import type { Clock } from '../../pool/clock.js';
 import { WarmpoolError } from '../../pool/errors.js';
-import { createProxy, keyRing, type KeyRing, type Proxy, type ProxyOptions } from '../../proxy/index.js';
+import { createProxy, keyRing, type KeyRing, type Proxy as ProxyHandle, type ProxyOptions } from '../../proxy/index.js';
 import assert from 'node:assert/strict';
 import { CookieJar, closeServer, listen, request } from './http.js';
 
@@ -45,6 +45,7 @@ export function warmpoolConfig(apps: AppConfig[], o: Omit<Partial<WarmpoolConfig
     ports: { from: 20000, to: 29999 },
     stateDir: '/tmp/warmpool-test-state',
     keepOnExit: false,
+    processUsers: false,
     log: { dir: '/tmp/warmpool-test-state/log', rotateBytes: 64 * 1024 * 1024 },
     apps,
     queue: DEFAULT_QUEUE,
@@ -219,7 +220,7 @@ export const TEST_KEYS: KeyRing = keyRing('test-cookie-key-0123456789abcdef');
 export interface ProxyServer {
   url: string;
   port: number;
-  proxy: Proxy;
+  proxy: ProxyHandle;
   server: Server;
   close(): Promise<void>;
 }

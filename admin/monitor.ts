@@ -1,0 +1,139 @@
+// What happened in the fleet, for the admin surface: counted from the traffic log's entries (the
+// monitor is a TrafficLogSink the fleet's log is teed into) and from the fleet's change events.
+// Totals for /metrics, recent ends and failures for the dashboard, the last hour for sparklines.
+// Nothing here runs per relayed byte: the log gets a few entries per session, changes a few more.
+
+import type { Clock } from '../pool/clock.js';
+import type { Fleet } from '../pool/fleet.js';
+import type { TrafficLogSink } from '../pool/traffic-log.js';
+import { normalizeSummary } from '../pool/traffic-log-reader.js';
+import { ActivityHistory } from './history.js';
+
+type Entry = Record<string, unknown> & { t: number };
+
+export interface RecentEnd {
+  session: string;
+  app: string;
+  instance?: string;
+  reason: string;
+  at: number;
+  claimedAt?: number;
+  durationMs?: number;
+  /** How long after its deadline it was reaped, ms (deadline reasons). */
+  lateMs?: number;
+  bytesIn: number;
+  bytesOut: number;
+  messagesIn: number;
+}
+
+export interface RecentFailure { app: string; at: number; error: string }
+
+/** Relayed traffic of ended sessions, per app (live sessions are added at read time from the fleet). */
+export interface EndedTraffic { bytesIn: number; bytesOut: number; messagesIn: Record<string, number>; messagesOut: number; requests: number }
+
+/** Sends every entry to both sinks (the log file and the monitor). */
+export function teeLog(a: TrafficLogSink, b: TrafficLogSink): TrafficLogSink {
+  return {
+    write(e) { a.write(e); b.write(e); },
+    async close() { await Promise.all([a.close(), b.close()]); },
+  };
+}
+
+export class FleetMonitor implements TrafficLogSink {
+  readonly history: ActivityHistory;
+  /** `${app}\0${waited}` -> claims. */
+  readonly claims = new Map<string, number>();
+  /** `${app}\0${reason}` -> sessions ended. */
+  readonly ends = new Map<string, number>();
+  /** `${app}\0${type}` -> traffic log entries. */
+  readonly events = new Map<string, number>();
+  readonly createFailures = new Map<string, number>();
+  readonly endedTraffic = new Map<string, EndedTraffic>();
+  private readonly recentEnds: RecentEnd[] = [];
+  private readonly recentFailures: RecentFailure[] = [];
+  private readonly lastFailures = new Map<string, number>();
+  private readonly waitListeners = new Set<(app: string, ms: number) => void>();
+
+  constructor(private readonly clock: Clock, private readonly keep = 200) {
+    this.history = new ActivityHistory(clock);
+  }
+
+  write(e: Entry): void {
+    const app = typeof e.app === 'string' ? e.app : '';
+    const type = typeof e.type === 'string' ? e.type : '';
+    if (!app || !type) return;
+    bump(this.events, `${app}\0${type}`);
+    if (type === 'claimed') {
+      bump(this.claims, `${app}\0${e.waitedInLine === true}`);
+      this.history.claim(app);
+    } else if (type === 'ended') this.ended(app, e);
+  }
+
+  async close(): Promise<void> {}
+
+  /** Follows the fleet's changes: failed creates (from each pool's failure count) and live sessions per minute. */
+  watch(fleet: Fleet): () => void {
+    const seen = () => {
+      const live = new Map<string, number>();
+      for (const s of fleet.liveSessions()) live.set(s.app.name, (live.get(s.app.name) ?? 0) + 1);
+      for (const p of fleet.status()) {
+        this.history.active(p.app, live.get(p.app) ?? 0);
+        const before = this.lastFailures.get(p.app) ?? 0;
+        // Each failed create raises the pool's count of failures in a row by one and reports a change.
+        if (p.failures > before) {
+          this.createFailures.set(p.app, (this.createFailures.get(p.app) ?? 0) + (p.failures - before));
+          this.push(this.recentFailures, { app: p.app, at: this.clock.now(), error: p.lastError ?? 'unknown error' });
+        }
+        this.lastFailures.set(p.app, p.failures);
+      }
+    };
+    seen();
+    return fleet.onChange(seen);
+  }
+
+  /** A visitor got an instance after waiting in line this long (admin/claim-waits.ts). */
+  waited(app: string, ms: number): void {
+    for (const fn of this.waitListeners) fn(app, ms);
+  }
+
+  onWait(fn: (app: string, ms: number) => void): () => void {
+    this.waitListeners.add(fn);
+    return () => this.waitListeners.delete(fn);
+  }
+
+  /** Newest first. */
+  recent(): { ends: RecentEnd[]; failures: RecentFailure[] } {
+    return { ends: [...this.recentEnds].reverse(), failures: [...this.recentFailures].reverse() };
+  }
+
+  private ended(app: string, e: Entry): void {
+    const s = normalizeSummary(e.summary);
+    const hasSummary = e.summary !== undefined;
+    let messagesIn = 0;
+    for (const n of Object.values(s.messagesIn)) messagesIn += n;
+    bump(this.ends, `${app}\0${typeof e.reason === 'string' ? e.reason : 'unknown'}`);
+    if (hasSummary) {
+      const t = this.endedTraffic.get(app) ?? { bytesIn: 0, bytesOut: 0, messagesIn: {}, messagesOut: 0, requests: 0 };
+      t.bytesIn += s.bytesIn;
+      t.bytesOut += s.bytesOut;
+      t.messagesOut += s.messagesOut;
+      for (const [k, n] of Object.entries(s.messagesIn)) t.messagesIn[k] = (t.messagesIn[k] ?? 0) + n;
+      for (const n of Object.values(s.requests)) t.requests += n;
+      this.endedTraffic.set(app, t);
+    }
+    this.push(this.recentEnds, {
+      session: String(e.session), app, instance: typeof e.instance === 'string' ? e.instance : undefined,
+      reason: typeof e.reason === 'string' ? e.reason : 'unknown', at: e.t, claimedAt: s.claimedAt, durationMs: s.durationMs,
+      lateMs: typeof e.late === 'number' ? e.late : undefined, bytesIn: s.bytesIn, bytesOut: s.bytesOut, messagesIn,
+    });
+  }
+
+  private push<T>(ring: T[], x: T): void {
+    ring.push(x);
+    if (ring.length > this.keep) ring.splice(0, ring.length - this.keep);
+  }
+}
+
+function bump(m: Map<string, number>, key: string): void {
+  m.set(key, (m.get(key) ?? 0) + 1);
+}
