@@ -145,3 +145,41 @@ test('an instance gone before its claim landed: dropped, and the visitor gets th
   assert.ok(!store.instances.has(first!) && fleet.status()[0]!.claimed === 1, 'the gone one is dropped, not counted');
   await fleet.stop(false);
 });
+
+test('a visitor\'s claim on a shared engine is recorded before its answer too; unused at queue.firstUse it is replaced, not handed out again', async () => {
+  const store = new Store();
+  const clock = new ManualClock();
+  const { fleet } = fleetOn(store, 'a', clock, '{ warm: 1, max: 2 }');
+  await warm(fleet, 1);
+  const r = await fleet.claim('demo', { visitor: '10.0.0.1' });
+  if (r.kind !== 'session') return assert.fail('expected a session');
+  assert.equal(store.instances.get(r.target.instanceId)?.claim?.session, r.target.session, 'on the engine before the answer');
+  await clock.advance(15_000);
+  await settle();
+  const found = fleet.find(r.target.session, r.target.instanceId);
+  assert.equal(found.kind === 'ended' && found.reason, 'unused');
+  assert.ok(!store.instances.has(r.target.instanceId), 'removed: the engine names it claimed, so it is not reused');
+  assert.equal(fleet.status()[0]!.claimed, 0);
+  await fleet.stop(false);
+});
+
+test('an offer another replica claimed before it was collected: the visitor joins the line again, the other keeps it', async () => {
+  const store = new Store();
+  const clock = new ManualClock();
+  const a = fleetOn(store, 'a', clock, '{ warm: 0, max: 1 }');
+  await a.fleet.start();
+  const q = await a.fleet.claim('demo', { visitor: '10.0.0.1' });
+  if (q.kind !== 'queued') return assert.fail('expected a place in line');
+  let offer: Awaited<ReturnType<Fleet['wait']>> | undefined;
+  void a.fleet.wait('demo', q.ticket, { kind: 'stream', signal: new AbortController().signal }).then((w) => { offer = w; });
+  for (let i = 0; i < 20 && offer === undefined; i++) await settle();
+  if (offer?.kind !== 'offer') return assert.fail(`expected an offer, got ${JSON.stringify(offer)}`);
+  const b = fleetOn(store, 'b', clock, '{ warm: 1, max: 1 }');
+  await warm(b.fleet, 1); // adopted a's instance, offered but not yet collected
+  const rb = await b.fleet.claim('demo');
+  assert.equal(rb.kind, 'session');
+  assert.deepEqual(await a.fleet.collect('demo', offer.collect), { kind: 'gone' });
+  assert.equal(store.instances.get(rb.kind === 'session' ? rb.target.instanceId : '')?.by, 'b');
+  await a.fleet.stop(false);
+  await b.fleet.stop(false);
+});
