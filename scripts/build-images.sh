@@ -178,8 +178,11 @@ EOF
 build_node_build() {
   local stage="$WORK/node-build" npm_dir host_cache
   local root="$stage/rootfs"
-  npm_dir="$(npm root -g)/npm"
-  [[ -f $npm_dir/bin/npm-cli.js ]] || die "no npm at $npm_dir: install npm (apt-get install -y npm)"
+  command -v npm >/dev/null || die "no npm on PATH: warmpool/node-build:20 carries this machine's npm"
+  npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
+  # Copied as a folder, so it must hold its own dependencies (npm from nodejs.org does; Debian's npm package does not).
+  [[ -f $npm_dir/bin/npm-cli.js && -d $npm_dir/node_modules/cacache ]] \
+    || die "npm at $npm_dir does not bundle its dependencies: use the npm that ships with node from nodejs.org (or npm install -g npm)"
   host_cache="$(npm config get cache)/_cacache"
   mkdir -p "$root/usr/local/lib/node_modules" "$root/usr/local/bin"
   cp -r "$npm_dir" "$root/usr/local/lib/node_modules/npm"
