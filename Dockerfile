@@ -19,10 +19,8 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 COPY scripts/compiler-lock.mjs /build/
 RUN node /build/compiler-lock.mjs /build \
  && cd /build && npm ci --include=dev --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json index.ts ./
-COPY bin/ bin/
-COPY pool/ pool/
-COPY proxy/ proxy/
+# The sources (.dockerignore keeps the context to them); tsconfig.build.json names what compiles.
+COPY . ./
 RUN node /build/node_modules/typescript/bin/tsc -p tsconfig.build.json
 # An empty folder, for the runtime stage's .state (WORKDIR makes it).
 WORKDIR /build/state

@@ -250,9 +250,13 @@ EOF
 build_warmpool() {
   local stage="$WORK/warmpool"
   mkdir -p "$stage/scripts"
-  cp Dockerfile package.json package-lock.json tsconfig.json tsconfig.build.json index.ts "$stage/"
-  cp -r bin pool proxy "$stage/"
+  cp Dockerfile package.json package-lock.json tsconfig.json tsconfig.build.json "$stage/"
   cp scripts/compiler-lock.mjs "$stage/scripts/"
+  # The sources: the top-level files and folders tsconfig.build.json includes.
+  local src
+  for src in $(node -e 'for (const g of JSON.parse(require("fs").readFileSync("tsconfig.build.json", "utf8")).include) console.log(g.split("/")[0])' | sort -u); do
+    [[ -e $src ]] && cp -r "$src" "$stage/"
+  done
   local digest
   digest=$(inputs_digest "$stage" '' "$NODE_IMAGE" "$NODE_BUILD_IMAGE")
   if [[ $FORCE != 1 && $(label_of "$WARMPOOL_IMAGE" warmpool.inputs) == "$digest" ]]; then
