@@ -5,9 +5,14 @@ export interface TimerHandle { cancel(): void }
 
 export interface Clock {
   now(): number;
-  /** Runs fn once after ms (measured on this clock). */
+  /**
+   * Runs fn once after ms (measured on this clock). A pending timer keeps the process alive: it is a
+   * deadline something waits for (a readiness probe, a backoff, a reap), so its owner cancels it when
+   * it stops. An unref'd timer let Node exit mid-await (status 0, silently) while a restarted warmpool
+   * waited for adopted instances to become ready (issue "Class-day resilience").
+   */
   setTimer(ms: number, fn: () => void): TimerHandle;
-  /** Resolves after ms on this clock. */
+  /** Resolves after ms on this clock (keeps the process alive meanwhile, like setTimer). */
   sleep(ms: number): Promise<void>;
 }
 
@@ -15,7 +20,6 @@ export const systemClock: Clock = {
   now: () => Date.now(),
   setTimer(ms, fn) {
     const t = setTimeout(fn, Math.max(0, ms));
-    t.unref?.();
     return { cancel: () => clearTimeout(t) };
   },
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))),

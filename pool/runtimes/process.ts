@@ -180,20 +180,23 @@ export class ProcessRuntime implements Runtime {
       }
     };
     pump();
+    // Ref'd: whoever listens is waiting for these lines (readiness), and an adopted instance is no
+    // child of ours, so nothing else keeps the process alive meanwhile. Stopped by the returned function.
     const t = setInterval(pump, 50);
-    t.unref();
     return () => { stopped = true; clearInterval(t); };
   }
 
   watch(onExit: (instanceId: string, detail: string) => void): () => void {
     this.exitListeners.add(onExit);
     this.startPolling();
-    return () => { this.exitListeners.delete(onExit); };
+    return () => {
+      this.exitListeners.delete(onExit);
+      if (this.exitListeners.size === 0) this.stopPolling();
+    };
   }
 
   async close(): Promise<void> {
-    if (this.poller) clearInterval(this.poller);
-    this.poller = undefined;
+    this.stopPolling();
     this.exitListeners.clear();
   }
 
@@ -212,7 +215,7 @@ export class ProcessRuntime implements Runtime {
     await (this.opts.users ? this.opts.users.release(user) : endUser(user));
   }
 
-  /** Adopted processes are not our children: poll them for exit. */
+  /** Adopted processes are not our children: poll them for exit (ref'd while watched: close() stops it). */
   private startPolling(): void {
     if (this.poller || this.exitListeners.size === 0) return;
     this.poller = setInterval(() => {
@@ -225,7 +228,11 @@ export class ProcessRuntime implements Runtime {
         }
       }
     }, this.opts.pollMs ?? 1000);
-    this.poller.unref();
+  }
+
+  private stopPolling(): void {
+    if (this.poller) clearInterval(this.poller);
+    this.poller = undefined;
   }
 
   private emitExit(id: string, detail: string): void {
