@@ -4,7 +4,8 @@
 
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, type WarmpoolConfig } from '../pool/config.js';
@@ -14,7 +15,7 @@ import { PortAllocator } from '../pool/ports.js';
 import { ProcessRuntime } from '../pool/runtimes/process.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';
 import { collectOffer, hold, ticketOf } from './helpers/line.js';
-import { eventually, waitForStatus } from './helpers/wait.js';
+import { eventually, until, waitForStatus } from './helpers/wait.js';
 
 const SERVER = join(process.cwd(), 'dist/examples/standin/server.js');
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -149,4 +150,37 @@ apps:
   const st = await waitForStatus(fleet, 'broken', (s) => s.failures === 1);
   assert.match(st.lastError!, /cannot start \/nonexistent\/binary for app broken/);
   assert.ok(st.nextRetryAt! > Date.now());
+});
+
+test('a create cut short before its pid was written (warmpool killed mid-spawn) is found by the next start, not orphaned', async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'wp-proc-'));
+  const dir = join(stateDir, 'process', 'proctest');
+  mkdirSync(dir, { recursive: true });
+  const ports = new PortAllocator(41000, 41999);
+  const port = await ports.allocate();
+  // What create() leaves when killed right after spawn(): its state file without a pid, and the
+  // detached process, which outlives warmpool.
+  const env = { STATE_BYTES: '2000', PORT: String(port), HOST: '127.0.0.1', WARMPOOL_INSTANCE: 'cutshort01' };
+  writeFileSync(join(dir, 'cutshort01.json'), JSON.stringify({ instanceId: 'cutshort01', app: 'demo', deployment: 'proctest', pid: 0, port, createdAt: Date.now(), env }));
+  const child = spawn(process.execPath, [SERVER], { env: { PATH: process.env.PATH, ...env }, detached: true, stdio: 'ignore' });
+  child.unref();
+  // And one whose process never started.
+  writeFileSync(join(dir, 'nevered01.json'), JSON.stringify({ instanceId: 'nevered01', app: 'demo', deployment: 'proctest', pid: 0, port: port + 1, createdAt: Date.now(), env: {} }));
+  const rt = new ProcessRuntime({ deployment: 'proctest', ports: new PortAllocator(41000, 41999), stateDir });
+  cleanups.push(async () => {
+    try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* removed, as it should be */ }
+    await rt.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+  const recs = await until('the spawned process to show in /proc', async () => {
+    const r = await rt.list();
+    return r.find((x) => x.instanceId === 'cutshort01')?.running ? r : undefined;
+  });
+  const found = recs.find((r) => r.instanceId === 'cutshort01')!;
+  assert.equal(Number(found.runtimeId), child.pid, 'found by the WARMPOOL_INSTANCE in its environment');
+  assert.equal(recs.find((r) => r.instanceId === 'nevered01')?.running, false);
+  await rt.remove('cutshort01');
+  await rt.remove('nevered01');
+  assert.equal(alive(child.pid!), false, 'the process is removed');
+  assert.deepEqual(readdirSync(dir), [], 'state files removed');
 });

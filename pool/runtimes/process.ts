@@ -44,6 +44,8 @@ export class ProcessRuntime implements Runtime {
   private readonly children = new Map<string, ChildProcess>();
   private readonly exitListeners = new Set<(id: string, detail: string) => void>();
   private readonly removing = new Set<string>();
+  /** Instances whose create() is between writing their state file and knowing their pid. */
+  private readonly creating = new Set<string>();
   private poller?: NodeJS.Timeout;
   private known = new Set<string>();
 
@@ -68,38 +70,52 @@ export class ProcessRuntime implements Runtime {
     const env: Record<string, string> = { ...(user ? userEnv(user) : {}), ...app.env, ...spec.env, PORT: String(port), HOST: '127.0.0.1', WARMPOOL_INSTANCE: spec.instanceId };
     const argv = app.command.map((a) => a.replaceAll('{port}', String(port)));
     const logPath = this.path(spec.instanceId, 'log');
-    const out = openSync(logPath, 'a', 0o600);
+    // The state file comes before the process (pid 0: not known yet). The child is detached and
+    // outlives us: if warmpool is killed between the spawn and the pid being written, the next start
+    // still finds it (list(): by WARMPOOL_INSTANCE in its environment) instead of leaving it orphaned.
+    const state: StateFile = { instanceId: spec.instanceId, app: app.name, deployment: this.opts.deployment, pid: 0, port, createdAt: Date.now(), env, user };
+    this.creating.add(spec.instanceId);
     let child: ChildProcess;
     try {
-      const start = () => spawn(argv[0]!, argv.slice(1), {
-        cwd: app.cwd,
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
-        detached: true,
-        stdio: ['ignore', out, out],
-        ...(user ? { uid: user.uid, gid: user.gid } : {}),
+      this.writeState(state);
+      const out = openSync(logPath, 'a', 0o600);
+      try {
+        const start = () => spawn(argv[0]!, argv.slice(1), {
+          cwd: app.cwd,
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+          detached: true,
+          stdio: ['ignore', out, out],
+          ...(user ? { uid: user.uid, gid: user.gid } : {}),
+        });
+        // Its own user also gets umask 077: what it writes outside its home (/tmp) is its alone.
+        child = user ? withUmask(0o077, start) : start();
+      } finally {
+        closeSync(out);
+      }
+      // The pid is known as soon as spawn() returns (undefined when it failed): record it before any await.
+      if (child.pid !== undefined) {
+        state.pid = child.pid;
+        this.writeState(state);
+      }
+      const spawned = await new Promise<boolean | Error>((res) => {
+        child.once('spawn', () => res(true));
+        child.once('error', (e) => res(e));
       });
-      // Its own user also gets umask 077: what it writes outside its home (/tmp) is its alone.
-      child = user ? withUmask(0o077, start) : start();
+      if (spawned !== true) {
+        this.opts.ports.release(port);
+        rmSync(this.path(spec.instanceId, 'json'), { force: true });
+        rmSync(logPath, { force: true });
+        if (user) await this.endUser(user);
+        throw new WarmpoolError('SPAWN_FAILED', `cannot start ${argv[0]} for app ${app.name}: ${errorMessage(spawned)}`, {
+          hint: user
+            ? `check apps[].command and apps[].cwd; the instance runs as uid ${user.uid}, so both must be readable by other users`
+            : 'check apps[].command and apps[].cwd',
+        });
+      }
     } finally {
-      closeSync(out);
-    }
-    const spawned = await new Promise<boolean | Error>((res) => {
-      child.once('spawn', () => res(true));
-      child.once('error', (e) => res(e));
-    });
-    if (spawned !== true) {
-      this.opts.ports.release(port);
-      rmSync(logPath, { force: true });
-      if (user) await this.endUser(user);
-      throw new WarmpoolError('SPAWN_FAILED', `cannot start ${argv[0]} for app ${app.name}: ${errorMessage(spawned)}`, {
-        hint: user
-          ? `check apps[].command and apps[].cwd; the instance runs as uid ${user.uid}, so both must be readable by other users`
-          : 'check apps[].command and apps[].cwd',
-      });
+      this.creating.delete(spec.instanceId);
     }
     child.unref();
-    const state: StateFile = { instanceId: spec.instanceId, app: app.name, deployment: this.opts.deployment, pid: child.pid!, port, createdAt: Date.now(), env, user };
-    this.writeState(state);
     this.children.set(spec.instanceId, child);
     this.known.add(spec.instanceId);
     child.once('exit', (code, signal) => {
@@ -138,8 +154,18 @@ export class ProcessRuntime implements Runtime {
     const out: InstanceRecord[] = [];
     for (const name of readdirSync(this.dir)) {
       if (!name.endsWith('.json')) continue;
-      const state = this.readState(name.slice(0, -5));
+      const id = name.slice(0, -5);
+      if (this.creating.has(id)) continue; // ours, not an instance yet
+      const state = this.readState(id);
       if (!state || state.deployment !== this.opts.deployment) continue;
+      if (!(state.pid > 0)) {
+        // A create cut short (warmpool killed) before the pid was written: look for the process itself.
+        const pid = pidOfInstance(state.instanceId);
+        if (pid !== undefined) {
+          state.pid = pid;
+          this.writeState(state);
+        }
+      }
       this.opts.ports.hold(state.port);
       if (state.user && !this.removing.has(state.instanceId)) this.opts.users?.hold(state.user);
       this.known.add(state.instanceId);
@@ -277,6 +303,7 @@ function toRecord(s: StateFile, running: boolean): InstanceRecord {
 
 /** The pid is alive and is still our instance (pids get reused): /proc/<pid>/environ names it. */
 function isOurs(s: StateFile): boolean {
+  if (!Number.isInteger(s.pid) || s.pid <= 0) return false; // kill(0) and kill(-1) signal groups, not a process
   try {
     process.kill(s.pid, 0);
   } catch {
@@ -292,7 +319,22 @@ function isOurs(s: StateFile): boolean {
   }
 }
 
+/** The live process whose environment names this instance (Linux /proc), if any. */
+function pidOfInstance(instanceId: string): number | undefined {
+  const want = `WARMPOOL_INSTANCE=${instanceId}`;
+  let entries: string[];
+  try { entries = readdirSync('/proc'); } catch { return undefined; }
+  for (const d of entries) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/environ`, 'latin1').split('\0').includes(want)) return Number(d);
+    } catch { /* gone, or not ours to read */ }
+  }
+  return undefined;
+}
+
 function killGroup(pid: number, sig: NodeJS.Signals): void {
+  if (!(pid > 0)) return;
   try { process.kill(-pid, sig); } catch { try { process.kill(pid, sig); } catch { /* gone */ } }
 }
 
