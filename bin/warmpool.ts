@@ -6,7 +6,8 @@
 // who else uses them): --max-semi-space-size=4 keeps V8's young generation at 2 × 4 MiB, so a burst of
 // connecting students does not leave ~30 MiB of it resident for the rest of the day (README, "Node flags").
 
-import { createWarmpool, listenAdmin } from '../index.js';
+import type { Server } from 'node:http';
+import { createWarmpool, listenAdmin, type Warmpool } from '../index.js';
 import { missingFlagsNote, warmpoolNodeFlags } from './node-flags.js';
 import { loadConfig } from '../pool/config.js';
 import { errorMessage, isWarmpoolError } from '../pool/errors.js';
@@ -66,46 +67,31 @@ async function start(args: string[]): Promise<number> {
   if (note) console.error(note);
   const file = configPath(args);
   if (!file) { console.error(`warmpool start: no config file: pass --config FILE or set WARMPOOL_CONFIG\n${USAGE}`); return 2; }
-  const wp = await createWarmpool(file).catch((e) => {
-    console.error(errorMessage(e));
-    return undefined;
-  });
-  if (!wp) return 1;
-  const cfg = wp.config;
-  // Head size and timeout, connections per address: config.relay (proxy/listener.ts).
-  const server = wp.createServer();
-  await new Promise<void>((res, rej) => { server.once('error', rej); server.listen(cfg.port, cfg.host, () => res()); }).catch((e) => {
-    console.error(`warmpool: cannot listen on ${cfg.host}:${cfg.port}: ${errorMessage(e)} — set listen.port or WARMPOOL_PORT to a free port`);
-    void wp.close();
-    throw e;
-  });
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : cfg.port;
-  const shown = cfg.host === '0.0.0.0' || cfg.host === '::' ? 'localhost' : cfg.host;
-  console.log(`warmpool listening on http://${shown}:${port}/`);
-  for (const a of cfg.apps) console.log(`  ${a.name}: http://${shown}:${port}/${a.name}/  (${a.runtime}, warm ${a.pool.warm}, max ${a.pool.max})`);
-  // The admin surface on its own listener (admin/index.ts); a made-up token is in the URL's fragment.
-  const admin = wp.admin && await listenAdmin(wp.admin).catch((e) => { console.error(`warmpool: ${errorMessage(e)}`); return undefined; });
-  if (admin) console.log(`  admin dashboard: ${admin.url}${wp.admin?.generatedToken ? '  (token made up for this run; set WARMPOOL_ADMIN_TOKEN to choose one)' : '  (sign in with WARMPOOL_ADMIN_TOKEN)'}`);
+  const phase = guardStartup();
 
-  // Progress per app while pools warm, then on every change of counts.
-  let last = '';
-  const show = () => {
-    const line = wp.fleet.status().map(progress).join('  |  ');
-    if (line !== last) { last = line; console.log(line); }
-  };
-  const stopShow = wp.fleet.onChange(show);
-  show();
-
-  const keep = args.includes('--keep') || cfg.keepOnExit;
+  // Signals are handled from the first moment: a stop that arrives while warmpool adopts and warms
+  // (or between listening and the next line) must still remove (or keep) its instances, not leave
+  // them to Node's default action. Before the fleet exists, the stop waits for it.
+  let wp: Warmpool | undefined;
+  let server: Server | undefined;
+  let admin: Awaited<ReturnType<typeof listenAdmin>> | undefined;
+  let stopShow = () => {};
+  let early: string | undefined;
   let stopping = false;
   const stop = async (sig: string) => {
+    if (!wp) {
+      if (!early) console.error(`warmpool: ${sig} while starting: stopping as soon as start-up is done`);
+      early ??= sig;
+      return;
+    }
     if (stopping) return;
     stopping = true;
+    const keep = args.includes('--keep') || wp.config.keepOnExit;
+    phase.now = `stopping (${sig})`;
     console.log(`warmpool: ${sig}: ${keep ? 'leaving instances running (adopted on the next start)' : 'removing instances'}...`);
     stopShow();
-    server.close();
-    server.closeAllConnections();
+    server?.close();
+    server?.closeAllConnections();
     admin?.server.close();
     admin?.server.closeAllConnections();
     await wp.close(keep);
@@ -114,7 +100,63 @@ async function start(args: string[]): Promise<number> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+
+  phase.now = `adopting what an earlier run left and starting the pools (${file})`;
+  wp = await createWarmpool(file).catch((e) => {
+    console.error(errorMessage(e));
+    return undefined;
+  });
+  if (!wp) return 1;
+  const pools = wp;
+  if (early) { await stop(early); return -1; }
+  const cfg = pools.config;
+  // Head size and timeout, connections per address: config.relay (proxy/listener.ts).
+  const listening = (server = pools.createServer());
+  phase.now = `opening the listener on ${cfg.host}:${cfg.port}`;
+  const listenError = await new Promise<void>((res, rej) => { listening.once('error', rej); listening.listen(cfg.port, cfg.host, () => res()); }).then(() => undefined, (e: unknown) => e);
+  if (listenError !== undefined) {
+    console.error(`warmpool: cannot listen on ${cfg.host}:${cfg.port}: ${errorMessage(listenError)} — set listen.port or WARMPOOL_PORT to a free port`);
+    phase.now = 'stopping after the listener failed';
+    await pools.close();
+    return 1;
+  }
+  if (stopping) return -1; // a signal came while the listener opened: stop() is under way
+  phase.now = 'serving';
+  const addr = listening.address();
+  const port = typeof addr === 'object' && addr ? addr.port : cfg.port;
+  const shown = cfg.host === '0.0.0.0' || cfg.host === '::' ? 'localhost' : cfg.host;
+  console.log(`warmpool listening on http://${shown}:${port}/`);
+  for (const a of cfg.apps) console.log(`  ${a.name}: http://${shown}:${port}/${a.name}/  (${a.runtime}, warm ${a.pool.warm}, max ${a.pool.max})`);
+  // The admin surface on its own listener (admin/index.ts); a made-up token is in the URL's fragment.
+  admin = pools.admin && await listenAdmin(pools.admin).catch((e) => { console.error(`warmpool: ${errorMessage(e)}`); return undefined; });
+  if (admin) console.log(`  admin dashboard: ${admin.url}${pools.admin?.generatedToken ? '  (token made up for this run; set WARMPOOL_ADMIN_TOKEN to choose one)' : '  (sign in with WARMPOOL_ADMIN_TOKEN)'}`);
+  if (stopping) { admin?.server.close(); return -1; } // a signal came while the admin listener opened
+
+  // Progress per app while pools warm, then on every change of counts.
+  let last = '';
+  const show = () => {
+    const line = pools.fleet.status().map(progress).join('  |  ');
+    if (line !== last) { last = line; console.log(line); }
+  };
+  stopShow = pools.fleet.onChange(show);
+  show();
   return -1; // keep running
+}
+
+/**
+ * `warmpool start` runs until a signal ends it (process.exit). If Node's event loop empties before
+ * that, something warmpool awaited was held by nothing (the silent exit of issue "Class-day
+ * resilience": unref'd timers under adoption): say what it was doing and fail, never exit 0 in
+ * silence, so a supervisor's restart loop leaves a reason behind.
+ */
+function guardStartup(): { now: string } {
+  const phase = { now: 'starting' };
+  process.once('beforeExit', () => {
+    if (process.exitCode !== undefined) return; // start() returned or threw: its status is decided, and said
+    console.error(`warmpool: stopped while ${phase.now}: nothing was left to wait for, so Node would have exited with status 0. This is a bug in warmpool; please report it with this output. Instances it started are adopted by the next start.`);
+    process.exitCode = 1;
+  });
+  return phase;
 }
 
 function progress(s: PoolStatus): string {

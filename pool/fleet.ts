@@ -100,6 +100,10 @@ export class Fleet implements PoolApi {
     await Promise.all([...byKind.keys()].map(async (rt) => {
       this.unwatch.push(rt.watch((id, detail) => this.instanceExited(id, detail)));
       const records = await this.listWithRetry(rt);
+      if (records.length > 0) {
+        const claimed = records.filter((r) => r.claim && r.running).length;
+        this.o.log?.(`${rt.kind} runtime: found ${records.length} instance(s) of an earlier run (${claimed} claimed); checking them before taking visitors`);
+      }
       const byApp = new Map<string, InstanceRecord[]>();
       for (const r of records) {
         if (r.claim && !r.running) {

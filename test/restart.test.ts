@@ -6,129 +6,14 @@
 
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Cli, cookieFacts, pidsWithEnv, type CliOptions } from './helpers/cli.js';
-import { CookieJar, follow, request } from './helpers/http.js';
+import { pidsWithEnv } from './helpers/cli.js';
+import { MARK, claim, cleanupSites, killAndRestart, noOrphans, routesToOwn, site, start, states, stopClean } from './helpers/process-site.js';
 import { until } from './helpers/wait.js';
 
-const SERVER = join(process.cwd(), 'dist/examples/standin/server.js');
-const MARK = 'WARMPOOL_TEST_RUN';
-/** Seconds an immediate restart may take to listen: adoption checks each instance for at most 3 s. */
-const LISTEN_WITHIN_MS = 8000;
+afterEach(cleanupSites);
 
-interface Site { dir: string; file: string; stateDir: string; marker: string; deployment: string }
-const sites: Site[] = [];
-const clis: Cli[] = [];
-
-afterEach(async () => {
-  // A warmpool still running is stopped the ordinary way (it removes its instances)...
-  for (const c of clis.splice(0)) if (!c.exit) await c.kill('SIGTERM');
-  for (const s of sites.splice(0)) {
-    // ...and anything left after that is an orphan: killed here, and reported.
-    const left = pidsWithEnv(MARK, s.marker);
-    for (const pid of left) { try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } }
-    rmSync(s.dir, { recursive: true, force: true });
-    assert.deepEqual(left, [], 'no instance process outlives warmpool');
-  }
-});
-
-/** A config for one process app `demo` (the stand-in, executing its notebook for startupMs). */
-function site(startupMs = 2000, pool = '{ warm: 2, max: 6, parallel: 2 }'): Site {
-  const dir = mkdtempSync(join(tmpdir(), 'wp-restart-'));
-  const marker = randomBytes(6).toString('hex');
-  const s: Site = { dir, file: join(dir, 'warmpool.yaml'), stateDir: join(dir, 'state'), marker, deployment: `t-restart-${marker}` };
-  writeFileSync(s.file, `
-listen: { host: 127.0.0.1, port: 0 }
-deployment: ${s.deployment}
-stateDir: ${s.stateDir}
-ports: { from: 49000, to: 49999 }
-apps:
-  - name: demo
-    runtime: process
-    command: [${process.execPath}, ${SERVER}]
-    env: { STARTUP_DELAY_MS: ${startupMs}, STATE_BYTES: 2000, ${MARK}: ${marker} }
-    deepLink: /open?path=webapp.jl
-    readiness: { log: "^READY$", timeout: 30s }
-    pool: ${pool}
-    secret: { env: PLUTO_SECRET, inject: { query: secret } }
-`);
-  sites.push(s);
-  return s;
-}
-
-function start(s: Site, o?: CliOptions): Cli {
-  const c = new Cli(s.file, o);
-  clis.push(c);
-  return c;
-}
-
-interface State { instanceId: string; pid: number; port: number; claim?: { session: string; at: number } }
-
-/** The process runtime's state files: what a restarted warmpool finds. */
-function states(s: Site): State[] {
-  const dir = join(s.stateDir, 'process', s.deployment);
-  let names: string[] = [];
-  try { names = readdirSync(dir).filter((n) => n.endsWith('.json')); } catch { return []; }
-  return names.flatMap((n) => {
-    try { return [JSON.parse(readFileSync(join(dir, n), 'utf8')) as State]; } catch { return []; }
-  });
-}
-
-/** SIGKILL, then at once a new warmpool on the same config; resolves once it listens. */
-async function killAndRestart(s: Site, old: Cli): Promise<{ cli: Cli; url: string }> {
-  const exit = await old.kill('SIGKILL');
-  assert.equal(exit.signal, 'SIGKILL');
-  const cli = start(s);
-  const port = await cli.port(LISTEN_WITHIN_MS).catch((e: Error) => {
-    throw new Error(`an immediate restart did not listen within ${LISTEN_WITHIN_MS} ms: ${e.message}`);
-  });
-  console.error(`restart: listening ${cli.listenedAfterMs} ms after an immediate restart`);
-  return { cli, url: `http://127.0.0.1:${port}` };
-}
-
-/** A browser's first visit: claims an instance; the cookie is in the jar. Only the claim, not the deep link. */
-async function claim(url: string): Promise<{ jar: CookieJar; session: string; instance: string }> {
-  const jar = new CookieJar();
-  const r = await request(`${url}/demo/`, { jar, headers: { accept: 'text/html' } });
-  assert.equal(r.status, 302, `a claim: ${r.status} ${r.text.slice(0, 200)}`);
-  const cookie = jar.get('warmpool_demo');
-  assert.ok(cookie, 'a session cookie');
-  return { jar, ...cookieFacts(cookie) };
-}
-
-/** The cookie still reaches a live editor, on the instance it was issued for, and that claim is on disk for the next restart. */
-async function routesToOwn(url: string, s: Site, v: { jar: CookieJar; session: string; instance: string }): Promise<void> {
-  const r = await follow(`${url}/demo/open?path=webapp.jl`, { jar: v.jar, headers: { accept: 'text/html' } });
-  assert.equal(r.final.status, 200, `session ${v.session} answered ${r.final.status}: ${r.final.text.slice(0, 300)}`);
-  assert.match(r.url, /\/demo\/edit\?id=/, 'the editor of the notebook');
-  const st = await until(`the claim of ${v.session} on ${v.instance} to be on disk`, () => {
-    const x = states(s).find((y) => y.instanceId === v.instance);
-    return x?.claim?.session === v.session ? x : undefined;
-  }, 5000);
-  assert.ok(pidsWithEnv(MARK, s.marker).includes(st.pid), `instance ${v.instance} (pid ${st.pid}) is running`);
-}
-
-/** Every instance process is one the running warmpool knows (a state file naming its pid), and vice versa. */
-async function noOrphans(s: Site): Promise<void> {
-  const want = () => states(s).map((x) => x.pid).filter((p) => p > 0).sort((a, b) => a - b);
-  await until('instance processes and state files to agree', () => {
-    const live = pidsWithEnv(MARK, s.marker);
-    return JSON.stringify(live) === JSON.stringify(want()) ? true : undefined;
-  }, 10_000).catch((e: Error) => {
-    throw new Error(`${e.message}: processes ${JSON.stringify(pidsWithEnv(MARK, s.marker))}, state files ${JSON.stringify(want())}`);
-  });
-}
-
-/** Stops it with SIGTERM: status 0, every instance process and state file gone. */
-async function stopClean(s: Site, cli: Cli): Promise<void> {
-  const exit = await cli.kill('SIGTERM');
-  assert.deepEqual(exit, { code: 0, signal: null }, cli.output());
-  assert.deepEqual(pidsWithEnv(MARK, s.marker), [], 'every instance process removed');
-  assert.deepEqual(states(s), [], 'every state file removed');
-}
 
 test('SIGKILL while instances warm, restarted at once: listens, adopts or replaces them, no orphan', async () => {
   const s = site(2500);
@@ -190,4 +75,44 @@ test('SIGKILL mid-refill, restarted at once: claimed sessions keep their instanc
   assert.deepEqual(states(s).map((x) => x.instanceId).sort(), before, 'all adopted, nothing created');
   await noOrphans(s);
   await stopClean(s, again.cli);
+});
+
+test('SIGTERM while a restarted warmpool checks what it found: start-up finishes, every instance is removed, status 0', async () => {
+  const s = site(2500);
+  const first = start(s);
+  await first.waitProgress('demo', (p) => p.starting === 2);
+  await until('two state files with pids', () => (states(s).filter((x) => x.pid > 0).length === 2 ? true : undefined));
+  await first.kill('SIGKILL');
+  const cli = start(s);
+  await cli.when('the adoption line', () => cli.lines.find((l) => /found 2 instance\(s\) of an earlier run/.test(l)));
+  const exit = await cli.kill('SIGTERM');
+  assert.deepEqual(exit, { code: 0, signal: null }, cli.output());
+  assert.match(cli.output(), /SIGTERM while starting/);
+  assert.deepEqual(pidsWithEnv(MARK, s.marker), [], 'every instance process removed');
+  assert.deepEqual(states(s), [], 'every state file removed');
+});
+
+test('a start-up that Node would abandon (every timer unref\'d, as the Clock\'s were) says why and exits non-zero, not 0 in silence', async () => {
+  const s = site(2500);
+  // Puts back the cause of the silent exit from outside: every timer and interval unref'd.
+  const preload = join(s.dir, 'unref-timers.mjs');
+  writeFileSync(preload, `for (const name of ['setTimeout', 'setInterval']) {
+  const orig = globalThis[name];
+  globalThis[name] = function (...a) { const t = orig.apply(this, a); t?.unref?.(); return t; };
+}
+`);
+  const first = start(s);
+  await first.waitProgress('demo', (p) => p.starting === 2);
+  await until('two state files with pids', () => (states(s).filter((x) => x.pid > 0).length === 2 ? true : undefined));
+  await first.kill('SIGKILL');
+  const stalled = start(s, { nodeArgs: ['--import', preload] });
+  const exit = await stalled.exited;
+  assert.equal(exit.code, 1, stalled.output());
+  assert.match(stalled.output(), /^err: warmpool: stopped while adopting what an earlier run left .*nothing was left to wait for/m);
+  // Its instances are still there for the next start, which adopts them.
+  const next = start(s);
+  await next.port();
+  await next.waitProgress('demo', (p) => p.ready === 2 && p.starting === 0);
+  await noOrphans(s);
+  await stopClean(s, next);
 });

@@ -13,6 +13,8 @@ export interface Progress { ready: number; starting: number; target: number; cla
 
 export interface CliOptions {
   env?: Record<string, string>;
+  /** Extra node flags, after warmpool's own (e.g. --import of a test preload). */
+  nodeArgs?: string[];
   /** 'closed': the read end of stdout is closed as soon as it starts (a log reader that went away). */
   stdout?: 'pipe' | 'closed';
   stderr?: 'pipe' | 'closed';
@@ -31,7 +33,7 @@ export class Cli {
   private readonly events = new EventEmitter();
 
   constructor(configFile: string, o: CliOptions = {}) {
-    this.child = spawn(process.execPath, [...warmpoolNodeFlags(), WARMPOOL_BIN, 'start', '--config', configFile], {
+    this.child = spawn(process.execPath, [...warmpoolNodeFlags(), ...(o.nodeArgs ?? []), WARMPOOL_BIN, 'start', '--config', configFile], {
       env: { ...process.env, WARMPOOL_PORT: '0', ...o.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
