@@ -63,6 +63,7 @@ function validate(args: string[]): number {
 }
 
 async function start(args: string[]): Promise<number> {
+  guardOutput();
   const note = missingFlagsNote(warmpoolNodeFlags(), process.execArgv, process.env.NODE_OPTIONS);
   if (note) console.error(note);
   const file = configPath(args);
@@ -88,14 +89,14 @@ async function start(args: string[]): Promise<number> {
     stopping = true;
     const keep = args.includes('--keep') || wp.config.keepOnExit;
     phase.now = `stopping (${sig})`;
-    console.log(`warmpool: ${sig}: ${keep ? 'leaving instances running (adopted on the next start)' : 'removing instances'}...`);
+    say(`warmpool: ${sig}: ${keep ? 'leaving instances running (adopted on the next start)' : 'removing instances'}...`);
     stopShow();
     server?.close();
     server?.closeAllConnections();
     admin?.server.close();
     admin?.server.closeAllConnections();
     await wp.close(keep);
-    console.log('warmpool: stopped');
+    say('warmpool: stopped');
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
@@ -125,22 +126,44 @@ async function start(args: string[]): Promise<number> {
   const addr = listening.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.port;
   const shown = cfg.host === '0.0.0.0' || cfg.host === '::' ? 'localhost' : cfg.host;
-  console.log(`warmpool listening on http://${shown}:${port}/`);
-  for (const a of cfg.apps) console.log(`  ${a.name}: http://${shown}:${port}/${a.name}/  (${a.runtime}, warm ${a.pool.warm}, max ${a.pool.max})`);
+  say(`warmpool listening on http://${shown}:${port}/`);
+  for (const a of cfg.apps) say(`  ${a.name}: http://${shown}:${port}/${a.name}/  (${a.runtime}, warm ${a.pool.warm}, max ${a.pool.max})`);
   // The admin surface on its own listener (admin/index.ts); a made-up token is in the URL's fragment.
   admin = pools.admin && await listenAdmin(pools.admin).catch((e) => { console.error(`warmpool: ${errorMessage(e)}`); return undefined; });
-  if (admin) console.log(`  admin dashboard: ${admin.url}${pools.admin?.generatedToken ? '  (token made up for this run; set WARMPOOL_ADMIN_TOKEN to choose one)' : '  (sign in with WARMPOOL_ADMIN_TOKEN)'}`);
+  if (admin) say(`  admin dashboard: ${admin.url}${pools.admin?.generatedToken ? '  (token made up for this run; set WARMPOOL_ADMIN_TOKEN to choose one)' : '  (sign in with WARMPOOL_ADMIN_TOKEN)'}`);
   if (stopping) { admin?.server.close(); return -1; } // a signal came while the admin listener opened
 
   // Progress per app while pools warm, then on every change of counts.
   let last = '';
   const show = () => {
     const line = pools.fleet.status().map(progress).join('  |  ');
-    if (line !== last) { last = line; console.log(line); }
+    if (line !== last) { last = line; say(line); }
   };
   stopShow = pools.fleet.onChange(show);
   show();
   return -1; // keep running
+}
+
+/**
+ * Output is for people: a reader that went away (EPIPE on a closed pipe), a closed terminal or a full
+ * disk must never end warmpool, least of all with its instances neither removed nor handed over.
+ * Without a listener, a failed write to stdout is an uncaught 'error' event: status 1, instances left
+ * running. After a failure, progress lines (say) are dropped and the failure is noted once on stderr;
+ * a failing stderr is ignored.
+ */
+function guardOutput(): void {
+  process.stdout.on('error', (e: Error) => {
+    if (!output.stdout) return;
+    output.stdout = false;
+    console.error(`warmpool: standard output failed (${errorMessage(e)}); progress lines are no longer written`);
+  });
+  process.stderr.on('error', () => undefined);
+}
+const output = { stdout: true };
+
+/** A progress line on stdout, unless stdout has failed. */
+function say(line: string): void {
+  if (output.stdout) console.log(line);
 }
 
 /**

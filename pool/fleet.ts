@@ -71,7 +71,7 @@ export class Fleet implements PoolApi {
         sessionEnds: () => this.sessionEnds(app.name),
         onClaimedExit: (m, detail) => this.endByInstance(m.id, 'instance-exited', detail),
         onChange: () => this.changed(),
-        onRemoved: (rec) => { for (const fn of this.removedListeners) fn(rec.host, rec.port); },
+        onRemoved: (rec) => { for (const fn of this.removedListeners) this.notify(() => fn(rec.host, rec.port)); },
       }));
     }
     this.reaper = new Reaper(this.clock, () => this.sessions.entries(), (id, s, reason, deadline) => this.deadline(id, s, reason, deadline), (id, reason) => this.o.log?.(`reaper: the ${reason} deadline of session ${id} did not move after it was handled; skipping it (a bug: please report it)`));
@@ -490,7 +490,20 @@ export class Fleet implements PoolApi {
     this.o.trafficLog?.write({ t: this.clock.now(), ...entry });
   }
 
-  private changed(): void { for (const fn of this.changeListeners) fn(); }
+  private changed(): void { for (const fn of this.changeListeners) this.notify(fn); }
+
+  /**
+   * Runs a listener (the progress display, the proxy's connection cleanup). It runs inside pool
+   * decisions, some on timers: a listener that throws (a progress line to a closed stdout) must not
+   * cut a reconcile short or escape a timer callback.
+   */
+  private notify(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      try { this.o.log?.(`a fleet listener failed: ${errorMessage(e)}`); } catch { /* the log is what failed */ }
+    }
+  }
 
   // ---- What the admin surface (admin/) reads and does, and health for /_warmpool/healthz. ----
 

@@ -4,7 +4,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { WARMPOOL_BIN, warmpoolNodeFlags } from '../../bin/node-flags.js';
 
 export interface Exit { code: number | null; signal: NodeJS.Signals | null }
@@ -137,4 +137,26 @@ export function cookieFacts(value: string): { session: string; instance: string;
   if (p.length !== 7 || p[0] !== 'v1') throw new Error(`not a warmpool cookie: ${value}`);
   const dec = (s: string) => Buffer.from(s, 'base64url').toString('utf8');
   return { session: dec(p[2]!), instance: dec(p[3]!), app: dec(p[4]!) };
+}
+
+/** TCP ports a process listens on (Linux: its socket fds matched against /proc/net/tcp{,6} in state LISTEN). */
+export function listeningPorts(pid: number): number[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch { /* closed meanwhile */ }
+  }
+  const ports: number[] = [];
+  for (const table of ['tcp', 'tcp6']) {
+    let text = '';
+    try { text = readFileSync(`/proc/${pid}/net/${table}`, 'utf8'); } catch { continue; }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || f[3] !== '0A' || !inodes.has(f[9]!)) continue;
+      ports.push(parseInt(f[1]!.split(':')[1]!, 16));
+    }
+  }
+  return ports.sort((a, b) => a - b);
 }
