@@ -43,7 +43,7 @@ export function site(startupMs = 2000, pool = '{ warm: 2, max: 6, parallel: 2 }'
 listen: { host: 127.0.0.1, port: 0 }
 deployment: ${s.deployment}
 stateDir: ${s.stateDir}
-ports: { from: 49000, to: 49999 }
+ports: { from: 36000, to: 36999 }
 apps:
   - name: demo
     runtime: process
