@@ -89,19 +89,17 @@ export async function killAndRestart(s: Site, old: Cli): Promise<{ cli: Cli; url
 }
 
 /**
- * A browser's first visit: claims an instance (waiting in line like the waiting page does, when none
- * is ready yet); the cookie is in the jar. Only the claim, not the deep link.
+ * A browser's first visit: claims an instance; the cookie is in the jar. With none ready yet it waits
+ * in line the way a browser without JavaScript does (the waiting page's held-request URL, answered
+ * once an instance is reserved). Only the claim, not the deep link.
  */
 export async function claim(url: string): Promise<{ jar: CookieJar; session: string; instance: string }> {
   const jar = new CookieJar();
   let r = await request(`${url}/demo/`, { jar, headers: { accept: 'text/html' } });
   if (r.status === 503) {
-    const retry = /\/demo\/\?ticket=[A-Za-z0-9._%-]+/.exec(r.text)?.[0];
-    assert.ok(retry, `a waiting page with its retry URL: ${r.text.slice(0, 300)}`);
-    r = await until('a place in line to become an instance', async () => {
-      const x = await request(`${url}${retry}`, { jar, headers: { accept: 'text/html' } });
-      return x.status === 503 ? undefined : x;
-    });
+    const wait = /data-wait="([^"]+)"/.exec(r.text)?.[1]?.replaceAll('&amp;', '&');
+    assert.ok(wait, `a waiting page with its held-request URL: ${r.text.slice(0, 300)}`);
+    r = await request(new URL(wait, `${url}/demo/`).toString(), { jar, headers: { accept: 'text/html' } });
   }
   assert.equal(r.status, 302, `a claim: ${r.status} ${r.text.slice(0, 200)}`);
   const cookie = jar.get('warmpool_demo');
