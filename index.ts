@@ -26,6 +26,7 @@ import { withAddressPolicy } from './pool/traffic-log-privacy.js';
 import { createProxy } from './proxy/index.js';
 import { loadKeys } from './proxy/cookie.js';
 import { FleetMonitor, adminToken, buildAdmin, measureClaimWaits, teeLog, type WarmpoolAdmin } from './admin/index.js';
+import { createLogger, parseLevel, type Log } from './core/log.js';
 
 export type { WarmpoolConfig } from './pool/config.js';
 export { loadConfig, parseConfig } from './pool/config.js';
@@ -34,7 +35,7 @@ export { listenAdmin, type WarmpoolAdmin } from './admin/index.js';
 
 export interface WarmpoolOptions {
   clock?: Clock;
-  log?: (msg: string) => void;
+  log?: Log;
   env?: NodeJS.ProcessEnv;
   /** Replaces the JSON-lines traffic log under config.log.dir. */
   trafficLog?: TrafficLogSink;
@@ -63,7 +64,8 @@ export async function createWarmpool(config: WarmpoolConfig | string, opts: Warm
   const env = opts.env ?? process.env;
   const cfg = typeof config === 'string' ? loadConfig(config, env) : config;
   const clock = opts.clock ?? systemClock;
-  const log = opts.log ?? ((m: string) => console.error(`warmpool: ${m}`));
+  // Structured lines on stderr (JSON, or readable on a terminal); WARMPOOL_LOG_LEVEL=debug|info|warn|error.
+  const log = opts.log ?? createLogger({ level: parseLevel(env.WARMPOOL_LOG_LEVEL) }).log;
   privateDir(resolve(cfg.stateDir)); // cookie key, process state: warmpool's alone
   const token = adminToken(cfg, env);
   const runtimes = opts.runtimes ?? (await buildRuntimes(cfg, log));
@@ -112,13 +114,13 @@ export async function createWarmpool(config: WarmpoolConfig | string, opts: Warm
 }
 
 /** One runtime per kind the config uses; the Docker and Swarm runtimes (and the engine client) are loaded only when an app uses them. */
-export async function buildRuntimes(cfg: WarmpoolConfig, log: (m: string) => void): Promise<Partial<Record<RuntimeKind, Runtime>>> {
+export async function buildRuntimes(cfg: WarmpoolConfig, log: Log): Promise<Partial<Record<RuntimeKind, Runtime>>> {
   const ports = new PortAllocator(cfg.ports.from, cfg.ports.to);
   const out: Partial<Record<RuntimeKind, Runtime>> = {};
   const kinds = new Set(cfg.apps.map((a) => a.runtime));
   if (kinds.has('process')) {
     const plan = isolationPlan(cfg.processUsers, process.geteuid?.());
-    if (plan.kind === 'shared') log(`WARNING: ${plan.warning}`);
+    if (plan.kind === 'shared') log(`WARNING: ${plan.warning}`, undefined, 'warn');
     const users = plan.kind === 'isolate' ? new ProcessUsers(plan.users) : undefined;
     out.process = new ProcessRuntime({ deployment: cfg.deployment, ports, stateDir: resolve(cfg.stateDir), users });
   }

@@ -5,6 +5,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock, TimerHandle } from '../pool/clock.js';
+import type { Log } from '../core/log.js';
 
 export interface EventStreamsOptions {
   clock: Clock;
@@ -12,7 +13,7 @@ export interface EventStreamsOptions {
   snapshot: () => unknown;
   pushMs?: number;
   minGapMs?: number;
-  log?: (msg: string) => void;
+  log?: Log;
 }
 
 interface Stream { res: ServerResponse; blocked: boolean }
@@ -67,7 +68,7 @@ export class EventStreams {
     try {
       f = this.frame();
     } catch (e) {
-      this.o.log?.(`admin: could not build the dashboard state: ${(e as Error)?.stack ?? String(e)}`);
+      this.o.log?.(`admin: could not build the dashboard state: ${(e as Error)?.stack ?? String(e)}`, undefined, 'error');
       return; // runs in a timer callback: report, never throw
     }
     for (const s of this.streams) if (!s.blocked) this.write(s, f);

@@ -11,6 +11,7 @@ import { generateAdminToken, loadAdminToken } from './auth.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import type { FleetMonitor } from './monitor.js';
 import { createAdmin, type AdminSurface } from './server.js';
+import type { Log } from '../core/log.js';
 
 export { FleetMonitor, teeLog } from './monitor.js';
 export { measureClaimWaits } from './claim-waits.js';
@@ -39,7 +40,7 @@ export interface WarmpoolAdmin {
 
 export function buildAdmin(o: {
   config: WarmpoolConfig; fleet: Fleet; monitor: FleetMonitor; token: { token: string; generated: boolean }; clock: Clock;
-  openSockets: () => number; logDir?: string; flushLog?: () => void; log?: (m: string) => void;
+  openSockets: () => number; logDir?: string; flushLog?: () => void; log?: Log;
 }): WarmpoolAdmin {
   const offWatch = o.monitor.watch(o.fleet);
   const metrics = createMetrics({ fleet: o.fleet, monitor: o.monitor, openSockets: o.openSockets });

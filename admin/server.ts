@@ -16,6 +16,7 @@ import { DASHBOARD_CSS, dashboardHtml, dashboardScript } from './dashboard.js';
 import { EventStreams } from './events.js';
 import type { Metrics } from './metrics.js';
 import type { FleetMonitor } from './monitor.js';
+import type { Log } from '../core/log.js';
 
 export interface AdminOptions {
   fleet: Fleet;
@@ -25,7 +26,7 @@ export interface AdminOptions {
   clock: Clock;
   logDir?: string;
   flushLog?: () => void;
-  log?: (msg: string) => void;
+  log?: Log;
   /** Server-sent events: a push at least this often, ms (default 2000). */
   pushMs?: number;
 }
@@ -94,7 +95,7 @@ export function createAdmin(o: AdminOptions): AdminSurface {
       if (!get) return json(req, res, errorReply(405, 'BAD_REQUEST', `${req.method} is not allowed here; expected GET`));
       o.metrics.text().then(
         (text) => send(req, res, 200, o.metrics.contentType, text),
-        (e: unknown) => { o.log?.(`admin: /metrics failed: ${(e as Error)?.stack ?? String(e)}`); json(req, res, errorReply(500, 'BAD_REQUEST', 'metrics could not be collected')); },
+        (e: unknown) => { o.log?.(`admin: /metrics failed: ${(e as Error)?.stack ?? String(e)}`, undefined, 'error'); json(req, res, errorReply(500, 'BAD_REQUEST', 'metrics could not be collected')); },
       );
       return;
     }
@@ -110,7 +111,7 @@ export function createAdmin(o: AdminOptions): AdminSurface {
     ).then(
       (r) => json(req, res, r),
       (e: unknown) => {
-        o.log?.(`admin: ${req.method} ${p} failed: ${(e as Error)?.stack ?? String(e)}`);
+        o.log?.(`admin: ${req.method} ${p} failed: ${(e as Error)?.stack ?? String(e)}`, undefined, 'error');
         if (!res.headersSent) json(req, res, errorReply(500, 'BAD_REQUEST', 'the admin request failed; see warmpool\'s log'));
       },
     );

@@ -18,12 +18,13 @@ import { poolHealthState, sessionView, type SessionView } from './session-view.j
 import type { ClaimMark, InstanceRecord, Runtime } from './runtime.js';
 import type { TrafficLogSink } from './traffic-log.js';
 import { WarmPool, type Member, type PoolStatus } from './warm-pool.js';
+import type { Log } from '../core/log.js';
 
 export interface FleetOptions {
   config: WarmpoolConfig;
   runtimes: Partial<Record<RuntimeKind, Runtime>>;
   clock?: Clock;
-  log?: (msg: string) => void;
+  log?: Log;
   trafficLog?: TrafficLogSink;
   /** After this long without user activity a session is noted "idle" in the traffic log, ms. */
   idleNoticeMs?: number;
@@ -74,7 +75,7 @@ export class Fleet implements PoolApi {
         onRemoved: (rec) => { for (const fn of this.removedListeners) this.notify(() => fn(rec.host, rec.port)); },
       }));
     }
-    this.reaper = new Reaper(this.clock, () => this.sessions.entries(), (id, s, reason, deadline) => this.deadline(id, s, reason, deadline), (id, reason) => this.o.log?.(`reaper: the ${reason} deadline of session ${id} did not move after it was handled; skipping it (a bug: please report it)`));
+    this.reaper = new Reaper(this.clock, () => this.sessions.entries(), (id, s, reason, deadline) => this.deadline(id, s, reason, deadline), (id, reason) => this.o.log?.(`reaper: the ${reason} deadline of session ${id} did not move after it was handled; skipping it (a bug: please report it)`, { session: id }, 'error'));
   }
 
   apps(): readonly AppConfig[] { return this.o.config.apps; }
@@ -113,8 +114,8 @@ export class Fleet implements PoolApi {
         }
         if (this.pools.get(r.app)?.app.runtime === rt.kind) byApp.set(r.app, [...(byApp.get(r.app) ?? []), r]);
         else {
-          this.o.log?.(`removing instance ${r.instanceId} of app ${r.app}, which is no longer configured`);
-          await rt.remove(r.instanceId).catch((e) => this.o.log?.(`could not remove ${r.instanceId}: ${errorMessage(e)}`));
+          this.o.log?.(`removing instance ${r.instanceId} of app ${r.app}, which is no longer configured`, { app: r.app, instance: r.instanceId });
+          await rt.remove(r.instanceId).catch((e) => this.o.log?.(`could not remove ${r.instanceId}: ${errorMessage(e)}`, { app: r.app, instance: r.instanceId }, 'warn'));
         }
       }
       await Promise.all([...this.pools.values()].filter((p) => p.app.runtime === rt.kind).map(async (pool) => {
@@ -131,7 +132,7 @@ export class Fleet implements PoolApi {
         return await rt.list();
       } catch (e) {
         const wait = Math.min(30_000, 500 * 2 ** attempt);
-        this.o.log?.(`${rt.kind} runtime: cannot list instances (attempt ${attempt}, retrying in ${wait} ms): ${errorMessage(e)}`);
+        this.o.log?.(`${rt.kind} runtime: cannot list instances (attempt ${attempt}, retrying in ${wait} ms): ${errorMessage(e)}`, { runtime: rt.kind, attempt }, 'warn');
         await this.clock.sleep(wait);
       }
     }
@@ -232,7 +233,7 @@ export class Fleet implements PoolApi {
       await pool.persistClaim(m, mark);
     } catch (e) {
       if (isWarmpoolError(e, 'CLAIM_CONFLICT') || isWarmpoolError(e, 'INSTANCE_GONE')) {
-        this.o.log?.(`${pool.app.name}: ${errorMessage(e)}; trying another instance`);
+        this.o.log?.(`${pool.app.name}: ${errorMessage(e)}; trying another instance`, { app: pool.app.name }, 'warn');
         pool.release(m.id, errorMessage(e));
         return false;
       }
@@ -300,12 +301,12 @@ export class Fleet implements PoolApi {
           return;
         }
         if (last) {
-          this.o.log?.(`${s.app.name}: the claim of instance ${s.member.id} by session ${s.id} is not recorded on the engine (${errorMessage(e)}); a restarted warmpool gives it back only to that session's cookie`);
+          this.o.log?.(`${s.app.name}: the claim of instance ${s.member.id} by session ${s.id} is not recorded on the engine (${errorMessage(e)}); a restarted warmpool gives it back only to that session's cookie`, { app: s.app.name, instance: s.member.id, session: s.id }, 'error');
           return;
         }
         if (this.stopping) continue; // stop() came while this attempt was in flight: its last try is now, not after a backoff
         const wait = Math.min(30_000, 500 * 2 ** (attempt - 1));
-        this.o.log?.(`${s.app.name}: could not record the claim of instance ${s.member.id} by session ${s.id} (attempt ${attempt}, retrying in ${wait} ms): ${errorMessage(e)}`);
+        this.o.log?.(`${s.app.name}: could not record the claim of instance ${s.member.id} by session ${s.id} (attempt ${attempt}, retrying in ${wait} ms): ${errorMessage(e)}`, { app: s.app.name, instance: s.member.id, session: s.id, attempt }, 'warn');
         await new Promise<void>((resolve) => {
           const h = this.clock.setTimer(wait, () => { this.recordWaits.delete(h); resolve(); });
           this.recordWaits.set(h, resolve);
@@ -501,7 +502,7 @@ export class Fleet implements PoolApi {
     try {
       fn();
     } catch (e) {
-      try { this.o.log?.(`a fleet listener failed: ${errorMessage(e)}`); } catch { /* the log is what failed */ }
+      try { this.o.log?.(`a fleet listener failed: ${errorMessage(e)}`, undefined, 'error'); } catch { /* the log is what failed */ }
     }
   }
 
@@ -523,7 +524,7 @@ export class Fleet implements PoolApi {
   /** Sets an app's warm target and/or max until restart. Throws APP_UNKNOWN, BAD_REQUEST. */
   resize(app: string, to: { warm?: number; max?: number }): { warm: number; max: number } {
     const r = this.poolOf(app).resize(to);
-    this.o.log?.(`${app}: resized by an admin to warm ${r.warm}, max ${r.max}`);
+    this.o.log?.(`${app}: resized by an admin to warm ${r.warm}, max ${r.max}`, { app });
     return r;
   }
 
@@ -532,13 +533,13 @@ export class Fleet implements PoolApi {
     const p = this.poolOf(app);
     if (p.draining === on) return;
     p.drain(on);
-    this.o.log?.(`${app}: ${on ? 'draining (no new visitors) on an admin\'s word' : 'taking visitors again on an admin\'s word'}`);
+    this.o.log?.(`${app}: ${on ? 'draining (no new visitors) on an admin\'s word' : 'taking visitors again on an admin\'s word'}`, { app });
   }
 
   /** Replaces an app's unclaimed instances; claimed ones are not touched. Returns the ids replaced. Throws APP_UNKNOWN. */
   refresh(app: string): string[] {
     const ids = this.poolOf(app).refresh();
-    this.o.log?.(`${app}: refreshed by an admin: replacing ${ids.length} unclaimed instance(s)`);
+    this.o.log?.(`${app}: refreshed by an admin: replacing ${ids.length} unclaimed instance(s)`, { app });
     return ids;
   }
 

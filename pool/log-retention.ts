@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Clock, TimerHandle } from './clock.js';
 import { errorMessage } from './errors.js';
 import { listLogFiles, parseLogFileName } from './traffic-log-reader.js';
+import type { Log } from '../core/log.js';
 
 const DAY = 86_400_000;
 
@@ -25,7 +26,7 @@ export class LogRetention {
   private running?: Promise<string[]>;
   private stopped = false;
 
-  constructor(private readonly o: { dir: string; retentionMs: number; clock: Clock; log?: (m: string) => void; everyMs?: number }) {}
+  constructor(private readonly o: { dir: string; retentionMs: number; clock: Clock; log?: Log; everyMs?: number }) {}
 
   /** Sweeps now, then every everyMs (default an hour). */
   start(): void {
@@ -63,7 +64,7 @@ export class LogRetention {
     try {
       names = await listLogFiles(this.o.dir);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.o.log?.(`traffic log retention: cannot list ${this.o.dir}: ${errorMessage(e)}`);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.o.log?.(`traffic log retention: cannot list ${this.o.dir}: ${errorMessage(e)}`, undefined, 'warn');
       return [];
     }
     const gone: string[] = [];
@@ -72,7 +73,7 @@ export class LogRetention {
         await unlink(join(this.o.dir, n));
         gone.push(n);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.o.log?.(`traffic log retention: cannot remove ${n}: ${errorMessage(e)}`);
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.o.log?.(`traffic log retention: cannot remove ${n}: ${errorMessage(e)}`, undefined, 'warn');
       }
     }
     if (gone.length) this.o.log?.(`traffic log retention: removed ${gone.length} file(s) older than ${Math.round(this.o.retentionMs / DAY)} day(s): ${gone.join(', ')}`);

@@ -11,6 +11,7 @@ import { instanceId as newInstanceId, secretToken } from './ids.js';
 import { waitReady } from './readiness.js';
 import type { ClaimMark, InstanceRecord, Runtime } from './runtime.js';
 import { PlaceState, WaitingLine, type Place } from './waiting-line.js';
+import type { Log } from '../core/log.js';
 
 export type MemberState = 'starting' | 'ready' | 'claimed' | 'removing';
 
@@ -54,7 +55,7 @@ export interface WarmPoolOptions {
   app: AppConfig;
   runtime: Runtime;
   clock: Clock;
-  log?: (msg: string) => void;
+  log?: Log;
   /** Called when a claimed instance exits by itself (the fleet ends its session). */
   onClaimedExit?: (member: Member, detail: string) => void;
   /** Called whenever counts change (progress display). */
@@ -319,7 +320,7 @@ export class WarmPool {
   instanceExited(id: string, detail: string): void {
     const m = this.members.get(id);
     if (!m || m.state === 'removing') return;
-    this.o.log?.(`${this.app.name}: instance ${id} exited while ${m.state}: ${detail}`);
+    this.o.log?.(`${this.app.name}: instance ${id} exited while ${m.state}: ${detail}`, { app: this.app.name, instance: id }, 'warn');
     if (m.state === 'claimed') this.o.onClaimedExit?.(m, detail);
     this.release(id, `exited: ${detail}`);
   }
@@ -394,7 +395,7 @@ export class WarmPool {
       this.lastError = isWarmpoolError(e) ? `${e.code}: ${e.message}` : errorMessage(e);
       const b = this.o.backoffMs ?? { first: 1000, max: 60_000 };
       this.nextCreateAt = this.o.clock.now() + Math.min(b.max, b.first * 2 ** (this.failures - 1));
-      this.o.log?.(`${this.app.name}: instance ${id} failed (${this.failures} in a row, next try in ${this.nextCreateAt - this.o.clock.now()} ms): ${this.lastError}`);
+      this.o.log?.(`${this.app.name}: instance ${id} failed (${this.failures} in a row, next try in ${this.nextCreateAt - this.o.clock.now()} ms): ${this.lastError}`, { app: this.app.name, instance: id, failures: this.failures }, 'error');
       this.release(id, 'failed to start');
     }
   }
@@ -416,7 +417,7 @@ export class WarmPool {
         const m = this.members.get(p.memberId!);
         if (m?.reservedFor === p.ticket) m.reservedFor = undefined;
         this.line.drop(p);
-        this.o.log?.(`${this.app.name}: an instance offered to a place in line was not collected within ${q.collectMs} ms; it goes to the next`);
+        this.o.log?.(`${this.app.name}: an instance offered to a place in line was not collected within ${q.collectMs} ms; it goes to the next`, { app: this.app.name });
       } else if (p.state === PlaceState.Waiting && p.waiter!.holdUntil !== undefined && now >= p.waiter!.holdUntil) {
         // A held request is answered; its place is kept under a new ticket for the visitor's next request.
         const w = p.waiter!;
@@ -480,7 +481,7 @@ export class WarmPool {
       try {
         w.onLine(st);
       } catch (e) {
-        this.o.log?.(`${this.app.name}: telling a waiter its place failed: ${errorMessage(e)}`);
+        this.o.log?.(`${this.app.name}: telling a waiter its place failed: ${errorMessage(e)}`, { app: this.app.name }, 'warn');
       }
     }
   }
@@ -544,7 +545,7 @@ export class WarmPool {
         await this.o.runtime.remove(id);
         return;
       } catch (e) {
-        this.o.log?.(`${this.app.name}: removing instance ${id} (${why}) failed, attempt ${attempt}: ${errorMessage(e)}`);
+        this.o.log?.(`${this.app.name}: removing instance ${id} (${why}) failed, attempt ${attempt}: ${errorMessage(e)}`, { app: this.app.name, instance: id, attempt }, 'warn');
         if (attempt >= 5) return;
         await this.o.clock.sleep(1000 * 2 ** attempt);
       }

@@ -26,6 +26,7 @@ import { setCookieHeader, type CookieCodec } from './cookie.js';
 import type { Visit } from './forwarded.js';
 import { queryParam } from './router.js';
 import { readSession } from './session.js';
+import type { Log } from '../core/log.js';
 
 /** `claimed`: the instance this answer just handed out (the relay may open a connection to it meanwhile). */
 export type EntryOutcome = { kind: 'answer'; answer: Answer; claimed?: SessionTarget } | { kind: 'relay'; target: SessionTarget };
@@ -33,7 +34,7 @@ export type EntryOutcome = { kind: 'answer'; answer: Answer; claimed?: SessionTa
 export interface EntryDeps {
   pool: PoolApi;
   codec: CookieCodec;
-  log?: (msg: string) => void;
+  log?: Log;
   /** Aborted when the visitor's request closes: a held request gives up its place at once. */
   signal?: AbortSignal;
 }
@@ -66,7 +67,7 @@ export async function entry(req: IncomingMessage, app: AppConfig, visit: Visit, 
     try {
       await d.pool.end(current.target.session, 'fresh-requested');
     } catch (e) {
-      d.log?.(`could not end session ${current.target.session} for a fresh one: ${(e as Error).message}`);
+      d.log?.(`could not end session ${current.target.session} for a fresh one: ${(e as Error).message}`, { app: app.name, session: current.target.session }, 'warn');
     }
   }
 

@@ -23,6 +23,7 @@ import { downstreamHeaders, upstreamHeaders, upstreamPath } from './headers.js';
 import { UpstreamPool, type ConnUser, type UpstreamConn, type UpstreamError } from './upstream/pool.js';
 import { UpstreamProtocolError, type ResponseParser } from './protocol/http1-response.js';
 import type { Socket } from 'node:net';
+import type { Log } from '../core/log.js';
 
 /** One request's destination, resolved by the passes before the relay. */
 export interface RelayTarget {
@@ -38,7 +39,7 @@ export interface HttpRelayOptions {
   pool: PoolApi;
   clock: Clock;
   reporter: ActivityReporter;
-  log?: (msg: string) => void;
+  log?: Log;
   /** Time to the upstream's response head. Notebook REST calls answer fast; 60 s is generous. */
   headersTimeoutMs?: number;
   connectTimeoutMs?: number;
@@ -432,7 +433,7 @@ class Exchange implements ConnUser {
     const code = err.code ?? err.message;
     // A response that breaks HTTP, or a header Node refuses to forward: the instance's fault, worth a line.
     if (code === 'UPSTREAM_BAD_RESPONSE' || code.startsWith('ERR_')) {
-      this.relay.o.log?.(`relaying ${req.method} ${t.rest.split('?')[0]} to ${t.app.name} instance ${t.target.instanceId} (${this.up.origin}) failed: ${err.message}`);
+      this.relay.o.log?.(`relaying ${req.method} ${t.rest.split('?')[0]} to ${t.app.name} instance ${t.target.instanceId} (${this.up.origin}) failed: ${err.message}`, { app: t.app.name, instance: t.target.instanceId, session: t.target.session, code }, 'warn');
     }
     this.relay.o.pool.event(t.target.session, 'upstream-error', { code, path: t.rest.split('?')[0], responded });
     if (!responded && !res.headersSent) {

@@ -24,6 +24,7 @@ import { queryParam, route } from './router.js';
 import { readSession } from './session.js';
 import { acceptsEventStream, WaitingStreams } from './waiting.js';
 import { WsRelay } from './ws-relay.js';
+import type { Log } from '../core/log.js';
 
 export { openWebSocketSockets } from './ws-relay.js';
 export type { Answer } from './answers.js';
@@ -36,7 +37,7 @@ export interface ProxyOptions {
   clock?: Clock;
   /** Cookie keys; default loadKeys(process.env, config.stateDir). */
   keys?: KeyRing;
-  log?: (msg: string) => void;
+  log?: Log;
   /** Cookie lifetime, ms (default 12 h). */
   cookieMaxAgeMs?: number;
   /** Serve `/` (the landing page or config.landingRedirect). Default true; false leaves `/` to next(). */
@@ -164,7 +165,7 @@ export function createProxy(o: ProxyOptions): Proxy {
     pool.health().then(
       (h) => send(h.ok && !closed, { engines: h.engines.map((e) => ({ runtime: e.runtime, reachable: e.reachable })), pools: h.pools.map((p) => ({ app: p.app, state: p.state, canServe: p.canServe, ready: p.ready })) }),
       (e: unknown) => {
-        log?.(`health check failed: ${(e as Error)?.stack ?? String(e)}`);
+        log?.(`health check failed: ${(e as Error)?.stack ?? String(e)}`, undefined, 'error');
         send(false, { error: 'health check failed' });
       },
     );
@@ -202,7 +203,7 @@ export function createProxy(o: ProxyOptions): Proxy {
         },
         (e: unknown) => {
           entries.delete(ac);
-          log?.(`entry to ${app.name} failed: ${(e as Error)?.stack ?? String(e)}`);
+          log?.(`entry to ${app.name} failed: ${(e as Error)?.stack ?? String(e)}`, { app: app.name }, 'error');
           sendAnswer(req, res, { kind: 'internal-error', message: 'warmpool could not start your session; try again in a moment.' });
         },
       );

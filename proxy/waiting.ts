@@ -14,6 +14,7 @@ import type { AppConfig } from '../pool/config.js';
 import type { Clock, TimerHandle } from '../pool/clock.js';
 import { errorMessage } from '../pool/errors.js';
 import { waitingGoneText, waitingText } from './pages.js';
+import type { Log } from '../core/log.js';
 
 /** A comment line this often keeps fronts (nginx's 60 s proxy_read_timeout) from cutting a quiet stream, and finds dead peers. */
 const HEARTBEAT_MS = 15_000;
@@ -26,7 +27,7 @@ export function acceptsEventStream(req: IncomingMessage): boolean {
 export interface WaitingStreamsOptions {
   pool: PoolApi;
   clock: Clock;
-  log?: (msg: string) => void;
+  log?: Log;
   heartbeatMs?: number;
 }
 
@@ -96,7 +97,7 @@ export class WaitingStreams {
         if (live()) res.end();
       },
       (e: unknown) => {
-        this.o.log?.(`waiting stream of ${app.name} failed: ${errorMessage(e)}`);
+        this.o.log?.(`waiting stream of ${app.name} failed: ${errorMessage(e)}`, { app: app.name }, 'warn');
         send('gone', { url: root, afterMs: 2000, ...waitingGoneText(app.name, 'error') });
         beat?.cancel();
         if (live()) res.end();

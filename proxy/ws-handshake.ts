@@ -161,7 +161,7 @@ export class Handshake implements ResponseHandler {
   /** The instance's answer breaks HTTP (or is no WebSocket switch): logged, then refused as a failed upstream. */
   private broken(e: Error): void {
     const t = this.t;
-    this.relay.o.log?.(`websocket handshake for ${t.rest.split('?')[0]} with ${t.app.name} instance ${t.target.instanceId} (${t.target.host}:${t.target.port}) failed: ${e.message}`);
+    this.relay.o.log?.(`websocket handshake for ${t.rest.split('?')[0]} with ${t.app.name} instance ${t.target.instanceId} (${t.target.host}:${t.target.port}) failed: ${e.message}`, { app: t.app.name, instance: t.target.instanceId, session: t.target.session }, 'warn');
     this.fail(false, (e as UpstreamProtocolError).code ?? e.message);
   }
 

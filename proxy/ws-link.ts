@@ -79,7 +79,7 @@ export class Link {
       onDesync: (reason) => {
         // Cannot tell keepalives from people any more: count every later chunk as activity (never reap a person).
         this.undecodable = true;
-        log?.(`websocket of session ${target.session}: frame tap stopped (${reason}); its traffic counts as activity from now on`);
+        log?.(`websocket of session ${target.session}: frame tap stopped (${reason}); its traffic counts as activity from now on`, { app: target.app, instance: target.instanceId, session: target.session });
       },
     });
     // Instance → client: counted only; server pushes never count as activity.

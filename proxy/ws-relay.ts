@@ -11,6 +11,7 @@ import type { ActivityReporter } from './activity.js';
 import { refuseUpgrade } from './answers.js';
 import type { RelayTarget } from './http-relay.js';
 import { Handshake } from './ws-handshake.js';
+import type { Log } from '../core/log.js';
 
 /** Sockets held by every WsRelay in this process (client and upstream), for leak tests. */
 let openWsSockets = 0;
@@ -21,7 +22,7 @@ export function openWebSocketSockets(): number {
 export interface WsRelayOptions {
   pool: PoolApi;
   reporter: ActivityReporter;
-  log?: (msg: string) => void;
+  log?: Log;
   /** Until the instance's handshake answer (a refusal's body included) has arrived. */
   handshakeTimeoutMs?: number;
   /** TCP keepalive probes on both sockets: notices a vanished peer, never closes a quiet live one. */

@@ -10,6 +10,7 @@ export const UNIT_LANE = [
   'healthz',
   'http1-response-differential',
   'http1-response-properties',
+  'log',
   'pool',
   'pool-line',
   'protocol-frames',

@@ -10,6 +10,7 @@ import { LABEL, type ClaimMark, type InstanceRecord, type InstanceSpec, type Run
 import { claimedName, containerFacts, deploymentFilter, envList, instanceLabels, instanceName, type ContainerFacts } from './docker-labels.js';
 import { Engine, EngineError, type ContainerInfo, type CreateOptions, type EngineEvent, type EngineStream, type InspectInfo } from './engine.js';
 import { LineSplitter } from './engine-streams.js';
+import type { Log } from '../../core/log.js';
 
 export interface DockerRuntimeOptions {
   /** Names the warmpool deployment whose containers this runtime owns (label warmpool.deployment). */
@@ -19,7 +20,7 @@ export interface DockerRuntimeOptions {
   /** Engine client; default: a new Engine() on DOCKER_HOST, else the local socket. */
   engine?: Engine;
   clock?: Clock;
-  log?: (msg: string) => void;
+  log?: Log;
 }
 
 const OPTION_KEYS = ['deployment', 'ports', 'engine', 'clock', 'log'];
@@ -44,7 +45,7 @@ export class DockerRuntime implements Runtime {
   private readonly ownEngine: boolean;
   private readonly ports: PortAllocator;
   private readonly clock: Clock;
-  private readonly log: (msg: string) => void;
+  private readonly log: Log;
   private readonly known = new Map<string, Known>();
   /** Instances we are removing ourselves: their die/destroy events are not exits "by itself". */
   private readonly removing = new Set<string>();
@@ -120,7 +121,7 @@ export class DockerRuntime implements Runtime {
       }
       return facts.record;
     } catch (e) {
-      await this.remove(spec.instanceId).catch((err) => this.log(`could not remove failed container ${name}: ${errorMessage(err)}`));
+      await this.remove(spec.instanceId).catch((err) => this.log(`could not remove failed container ${name}: ${errorMessage(err)}`, { app: spec.app, instance: spec.instanceId }, 'warn'));
       throw this.engineError(e, `start container ${name}`);
     }
   }
@@ -201,11 +202,11 @@ export class DockerRuntime implements Runtime {
       const stream = await this.engine.followLogs(k.containerId, { signal: abort.signal }, (fd, data) => (fd === 2 ? err : out).push(data));
       await stream.done.then(
         () => { if (!stopped) { out.flush(); err.flush(); } },
-        (e: unknown) => { if (!stopped) this.log(`output of instance ${instanceId}: ${errorMessage(e)}`); },
+        (e: unknown) => { if (!stopped) this.log(`output of instance ${instanceId}: ${errorMessage(e)}`, { instance: instanceId }, 'warn'); },
       );
       this.stoppers.delete(stop);
     })().catch((e) => {
-      if (!stopped) this.log(`output of instance ${instanceId}: ${errorMessage(this.engineError(e, 'follow logs'))}`);
+      if (!stopped) this.log(`output of instance ${instanceId}: ${errorMessage(this.engineError(e, 'follow logs'))}`, { instance: instanceId }, 'warn');
     });
     return stop;
   }
@@ -230,11 +231,11 @@ export class DockerRuntime implements Runtime {
       try {
         onExit(instanceId, detail);
       } catch (e) {
-        this.log(`watch callback failed for instance ${instanceId}: ${errorMessage(e)}`);
+        this.log(`watch callback failed for instance ${instanceId}: ${errorMessage(e)}`, { instance: instanceId }, 'error');
       }
     };
 
-    const onInvalid = (line: string) => this.log(`docker events: not JSON: ${line.slice(0, 200)}`);
+    const onInvalid = (line: string) => this.log(`docker events: not JSON: ${line.slice(0, 200)}`, undefined, 'warn');
     const onEvent = (ev: EngineEvent) => {
       if (typeof ev.time === 'number') since = ev.time;
       const attrs = ev.Actor?.Attributes ?? {};
@@ -250,7 +251,7 @@ export class DockerRuntime implements Runtime {
       if (stopped || this.closed) return;
       const delay = Math.min(WATCH_BACKOFF.maxMs, WATCH_BACKOFF.firstMs * 2 ** failures);
       failures++;
-      this.log(`docker events stream ${why}; reconnecting in ${delay} ms`);
+      this.log(`docker events stream ${why}; reconnecting in ${delay} ms`, undefined, 'warn');
       timer = this.clock.setTimer(delay, () => { timer = undefined; void connect(); });
     };
 

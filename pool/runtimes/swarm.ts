@@ -15,6 +15,7 @@ import {
   SWARM_LABEL, latestTask, lostReason, parseClaim, serviceFacts, serviceLabels, serviceName, serviceSpec, taskPhase, withClaim, withRemoving,
   type ServiceFacts,
 } from './swarm-labels.js';
+import type { Log } from '../../core/log.js';
 
 export interface SwarmRuntimeOptions {
   /** Names the warmpool deployment whose services this runtime owns (label warmpool.deployment). */
@@ -26,7 +27,7 @@ export interface SwarmRuntimeOptions {
   /** Engine client (a manager node); default: a new Engine() on DOCKER_HOST, else the local socket. */
   engine?: Engine;
   clock?: Clock;
-  log?: (msg: string) => void;
+  log?: Log;
   /** Between task-list reads while a new task starts, ms (default 200). */
   pollMs?: number;
   /** watch(): the task list is read this often besides on events (a task's death on another node sends none here), ms (default 5000). */
@@ -78,7 +79,7 @@ export class SwarmRuntime implements Runtime {
   private readonly ownEngine: boolean;
   private readonly ports: PortAllocator;
   private readonly clock: Clock;
-  private readonly log: (msg: string) => void;
+  private readonly log: Log;
   private readonly pollMs: number;
   private readonly relistMs: number;
   private readonly schedulingTimeoutMs: number;
@@ -229,7 +230,7 @@ export class SwarmRuntime implements Runtime {
       }
       const claim = parseClaim(svc.Spec.Labels);
       if (claim && claim.replica !== this.replica) {
-        this.log(`instance ${instanceId} is claimed by warmpool replica ${claim.replica}: left to it`);
+        this.log(`instance ${instanceId} is claimed by warmpool replica ${claim.replica}: left to it`, { instance: instanceId });
         return this.forget(instanceId);
       }
       if (!claim && !svc.Spec.Labels?.[SWARM_LABEL.removing] && !this.creating.has(instanceId)) {
@@ -326,11 +327,11 @@ export class SwarmRuntime implements Runtime {
       const stream = await this.engine.followServiceLogs(k.serviceId, { signal: abort.signal }, (fd, data) => (fd === 2 ? err : out).push(data));
       await stream.done.then(
         () => { if (!stopped) { out.flush(); err.flush(); } },
-        (e: unknown) => { if (!stopped) this.log(`output of instance ${instanceId}: ${errorMessage(e)}`); },
+        (e: unknown) => { if (!stopped) this.log(`output of instance ${instanceId}: ${errorMessage(e)}`, { instance: instanceId }, 'warn'); },
       );
       this.stoppers.delete(stop);
     })().catch((e) => {
-      if (!stopped) this.log(`output of instance ${instanceId}: ${errorMessage(this.engineError(e, 'follow service logs'))}`);
+      if (!stopped) this.log(`output of instance ${instanceId}: ${errorMessage(this.engineError(e, 'follow service logs'))}`, { instance: instanceId }, 'warn');
     });
     return stop;
   }
@@ -359,7 +360,7 @@ export class SwarmRuntime implements Runtime {
       try {
         onExit(instanceId, detail);
       } catch (e) {
-        this.log(`watch callback failed for instance ${instanceId}: ${errorMessage(e)}`);
+        this.log(`watch callback failed for instance ${instanceId}: ${errorMessage(e)}`, { instance: instanceId }, 'error');
       }
     };
 
@@ -380,7 +381,7 @@ export class SwarmRuntime implements Runtime {
           }
         } while (again);
       } catch (e) {
-        if (!stopped) this.log(`could not read the tasks of deployment ${this.deployment}: ${errorMessage(e)}`);
+        if (!stopped) this.log(`could not read the tasks of deployment ${this.deployment}: ${errorMessage(e)}`, undefined, 'warn');
       } finally {
         reading = false;
       }
@@ -391,7 +392,7 @@ export class SwarmRuntime implements Runtime {
     };
 
     const serviceIds = () => new Set([...this.known.values()].map((k) => k.serviceId));
-    const onInvalid = (line: string) => this.log(`docker events: not JSON: ${line.slice(0, 200)}`);
+    const onInvalid = (line: string) => this.log(`docker events: not JSON: ${line.slice(0, 200)}`, undefined, 'warn');
     const onEvent = (ev: EngineEvent) => {
       const attrs = ev.Actor?.Attributes ?? {};
       if (ev.Type === 'container') {
@@ -409,7 +410,7 @@ export class SwarmRuntime implements Runtime {
       if (stopped || this.closed) return;
       const delay = Math.min(WATCH_BACKOFF.maxMs, WATCH_BACKOFF.firstMs * 2 ** failures);
       failures++;
-      this.log(`docker events stream ${why}; reconnecting in ${delay} ms`);
+      this.log(`docker events stream ${why}; reconnecting in ${delay} ms`, undefined, 'warn');
       reconnect = this.clock.setTimer(delay, () => { reconnect = undefined; void connect(); });
     };
 
