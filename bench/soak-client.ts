@@ -288,6 +288,7 @@ class Session {
   abort(): void {
     this.done = true;
     this.closing = true;
+    this.open = false;
     for (const x of this.timers) { clearTimeout(x); clearInterval(x); }
     this.timers = [];
     this.ws?.terminate();

@@ -17,7 +17,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DIST } from './backends.js';
-import { killAllNow, rssBytes, sleep, startChild, stopAll, type Child } from './procs.js';
+import { cpuSeconds, killAllNow, rssBytes, sleep, startChild, stopAll, type Child } from './procs.js';
 import { Histogram } from './stats.js';
 import { startWarmpoolServer, waitPoolReady, WORK } from './variants.js';
 
@@ -410,6 +410,7 @@ async function main(): Promise<void> {
   // ---- soak: full count for o.minutes, a line a minute ----
   phase = 'soak';
   const soakFrom = at();
+  const cpu0 = cpuSeconds([pid]);
   const soakMs = o.minutes * 60_000;
   const progress = (): { sent: number; received: number; errors: number; open: number } => {
     const r = { sent: 0, received: 0, errors: 0, open: 0 };
@@ -428,6 +429,7 @@ async function main(): Promise<void> {
   }
   await sleep(Math.max(0, soakFrom * 1000 + soakMs - (Date.now() - t0)));
   const soakTo = at();
+  const cpuPct = ((cpuSeconds([pid]) - cpu0) / (soakTo - soakFrom)) * 100;
 
   // ---- close ----
   phase = 'close';
@@ -490,7 +492,7 @@ async function main(): Promise<void> {
   console.log(`enter → state loaded: p50 ${ms(openH.percentile(50))}, p99 ${ms(openH.percentile(99))}; reply round trip: p50 ${ms(rtt.percentile(50))}, p99 ${ms(rtt.percentile(99))}, max ${ms(rtt.percentile(100))}`);
   console.log(`messages client → server: ${fmt(c.sent)} sent, ${fmt(b.msgsIn)} received by the server (${(c.bytesSent / 2 ** 20).toFixed(1)} MiB); lost ${c.serverLost}, reordered ${c.serverBack}`);
   console.log(`messages server → client: ${fmt(b.msgsOut)} sent, ${fmt(c.received)} received by the clients (${(c.bytesReceived / 2 ** 20).toFixed(1)} MiB, ${fmt(c.pushes)} pushes of which ${fmt(b.bigPushes)} large); lost ${c.lost}, reordered ${c.back}`);
-  console.log(`total relayed: ${fmt(c.sent + c.received)} messages, ${((c.bytesSent + c.bytesReceived) / 2 ** 20).toFixed(1)} MiB; warmpool's traffic log: ${fmt(frames.framesIn)} frames in, ${fmt(frames.framesOut)} out over ${frames.closes} closed sockets (${frames.closeFrames} with a close frame)`);
+  console.log(`total relayed: ${fmt(c.sent + c.received)} messages, ${((c.bytesSent + c.bytesReceived) / 2 ** 20).toFixed(1)} MiB; proxy CPU at full count ${cpuPct.toFixed(1)} % of one core; warmpool's traffic log: ${fmt(frames.framesIn)} frames in, ${fmt(frames.framesOut)} out over ${frames.closes} closed sockets (${frames.closeFrames} with a close frame)`);
   console.log(`sessions balanced at soak_end: ${c.verified}/${started}; clean closes (1000 both ways): ${c.cleanClose}/${started} (server saw ${b.closedWith1000} of ${b.closed})`);
   console.log(`errors: ${c.errorCount} ${JSON.stringify(c.errors)}; server: undecodable ${b.undecodable}, unknown ${b.unknown}, after end ${b.afterEnd}`);
   for (const e of c.firstErrors.slice(0, 10)) console.log(`  ${e}`);
@@ -523,7 +525,7 @@ async function main(): Promise<void> {
   for (const [name, ok, detail] of crit) console.log(`  ${ok ? 'PASS' : 'FAIL'}  ${name}: ${detail}`);
 
   const out = join(WORK, `soak-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(out, JSON.stringify({ options: o, machine, started, opened, rampS, soakFrom, soakTo, closedAt, settleS, client: c, backend: b, frames, rssSlope, rssSlopeFirst, heapSlope, startCounts, peakCounts, endCounts, start, end, samples, warmpoolLog: wpLog, criteria: crit }, null, 1));
+  writeFileSync(out, JSON.stringify({ options: o, machine, started, opened, rampS, soakFrom, soakTo, closedAt, settleS, client: c, backend: b, frames, rssSlope, rssSlopeFirst, heapSlope, cpuPct, startCounts, peakCounts, endCounts, start, end, samples, warmpoolLog: wpLog, criteria: crit }, null, 1));
   console.log(`\nall samples: ${out}`);
   await wp.child.stop();
   await backend.stop();
@@ -542,11 +544,15 @@ process.on('SIGINT', () => { void cleanup().finally(() => process.exit(130)); })
 process.on('SIGTERM', () => { void cleanup().finally(() => process.exit(143)); });
 process.on('exit', () => killAllNow());
 
+// Exits explicitly: a child's line reader or a timer still waiting must not keep a finished run alive.
 main().then(
-  () => cleanup(),
+  async () => {
+    await cleanup();
+    process.exit();
+  },
   async (e: unknown) => {
     console.error(`soak failed: ${(e as Error)?.stack ?? String(e)}`);
     await cleanup();
-    process.exitCode = 1;
+    process.exit(1);
   },
 );
