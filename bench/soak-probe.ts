@@ -6,12 +6,18 @@
 //           (warmpool unrefs its clock and handshake timers, which `active` does not show)
 //   timers  the live timers by callback name, delay, repeat and ref
 // Promises, nextTicks and write requests are not tracked: they come and go with every message.
+// SOAK_PROBE_HOOKS=0 leaves async_hooks off (then `live` and `timers` stay empty): to check that the hooks
+// themselves change nothing. If the file `gc-<pid>` exists in the directory when the signal comes, the
+// probe removes it and runs a full garbage collection first (`gcMemory`: what is still referenced).
 
 import { createHook } from 'node:async_hooks';
-import { writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 const dir = process.env.SOAK_PROBE_DIR ?? '';
+const hooks = process.env.SOAK_PROBE_HOOKS !== '0';
 const SKIP = new Set(['PROMISE', 'TickObject', 'WRITEWRAP', 'SHUTDOWNWRAP']);
 const live = new Map<number, string>();
 /** True while the probe creates its own timer: that one is not counted. */
@@ -31,7 +37,17 @@ function describe(t: TimerLike): string {
   return `${fn} ${t._idleTimeout ?? '?'} ms${t._repeat ? ' repeat' : ''}${t.hasRef?.() === false ? ' unref' : ''}`;
 }
 
-if (dir) {
+/** global.gc without starting node with --expose-gc (which would apply from the start, to everything). */
+let gc: (() => void) | undefined;
+function fullGc(): void {
+  if (!gc) {
+    setFlagsFromString('--expose-gc');
+    gc = runInNewContext('gc') as () => void;
+  }
+  gc();
+}
+
+if (dir && hooks) {
   createHook({
     init(asyncId, type, _trigger, resource) {
       if (own || SKIP.has(type)) return;
@@ -43,7 +59,9 @@ if (dir) {
       timers.delete(asyncId);
     },
   }).enable();
+}
 
+if (dir) {
   // Node reports a fired or cleared resource destroyed a little later, when the loop goes round; the snapshot
   // waits 50 ms so that what ended before the signal is not counted as live.
   process.on('SIGUSR2', () => {
@@ -52,13 +70,27 @@ if (dir) {
     own = false;
   });
 
+  // Never throws: at EMFILE even process.memoryUsage() fails (it reads /proc/self), and an exception here
+  // would end the warmpool process; the benchmark then reports a failed sample instead.
   function write(): void {
-    const count = (xs: Iterable<string>): Record<string, number> => {
-      const r: Record<string, number> = {};
-      for (const x of xs) r[x] = (r[x] ?? 0) + 1;
-      return r;
-    };
-    const snapshot = { at: Date.now(), active: count(process.getActiveResourcesInfo()), live: count(live.values()), timers: count([...timers.values()].map(describe)), memory: process.memoryUsage() };
-    writeFileSync(join(dir, `soak-probe-${process.pid}.json`), JSON.stringify(snapshot));
+    try {
+      const count = (xs: Iterable<string>): Record<string, number> => {
+        const r: Record<string, number> = {};
+        for (const x of xs) r[x] = (r[x] ?? 0) + 1;
+        return r;
+      };
+      const memory = process.memoryUsage();
+      const gcFile = join(dir, `gc-${process.pid}`);
+      let gcMemory: NodeJS.MemoryUsage | undefined;
+      if (existsSync(gcFile)) {
+        rmSync(gcFile);
+        fullGc();
+        gcMemory = process.memoryUsage();
+      }
+      const snapshot = { at: Date.now(), gcMemory, active: count(process.getActiveResourcesInfo()), live: count(live.values()), timers: count([...timers.values()].map(describe)), memory };
+      writeFileSync(join(dir, `soak-probe-${process.pid}.json`), JSON.stringify(snapshot));
+    } catch {
+      // no snapshot this time
+    }
   }
 }
