@@ -36,16 +36,22 @@ interface Options {
   maxSlopeKiBPerMin: number;
   /** How long, after the last session closed, the counts may take to come back to the start. */
   settleS: number;
+  /** Diagnostics: a full GC in the proxy before the start, each minute's and the end's sample (heap still referenced). */
+  gc: boolean;
+  /** Diagnostics: the probe without async_hooks (only getActiveResourcesInfo(), /proc and the proxy's count). */
+  hooks: boolean;
+  /** Diagnostics: after the settle, end every session (the pool replaces the instances) and sample again. */
+  endAll: boolean;
 }
 
 const USAGE = `usage: npm run bench:soak -- [--soak-sessions 500] [--soak-minutes 10] [--soak-rate 50] [--soak-clients 2]
                              [--soak-state-bytes 200000] [--soak-push-s 30] [--soak-big-push-share 0.2] [--soak-active-s 30]
-                             [--soak-sample-s 5] [--soak-max-slope 256] [--soak-settle-s 120]`;
+                             [--soak-sample-s 5] [--soak-max-slope 256] [--soak-settle-s 120] [--soak-gc] [--soak-no-hooks] [--soak-end-all]`;
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     sessions: 500, minutes: 10, rate: 50, clients: 2, stateBytes: 200_000, pushMeanS: 30, bigPushShare: 0.2,
-    activeMeanS: 30, sampleS: 5, maxSlopeKiBPerMin: 256, settleS: 120,
+    activeMeanS: 30, sampleS: 5, maxSlopeKiBPerMin: 256, settleS: 120, gc: false, hooks: true, endAll: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -74,6 +80,9 @@ function parseArgs(argv: string[]): Options {
       case '--soak-sample-s': o.sampleS = num(1, 60); break;
       case '--soak-max-slope': o.maxSlopeKiBPerMin = num(0); break;
       case '--soak-settle-s': o.settleS = num(0, 3600); break;
+      case '--soak-gc': o.gc = true; break;
+      case '--soak-no-hooks': o.hooks = false; break;
+      case '--soak-end-all': o.endAll = true; break;
       case '-h': case '--help': console.log(USAGE); process.exit(0);
       default: throw new Error(`unknown option ${a}\n${USAGE}`);
     }
@@ -95,6 +104,12 @@ interface Sample {
   phase: 'start' | 'ramp' | 'soak' | 'close' | 'settle';
   rssKiB: number;
   heapUsedKiB: number;
+  heapTotalKiB: number;
+  externalKiB: number;
+  arrayBuffersKiB: number;
+  /** With --soak-gc, on the samples that forced a full GC: heapUsed and external right after it. */
+  gcHeapUsedKiB?: number;
+  gcExternalKiB?: number;
   fds: number;
   fdSockets: number;
   threads: number;
@@ -136,10 +151,11 @@ function threads(pid: number): number {
   return Number(/Threads:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
 }
 
-interface ProbeSnapshot { at: number; active: Record<string, number>; live: Record<string, number>; timers: Record<string, number>; memory: NodeJS.MemoryUsage }
+interface ProbeSnapshot { at: number; gcMemory?: NodeJS.MemoryUsage; active: Record<string, number>; live: Record<string, number>; timers: Record<string, number>; memory: NodeJS.MemoryUsage }
 
-async function probe(pid: number): Promise<ProbeSnapshot> {
+async function probe(pid: number, gc: boolean): Promise<ProbeSnapshot> {
   const file = join(PROBE_DIR, `soak-probe-${pid}.json`);
+  if (gc) writeFileSync(join(PROBE_DIR, `gc-${pid}`), '');
   const asked = Date.now();
   process.kill(pid, 'SIGUSR2');
   for (let i = 0; i < 200; i++) {
@@ -168,15 +184,19 @@ function controlGet<T>(port: number, path: string): Promise<T> {
   });
 }
 
-async function sample(pid: number, ctl: number, t: number, phase: Sample['phase']): Promise<Sample> {
-  // The probe and /proc first: the control request below adds a socket of its own to the process for a moment.
-  const p = await probe(pid);
+async function sample(pid: number, ctl: number, t: number, phase: Sample['phase'], gc = false): Promise<Sample> {
+  // RSS before the probe (which may collect garbage), the probe and /proc before the control request (which
+  // adds a socket of its own to the process for a moment).
+  const rss = rssBytes([pid]);
+  const p = await probe(pid, gc);
   const f = fdCounts(pid);
   const th = threads(pid);
-  const rss = rssBytes([pid]);
   const st = await controlGet<{ openSockets: number; sessions: number }>(ctl, '/status');
   return {
-    t, phase, rssKiB: Math.round(rss / 1024), heapUsedKiB: Math.round(p.memory.heapUsed / 1024), fds: f.fds, fdSockets: f.sockets,
+    t, phase, rssKiB: Math.round(rss / 1024), heapUsedKiB: Math.round(p.memory.heapUsed / 1024), heapTotalKiB: Math.round(p.memory.heapTotal / 1024),
+    externalKiB: Math.round(p.memory.external / 1024), arrayBuffersKiB: Math.round(p.memory.arrayBuffers / 1024),
+    ...(p.gcMemory ? { gcHeapUsedKiB: Math.round(p.gcMemory.heapUsed / 1024), gcExternalKiB: Math.round(p.gcMemory.external / 1024) } : {}),
+    fds: f.fds, fdSockets: f.sockets,
     threads: th, openSockets: st.openSockets, sessions: st.sessions, active: p.active, live: p.live, timers: p.timers, fdTargets: f.targets,
   };
 }
@@ -303,7 +323,9 @@ async function main(): Promise<void> {
   const ports = backend.info.ports as number[];
   const backendLines = new Lines(backend);
 
-  process.env.SOAK_PROBE_DIR = PROBE_DIR; // inherited by the warmpool process, read by soak-probe.js
+  // Inherited by the warmpool process, read by soak-probe.js.
+  process.env.SOAK_PROBE_DIR = PROBE_DIR;
+  process.env.SOAK_PROBE_HOOKS = o.hooks ? '1' : '0';
   const wp = await startWarmpoolServer('soak', {
     listen: { host: '127.0.0.1', port: 0 },
     deployment: 'bench-soak',
@@ -319,14 +341,25 @@ async function main(): Promise<void> {
     }],
   }, ports.map((port) => ({ host: '127.0.0.1', port })), ['--import', pathToFileURL(join(DIST, 'bench/soak-probe.js')).href]);
   const pid = wp.child.pid;
+  // warmpool's log: the first lines (reported) and the last ones (shown if the process dies).
   const wpLog: string[] = [];
+  const wpTail: string[] = [];
   let wpLogLines = 0;
   wp.child.proc.stderr!.on('data', (c: Buffer) => {
     for (const l of c.toString().split('\n')) {
       if (!l.trim()) continue;
       wpLogLines++;
       if (wpLog.length < 50) wpLog.push(l);
+      wpTail.push(l);
+      if (wpTail.length > 40) wpTail.shift();
     }
+  });
+  let stoppingWp = false;
+  wp.child.proc.once('exit', (code, signal) => {
+    if (stoppingWp) return;
+    log(`the warmpool process exited during the run (code ${code}, signal ${signal}); its last log lines:`);
+    for (const l of wpTail) console.log(`  ${l}`);
+    void cleanup().finally(() => process.exit(1));
   });
   const readyMs = await waitPoolReady(wp.control, o.sessions + 1);
   log(`warmpool pid ${pid} on :${wp.port}, ${o.sessions + 1} instances ready in ${(readyMs / 1000).toFixed(1)} s (backend on ${ports.length} ports)`);
@@ -355,10 +388,10 @@ async function main(): Promise<void> {
   const samples: Sample[] = [];
   let t0 = Date.now();
   const at = (): number => (Date.now() - t0) / 1000;
-  let start = await sample(pid, wp.control, 0, 'start');
+  let start = await sample(pid, wp.control, 0, 'start', o.gc);
   for (let i = 0; i < 10; i++) {
     await sleep(2000);
-    const s = await sample(pid, wp.control, 0, 'start');
+    const s = await sample(pid, wp.control, 0, 'start', o.gc);
     const same = JSON.stringify(leakCounts(s)) === JSON.stringify(leakCounts(start));
     start = s;
     if (same) break;
@@ -375,11 +408,15 @@ async function main(): Promise<void> {
   t0 = Date.now();
   let phase: Sample['phase'] = 'ramp';
   let sampling = true;
+  let lastGc = -Infinity;
   const sampler = (async () => {
     while (sampling) {
       const next = Date.now() + o.sampleS * 1000;
+      // With --soak-gc: a full GC on the first sample of each minute of the soak.
+      const gc = o.gc && (phase as Sample['phase']) === 'soak' && at() - lastGc >= 60 - o.sampleS / 2;
+      if (gc) lastGc = at();
       try {
-        samples.push(await sample(pid, wp.control, at(), phase));
+        samples.push(await sample(pid, wp.control, at(), phase, gc));
       } catch (e) {
         log(`sample failed: ${(e as Error).message}`);
       }
@@ -445,12 +482,12 @@ async function main(): Promise<void> {
   sampling = false;
   await sampler;
   const want = leakCounts(start);
-  let end = await sample(pid, wp.control, at(), 'settle');
+  let end = await sample(pid, wp.control, at(), 'settle', o.gc);
   samples.push(end);
   const settleUntil = Date.now() + o.settleS * 1000;
   while (JSON.stringify(leakCounts(end)) !== JSON.stringify(want) && Date.now() < settleUntil) {
     await sleep(2000);
-    end = await sample(pid, wp.control, at(), 'settle');
+    end = await sample(pid, wp.control, at(), 'settle', o.gc);
     samples.push(end);
   }
   const settleS = at() - closedAt;
@@ -459,6 +496,16 @@ async function main(): Promise<void> {
   const bEnd = await bStatsP;
   const b = Object.fromEntries(Object.entries(bEnd).map(([k, v]) => [k, v - ((b0 as unknown as Record<string, number>)[k] ?? 0)])) as unknown as BackendStats;
   const logLinesDuringRun = wpLogLines - logLinesAtStart;
+
+  // ---- diagnostics: every session ended (claimed sessions outlive their sockets until the grace period) ----
+  let afterEndAll: Sample | undefined;
+  if (o.endAll) {
+    await controlGet(wp.control, '/end-all');
+    await waitPoolReady(wp.control, o.sessions + 1);
+    await sleep(8000); // the readiness probes' and waitPoolReady's connections close
+    afterEndAll = await sample(pid, wp.control, at(), 'settle', o.gc);
+    samples.push(afterEndAll);
+  }
 
   // ---- figures ----
   const c = res.reduce((acc, r) => {
@@ -503,6 +550,18 @@ async function main(): Promise<void> {
   for (const s of marks) console.log(`  ${s.phase.padEnd(6)} t=${s.t.toFixed(0).padStart(5)} s  RSS ${fmt(s.rssKiB).padStart(8)} KiB  heapUsed ${fmt(s.heapUsedKiB).padStart(8)} KiB  fds ${String(s.fds).padStart(5)}  openSockets ${String(s.openSockets).padStart(5)}`);
   console.log(`RSS: start ${kib(start.rssKiB)}, peak ${kib(peakOf((s) => s.rssKiB))}, end of soak ${kib(soakSamples[soakSamples.length - 1]?.rssKiB ?? NaN)}, after close ${kib(end.rssKiB)}`);
   console.log(`RSS slope over the second half (${second.length} samples): ${rssSlope.toFixed(1)} KiB/min (first half ${rssSlopeFirst.toFixed(1)} KiB/min); heapUsed slope over the second half ${heapSlope.toFixed(1)} KiB/min`);
+  let gcSlope = NaN;
+  if (o.gc) {
+    const gcs = soakSamples.filter((s) => s.gcHeapUsedKiB !== undefined);
+    const gcSecond = gcs.filter((s) => s.t >= half);
+    gcSlope = slope(gcSecond.map((s) => s.t / 60), gcSecond.map((s) => s.gcHeapUsedKiB!));
+    console.log(`heapUsed right after a full GC (KiB): start ${fmt(start.gcHeapUsedKiB ?? NaN)}; soak ${gcs.map((s) => `t=${s.t.toFixed(0)} ${fmt(s.gcHeapUsedKiB!)}`).join(', ')}; after close ${fmt(end.gcHeapUsedKiB ?? NaN)}`);
+    console.log(`post-GC heapUsed slope over the second half (${gcSecond.length} samples): ${gcSlope.toFixed(1)} KiB/min; external after GC: start ${fmt(start.gcExternalKiB ?? NaN)}, after close ${fmt(end.gcExternalKiB ?? NaN)} KiB`);
+  }
+  if (afterEndAll) {
+    const e = leakCounts(afterEndAll);
+    console.log(`after ending every session (${o.sessions + 1} instances replaced): RSS ${kib(afterEndAll.rssKiB)}, heapUsed ${fmt(afterEndAll.gcHeapUsedKiB ?? afterEndAll.heapUsedKiB)} KiB${afterEndAll.gcHeapUsedKiB !== undefined ? ' after a full GC' : ''}; counts ${Object.keys(e).filter((k) => e[k] !== startCounts[k]).map((k) => `${k} ${startCounts[k]} → ${e[k]}`).join(', ') || 'as at start'}`);
+  }
   console.log('\ncounts of the warmpool process     start     peak      end');
   for (const k of Object.keys(startCounts)) console.log(`  ${k.padEnd(32)} ${String(startCounts[k]).padStart(6)} ${String(peakCounts[k]).padStart(8)} ${String(endCounts[k]).padStart(8)}${startCounts[k] === endCounts[k] ? '' : '   ≠ start'}`);
   console.log(`  active by type: start ${JSON.stringify(start.active)}, end ${JSON.stringify(end.active)}`);
@@ -517,7 +576,7 @@ async function main(): Promise<void> {
     ['sessions opened at the ramp', failedAtStart === 0 && opened === o.sessions, `${opened}/${o.sessions}, ${(opened / rampS).toFixed(1)}/s`],
     ['no message lost or reordered (both directions)', c.lost === 0 && c.back === 0 && c.serverLost === 0 && c.serverBack === 0 && (c.errors.payload ?? 0) === 0 && (c.errors['no-reply'] ?? 0) === 0 && c.verified === started && b.msgsIn === c.sent && b.msgsOut === c.received,
       `lost ${c.lost + c.serverLost}, reordered ${c.back + c.serverBack}, balanced ${c.verified}/${started}`],
-    ['proxy RSS flat (second-half slope)', Number.isFinite(rssSlope) && rssSlope <= o.maxSlopeKiBPerMin, `${rssSlope.toFixed(1)} KiB/min (limit ${o.maxSlopeKiBPerMin})`],
+    ['proxy RSS flat (second-half slope)', Number.isFinite(rssSlope) && rssSlope <= o.maxSlopeKiBPerMin, Number.isFinite(rssSlope) ? `${rssSlope.toFixed(1)} KiB/min (limit ${o.maxSlopeKiBPerMin})` : 'too few samples in the second half'],
     ['sockets/handles/timers back to start', JSON.stringify(endCounts) === JSON.stringify(startCounts), Object.keys(startCounts).filter((k) => startCounts[k] !== endCounts[k]).map((k) => `${k} ${startCounts[k]} → ${endCounts[k]}`).join(', ') || 'all equal'],
     ['no errors, every close clean', c.errorCount === 0 && c.cleanClose === started && b.undecodable === 0 && b.afterEnd === 0, `${c.errorCount} errors, ${c.cleanClose}/${started} clean`],
   ];
@@ -525,8 +584,9 @@ async function main(): Promise<void> {
   for (const [name, ok, detail] of crit) console.log(`  ${ok ? 'PASS' : 'FAIL'}  ${name}: ${detail}`);
 
   const out = join(WORK, `soak-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(out, JSON.stringify({ options: o, machine, started, opened, rampS, soakFrom, soakTo, closedAt, settleS, client: c, backend: b, frames, rssSlope, rssSlopeFirst, heapSlope, cpuPct, startCounts, peakCounts, endCounts, start, end, samples, warmpoolLog: wpLog, criteria: crit }, null, 1));
+  writeFileSync(out, JSON.stringify({ options: o, machine, started, opened, rampS, soakFrom, soakTo, closedAt, settleS, client: c, backend: b, frames, rssSlope, rssSlopeFirst, heapSlope, gcSlope, cpuPct, afterEndAll, startCounts, peakCounts, endCounts, start, end, samples, warmpoolLog: wpLog, criteria: crit }, null, 1));
   console.log(`\nall samples: ${out}`);
+  stoppingWp = true;
   await wp.child.stop();
   await backend.stop();
   clearInterval(hold);
