@@ -24,6 +24,7 @@ import { JsonlTrafficLog, type TrafficLogSink } from './pool/traffic-log.js';
 import { LogRetention } from './pool/log-retention.js';
 import { withAddressPolicy } from './pool/traffic-log-privacy.js';
 import { createProxy } from './proxy/index.js';
+import { descriptorLimitNote, openFilesLimit } from './proxy/descriptors.js';
 import { loadKeys } from './proxy/cookie.js';
 import { FleetMonitor, adminToken, buildAdmin, measureClaimWaits, teeLog, type WarmpoolAdmin } from './admin/index.js';
 import { createLogger, parseLevel, type Log } from './core/log.js';
@@ -68,6 +69,8 @@ export async function createWarmpool(config: WarmpoolConfig | string, opts: Warm
   const log = opts.log ?? createLogger({ level: parseLevel(env.WARMPOOL_LOG_LEVEL) }).log;
   privateDir(resolve(cfg.stateDir)); // cookie key, process state: warmpool's alone
   const token = adminToken(cfg, env);
+  const fdNote = descriptorLimitNote(openFilesLimit(), cfg.apps.reduce((n, a) => n + a.pool.max, 0));
+  if (fdNote) log(fdNote, undefined, 'warn');
   const runtimes = opts.runtimes ?? (await buildRuntimes(cfg, log));
   const fileLog = opts.trafficLog ? undefined : new JsonlTrafficLog(resolve(cfg.log.dir), cfg.log.rotateBytes);
   const logged = withAddressPolicy(opts.trafficLog ?? fileLog!, cfg.log.addresses, resolve(cfg.stateDir));

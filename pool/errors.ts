@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'INSTANCE_EXITED'
   | 'SECRET_MISSING'
   | 'TOO_MANY'
+  | 'AT_CAPACITY'
   | 'PLACE_LAPSED'
   | 'BAD_REQUEST'
   | 'ADMIN_UNAUTHORIZED';

@@ -25,6 +25,8 @@ export type Answer =
   | { kind: 'ended'; app: string; reason: EndReason | 'unknown'; at?: number; setCookie?: string[] }
   | { kind: 'confirm-fresh'; app: string }
   | { kind: 'upstream-down'; app: string; timeout: boolean }
+  /** The proxy itself ran out of a resource (file descriptors): nothing is wrong with the instance. */
+  | { kind: 'at-capacity' }
   | { kind: 'pool-stopped'; app: string }
   | { kind: 'not-found'; path: string }
   | { kind: 'bad-request'; message: string }
@@ -154,6 +156,12 @@ export function render(a: Answer, asHtml: boolean): Rendered {
     case 'confirm-fresh':
       r = asHtml ? html(200, pages.confirmFreshPage(a.app)) : json(409, null, '', { confirm: `/${a.app}/?fresh=1`, message: 'open this URL from the same site to end the current session and start a fresh one' });
       break;
+    case 'at-capacity': {
+      const message = 'warmpool is at capacity right now (too many connections open at once); try again in a few seconds.';
+      r = asHtml ? html(503, pages.messagePage('At capacity', message)) : json(503, 'AT_CAPACITY', message);
+      r.headers['retry-after'] = '5';
+      break;
+    }
     case 'upstream-down': {
       const message = a.timeout ? `Your instance of ${a.app} did not answer in time.` : `Your instance of ${a.app} is not answering.`;
       r = asHtml ? html(a.timeout ? 504 : 502, pages.upstreamDownPage({ app: a.app, message })) : json(a.timeout ? 504 : 502, 'INSTANCE_NOT_READY', message, { fresh: `/${a.app}/?fresh=1` });

@@ -17,6 +17,7 @@ import type { PoolApi, SessionTarget } from '../pool/api.js';
 import type { Clock } from '../pool/clock.js';
 import type { ActivityReporter } from './activity.js';
 import { sendAnswer } from './answers.js';
+import { isOutOfDescriptors, type DescriptorAlarm } from './descriptors.js';
 import type { Classifier } from './classify/index.js';
 import type { Visit } from './forwarded.js';
 import { downstreamHeaders, upstreamHeaders, upstreamPath } from './headers.js';
@@ -47,6 +48,8 @@ export interface HttpRelayOptions {
   idlePoolMs?: number;
   /** A kept-alive upstream connection idle this long is closed (sooner if the instance's Keep-Alive says so). */
   idleSocketMs?: number;
+  /** Told when a connection failed for want of file descriptors (logs it, rate-limited). */
+  fds?: DescriptorAlarm;
   /** Connections to one instance at once; more exchanges wait in line (default 32). */
   maxConnectionsPerInstance?: number;
 }
@@ -437,7 +440,9 @@ class Exchange implements ConnUser {
     }
     this.relay.o.pool.event(t.target.session, 'upstream-error', { code, path: t.rest.split('?')[0], responded });
     if (!responded && !res.headersSent) {
-      sendAnswer(req, res, { kind: 'upstream-down', app: t.app.name, timeout: TIMEOUTS.has(code) });
+      const outOfFds = isOutOfDescriptors(code);
+      if (outOfFds) this.relay.o.fds?.exhausted();
+      sendAnswer(req, res, outOfFds ? { kind: 'at-capacity' } : { kind: 'upstream-down', app: t.app.name, timeout: TIMEOUTS.has(code) });
       if (req.method) t.target.traffic.requests[`${req.method} 5xx`] = (t.target.traffic.requests[`${req.method} 5xx`] ?? 0) + 1;
     } else {
       // Mid-stream failure: the only honest signal left is a cut connection.

@@ -17,6 +17,7 @@ import { classifierFor, type Classifier } from './classify/index.js';
 import { CookieCodec, loadKeys, type KeyRing } from './cookie.js';
 import { entry } from './entry.js';
 import { TrustedProxies, visitOf, type Visit } from './forwarded.js';
+import { DescriptorAlarm, isOutOfDescriptors } from './descriptors.js';
 import { requestProblem } from './headers.js';
 import { HttpRelay, type RelayTarget } from './http-relay.js';
 import { createPublicServer } from './listener.js';
@@ -87,8 +88,9 @@ export function createProxy(o: ProxyOptions): Proxy {
   const trust = new TrustedProxies(config.trustedProxies);
   const reporter = new ActivityReporter(pool, clock, o.activityCoalesceMs ?? 1000);
   const limits = config.relay;
-  const http = new HttpRelay({ pool, clock, reporter, log, headersTimeoutMs: o.headersTimeoutMs, maxConnectionsPerInstance: limits.upstreamConnectionsPerInstance });
-  const ws = new WsRelay({ pool, reporter, log, handshakeTimeoutMs: o.wsHandshakeTimeoutMs, perSession: limits.websocketsPerSession });
+  const fds = new DescriptorAlarm(log, () => clock.now());
+  const http = new HttpRelay({ pool, clock, reporter, log, fds, headersTimeoutMs: o.headersTimeoutMs, maxConnectionsPerInstance: limits.upstreamConnectionsPerInstance });
+  const ws = new WsRelay({ pool, reporter, log, fds, handshakeTimeoutMs: o.wsHandshakeTimeoutMs, perSession: limits.websocketsPerSession });
   const streams = new WaitingStreams({ pool, clock, log });
   /** Entry requests in progress (a held one waits in line): aborted when their visitor leaves, or on close(). */
   const entries = new Set<AbortController>();
@@ -275,6 +277,10 @@ export function createProxy(o: ProxyOptions): Proxy {
         trustedProxies: config.trustedProxies,
         onRequest: (req, res) => handleRequest(req, res, next && (() => next(req, res))),
         onUpgrade: (req, socket, head) => handleUpgrade(req, socket, head),
+        onError: (e) => {
+          if (isOutOfDescriptors(e.code)) fds.exhausted();
+          else log?.(`public listener: ${e.message}`, undefined, 'error');
+        },
       });
     },
     async close() {

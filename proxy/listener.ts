@@ -14,6 +14,11 @@ export interface PublicServerOptions {
   trustedProxies: readonly string[];
   onRequest: (req: IncomingMessage, res: ServerResponse) => void;
   onUpgrade: (req: IncomingMessage, socket: Socket, head: Buffer) => void;
+  /**
+   * An error of the listening socket after it listens (accept failing for want of descriptors, say):
+   * reported, never left to crash the process as an unhandled 'error' event.
+   */
+  onError: (e: NodeJS.ErrnoException) => void;
 }
 
 /** Idle keep-alive client connections are closed after this long (beyond nginx's default 60 s upstream keepalive). */
@@ -39,6 +44,9 @@ export function createPublicServer(o: PublicServerOptions): Server {
     o.onRequest(req, res);
   });
   server.keepAliveTimeout = KEEP_ALIVE_MS;
+  server.on('error', (e: NodeJS.ErrnoException) => {
+    if (server.listening) o.onError(e);
+  });
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     firstRequestSeen(socket);
     o.onUpgrade(req, socket, head);

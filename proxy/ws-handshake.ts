@@ -9,6 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import { refuseUpgrade, writeRawAnswer } from './answers.js';
 import { setsWarmpoolCookie } from './cookie.js';
+import { isOutOfDescriptors } from './descriptors.js';
 import type { RelayTarget } from './http-relay.js';
 import { upstreamHeaders, upstreamPath } from './headers.js';
 import { hasToken, ResponseParser, UpstreamProtocolError, type ResponseHandler } from './protocol/http1-response.js';
@@ -171,7 +172,9 @@ export class Handshake implements ResponseHandler {
     this.dropUpstream();
     const t = this.t;
     this.relay.o.pool.event(t.target.session, 'upstream-error', { code: detail, path: t.rest.split('?')[0], websocket: true });
-    refuseUpgrade(this.req, this.client, { kind: 'upstream-down', app: t.app.name, timeout });
+    const outOfFds = isOutOfDescriptors(detail);
+    if (outOfFds) this.relay.o.fds?.exhausted();
+    refuseUpgrade(this.req, this.client, outOfFds ? { kind: 'at-capacity' } : { kind: 'upstream-down', app: t.app.name, timeout });
   }
 
   /** A refusal that cannot be relayed (cut short): both sockets closed, as node's client did. */

@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { PoolApi } from '../pool/api.js';
 import type { ActivityReporter } from './activity.js';
 import { refuseUpgrade } from './answers.js';
+import type { DescriptorAlarm } from './descriptors.js';
 import type { RelayTarget } from './http-relay.js';
 import { Handshake } from './ws-handshake.js';
 import type { Log } from '../core/log.js';
@@ -29,6 +30,8 @@ export interface WsRelayOptions {
   keepAliveMs?: number;
   /** Client messages are captured for the classifier up to this size (longer ones: their first this many bytes). Default 8 KiB. */
   captureLimit?: number;
+  /** Told when a connection failed for want of file descriptors (logs it, rate-limited). */
+  fds?: DescriptorAlarm;
   /** WebSockets open at once per session (default 32). */
   perSession?: number;
 }
