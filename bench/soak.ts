@@ -83,7 +83,7 @@ function parseArgs(argv: string[]): Options {
       case '--soak-gc': o.gc = true; break;
       case '--soak-no-hooks': o.hooks = false; break;
       case '--soak-end-all': o.endAll = true; break;
-      case '-h': case '--help': console.log(USAGE); process.exit(0);
+      case '-h': case '--help': console.log(USAGE); return process.exit(0);
       default: throw new Error(`unknown option ${a}\n${USAGE}`);
     }
   }
