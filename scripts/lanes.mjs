@@ -5,6 +5,7 @@ export const UNIT_LANE = [
   'admin-pool',
   'classify',
   'config',
+  'cookie-properties',
   'docker-labels',
   'frames',
   'healthz',
