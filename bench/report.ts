@@ -166,7 +166,7 @@ export function renderResults(r: Results, previous?: string): string {
     `Machine: ${m.machine ?? '?'}; Node ${m.node ?? '?'}; nginx ${m.nginx ?? '?'} (one worker); configurable-http-proxy ${m.chp ?? '?'}. Everything on 127.0.0.1; load generators in their own processes. Absolute numbers drift on a shared 2-core machine: read the ratios.`,
     ...(Array.isArray(m.notices) && m.notices.length ? ['', ...m.notices.map((x) => `> NOTICE: ${x}`)] : []),
     '', '## Goals', '',
-    table(['goal (issue 5)', 'measured', 'met?'], goals.map(([g, v, ok]) => [g, v, ok === undefined ? '–' : ok ? '**met**' : '**missed**'])),
+    table(['goal', 'measured', 'met?'], goals.map(([g, v, ok]) => [g, v, ok === undefined ? '–' : ok ? '**met**' : '**missed**'])),
     '',
   ];
   for (const [flags, ex] of Object.entries(r.experiments ?? {})) {
@@ -176,7 +176,7 @@ export function renderResults(r: Results, previous?: string): string {
     if (ex.ws) sub.push(wsPart(ex.ws, g));
     if (ex.memory) sub.push(memoryPart(ex.memory, g));
     parts.push([`## Experiment: warmpool started with \`node ${flags}\``, '', 'Not how warmpool is deployed today; the same measurements with this flag, to show what it would change.', '',
-      table(['goal (issue 5)', 'measured', 'met?'], g.map(([a, v, ok]) => [a, v, ok === undefined ? '–' : ok ? '**met**' : '**missed**'])), '',
+      table(['goal', 'measured', 'met?'], g.map(([a, v, ok]) => [a, v, ok === undefined ? '–' : ok ? '**met**' : '**missed**'])), '',
       ...sub.map((x) => x.replace(/^## /gm, '### '))].join('\n'));
   }
   const generated = [...head, ...parts.flatMap((p) => [p, '']), END].join('\n');

@@ -1,7 +1,7 @@
 // A reference variant, not a proxy: a Node process that pipes TCP bytes to the backend, with no HTTP
 // parsing, no routing, no observation. Whatever it adds over a direct connection is the cost of one
 // more Node process and two more loopback hops on this machine: the floor for any relay written in
-// Node, warmpool included (issue 5's one-connection latency goal is read against it).
+// Node, warmpool included (the one-connection latency goal is read against it).
 //
 //   node dist/bench/tcp-pipe.js <backend-host> <backend-port>   → prints `READY {"port":N}`
 

@@ -1,4 +1,4 @@
-// `warmpool sessions`: lists, filters, shows and totals the per-session traffic log (issue 4 §4)
+// `warmpool sessions`: lists, filters, shows and totals the per-session traffic log
 // as text, JSON or CSV. Reading, filtering and totals live in pool/traffic-log-reader.ts.
 
 import { stat } from 'node:fs/promises';

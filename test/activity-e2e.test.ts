@@ -1,4 +1,4 @@
-// End to end for issue 4 (activity from observed traffic): the real proxy and Fleet on one ManualClock, the process
+// End to end for activity from observed traffic: the real proxy and Fleet on one ManualClock, the process
 // runtime running the Pluto and Jupyter stand-ins, the driver clients over real sockets. Each scenario plays a tab's
 // traffic at its simulated instants and reads when and why the session ended from the traffic log's `ended` entry.
 

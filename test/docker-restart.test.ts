@@ -22,7 +22,7 @@ import { until } from './helpers/wait.js';
 const IMAGE = 'warmpool/standin:latest';
 // One deployment per site: its label selects exactly what a test created (others share the engine).
 const RUN = `t-drestart-${process.pid}-${randomBytes(3).toString('hex')}`;
-/** Noticing a container that died or was removed, from the engine's events (issue: "within a second"). */
+/** Noticing a container that died or was removed, from the engine's events (the class-day goal: "within a second"). */
 const NOTICE_WITHIN_MS = 1000;
 
 interface Container { id: string; name: string; running: boolean; instance: string }

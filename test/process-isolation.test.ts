@@ -1,4 +1,4 @@
-// Process instances kept apart (issue "Class-day resilience", item 3): as root, each instance runs
+// Process instances kept apart: as root, each instance runs
 // under a uid of its own, so code inside one cannot read another's /proc/<pid>/environ (its secret)
 // or warmpool's state directory (cookie key, state files); its own environment, home and app files
 // still work, and removal (also after a restart) leaves no process of its user, checked by PID.

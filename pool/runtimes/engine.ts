@@ -1,7 +1,7 @@
 // A small Docker Engine API client over node:http: only the calls warmpool makes, at one pinned API
 // version (API_VERSION), one keep-alive connection pool to dockerd, a timeout on every call, and
 // errors that say what failed and what to do.
-// Replaces dockerode (issue 5): importing it cost the proxy ~23 MiB RSS (it loads gRPC, protobufjs and
+// Replaces dockerode: importing it cost the proxy ~23 MiB RSS (it loads gRPC, protobufjs and
 // ssh2 for BuildKit and ssh:// engines, which warmpool never uses), and it opened a connection per call.
 
 import http from 'node:http';
