@@ -145,7 +145,7 @@ export class Fleet implements PoolApi {
       }));
     }));
     // The journal keeps only the claims of restored sessions whose engine record has not landed yet.
-    this.o.journal?.compact((c) => this.sessions.get(c.session)?.member.id === c.instance);
+    this.o.journal?.compact((c) => fromJournal.has(c.instance) && this.sessions.get(c.session)?.member.id === c.instance);
     this.reaper.schedule();
   }
 
