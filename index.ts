@@ -13,6 +13,7 @@ import { resolve } from 'node:path';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { loadConfig, replicaFromHost, type RuntimeKind, type WarmpoolConfig } from './pool/config.js';
+import { ClaimJournal } from './pool/claim-journal.js';
 import { systemClock, type Clock } from './pool/clock.js';
 import { Fleet } from './pool/fleet.js';
 import { PortAllocator } from './pool/ports.js';
@@ -77,7 +78,9 @@ export async function createWarmpool(config: WarmpoolConfig | string, opts: Warm
   // The admin surface counts what happens from the fleet's traffic log entries (admin/monitor.ts).
   const monitor = token ? new FleetMonitor(clock) : undefined;
   const trafficLog = monitor ? teeLog(logged, monitor) : logged;
-  const fleet = new Fleet({ config: cfg, runtimes, clock, log, trafficLog });
+  // Claims not recorded before their answer (every runtime but swarm's) go to the journal first.
+  const journal = cfg.apps.some((a) => runtimes[a.runtime]?.sharedClaims !== true) ? ClaimJournal.forDeployment(resolve(cfg.stateDir), cfg.deployment, { log }) : undefined;
+  const fleet = new Fleet({ config: cfg, runtimes, clock, log, trafficLog, journal });
   const keys = loadKeys(env, resolve(cfg.stateDir));
   let admin: WarmpoolAdmin | undefined;
   const proxy = createProxy({

@@ -61,7 +61,8 @@ export interface AppConfig {
   env: Record<string, string>;
   deepLink: string;
   prefix: { mode: 'strip' } | { mode: 'base-url'; env: string };
-  pool: { warm: number; max: number; parallel: number };
+  /** refillPerSecond: creates start at most this often (a token bucket on the clock, one at a time); unset: as fast as `parallel` lets them. */
+  pool: { warm: number; max: number; parallel: number; refillPerSecond?: number };
   readiness: ReadinessConfig;
   limits: { cpus?: number; memoryBytes?: number };
   network: 'host' | 'bridge';
@@ -72,6 +73,11 @@ export interface AppConfig {
   secret?: SecretConfig;
   /** runtime swarm only. */
   swarm?: SwarmAppConfig;
+  /**
+   * runtime docker only: the CPU weight (cgroup cpu shares) of an instance until its claim is recorded,
+   * so notebooks executing for the pool yield the CPU to the students' instances (1024). Unset: one weight.
+   */
+  warming?: { cpuShares: number };
 }
 
 /**
@@ -340,7 +346,7 @@ export function parseBytes(v: unknown): number | undefined {
 const TOP_KEYS = ['listen', 'deployment', 'landing', 'trustedProxies', 'ports', 'stateDir', 'keepOnExit', 'processUsers', 'log', 'relay', 'queue', 'swarm', 'apps', 'admin'] as const;
 const QUEUE_KEYS = ['hold', 'attach', 'collect', 'firstUse', 'unusedClaimsPerAddress', 'waitingPerAddress', 'claimRate'] as const;
 const RELAY_KEYS = ['headerSize', 'headerTimeout', 'websocketsPerSession', 'connectionsPerAddress', 'upstreamConnectionsPerInstance'] as const;
-const APP_KEYS = ['name', 'runtime', 'command', 'cwd', 'image', 'args', 'port', 'env', 'deepLink', 'prefix', 'pool', 'readiness', 'limits', 'network', 'idleTimeout', 'maxLifetime', 'grace', 'classifier', 'secret', 'swarm'] as const;
+const APP_KEYS = ['name', 'runtime', 'command', 'cwd', 'image', 'args', 'port', 'env', 'deepLink', 'prefix', 'pool', 'readiness', 'limits', 'network', 'idleTimeout', 'maxLifetime', 'grace', 'classifier', 'secret', 'swarm', 'warming'] as const;
 
 export function validateConfig(raw: unknown, source = 'config', env: NodeJS.ProcessEnv = {}): WarmpoolConfig {
   const v = new V(source);
@@ -521,11 +527,21 @@ function validateApp(v: V, at: string, raw: unknown): AppConfig {
     }
   }
 
-  const po = v.obj(`${at}.pool`, a.pool ?? {}, ['warm', 'max', 'parallel']);
+  const po = v.obj(`${at}.pool`, a.pool ?? {}, ['warm', 'max', 'parallel', 'refillPerSecond']);
   const warm = po.warm === undefined ? 2 : v.int(`${at}.pool.warm`, po.warm, 0, 1000);
   const max = po.max === undefined ? Math.max(warm, 10) : v.int(`${at}.pool.max`, po.max, 1, 10000);
   if (max < warm) v.fail(`${at}.pool.max`, max, `must be at least pool.warm (${warm})`);
   const parallel = po.parallel === undefined ? 4 : v.int(`${at}.pool.parallel`, po.parallel, 1, 100);
+  const refillPerSecond = po.refillPerSecond === undefined ? undefined : v.num(`${at}.pool.refillPerSecond`, po.refillPerSecond, 0.001, 1000);
+
+  let warming: AppConfig['warming'];
+  if (a.warming !== undefined) {
+    // A swarm service's resources live in its task template: changing them replaces the task (and its executed notebook).
+    if (runtime === 'swarm') v.fail(`${at}.warming`, a.warming, 'swarm instances keep one CPU weight: changing a service\'s resources replaces its task (and the notebook it executed); leave warming unset');
+    if (runtime !== 'docker') v.fail(`${at}.warming`, a.warming, 'warming (a CPU weight while an instance warms) is for runtime docker');
+    const wa = v.obj(`${at}.warming`, a.warming, ['cpuShares']);
+    warming = { cpuShares: v.int(`${at}.warming.cpuShares`, wa.cpuShares, 2, 1024) };
+  }
 
   const r = v.obj(`${at}.readiness`, a.readiness ?? { http: { path: '/' } }, ['http', 'log', 'timeout', 'interval']);
   const readiness: ReadinessConfig = {
@@ -575,6 +591,8 @@ function validateApp(v: V, at: string, raw: unknown): AppConfig {
   }
 
   const app: AppConfig = { name, runtime, command, cwd, image, args, port, env, deepLink, prefix, pool: { warm, max, parallel }, readiness, limits, network, idleTimeoutMs, maxLifetimeMs, graceMs, classifier, secret };
+  if (refillPerSecond !== undefined) app.pool.refillPerSecond = refillPerSecond;
   if (swarm) app.swarm = swarm;
+  if (warming) app.warming = warming;
   return app;
 }

@@ -9,6 +9,7 @@
 
 import { LRUCache } from 'lru-cache';
 import type { ClaimOptions, ClaimResult, CollectResult, EndReason, FindResult, PoolApi, PoolHealth, SessionTarget, SessionTraffic, WaitOptions, WaitOutcome } from './api.js';
+import type { ClaimJournal, JournalClaim } from './claim-journal.js';
 import type { AppConfig, RuntimeKind, WarmpoolConfig } from './config.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { WarmpoolError, errorMessage, isWarmpoolError } from './errors.js';
@@ -32,6 +33,12 @@ export interface FleetOptions {
   backoffMs?: { first: number; max: number };
   /** Replaces the TCP check after a readiness log line (tests whose fake instances have no port). */
   portCheck?: (rec: InstanceRecord) => Promise<boolean>;
+  /**
+   * Claims are appended here before they are answered (runtimes without shared claims), and read at
+   * start: an adopted instance it names, unclaimed on the engine, is restored as its session, never
+   * handed to anyone else. Unset: a claim lives only in memory until the engine records it.
+   */
+  journal?: ClaimJournal;
 }
 
 export interface Session extends ReapableSession {
@@ -44,6 +51,8 @@ export interface Session extends ReapableSession {
   visitor?: string;
   /** Sum of gaps between consecutive activities no longer than the idle-notice interval. */
   activeMs: number;
+  /** Its claim was on the engine before its visitor was answered (shared claims, or the journal failed): never given back unused. */
+  recordedAtClaim?: boolean;
 }
 
 export class Fleet implements PoolApi {
@@ -72,7 +81,10 @@ export class Fleet implements PoolApi {
         sessionEnds: () => this.sessionEnds(app.name),
         onClaimedExit: (m, detail) => this.endByInstance(m.id, 'instance-exited', detail),
         onChange: () => this.changed(),
-        onRemoved: (rec) => { for (const fn of this.removedListeners) this.notify(() => fn(rec.host, rec.port)); },
+        onRemoved: (rec) => {
+          this.o.journal?.settled(rec.instanceId);
+          for (const fn of this.removedListeners) this.notify(() => fn(rec.host, rec.port));
+        },
       }));
     }
     this.reaper = new Reaper(this.clock, () => this.sessions.entries(), (id, s, reason, deadline) => this.deadline(id, s, reason, deadline), (id, reason) => this.o.log?.(`reaper: the ${reason} deadline of session ${id} did not move after it was handled; skipping it (a bug: please report it)`, { session: id }, 'error'));
@@ -98,12 +110,22 @@ export class Fleet implements PoolApi {
       const rt = this.o.runtimes[app.runtime]!;
       byKind.set(rt, [...(byKind.get(rt) ?? []), app]);
     }
+    // Claims handed out by an earlier run whose engine record may not have landed (see open()).
+    const journaled = this.o.journal?.earlier ?? new Map<string, JournalClaim>();
+    const fromJournal = new Set<string>();
     await Promise.all([...byKind.keys()].map(async (rt) => {
       this.unwatch.push(rt.watch((id, detail) => this.instanceExited(id, detail)));
-      const records = await this.listWithRetry(rt);
+      const records = (await this.listWithRetry(rt)).map((r) => {
+        const j = journaled.get(r.instanceId);
+        // The engine's record wins; the journal speaks only for an instance the engine calls unclaimed.
+        if (r.claim || rt.sharedClaims || !j || j.app !== r.app) return r;
+        fromJournal.add(r.instanceId);
+        return { ...r, claim: { session: j.session, at: j.at } };
+      });
       if (records.length > 0) {
         const claimed = records.filter((r) => r.claim && r.running).length;
-        this.o.log?.(`${rt.kind} runtime: found ${records.length} instance(s) of an earlier run (${claimed} claimed); checking them before taking visitors`);
+        const journal = records.filter((r) => fromJournal.has(r.instanceId)).length;
+        this.o.log?.(`${rt.kind} runtime: found ${records.length} instance(s) of an earlier run (${claimed} claimed${journal ? `, ${journal} of them known from the claim journal only` : ''}); checking them before taking visitors`);
       }
       const byApp = new Map<string, InstanceRecord[]>();
       for (const r of records) {
@@ -120,9 +142,11 @@ export class Fleet implements PoolApi {
       }
       await Promise.all([...this.pools.values()].filter((p) => p.app.runtime === rt.kind).map(async (pool) => {
         const claimed = await pool.adopt(byApp.get(pool.app.name) ?? []);
-        for (const m of claimed) this.restoreSession(pool.app, m);
+        for (const m of claimed) this.restoreSession(pool, m, fromJournal.has(m.id));
       }));
     }));
+    // The journal keeps only the claims of restored sessions whose engine record has not landed yet.
+    this.o.journal?.compact((c) => fromJournal.has(c.instance) && this.sessions.get(c.session)?.member.id === c.instance);
     this.reaper.schedule();
   }
 
@@ -145,10 +169,12 @@ export class Fleet implements PoolApi {
    *
    * A visitor's claim (opts.visitor) is provisional until its first use: it counts against its
    * address's unused claims, goes back to the pool as ready if no request uses it within
-   * queue.firstUse, and is recorded on the engine (a container rename) at that first use. Until then
-   * nothing on the engine says it is taken: after a restart the instance is adopted as ready and the
-   * visitor's signed cookie takes it back (see find()), so an unused claim costs no engine write and
-   * leaves nothing to undo. A claim without a visitor (in-process callers) is final and recorded at once.
+   * queue.firstUse, and is recorded on the engine (a container rename) at that first use, so an unused
+   * claim costs no engine write and leaves nothing to undo. Until then the claim journal (one line
+   * appended before the answer) is what says it is taken: a restart restores the instance as that
+   * session, never as ready. Without a journal, a restart adopts it as ready and only the visitor's
+   * signed cookie, if it comes first, takes it back (see find()). A claim without a visitor
+   * (in-process callers) is final and recorded at once.
    *
    * On a runtime whose instances other processes may claim too (sharedClaims: swarm), every claim is
    * recorded by compare-and-swap before it is answered; an unused one is then removed and replaced at
@@ -194,16 +220,19 @@ export class Fleet implements PoolApi {
     const now = this.clock.now();
     const id = newSessionId();
     // Another warmpool process may hold the same instance (swarm): the engine's compare-and-swap
-    // decides before the visitor is answered; a lost one is dropped.
-    const shared = this.sharedClaims(pool);
-    if (shared && !(await this.claimShared(pool, m, { session: id, at: now }))) return undefined;
+    // decides before the visitor is answered; a lost one is dropped. Otherwise the claim goes to the
+    // journal before the answer (a synchronous append), so a restart before the engine records it
+    // still knows the instance is taken; if the journal cannot be written, the engine records it first.
+    const early = this.sharedClaims(pool) || (this.o.journal !== undefined && !this.o.journal.claimed({ instance: m.id, session: id, app: pool.app.name, at: now }));
+    if (early && !(await this.recordBeforeAnswer(pool, m, { session: id, at: now }))) return undefined;
     const s = this.addSession(pool.app, m, id, now);
+    if (early) s.recordedAtClaim = true;
     this.trafficLog({ type: 'claimed', session: id, app: pool.app.name, instance: m.id, visitor, waitedInLine: fromLine });
     if (visitor !== undefined) {
       s.visitor = visitor;
       s.firstUseBy = now + this.o.config.queue.firstUseMs;
       this.reaper.schedule();
-    } else if (!shared) this.record(pool, s, { session: id, at: now });
+    } else if (!early) this.record(pool, s, { session: id, at: now });
     return s;
   }
 
@@ -212,7 +241,7 @@ export class Fleet implements PoolApi {
     s.firstUseBy = undefined;
     const pool = this.pools.get(s.app.name)!;
     pool.used(s.member.id);
-    if (!this.sharedClaims(pool)) this.record(pool, s, { session: s.id, at: s.claimedAt });
+    if (!s.recordedAtClaim) this.record(pool, s, { session: s.id, at: s.claimedAt });
   }
 
   /** When each live session of an app ends if nothing changes, for the waiting line's estimates. */
@@ -223,12 +252,12 @@ export class Fleet implements PoolApi {
   }
 
   /**
-   * Records a claim on a runtime whose instances other processes may claim too. true: recorded, the
-   * instance is this visitor's. false: another process got it first, or it is gone (dropped from this
-   * pool; the runtime leaves another process's instance alone). Throws, the instance ready again, when
-   * the engine cannot say.
+   * Records a claim before its visitor is answered: on a runtime whose instances other processes may
+   * claim too, or when the journal cannot be written. true: recorded, the instance is this visitor's.
+   * false: another process got it first, or it is gone (dropped from this pool; the runtime leaves
+   * another process's instance alone). Throws, the instance ready again, when the engine cannot say.
    */
-  private async claimShared(pool: WarmPool, m: Member, mark: ClaimMark): Promise<boolean> {
+  private async recordBeforeAnswer(pool: WarmPool, m: Member, mark: ClaimMark): Promise<boolean> {
     try {
       await pool.persistClaim(m, mark);
     } catch (e) {
@@ -265,6 +294,7 @@ export class Fleet implements PoolApi {
       const m = pool.claimAdopted(instanceId);
       if (!m) continue;
       const now = this.clock.now();
+      this.o.journal?.claimed({ instance: m.id, session, app: pool.app.name, at: now });
       const s = this.addSession(pool.app, m, session, now);
       this.trafficLog({ type: 'restored', session, app: pool.app.name, instance: m.id, claimedAt: now, detail: 'claim not recorded before the restart; restored from the visitor\'s cookie' });
       this.record(pool, s, { session, at: now });
@@ -291,11 +321,13 @@ export class Fleet implements PoolApi {
       const last = this.stopping;
       try {
         await pool.persistClaim(s.member, mark);
+        this.o.journal?.settled(s.member.id);
         if (attempt > 1) this.trafficLog({ type: 'claim-recorded', session: s.id, app: s.app.name, instance: s.member.id, attempts: attempt });
         return;
       } catch (e) {
         if (this.sessions.get(s.id) !== s) return;
         if (isWarmpoolError(e, 'INSTANCE_GONE')) {
+          this.o.journal?.settled(s.member.id);
           this.endByInstance(s.member.id, 'instance-exited', `its claim could not be recorded: ${errorMessage(e)}`);
           pool.release(s.member.id, 'gone before its claim was recorded');
           return;
@@ -382,6 +414,9 @@ export class Fleet implements PoolApi {
     if (!keep) for (const s of [...this.sessions.values()]) this.finish(s, 'shutdown', false);
     else for (const s of this.sessions.values()) this.trafficLog({ type: 'suspended', session: s.id, app: s.app.name, summary: this.summary(s, this.clock.now()) });
     await Promise.all([...this.pools.values()].map((p) => p.stop(keep)));
+    // Kept instances keep their journaled claims for the next start; removed ones need none.
+    this.o.journal?.compact(() => keep);
+    this.o.journal?.close();
     await Promise.all([...new Set(Object.values(this.o.runtimes))].map((rt) => rt?.close()));
     await this.o.trafficLog?.close();
   }
@@ -402,16 +437,26 @@ export class Fleet implements PoolApi {
     return s;
   }
 
-  /** After a restart: a claimed instance found by label becomes its session again. */
-  private restoreSession(app: AppConfig, m: Member): void {
+  /**
+   * After a restart: a claimed instance found by label becomes its session again. One the claim journal
+   * names (handed out, its engine record not landed) is restored the same way and recorded now: its
+   * visitor may have used it, so it is theirs until its deadlines (grace: no connection since the
+   * restart) end it and remove it, never handed to anyone else.
+   */
+  private restoreSession(pool: WarmPool, m: Member, fromJournal: boolean): void {
     if (!m.claim) return;
+    const app = pool.app;
     const now = this.clock.now();
     // Activity from before the restart is unknown: the idle clock restarts now, the lifetime does not.
     const s = this.addSession(app, m, m.claim.session, m.claim.at);
     s.lastActive = now;
     s.lastConnectionAt = now;
     s.target.traffic.lastActive = now;
-    this.trafficLog({ type: 'restored', session: s.id, app: app.name, instance: m.id, claimedAt: m.claim.at });
+    this.trafficLog({
+      type: 'restored', session: s.id, app: app.name, instance: m.id, claimedAt: m.claim.at,
+      ...(fromJournal ? { detail: 'claim not recorded on the engine before the restart; restored from the claim journal' } : {}),
+    });
+    if (fromJournal) this.record(pool, s, m.claim);
   }
 
   private deadline(id: string, s: Session, reason: DeadlineReason, at: number): boolean {
@@ -443,9 +488,10 @@ export class Fleet implements PoolApi {
       });
       this.finish(s, 'unused', false, at);
       const pool = this.pools.get(s.app.name)!;
-      // On a shared engine its claim is recorded: replaced rather than handed out again.
-      if (this.sharedClaims(pool)) pool.release(s.member.id, 'an unused claim, recorded on a shared engine');
-      else if (!pool.returnUnused(s.member.id)) pool.release(s.member.id, 'an unused claim whose instance was no longer claimed');
+      // Recorded on the engine already (a shared engine, or the journal failed): replaced rather than handed out again.
+      if (s.recordedAtClaim) pool.release(s.member.id, 'an unused claim, recorded on the engine');
+      else if (pool.returnUnused(s.member.id)) this.o.journal?.returned(s.member.id, at);
+      else pool.release(s.member.id, 'an unused claim whose instance was no longer claimed');
       return true;
     }
     this.finish(s, reason, true, at);

@@ -10,7 +10,7 @@ import { WarmpoolError, errorMessage, isWarmpoolError } from './errors.js';
 import { instanceId as newInstanceId, secretToken } from './ids.js';
 import { waitReady } from './readiness.js';
 import type { ClaimMark, InstanceRecord, Runtime } from './runtime.js';
-import { PlaceState, WaitingLine, type Place } from './waiting-line.js';
+import { PlaceState, TokenBucket, WaitingLine, type Place } from './waiting-line.js';
 import type { Log } from '../core/log.js';
 
 export type MemberState = 'starting' | 'ready' | 'claimed' | 'removing';
@@ -98,6 +98,13 @@ export class WarmPool {
   private lastError?: string;
   private nextCreateAt = 0;
   private retryTimer?: TimerHandle;
+  /**
+   * pool.refillPerSecond: creates are paced, one token each (burst 1), so a class claiming 60 at once
+   * does not set 60 notebooks executing in the same second; `parallel` still caps those running.
+   */
+  private readonly refill?: TokenBucket;
+  private paceTimer?: TimerHandle;
+  private paceTimerAt = Infinity;
   /** Creates in flight: stop() waits for them, so a create that finishes after stop is removed before stop resolves. */
   private readonly inFlight = new Set<Promise<void>>();
   private stopped = false;
@@ -105,6 +112,8 @@ export class WarmPool {
   constructor(private readonly o: WarmPoolOptions) {
     this.app = o.app;
     this.line = new WaitingLine(o.queue, o.clock.now());
+    const rate = o.app.pool.refillPerSecond;
+    if (rate !== undefined) this.refill = new TokenBucket(rate, 1, o.clock.now());
   }
 
   status(): PoolStatus {
@@ -341,6 +350,12 @@ export class WarmPool {
       this.retryTimer = this.o.clock.setTimer(this.nextCreateAt - now, () => { this.retryTimer = undefined; this.reconcile(); });
       n = 0;
     }
+    if (n > 0 && this.refill) {
+      let paced = 0;
+      while (paced < n && this.refill.take(now)) paced++;
+      if (paced < n) this.armPace(now, this.refill.nextAt(now));
+      n = paced;
+    }
     for (let i = 0; i < n; i++) {
       const p = this.startOne();
       this.inFlight.add(p);
@@ -350,10 +365,23 @@ export class WarmPool {
     this.changed();
   }
 
+  /** One timer for the next paced create: reconcile runs again when a token is there. */
+  private armPace(now: number, at: number): void {
+    if (this.paceTimer && this.paceTimerAt <= at) return;
+    this.paceTimer?.cancel();
+    this.paceTimerAt = at;
+    this.paceTimer = this.o.clock.setTimer(at - now, () => {
+      this.paceTimer = undefined;
+      this.paceTimerAt = Infinity;
+      this.reconcile();
+    });
+  }
+
   /** Stops creating; removes every instance unless keep is set (they are adopted on the next start). */
   async stop(keep: boolean): Promise<void> {
     this.stopped = true;
     this.retryTimer?.cancel();
+    this.paceTimer?.cancel();
     this.lineTimer?.cancel();
     this.line.clear('stopped');
     const all = [...this.members.values()];

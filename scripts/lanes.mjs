@@ -3,6 +3,7 @@
 // Everything else (and these too) runs in the whole suite, `npm test`.
 export const UNIT_LANE = [
   'admin-pool',
+  'claim-journal',
   'classify',
   'config',
   'cookie-properties',

@@ -62,6 +62,21 @@ apps:
   assert.equal(a.readiness.log?.source, '^READY$');
   assert.deepEqual(a.prefix, { mode: 'base-url', env: 'BASE_URL' });
   assert.equal(a.secret?.inject.query, 'secret');
+  assert.equal(a.warming, undefined, 'one CPU weight unless warming is set');
+  assert.equal(a.pool.refillPerSecond, undefined, 'creates unpaced unless refillPerSecond is set');
+});
+
+test('warming weight and refill pace parse', () => {
+  const c = parseConfig(`
+apps:
+  - name: vdma
+    runtime: docker
+    image: warmpool/standin:latest
+    pool: { warm: 10, max: 60, parallel: 4, refillPerSecond: 0.5 }
+    warming: { cpuShares: 128 }
+`);
+  assert.deepEqual(c.apps[0]!.pool, { warm: 10, max: 60, parallel: 4, refillPerSecond: 0.5 });
+  assert.deepEqual(c.apps[0]!.warming, { cpuShares: 128 });
 });
 
 test('WARMPOOL_HOST and WARMPOOL_PORT override the file', () => {
@@ -163,6 +178,11 @@ const bad: [string, string, RegExp][] = [
   ['host-network swarm app with a port', `apps:\n  - name: a\n    runtime: swarm\n    image: x\n    port: 80`, /apps\[0\]\.port is 80; a host-network swarm app gets an allocated port/],
   ['bad swarm replica', `swarm: { replica: Web_1 }\n${minimal}`, /swarm\.replica is "Web_1"; expected lower-case letters/],
   ['unknown swarm key', `swarm: { managers: 3 }\n${minimal}`, /swarm\.managers is 3; unknown key; allowed keys here: replica, schedulingTimeout/],
+  ['refill rate zero', `apps:\n  - name: a\n    command: [x]\n    pool: { refillPerSecond: 0 }`, /apps\[0\]\.pool\.refillPerSecond is 0; expected a number from 0\.001 to 1000/],
+  ['warming on a process app', `apps:\n  - name: a\n    command: [x]\n    warming: { cpuShares: 128 }`, /apps\[0\]\.warming is \{"cpuShares":128\}; warming \(a CPU weight while an instance warms\) is for runtime docker/],
+  ['warming on a swarm app', `apps:\n  - name: a\n    runtime: swarm\n    image: x\n    warming: { cpuShares: 128 }`, /apps\[0\]\.warming is .*; swarm instances keep one CPU weight: changing a service's resources replaces its task/],
+  ['warming shares below the engine\'s minimum', `apps:\n  - name: a\n    runtime: docker\n    image: x\n    warming: { cpuShares: 1 }`, /apps\[0\]\.warming\.cpuShares is 1; expected an integer from 2 to 1024/],
+  ['warming unknown key', `apps:\n  - name: a\n    runtime: docker\n    image: x\n    warming: { nice: 10 }`, /apps\[0\]\.warming\.nice is 10; unknown key; allowed keys here: cpuShares/],
 ];
 
 for (const [what, yaml, msg] of bad) {

@@ -338,11 +338,12 @@ describe('Engine against a fake engine on a unix socket', () => {
     assert.equal(e2.detail, 'bad gateway from a front proxy', 'a body that is not JSON is quoted as text');
   });
 
-  test('requests carry what the engine expects: filters as JSON, booleans as 1/0, the create body and name', async () => {
+  test('requests carry what the engine expects: filters as JSON, booleans as 1/0, the create body and name, an update body', async () => {
     const { engine, fake } = await fresh();
     fake.handle((req, res) => {
       if (req.path === '/containers/json') return sendJson(res, 200, []);
       if (req.path === '/containers/create') return sendJson(res, 201, { Id: 'c1', Warnings: [] });
+      if (req.path === '/containers/c1/update') return sendJson(res, 200, { Warnings: [] });
       res.writeHead(204);
       res.end();
     });
@@ -350,7 +351,8 @@ describe('Engine against a fake engine on a unix socket', () => {
     await engine.createContainer('my name', { Image: 'img:1', Env: ['A=1'] });
     await engine.removeContainer('c1', { force: true, volumes: true });
     await engine.renameContainer('c1', 'new.name');
-    const [list, create, remove, rename] = fake.requests;
+    assert.deepEqual(await engine.updateContainer('c1', { CpuShares: 1024 }), { Warnings: [] });
+    const [list, create, remove, rename, update] = fake.requests;
     assert.equal(list!.query.get('all'), '1');
     assert.deepEqual(JSON.parse(list!.query.get('filters')!), { label: ['a=b', 'c'] });
     assert.equal(create!.method, 'POST');
@@ -358,6 +360,7 @@ describe('Engine against a fake engine on a unix socket', () => {
     assert.deepEqual(JSON.parse(create!.body), { Image: 'img:1', Env: ['A=1'] });
     assert.deepEqual([remove!.method, remove!.path, remove!.query.get('force'), remove!.query.get('v')], ['DELETE', '/containers/c1', '1', '1']);
     assert.deepEqual([rename!.path, rename!.query.get('name')], ['/containers/c1/rename', 'new.name']);
+    assert.deepEqual([update!.method, update!.path, JSON.parse(update!.body)], ['POST', '/containers/c1/update', { CpuShares: 1024 }]);
   });
 
   test('ordinary calls share one keep-alive connection; concurrent ones at most maxSockets; streams use their own', async () => {

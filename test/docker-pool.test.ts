@@ -18,7 +18,7 @@ import { parseName } from '../pool/runtimes/docker-labels.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';
 import { countByLabel, dockerSkipReason, inspectContainer, killContainer, removeByLabel } from './helpers/docker.js';
 import { collectOffer, hold, ticketOf } from './helpers/line.js';
-import { eventually, waitForStatus } from './helpers/wait.js';
+import { eventually, until, waitForStatus } from './helpers/wait.js';
 
 const IMAGE = 'warmpool/standin:latest';
 // One deployment per file run: its label selects exactly what this file created.
@@ -255,6 +255,53 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(), tim
     assert.ok(next.kind === 'session' && next.target.instanceId !== r.target.instanceId);
     assert.ok(next.kind === 'session' && before.some((x) => x.instanceId === next.target.instanceId), 'an adopted container');
     if (next.kind === 'session') assert.ok(await ping(next.target.host, next.target.port), 'an adopted instance was checked ready: it answers at once');
+  });
+
+  test('warming: containers execute at the warming CPU weight and are raised to 1024 when their claim is recorded (read back with docker inspect); a restart keeps both', async () => {
+    const w = world({ pool: '{ warm: 2, max: 3, parallel: 2 }', env: 'STATE_BYTES: 2000, STARTUP_DELAY_MS: 1500', extra: ['warming: { cpuShares: 128 }'] });
+    const shares = async (instanceId: string) => {
+      const rec = (await w.rt.list()).find((x) => x.instanceId === instanceId)!;
+      return (await inspectContainer(rec.runtimeId)).HostConfig.CpuShares;
+    };
+    await w.fleet.start();
+    const warming = await until('two running containers', async () => { const r = await running(w.rt); return r.length === 2 ? r : undefined; }, 30_000);
+    assert.equal(w.fleet.status()[0]!.ready, 0, 'still executing');
+    for (const r of warming) assert.equal(await shares(r.instanceId), 128, 'executing its notebook at the warming weight');
+    await waitForStatus(w.fleet, 'standin', (s) => s.ready === 2, 60_000);
+
+    // A visitor's claim: raised at its first use, when it is recorded (nothing runs for the student before).
+    const v = await w.fleet.claim('standin', { visitor: '10.1.2.3' });
+    if (v.kind !== 'session') return assert.fail('expected a session');
+    assert.equal(await shares(v.target.instanceId), 128, 'claimed, not used yet');
+    w.fleet.event(v.target.session, 'request');
+    await w.fleet.claimsRecorded();
+    assert.equal(await shares(v.target.instanceId), 1024, 'raised in place');
+    const rec = (await w.rt.list()).find((x) => x.instanceId === v.target.instanceId)!;
+    assert.equal((await inspectContainer(rec.runtimeId)).State.Running, true, 'still running: the update did not restart it');
+    assert.equal(parseName((await inspectContainer(rec.runtimeId)).Name).claim?.session, v.target.session);
+    assert.ok(await ping(v.target.host, v.target.port), 'the instance answers');
+
+    // An in-process claim is recorded, and raised, at once.
+    const p = await w.fleet.claim('standin');
+    if (p.kind !== 'session') return assert.fail('expected a session');
+    await w.fleet.claimsRecorded();
+    assert.equal(await shares(p.target.instanceId), 1024);
+    // The refill behind them warms low.
+    await waitForStatus(w.fleet, 'standin', (s) => s.starting === 1 || s.ready === 1, 60_000);
+    const spare = (await running(w.rt)).find((x) => x.instanceId !== v.target.instanceId && x.instanceId !== p.target.instanceId)!;
+    assert.equal(await shares(spare.instanceId), 128);
+
+    // Killed mid-class: a new runtime learns each container's weight from the engine and raises nothing twice.
+    await waitForStatus(w.fleet, 'standin', (s) => s.ready === 1, 60_000);
+    await w.fleet.stop(true);
+    const second = w.make();
+    cleanups.push(() => second.fleet.stop(false));
+    await second.fleet.start();
+    assert.deepEqual([second.fleet.status()[0]!.claimed, second.fleet.status()[0]!.ready], [2, 1]);
+    const again = await second.fleet.claim('standin');
+    assert.equal(again.kind === 'session' && again.target.instanceId, spare.instanceId);
+    await second.fleet.claimsRecorded();
+    assert.deepEqual(await Promise.all([v.target.instanceId, p.target.instanceId, spare.instanceId].map(shares)), [1024, 1024, 1024]);
   });
 
   test('bridge networking: each container publishes its port on 127.0.0.1; HTTP readiness', async () => {

@@ -109,6 +109,43 @@ test('refills after every claim and a claimed instance never returns to the pool
   await fleet.stop();
 });
 
+test('pool.refillPerSecond paces creates on the clock, one at a time; parallel still caps those starting; a class claiming at once refills at that pace', async () => {
+  const { clock, rt, fleet } = setup('{ warm: 3, max: 10, parallel: 2, refillPerSecond: 2 }');
+  const t0 = clock.now();
+  const at: number[] = [];
+  const create = rt.create.bind(rt);
+  rt.create = (app, spec) => { at.push(clock.now() - t0); return create(app, spec); };
+  await fleet.start();
+  await settle();
+  assert.deepEqual(at, [0], 'the first at once');
+  await clock.advance(499);
+  assert.deepEqual(at, [0], 'no second before its token');
+  await clock.advance(1);
+  assert.deepEqual(at, [0, 500]);
+  await clock.advance(1500);
+  assert.deepEqual(at, [0, 500], 'two starting: parallel holds the third back, whatever the tokens');
+  rt.readyAll();
+  await settle();
+  assert.deepEqual(at, [0, 500, 2000], 'a slot frees: the saved token (one at most) starts the third at once');
+  rt.readyAll();
+  await settle();
+  assert.deepEqual(counts(fleet), [3, 0, 0]);
+  // Three visitors at once: three refills wanted, started 500 ms apart.
+  for (let i = 0; i < 3; i++) assert.equal((await fleet.claim('demo')).kind, 'session');
+  await settle();
+  assert.deepEqual(at.slice(3), [], 'the token went to the third warm-up create');
+  await clock.advance(500);
+  assert.deepEqual(at.slice(3), [2500]);
+  await clock.advance(500);
+  assert.deepEqual(at.slice(3), [2500, 3000]);
+  await clock.advance(500);
+  assert.deepEqual(at.slice(3), [2500, 3000], 'parallel again');
+  rt.readyAll();
+  await settle();
+  assert.deepEqual(at.slice(3), [2500, 3000, 3500]);
+  await fleet.stop();
+});
+
 test('a crashed ready instance is removed and replaced; a crashed claimed one ends its session', async () => {
   const { rt, fleet, log } = setup('{ warm: 2, max: 5 }');
   rt.autoReady = true;

@@ -6,9 +6,10 @@
 
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pidsWithEnv } from './helpers/cli.js';
+import { CookieJar, follow, request } from './helpers/http.js';
 import { MARK, claim, cleanupSites, killAndRestart, noOrphans, routesToOwn, site, start, states, stopClean } from './helpers/process-site.js';
 import { until } from './helpers/wait.js';
 
@@ -47,6 +48,40 @@ test('SIGKILL right after a claim, restarted at once: the cookie gets its own in
   assert.notEqual(w.instance, v.instance);
   await routesToOwn(url, s, w);
   await cli.waitProgress('demo', (p) => p.ready === 2 && p.starting === 0 && p.claimed === 2);
+  await noOrphans(s);
+  await stopClean(s, cli);
+});
+
+test('SIGKILL right after the first request of a session, before its claim is recorded: no new visitor gets that instance after the restart, its cookie does', async () => {
+  const s = site(300, '{ warm: 1, max: 2, parallel: 2 }');
+  const first = start(s);
+  const url1 = `http://127.0.0.1:${await first.port()}`;
+  await first.waitProgress('demo', (p) => p.ready === 1);
+  const v = await claim(url1);
+  // The state file cannot take the claim: its temporary file's name is a folder (EISDIR, even for root).
+  const blocker = join(s.stateDir, 'process', s.deployment, `${v.instance}.json.tmp`);
+  mkdirSync(blocker);
+  // The first request reaches the instance: the student's editor, through the session.
+  const r = await follow(`${url1}/demo/open?path=webapp.jl`, { jar: v.jar, headers: { accept: 'text/html' } });
+  assert.equal(r.final.status, 200, r.final.text.slice(0, 300));
+  assert.match(r.url, /\/demo\/edit\?id=/);
+  await first.when('the failed record', () => first.lines.find((l) => l.includes(`could not record the claim of instance ${v.instance}`)));
+  assert.equal(states(s).find((x) => x.instanceId === v.instance)?.claim, undefined, 'not on the engine (the state file)');
+  assert.match(readFileSync(join(s.stateDir, `claims-${s.deployment}.jsonl`), 'utf8'), new RegExp(`"claimed":"${v.instance}","session":"${v.session}"`), 'in the journal');
+  await first.waitProgress('demo', (p) => p.ready === 1 && p.starting === 0 && p.claimed === 1);
+
+  const { cli, url } = await killAndRestart(s, first);
+  rmdirSync(blocker); // the engine (the state file) takes records again
+  assert.ok(cli.lines.some((l) => /found 2 instance\(s\) of an earlier run \(1 claimed, 1 of them known from the claim journal only\)/.test(l)), cli.output());
+  // A new visitor gets the other instance; the next one, with max reached, waits: neither gets the claimed one.
+  const w = await claim(url);
+  assert.notEqual(w.instance, v.instance, 'never handed to another visitor');
+  const jar = new CookieJar();
+  const full = await request(`${url}/demo/`, { jar, headers: { accept: 'text/html' } });
+  assert.equal(full.status, 503, `the waiting page, not an instance: ${full.status} ${full.text.slice(0, 200)}`);
+  assert.equal(jar.get('warmpool_demo'), undefined);
+  await routesToOwn(url, s, v);
+  await routesToOwn(url, s, w);
   await noOrphans(s);
   await stopClean(s, cli);
 });

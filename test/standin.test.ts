@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { loadConfig } from '../pool/config.js';
-import { startStandin, CELLS, type StandinHandle, type StandinOptions } from '../examples/standin/server.js';
+import { optionsFromEnv, startStandin, CELLS, type StandinHandle, type StandinOptions } from '../examples/standin/server.js';
 import { startJupyterStandin, type JupyterStandinHandle, type JupyterStandinOptions } from '../examples/standin/jupyter.js';
 import { PlutoClient, JupyterClient, DriverError, pollRest, saveContents, msgpackDecode, msgpackEncode } from '../examples/standin/driver.js';
 import { DEFAULT_NOTEBOOK_ID, JUPYTER_V1_SUBPROTOCOL, type PlutoUpdate } from '../examples/standin/protocol.js';
@@ -123,6 +123,18 @@ test('pluto: READY is printed only after STARTUP_DELAY_MS, before the port opens
   const state = msgpackDecode(new Uint8Array(await r.arrayBuffer())) as any;
   assert.equal(state.process_status, 'ready');
   assert.ok(Object.values(state.cell_results).every((c: any) => !c.queued && !c.running));
+});
+
+test('pluto: BURN_CPU_MS spends that much CPU time executing before READY (off by default)', async () => {
+  assert.equal(optionsFromEnv({}).burnCpuMs, 0);
+  assert.equal(optionsFromEnv({ BURN_CPU_MS: '2000' }).burnCpuMs, 2000);
+  assert.throws(() => optionsFromEnv({ BURN_CPU_MS: 'lots' }), /BURN_CPU_MS="lots": expected an integer/);
+  const cpu0 = process.cpuUsage();
+  const h = await pluto({ burnCpuMs: 150 });
+  const used = process.cpuUsage(cpu0);
+  assert.ok((used.user + used.system) / 1000 >= 150, `${(used.user + used.system) / 1000} ms of CPU`);
+  assert.equal(h.lines[0], 'READY');
+  assert.equal(h.isExecuted(), true);
 });
 
 test('pluto: LISTEN_EARLY answers /ping while the notebook still runs; connected tabs get the results pushed', async () => {

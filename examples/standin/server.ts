@@ -5,6 +5,9 @@
 //   PORT              port to listen on (default 1234; 0 = any, in-process only makes sense)
 //   HOST              address to listen on (default 127.0.0.1)
 //   STARTUP_DELAY_MS  simulated notebook execution time (default 0)
+//   BURN_CPU_MS       after that, spend this much CPU time (not wall time) executing, before READY: under
+//                     contention it takes longer, as a real notebook does (benchmarks of the warming weight;
+//                     default 0 = off)
 //   LISTEN_EARLY=1    listen at once and execute meanwhile, like plain `Pluto.run` (the readiness pitfall); READY is
 //                     still printed when execution ends. Default: execute, print READY, then listen.
 //   PLUTO_SECRET      if set, every request and WebSocket upgrade needs `?secret=` or cookie `secret` (else 403);
@@ -34,6 +37,8 @@ export interface StandinOptions {
   port?: number;
   host?: string;
   startupDelayMs?: number;
+  /** CPU time to spend executing after startupDelayMs, before READY, ms (default 0). */
+  burnCpuMs?: number;
   listenEarly?: boolean;
   secret?: string;
   baseUrl?: string;
@@ -111,6 +116,7 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): StandinOpt
     port: int('PORT', 1234, 0, 65535),
     host: env.HOST || '127.0.0.1',
     startupDelayMs: int('STARTUP_DELAY_MS', 0, 0, 24 * 3600_000),
+    burnCpuMs: int('BURN_CPU_MS', 0, 0, 24 * 3600_000),
     listenEarly: flag('LISTEN_EARLY'),
     secret: env.PLUTO_SECRET || undefined,
     baseUrl: env.BASE_URL || '/',
@@ -144,6 +150,31 @@ function cookieValue(header: string | undefined, name: string): string | undefin
   return undefined;
 }
 
+/**
+ * Spends `ms` of this process's CPU time (user + system, not wall time) in slices of at most 20 ms,
+ * yielding to the event loop between them, until done or stop() says so.
+ */
+function burnCpu(ms: number, stop: () => boolean): Promise<void> {
+  const start = process.cpuUsage();
+  const used = () => {
+    const u = process.cpuUsage(start);
+    return (u.user + u.system) / 1000;
+  };
+  return new Promise((resolve) => {
+    let sink = 0;
+    const slice = () => {
+      if (stop()) return resolve();
+      const until = performance.now() + 20;
+      while (performance.now() < until) {
+        for (let i = 0; i < 10_000; i++) sink = (sink * 31 + i) % 1_000_003;
+        if (used() >= ms) return resolve();
+      }
+      setImmediate(slice);
+    };
+    slice();
+  });
+}
+
 function binHeader(len: number): number {
   return len < 256 ? 2 : len < 65536 ? 3 : 5;
 }
@@ -155,6 +186,7 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
   if (!UUID_RE.test(notebookId)) throw new Error(`NOTEBOOK_ID=${JSON.stringify(notebookId)}: expected a uuid`);
   const stateBytes = options.stateBytes ?? 200_000;
   const delay = options.startupDelayMs ?? 0;
+  const burnMs = options.burnCpuMs ?? 0;
   const pushEvery = options.pushIntervalMs ?? 0;
   const out = options.out ?? ((l: string) => process.stdout.write(l + '\n'));
   const log = options.log ?? ((l: string) => process.stderr.write(l + '\n'));
@@ -442,8 +474,7 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
   };
 
   const execute = () => new Promise<void>((resolve) => {
-    execTimer = setTimeout(() => {
-      execTimer = undefined;
+    const done = () => {
       if (closed) return resolve();
       runNotebook();
       executed = true;
@@ -457,6 +488,11 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
       if (pushEvery > 0) pushTimer = setInterval(push, pushEvery);
       markExecuted();
       resolve();
+    };
+    execTimer = setTimeout(() => {
+      execTimer = undefined;
+      if (closed || burnMs === 0) return done();
+      void burnCpu(burnMs, () => closed).then(done);
     }, delay);
   });
 

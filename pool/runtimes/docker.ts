@@ -1,6 +1,7 @@
 // Runs instances as Docker containers through the Engine API client in engine.ts. Labels say whose a
 // container is, a rename records a claim, and engine failures become WarmpoolErrors that say what to
-// do. Never pulls.
+// do. Never pulls. An app with `warming` runs its containers at a low CPU weight until their claim is
+// recorded, so notebooks executing for the pool yield to the students' instances.
 
 import type { AppConfig } from '../config.js';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
@@ -28,6 +29,8 @@ const DEPLOYMENT_RE = /^[a-z0-9][a-z0-9-]{0,39}$/;
 const WATCH_BACKOFF = { firstMs: 250, maxMs: 10_000, healthyMs: 10_000 };
 /** How many instance ids whose removal we started are remembered, to keep our own kills out of watch(). */
 const REMEMBER = 4096;
+/** The CPU weight of a claimed container: the engine's default (cgroup cpu shares). */
+export const SERVING_CPU_SHARES = 1024;
 
 /** What this process knows of a container; rebuilt by list() and by label lookups, never trusted over the engine. */
 interface Known {
@@ -35,6 +38,8 @@ interface Known {
   name: string;
   /** Host-network instances: the allocator port this instance holds. */
   hostPort?: number;
+  /** Its CPU weight (HostConfig.CpuShares; 0: the default); unknown when found by a list entry alone. */
+  cpuShares?: number;
 }
 
 export class DockerRuntime implements Runtime {
@@ -93,6 +98,7 @@ export class DockerRuntime implements Runtime {
     if (app.args) opts.Cmd = app.args;
     if (app.limits.cpus !== undefined) opts.HostConfig!.NanoCpus = Math.round(app.limits.cpus * 1e9);
     if (app.limits.memoryBytes !== undefined) opts.HostConfig!.Memory = app.limits.memoryBytes;
+    if (app.warming) opts.HostConfig!.CpuShares = app.warming.cpuShares;
     if (!hostNet) {
       opts.ExposedPorts = { [`${port}/tcp`]: {} };
       // HostPort '' = the engine picks a free port; read back by inspect below.
@@ -107,7 +113,7 @@ export class DockerRuntime implements Runtime {
       throw this.engineError(e, `create a container for app ${app.name}`, app.image);
     }
     // From here on the container exists: any failure removes it, so nothing is orphaned.
-    this.known.set(spec.instanceId, { containerId, name, hostPort: hostNet ? port : undefined });
+    this.known.set(spec.instanceId, { containerId, name, hostPort: hostNet ? port : undefined, cpuShares: app.warming?.cpuShares ?? 0 });
     try {
       await this.engine.startContainer(containerId);
       const info = await this.engine.inspectContainer(containerId);
@@ -158,15 +164,32 @@ export class DockerRuntime implements Runtime {
       }
       const f = containerFacts(info, (why) => this.log(`skipping ${why}`));
       if (!f || f.record.deployment !== this.deployment) return undefined;
-      this.learn(f);
+      this.learn(f).cpuShares = info.HostConfig?.CpuShares ?? 0;
       return f.record;
     });
     return facts.filter((r): r is InstanceRecord => r !== undefined).sort((a, b) => a.createdAt - b.createdAt || (a.instanceId < b.instanceId ? -1 : 1));
   }
 
+  /**
+   * Records a claim: the container is raised to the serving CPU weight (if it warmed at a lower one),
+   * then renamed. In that order, so a container named claimed always runs at full weight; a retry after
+   * a failure redoes what is missing (the weight update is idempotent).
+   */
   async markClaimed(instanceId: string, claim: ClaimMark): Promise<void> {
     const k = await this.find(instanceId);
     if (!k) throw new WarmpoolError('INSTANCE_GONE', `instance ${instanceId} has no container in deployment ${this.deployment}`);
+    if (k.cpuShares === undefined || (k.cpuShares !== 0 && k.cpuShares !== SERVING_CPU_SHARES)) {
+      try {
+        await this.engine.updateContainer(k.containerId, { CpuShares: SERVING_CPU_SHARES });
+      } catch (e) {
+        if (statusOf(e) === 404) {
+          this.forget(instanceId);
+          throw new WarmpoolError('INSTANCE_GONE', `instance ${instanceId}: container ${k.name} is gone`);
+        }
+        throw this.engineError(e, `raise the CPU weight of container ${k.name} to ${SERVING_CPU_SHARES}`);
+      }
+      k.cpuShares = SERVING_CPU_SHARES;
+    }
     const name = claimedName(k.name, claim);
     try {
       await this.engine.renameContainer(k.containerId, name);

@@ -56,6 +56,8 @@ export interface InspectInfo {
   HostConfig: {
     NetworkMode: string;
     NanoCpus?: number;
+    /** Relative CPU weight (cgroup cpu shares); 0: the engine's default, 1024. */
+    CpuShares?: number;
     Memory?: number;
     RestartPolicy?: { Name: string; MaximumRetryCount?: number };
   };
@@ -79,12 +81,24 @@ export interface CreateOptions {
     RestartPolicy?: { Name: 'no' | 'always' | 'unless-stopped' | 'on-failure'; MaximumRetryCount?: number };
     /** CPU quota in units of 1e-9 CPUs. */
     NanoCpus?: number;
+    /** Relative CPU weight under contention (cgroup cpu shares, at least 2); unset: 1024. */
+    CpuShares?: number;
     /** Bytes. */
     Memory?: number;
     /** HostPort '' lets the engine pick a free port. */
     PortBindings?: Record<string, PortBinding[]>;
     AutoRemove?: boolean;
   };
+}
+
+/** The body of POST /containers/{id}/update (the subset warmpool changes; the engine applies it to a running container). */
+export interface UpdateOptions {
+  CpuShares?: number;
+}
+
+/** The answer of POST /containers/{id}/update. */
+export interface UpdateResult {
+  Warnings: string[] | null;
 }
 
 /** The answer of POST /containers/create. */

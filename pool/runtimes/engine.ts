@@ -9,7 +9,7 @@ import { WarmpoolError, type ErrorCode } from '../errors.js';
 import { Demuxer, LineSplitter, demuxToString, type StreamId } from './engine-streams.js';
 import type {
   ContainerInfo, CreateOptions, CreateResult, EngineEvent, Filters, ImageInfo, InspectInfo, ServiceCreateResult, ServiceInfo, ServiceSpec,
-  SystemInfo, TaskInfo, VersionInfo,
+  SystemInfo, TaskInfo, UpdateOptions, UpdateResult, VersionInfo,
 } from './engine-types.js';
 
 export type * from './engine-types.js';
@@ -169,6 +169,11 @@ export class Engine {
   /** Starting a running container is not an error (304). */
   async startContainer(id: string, o?: CallOptions): Promise<void> {
     await this.send('POST', `/containers/${enc(id)}/start`, o);
+  }
+
+  /** Changes a container's resources (CPU weight) in place: a running container keeps running. */
+  updateContainer(id: string, body: UpdateOptions, o?: CallOptions): Promise<UpdateResult> {
+    return this.json('POST', `/containers/${enc(id)}/update`, { ...o, body });
   }
 
   async renameContainer(id: string, name: string, o?: CallOptions): Promise<void> {
