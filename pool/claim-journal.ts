@@ -11,6 +11,7 @@
 import { closeSync, fchmodSync, fstatSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { errorMessage } from './errors.js';
+import type { Log } from '../core/log.js';
 
 /** One claim: the instance, the session it was handed to, the app, when (clock ms). */
 export interface JournalClaim { instance: string; session: string; app: string; at: number }
@@ -18,7 +19,7 @@ export interface JournalClaim { instance: string; session: string; app: string; 
 export interface ClaimJournalOptions {
   /** Rewrite the file with only the claims still needed once it is this large. Default 4 MiB. */
   compactBytes?: number;
-  log?: (msg: string) => void;
+  log?: Log;
 }
 
 const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -31,7 +32,7 @@ export class ClaimJournal {
   private fd: number;
   private bytes: number;
   private readonly compactBytes: number;
-  private readonly log: (msg: string) => void;
+  private readonly log: Log;
   /** A failed write is logged once until one succeeds again. */
   private failing = false;
   private closed = false;
@@ -45,7 +46,7 @@ export class ClaimJournal {
     this.compactBytes = o.compactBytes ?? 4 * 1024 * 1024;
     this.log = o.log ?? (() => {});
     const { claims, skipped } = replay(readIfThere(path));
-    if (skipped > 0) this.log(`claim journal ${path}: ${skipped} unreadable line(s) skipped (a write cut short by a crash?)`);
+    if (skipped > 0) this.log(`claim journal ${path}: ${skipped} unreadable line(s) skipped (a write cut short by a crash?)`, undefined, 'warn');
     this.earlier = new Map(claims);
     for (const [k, c] of claims) this.live.set(k, c);
     this.fd = openSync(path, 'a', 0o600);
@@ -101,7 +102,7 @@ export class ClaimJournal {
       this.fd = openSync(this.path, 'a', 0o600);
       this.bytes = Buffer.byteLength(text);
     } catch (e) {
-      this.log(`claim journal ${this.path}: could not compact it (${errorMessage(e)}); appending to the old file`);
+      this.log(`claim journal ${this.path}: could not compact it (${errorMessage(e)}); appending to the old file`, undefined, 'warn');
     }
   }
 
@@ -119,7 +120,7 @@ export class ClaimJournal {
       this.failing = false;
       return true;
     } catch (e) {
-      if (!this.failing) this.log(`claim journal ${this.path}: cannot append (${errorMessage(e)}); claims are recorded on the engine before their visitor is answered until it can`);
+      if (!this.failing) this.log(`claim journal ${this.path}: cannot append (${errorMessage(e)}); claims are recorded on the engine before their visitor is answered until it can`, undefined, 'error');
       this.failing = true;
       return false;
     }
