@@ -72,11 +72,14 @@ export async function createWarmpool(config: WarmpoolConfig | string, opts: Warm
   const token = adminToken(cfg, env);
   const fdNote = descriptorLimitNote(openFilesLimit(), cfg.apps.reduce((n, a) => n + a.pool.max, 0));
   if (fdNote) log(fdNote, undefined, 'warn');
-  const runtimes = opts.runtimes ?? (await buildRuntimes(cfg, log));
+  // Engine calls are timed for the admin metrics; the monitor exists once the token is known.
+  let monitorRef: FleetMonitor | undefined;
+  const runtimes = opts.runtimes ?? (await buildRuntimes(cfg, log, (route, ms, ok) => monitorRef?.engineCall(route, ms, ok)));
   const fileLog = opts.trafficLog ? undefined : new JsonlTrafficLog(resolve(cfg.log.dir), cfg.log.rotateBytes);
   const logged = withAddressPolicy(opts.trafficLog ?? fileLog!, cfg.log.addresses, resolve(cfg.stateDir));
   // The admin surface counts what happens from the fleet's traffic log entries (admin/monitor.ts).
   const monitor = token ? new FleetMonitor(clock) : undefined;
+  monitorRef = monitor;
   const trafficLog = monitor ? teeLog(logged, monitor) : logged;
   // Claims not recorded before their answer (every runtime but swarm's) go to the journal first.
   const journal = cfg.apps.some((a) => runtimes[a.runtime]?.sharedClaims !== true) ? ClaimJournal.forDeployment(resolve(cfg.stateDir), cfg.deployment, { log }) : undefined;
@@ -120,7 +123,16 @@ export async function createWarmpool(config: WarmpoolConfig | string, opts: Warm
 }
 
 /** One runtime per kind the config uses; the Docker and Swarm runtimes (and the engine client) are loaded only when an app uses them. */
-export async function buildRuntimes(cfg: WarmpoolConfig, log: Log): Promise<Partial<Record<RuntimeKind, Runtime>>> {
+export async function buildRuntimes(cfg: WarmpoolConfig, log: Log, onEngineCall?: (route: string, ms: number, ok: boolean) => void): Promise<Partial<Record<RuntimeKind, Runtime>>> {
+  // One Engine client for the Docker-based runtimes: one keep-alive pool to the engine, every call timed.
+  let engine: import('./pool/runtimes/engine.js').Engine | undefined;
+  const engineFor = async () => {
+    if (!engine) {
+      const { Engine } = await import('./pool/runtimes/engine.js');
+      engine = new Engine(onEngineCall ? { onCall: onEngineCall } : {});
+    }
+    return engine;
+  };
   const ports = new PortAllocator(cfg.ports.from, cfg.ports.to);
   const out: Partial<Record<RuntimeKind, Runtime>> = {};
   const kinds = new Set(cfg.apps.map((a) => a.runtime));
@@ -132,12 +144,12 @@ export async function buildRuntimes(cfg: WarmpoolConfig, log: Log): Promise<Part
   }
   if (kinds.has('docker')) {
     const { DockerRuntime } = await import('./pool/runtimes/docker.js');
-    out.docker = new DockerRuntime({ deployment: cfg.deployment, ports, log });
+    out.docker = new DockerRuntime({ deployment: cfg.deployment, ports, log, engine: await engineFor() });
   }
   if (kinds.has('swarm')) {
     const { SwarmRuntime } = await import('./pool/runtimes/swarm.js');
     const replica = cfg.swarm?.replica ?? replicaFromHost((await import('node:os')).hostname());
-    out.swarm = new SwarmRuntime({ deployment: cfg.deployment, replica, ports, log, schedulingTimeoutMs: cfg.swarm?.schedulingTimeoutMs });
+    out.swarm = new SwarmRuntime({ deployment: cfg.deployment, replica, ports, log, schedulingTimeoutMs: cfg.swarm?.schedulingTimeoutMs, engine: await engineFor() });
   }
   return out;
 }

@@ -84,6 +84,11 @@ export function createMetrics(o: MetricsOptions): Metrics {
     buckets: [0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300],
   });
   const offWait = monitor.onWait((app, ms) => wait.observe({ app }, ms / 1000));
+  const engineCalls = new Histogram({
+    name: 'warmpool_engine_call_seconds', help: 'Docker Engine API calls by route (ids elided) and outcome (ok, error): how long the engine takes to answer warmpool.', labelNames: ['call', 'outcome'], registers,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  });
+  const offEngine = monitor.onEngineCall((route, ms, ok) => engineCalls.observe({ call: route, outcome: ok ? 'ok' : 'error' }, ms / 1000));
   new Counter({
     name: 'warmpool_sessions_ended_total', help: 'Sessions ended per app and reason (idle, lifetime, grace: reaped; admin, fresh-requested, instance-exited, shutdown, lost).', labelNames: ['app', 'reason'], registers,
     collect() { this.reset(); for (const [k, n] of monitor.ends) { const [app, reason] = split(k); this.inc({ app, reason }, n); } },
@@ -151,6 +156,6 @@ export function createMetrics(o: MetricsOptions): Metrics {
     registry,
     contentType: registry.contentType,
     text: () => registry.metrics(),
-    close() { offWait(); registry.clear(); },
+    close() { offWait(); offEngine(); registry.clear(); },
   };
 }

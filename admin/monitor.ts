@@ -53,6 +53,7 @@ export class FleetMonitor implements TrafficLogSink {
   private readonly recentFailures: RecentFailure[] = [];
   private readonly lastFailures = new Map<string, number>();
   private readonly waitListeners = new Set<(app: string, ms: number) => void>();
+  private readonly engineListeners = new Set<(route: string, ms: number, ok: boolean) => void>();
 
   constructor(private readonly clock: Clock, private readonly keep = 200) {
     this.history = new ActivityHistory(clock);
@@ -94,6 +95,16 @@ export class FleetMonitor implements TrafficLogSink {
   /** A visitor got an instance after waiting in line this long (admin/claim-waits.ts). */
   waited(app: string, ms: number): void {
     for (const fn of this.waitListeners) fn(app, ms);
+  }
+
+  /** A Docker Engine call completed (pool/runtimes/engine.ts onCall). */
+  engineCall(route: string, ms: number, ok: boolean): void {
+    for (const fn of this.engineListeners) fn(route, ms, ok);
+  }
+
+  onEngineCall(fn: (route: string, ms: number, ok: boolean) => void): () => void {
+    this.engineListeners.add(fn);
+    return () => this.engineListeners.delete(fn);
   }
 
   onWait(fn: (app: string, ms: number) => void): () => void {

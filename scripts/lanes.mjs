@@ -8,6 +8,7 @@ export const UNIT_LANE = [
   'config',
   'cookie-properties',
   'docker-labels',
+  'engine-metrics',
   'frames',
   'healthz',
   'http1-response-differential',

@@ -31,7 +31,7 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', '
 /** A pooled connection the engine closed while idle fails the next call with these; safe to resend when idempotent. */
 const STALE = new Set(['ECONNRESET', 'EPIPE']);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'DELETE']);
-const OPTION_KEYS = ['host', 'socketPath', 'timeoutMs', 'maxSockets', 'env'];
+const OPTION_KEYS = ['host', 'socketPath', 'timeoutMs', 'maxSockets', 'env', 'onCall'];
 
 export interface EngineOptions {
   /** unix:///path, tcp://host:port or http://host:port. Default: $DOCKER_HOST, else unix:///var/run/docker.sock. */
@@ -44,6 +44,8 @@ export interface EngineOptions {
   maxSockets?: number;
   /** Where DOCKER_HOST and DOCKER_TLS_VERIFY are read; default process.env. */
   env?: NodeJS.ProcessEnv;
+  /** Told of every completed call (not streams): the route with ids elided, its duration, whether it succeeded. For metrics. */
+  onCall?: (route: string, ms: number, ok: boolean) => void;
 }
 
 export interface CallOptions {
@@ -126,6 +128,7 @@ export class Engine {
   private readonly agent: http.Agent;
   /** Streams hold their connection for as long as they run: kept out of the pool, so they never starve it. */
   private readonly streamAgent: http.Agent;
+  private readonly onCall?: (route: string, ms: number, ok: boolean) => void;
 
   constructor(opts: EngineOptions = {}) {
     if (opts === null || typeof opts !== 'object') throw new TypeError('Engine: expected an options object { host?, socketPath?, timeoutMs?, maxSockets?, env? }');
@@ -143,6 +146,7 @@ export class Engine {
     this.timeoutMs = timeoutMs;
     this.agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, timeout: IDLE_MS });
     this.streamAgent = new http.Agent({ keepAlive: false });
+    this.onCall = opts.onCall;
   }
 
   /** GET /_ping: resolves when the engine answers. */
@@ -315,6 +319,7 @@ export class Engine {
     const timeoutMs = o.timeoutMs ?? this.timeoutMs;
     const payload = o.body === undefined ? undefined : Buffer.from(JSON.stringify(o.body));
     const signal = o.signal;
+    const started = performance.now();
     return new Promise<Buffer>((resolve, reject) => {
       if (signal?.aborted) return reject(abortReason(signal));
       let req: http.ClientRequest | undefined;
@@ -323,6 +328,7 @@ export class Engine {
       const finish = (err: unknown, body?: Buffer) => {
         if (settled) return;
         settled = true;
+        this.observed(method, path, started, !err);
         if (timer) clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         if (err) {
@@ -444,6 +450,16 @@ export class Engine {
     return http.request({ ...this.endpoint, method, path: `/v${API_VERSION}${path}`, agent, headers });
   }
 
+  /** Reports one call to onCall (never letting a metrics hook break a call). */
+  private observed(method: string, path: string, started: number, ok: boolean): void {
+    if (!this.onCall) return;
+    try {
+      this.onCall(callRoute(method, path), performance.now() - started, ok);
+    } catch {
+      // A metrics hook must not break an engine call.
+    }
+  }
+
   private socketError(call: string, e: NodeJS.ErrnoException): EngineError {
     const code = e.code ?? '';
     if (UNREACHABLE.has(code)) {
@@ -518,6 +534,21 @@ function query(params: Record<string, string | number | boolean | Filters | unde
 }
 
 /** "POST /containers/abc/start": the call without its query (filters can be long). */
+/** `POST /v1.41/containers/3f2a…/rename?name=x` → `POST /containers/{id}/rename`: a metrics label of bounded cardinality. */
+export function callRoute(method: string, path: string): string {
+  const q = path.indexOf('?');
+  const parts = (q < 0 ? path : path.slice(0, q)).split('/');
+  const out: string[] = [];
+  for (let i = 1; i < parts.length; i++) {
+    const seg = parts[i]!;
+    if (i === 1 && /^v\d+\.\d+$/.test(seg)) continue;
+    const prev = out[out.length - 1];
+    const named = prev === 'containers' || prev === 'services' || prev === 'tasks' || prev === 'networks' || prev === 'images' || prev === 'nodes';
+    out.push(named && !/^(json|create|prune)$/.test(seg) ? '{id}' : seg);
+  }
+  return `${method} /${out.join('/')}`;
+}
+
 function callName(method: string, path: string): string {
   const q = path.indexOf('?');
   return `${method} ${q < 0 ? path : path.slice(0, q)}`;
