@@ -12,9 +12,9 @@
 import { resolve } from 'node:path';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { loadConfig, replicaFromHost, type RuntimeKind, type WarmpoolConfig } from './pool/config.js';
+import { loadConfig, replicaFromHost, type RuntimeKind, type WarmpoolConfig } from './core/config.js';
 import { ClaimJournal } from './pool/claim-journal.js';
-import { systemClock, type Clock } from './pool/clock.js';
+import { systemClock, type Clock } from './core/clock.js';
 import { Fleet } from './pool/fleet.js';
 import { PortAllocator } from './pool/ports.js';
 import { privateDir } from './pool/private-dir.js';
@@ -30,8 +30,8 @@ import { loadKeys } from './proxy/cookie.js';
 import { FleetMonitor, adminToken, buildAdmin, measureClaimWaits, teeLog, type WarmpoolAdmin } from './admin/index.js';
 import { createLogger, parseLevel, type Log } from './core/log.js';
 
-export type { WarmpoolConfig } from './pool/config.js';
-export { loadConfig, parseConfig } from './pool/config.js';
+export type { WarmpoolConfig } from './core/config.js';
+export { loadConfig, parseConfig } from './core/config.js';
 export { Fleet } from './pool/fleet.js';
 export { listenAdmin, type WarmpoolAdmin } from './admin/index.js';
 

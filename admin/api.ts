@@ -4,7 +4,7 @@
 // instance or the proxy. Routes take a parsed request and return status and body: no sockets here.
 
 import type { Fleet } from '../pool/fleet.js';
-import { WarmpoolError, isWarmpoolError, type ErrorCode } from '../pool/errors.js';
+import { WarmpoolError, isWarmpoolError, type ErrorCode } from '../core/errors.js';
 import { poolHealthState, type SessionView } from '../pool/session-view.js';
 import { buildRecord, readEntries, type TrafficEntry } from '../pool/traffic-log-reader.js';
 import type { Series } from './history.js';

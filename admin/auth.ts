@@ -4,7 +4,7 @@
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { WarmpoolError } from '../pool/errors.js';
+import { WarmpoolError } from '../core/errors.js';
 
 /** Shorter tokens are refused: the admin surface can end every session of a class. */
 export const MIN_TOKEN_LENGTH = 16;

@@ -4,7 +4,7 @@
 // ends it. Everything else is passed straight through.
 
 import type { ClaimResult, PoolApi, WaitOutcome } from '../pool/api.js';
-import type { Clock } from '../pool/clock.js';
+import type { Clock } from '../core/clock.js';
 
 /** Waits remembered at most (a line abandoned by a whole class must not grow without bound). */
 const MAX_WAITS = 10_000;

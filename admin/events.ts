@@ -4,7 +4,7 @@
 // push, written to every stream; a stream that is not reading is skipped until it drains.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Clock, TimerHandle } from '../pool/clock.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Log } from '../core/log.js';
 
 export interface EventStreamsOptions {

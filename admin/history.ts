@@ -1,7 +1,7 @@
 // The last hour of each app, per minute: claims, and active sessions (the most live at once in
 // that minute). For the dashboard's sparklines; kept in memory, on the injected Clock.
 
-import type { Clock } from '../pool/clock.js';
+import type { Clock } from '../core/clock.js';
 
 const MINUTE = 60_000;
 

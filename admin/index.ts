@@ -3,9 +3,9 @@
 // index.ts wires it; bin/warmpool.ts listens on admin.host:admin.port.
 
 import type { Server } from 'node:http';
-import type { AdminConfig, WarmpoolConfig } from '../pool/config.js';
-import type { Clock } from '../pool/clock.js';
-import { errorMessage } from '../pool/errors.js';
+import type { AdminConfig, WarmpoolConfig } from '../core/config.js';
+import type { Clock } from '../core/clock.js';
+import { errorMessage } from '../core/errors.js';
 import type { Fleet } from '../pool/fleet.js';
 import { generateAdminToken, loadAdminToken } from './auth.js';
 import { createMetrics, type Metrics } from './metrics.js';

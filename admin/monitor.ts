@@ -3,7 +3,7 @@
 // Totals for /metrics, recent ends and failures for the dashboard, the last hour for sparklines.
 // Nothing here runs per relayed byte: the log gets a few entries per session, changes a few more.
 
-import type { Clock } from '../pool/clock.js';
+import type { Clock } from '../core/clock.js';
 import type { Fleet } from '../pool/fleet.js';
 import type { TrafficLogSink } from '../pool/traffic-log.js';
 import { normalizeSummary } from '../pool/traffic-log-reader.js';

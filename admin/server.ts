@@ -8,7 +8,7 @@
 // origin, and the listener can stay on loopback or an admin network.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Clock } from '../pool/clock.js';
+import type { Clock } from '../core/clock.js';
 import type { Fleet } from '../pool/fleet.js';
 import { apiRequest, errorReply, stateView, type ApiContext, type ApiReply } from './api.js';
 import { TokenCheck } from './auth.js';

@@ -5,8 +5,8 @@
 
 import { join } from 'node:path';
 import { buildRuntimes } from '../index.js';
-import { validateConfig, type WarmpoolConfig } from '../pool/config.js';
-import { systemClock } from '../pool/clock.js';
+import { validateConfig, type WarmpoolConfig } from '../core/config.js';
+import { systemClock } from '../core/clock.js';
 import { Fleet } from '../pool/fleet.js';
 import type { Runtime } from '../pool/runtime.js';
 import type { TrafficLogSink } from '../pool/traffic-log.js';

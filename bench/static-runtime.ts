@@ -3,7 +3,7 @@
 // relay and memory benchmarks put warmpool in front of exactly the backend the other proxies use,
 // and claim a thousand sessions without a thousand processes.
 
-import type { AppConfig } from '../pool/config.js';
+import type { AppConfig } from '../core/config.js';
 import type { ClaimMark, InstanceRecord, InstanceSpec, Runtime } from '../pool/runtime.js';
 
 export class StaticRuntime implements Runtime {

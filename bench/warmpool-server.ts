@@ -8,7 +8,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { createWarmpool, type Warmpool } from '../index.js';
-import { validateConfig } from '../pool/config.js';
+import { validateConfig } from '../core/config.js';
 import { StaticRuntime } from './static-runtime.js';
 
 interface Args {

@@ -3,8 +3,8 @@
 
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { loadConfig } from '../pool/config.js';
-import { errorMessage } from '../pool/errors.js';
+import { loadConfig } from '../core/config.js';
+import { errorMessage } from '../core/errors.js';
 import {
   filterSessions, findSession, readSessions, sumValues, totals, uniquePrefixLength,
   type Period, type ReadStats, type SessionFilter, type SessionRecord, type TotalsRow, type TrafficEntry,

@@ -9,8 +9,8 @@
 import type { Server } from 'node:http';
 import { createWarmpool, listenAdmin, type Warmpool } from '../index.js';
 import { missingFlagsNote, warmpoolNodeFlags } from './node-flags.js';
-import { loadConfig } from '../pool/config.js';
-import { errorMessage, isWarmpoolError } from '../pool/errors.js';
+import { loadConfig } from '../core/config.js';
+import { errorMessage, isWarmpoolError } from '../core/errors.js';
 import type { PoolStatus } from '../pool/warm-pool.js';
 
 const USAGE = `usage:

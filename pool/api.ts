@@ -1,7 +1,7 @@
 // The seam between proxy/ and pool/: what the proxy may ask and tell the pool.
 // The proxy observes traffic and reports it; the pool decides claims, deadlines and reaping.
 
-import type { AppConfig } from './config.js';
+import type { AppConfig } from '../core/config.js';
 
 /** Where one visitor's traffic goes. Handed to the proxy by claim() and find(). */
 export interface SessionTarget {

@@ -10,7 +10,7 @@
 
 import { closeSync, fchmodSync, fstatSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { errorMessage } from './errors.js';
+import { errorMessage } from '../core/errors.js';
 import type { Log } from '../core/log.js';
 
 /** One claim: the instance, the session it was handed to, the app, when (clock ms). */

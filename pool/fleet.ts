@@ -10,9 +10,9 @@
 import { LRUCache } from 'lru-cache';
 import type { ClaimOptions, ClaimResult, CollectResult, EndReason, FindResult, PoolApi, PoolHealth, SessionTarget, SessionTraffic, WaitOptions, WaitOutcome } from './api.js';
 import type { ClaimJournal, JournalClaim } from './claim-journal.js';
-import type { AppConfig, RuntimeKind, WarmpoolConfig } from './config.js';
-import { systemClock, type Clock, type TimerHandle } from './clock.js';
-import { WarmpoolError, errorMessage, isWarmpoolError } from './errors.js';
+import type { AppConfig, RuntimeKind, WarmpoolConfig } from '../core/config.js';
+import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
+import { WarmpoolError, errorMessage, isWarmpoolError } from '../core/errors.js';
 import { sessionId as newSessionId } from './ids.js';
 import { Reaper, endDeadline, type DeadlineReason, type ReapableSession } from './reaper.js';
 import { poolHealthState, sessionView, type SessionView } from './session-view.js';

@@ -4,8 +4,8 @@
 
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Clock, TimerHandle } from './clock.js';
-import { errorMessage } from './errors.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { errorMessage } from '../core/errors.js';
 import { listLogFiles, parseLogFileName } from './traffic-log-reader.js';
 import type { Log } from '../core/log.js';
 

@@ -2,7 +2,7 @@
 // instance's secret, instance output) is 0700, whatever an earlier version or umask left.
 
 import { chmodSync, mkdirSync, statSync } from 'node:fs';
-import { WarmpoolError } from './errors.js';
+import { WarmpoolError } from '../core/errors.js';
 
 /** Creates `dir` (and missing parents) mode 0700, or tightens an existing one of warmpool's to 0700. */
 export function privateDir(dir: string, field = 'stateDir'): void {

@@ -4,9 +4,9 @@
 
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import type { AppConfig } from './config.js';
-import type { Clock } from './clock.js';
-import { WarmpoolError } from './errors.js';
+import type { AppConfig } from '../core/config.js';
+import type { Clock } from '../core/clock.js';
+import { WarmpoolError } from '../core/errors.js';
 import type { InstanceRecord, Runtime } from './runtime.js';
 
 export interface ReadyInfo {

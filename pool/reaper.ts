@@ -3,7 +3,7 @@
 // visitor's claim (queue.firstUse: no request yet, so it goes back to the pool unused) — using one
 // timer on the injected clock set for the earliest deadline of all sessions (no periodic sweep).
 
-import type { Clock, TimerHandle } from './clock.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
 
 export type DeadlineReason = 'idle' | 'lifetime' | 'grace' | 'idle-notice' | 'unused';
 

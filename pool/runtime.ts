@@ -3,7 +3,7 @@
 // runtimes/swarm.ts (a Docker Swarm: one single-replica service per instance).
 // Only runtime files touch engines; the pool sees InstanceRecords.
 
-import type { AppConfig, RuntimeKind } from './config.js';
+import type { AppConfig, RuntimeKind } from '../core/config.js';
 
 /** What the pool asks a runtime to start. */
 export interface InstanceSpec {

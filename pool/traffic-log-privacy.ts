@@ -7,8 +7,8 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { join } from 'node:path';
-import type { AddressMode } from './config.js';
-import { WarmpoolError } from './errors.js';
+import type { AddressMode } from '../core/config.js';
+import { WarmpoolError } from '../core/errors.js';
 import type { TrafficLogSink } from './traffic-log.js';
 
 /** 192.0.2.77 -> 192.0.2.0/24; 2001:db8:1:2::5 -> 2001:db8:1::/48; IPv4-mapped IPv6 as IPv4; anything else -> "unknown". */

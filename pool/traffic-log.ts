@@ -3,7 +3,7 @@
 
 import { mkdirSync, createWriteStream, statSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 
 export interface TrafficLogSink {
   write(entry: Record<string, unknown> & { t: number }): void;

@@ -5,7 +5,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { WaiterKind, WaitOutcome, LineStatus } from './api.js';
-import type { QueueConfig } from './config.js';
+import type { QueueConfig } from '../core/config.js';
 
 export enum PlaceState {
   /** Handed out with a waiting page: not in line until a waiter holds it (within queue.attach). */

@@ -4,9 +4,9 @@
 // which place in the waiting line gets which ready instance (dispatch).
 
 import type { LineStatus, WaitOptions, WaitOutcome, WaitReason, WaiterKind } from './api.js';
-import type { AppConfig, QueueConfig } from './config.js';
-import type { Clock, TimerHandle } from './clock.js';
-import { WarmpoolError, errorMessage, isWarmpoolError } from './errors.js';
+import type { AppConfig, QueueConfig } from '../core/config.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { WarmpoolError, errorMessage, isWarmpoolError } from '../core/errors.js';
 import { instanceId as newInstanceId, secretToken } from './ids.js';
 import { waitReady } from './readiness.js';
 import type { ClaimMark, InstanceRecord, Runtime } from './runtime.js';

@@ -2,7 +2,7 @@
 // activity (already classified) passed to pool.activity() at most once per interval per session.
 
 import type { PoolApi, SessionTarget, SessionTraffic } from '../pool/api.js';
-import type { Clock } from '../pool/clock.js';
+import type { Clock } from '../core/clock.js';
 
 const STATUS_CLASS = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx'];
 /** "GET 2xx"-style keys, built once per method (a string built per request showed in the profile). */

@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 import type { EndReason, LineStatus } from '../pool/api.js';
-import { isWarmpoolError, type ErrorCode } from '../pool/errors.js';
+import { isWarmpoolError, type ErrorCode } from '../core/errors.js';
 import * as pages from './pages.js';
 
 export type NoSessionWhy = 'missing' | 'malformed' | 'bad-signature' | 'expired' | 'wrong-app' | 'ambiguous';

@@ -5,8 +5,8 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
-import type { Clock } from '../pool/clock.js';
-import { WarmpoolError } from '../pool/errors.js';
+import type { Clock } from '../core/clock.js';
+import { WarmpoolError } from '../core/errors.js';
 
 export interface CookiePayload {
   session: string;

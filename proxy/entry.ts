@@ -20,7 +20,7 @@
 
 import type { IncomingMessage } from 'node:http';
 import type { PoolApi, SessionTarget } from '../pool/api.js';
-import type { AppConfig } from '../pool/config.js';
+import type { AppConfig } from '../core/config.js';
 import { answerForError, wantsHtml, type Answer } from './answers.js';
 import { setCookieHeader, type CookieCodec } from './cookie.js';
 import type { Visit } from './forwarded.js';

@@ -4,7 +4,7 @@
 import { BlockList, isIP } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { WarmpoolError } from '../pool/errors.js';
+import { WarmpoolError } from '../core/errors.js';
 
 /** config.trustedProxies: IP addresses or CIDR ranges ("10.0.0.0/8", "::1"). */
 export class TrustedProxies {

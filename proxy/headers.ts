@@ -1,7 +1,7 @@
 // What goes up and what comes down: the request target and headers sent to an instance, and the
 // response headers sent back to the visitor. Hop-by-hop headers are handled as RFC 9110 §7.6.1 says.
 
-import type { AppConfig } from '../pool/config.js';
+import type { AppConfig } from '../core/config.js';
 import type { SessionTarget } from '../pool/api.js';
 import { forwardableCookies, setsWarmpoolCookie } from './cookie.js';
 import type { Visit } from './forwarded.js';

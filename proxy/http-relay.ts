@@ -12,9 +12,9 @@
 // Per request the proxy now makes the minimum of syscalls (2 reads, 1 write, 1 writev, 2 epoll waits).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AppConfig } from '../pool/config.js';
+import type { AppConfig } from '../core/config.js';
 import type { PoolApi, SessionTarget } from '../pool/api.js';
-import type { Clock } from '../pool/clock.js';
+import type { Clock } from '../core/clock.js';
 import type { ActivityReporter } from './activity.js';
 import { sendAnswer } from './answers.js';
 import { isOutOfDescriptors, type DescriptorAlarm } from './descriptors.js';

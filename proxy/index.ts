@@ -9,8 +9,8 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { PoolApi } from '../pool/api.js';
-import type { AppConfig, WarmpoolConfig } from '../pool/config.js';
-import { systemClock, type Clock } from '../pool/clock.js';
+import type { AppConfig, WarmpoolConfig } from '../core/config.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import { ActivityReporter } from './activity.js';
 import { refuseUpgrade, sendAnswer, type Answer } from './answers.js';
 import { classifierFor, type Classifier } from './classify/index.js';

@@ -5,7 +5,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { RelayLimits } from '../pool/config.js';
+import type { RelayLimits } from '../core/config.js';
 import { render, writeRawAnswer } from './answers.js';
 import { normalizeIp, TrustedProxies } from './forwarded.js';
 

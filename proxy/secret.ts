@@ -1,7 +1,7 @@
 // The instance secret: added to every forwarded request (query parameter, header or cookie, as
 // app.secret.inject says) and scrubbed from every response header, so no visitor ever sees it.
 
-import type { SecretConfig } from '../pool/config.js';
+import type { SecretConfig } from '../core/config.js';
 
 /** The path to send upstream, with `?<name>=<secret>` set (a visitor-supplied one removed first). */
 export function withSecretQuery(path: string, name: string, secret: string): string {

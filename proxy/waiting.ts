@@ -10,9 +10,9 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LineStatus, PoolApi, WaitOutcome } from '../pool/api.js';
-import type { AppConfig } from '../pool/config.js';
-import type { Clock, TimerHandle } from '../pool/clock.js';
-import { errorMessage } from '../pool/errors.js';
+import type { AppConfig } from '../core/config.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { errorMessage } from '../core/errors.js';
 import { waitingGoneText, waitingText } from './pages.js';
 import type { Log } from '../core/log.js';
 

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createWarmpool, listenAdmin, type Warmpool } from '../index.js';
 import { MIN_TOKEN_LENGTH, TokenCheck, loadAdminToken } from '../admin/auth.js';
-import { parseConfig } from '../pool/config.js';
-import { isWarmpoolError } from '../pool/errors.js';
+import { parseConfig } from '../core/config.js';
+import { isWarmpoolError } from '../core/errors.js';
 import { FakeRuntime } from './helpers/fake-runtime.js';
 import { closeServer, listen, request } from './helpers/http.js';
 

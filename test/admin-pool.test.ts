@@ -4,9 +4,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock, settle } from '../pool/clock.js';
-import { parseConfig } from '../pool/config.js';
-import { WarmpoolError, isWarmpoolError } from '../pool/errors.js';
+import { ManualClock, settle } from '../core/clock.js';
+import { parseConfig } from '../core/config.js';
+import { WarmpoolError, isWarmpoolError } from '../core/errors.js';
 import { Fleet } from '../pool/fleet.js';
 import type { InstanceRecord } from '../pool/runtime.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';

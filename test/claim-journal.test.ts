@@ -10,8 +10,8 @@ import { mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClaimJournal, replay } from '../pool/claim-journal.js';
-import { ManualClock, settle } from '../pool/clock.js';
-import { parseConfig, type WarmpoolConfig } from '../pool/config.js';
+import { ManualClock, settle } from '../core/clock.js';
+import { parseConfig, type WarmpoolConfig } from '../core/config.js';
 import { Fleet } from '../pool/fleet.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';
 import { FakeRuntime, fakePortCheck } from './helpers/fake-runtime.js';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_PROCESS_USERS, DEFAULT_QUEUE, DEFAULT_RELAY_LIMITS, loadConfig, parseConfig, parseDuration, parseBytes, replicaFromHost } from '../pool/config.js';
+import { DEFAULT_PROCESS_USERS, DEFAULT_QUEUE, DEFAULT_RELAY_LIMITS, loadConfig, parseConfig, parseDuration, parseBytes, replicaFromHost } from '../core/config.js';
 
 const minimal = `
 apps:

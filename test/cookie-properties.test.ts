@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { IncomingMessage } from 'node:http';
-import { ManualClock } from '../pool/clock.js';
+import { ManualClock } from '../core/clock.js';
 import { CookieCodec, keyRing, readCookies } from '../proxy/cookie.js';
 import { readSession } from '../proxy/session.js';
 import { FakePool, appConfig, newTraffic } from './helpers/fake-pool.js';

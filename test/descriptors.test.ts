@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { DescriptorAlarm, descriptorLimitNote, openFilesLimit } from '../proxy/descriptors.js';
-import { ManualClock } from '../pool/clock.js';
+import { ManualClock } from '../core/clock.js';
 import { until } from './helpers/wait.js';
 
 const LIMITS = `Limit                     Soft Limit           Hard Limit           Units

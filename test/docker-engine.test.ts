@@ -13,7 +13,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isWarmpoolError } from '../pool/errors.js';
+import { isWarmpoolError } from '../core/errors.js';
 import { API_VERSION, Engine, EngineError, isOutOfSequence, parseDockerHost, type EngineEvent } from '../pool/runtimes/engine.js';
 import { Demuxer, LineSplitter, demuxToString, type StreamId } from '../pool/runtimes/engine-streams.js';
 import { countByLabel, dockerSkipReason, removeByLabel } from './helpers/docker.js';

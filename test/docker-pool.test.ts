@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { parseConfig } from '../pool/config.js';
+import { parseConfig } from '../core/config.js';
 import { Fleet } from '../pool/fleet.js';
 import { httpProbe } from '../pool/readiness.js';
 import { PortAllocator } from '../pool/ports.js';

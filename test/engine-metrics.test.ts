@@ -7,8 +7,8 @@ import { Engine, callRoute } from '../pool/runtimes/engine.js';
 import { FleetMonitor } from '../admin/monitor.js';
 import { createMetrics } from '../admin/metrics.js';
 import { Fleet } from '../pool/fleet.js';
-import { ManualClock } from '../pool/clock.js';
-import { parseConfig } from '../pool/config.js';
+import { ManualClock } from '../core/clock.js';
+import { parseConfig } from '../core/config.js';
 import { FakeRuntime } from './helpers/fake-runtime.js';
 import { sendJson, startFakeEngine } from './helpers/fake-engine.js';
 

@@ -4,9 +4,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock, settle } from '../pool/clock.js';
-import { parseConfig } from '../pool/config.js';
-import { WarmpoolError } from '../pool/errors.js';
+import { ManualClock, settle } from '../core/clock.js';
+import { parseConfig } from '../core/config.js';
+import { WarmpoolError } from '../core/errors.js';
 import { Fleet } from '../pool/fleet.js';
 import type { InstanceRecord } from '../pool/runtime.js';
 import { FakeRuntime, fakePortCheck } from './helpers/fake-runtime.js';

@@ -14,7 +14,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { createWarmpool, type Warmpool } from '../index.js';
-import { parseConfig } from '../pool/config.js';
+import { parseConfig } from '../core/config.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';
 import { msgpackDecode, msgpackEncode, plutoRequest } from '../examples/standin/protocol.js';
 import { closeServer, listen } from './helpers/http.js';

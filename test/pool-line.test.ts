@@ -5,8 +5,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock, settle } from '../pool/clock.js';
-import { parseConfig } from '../pool/config.js';
+import { ManualClock, settle } from '../core/clock.js';
+import { parseConfig } from '../core/config.js';
 import { Fleet } from '../pool/fleet.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';
 import { FakeRuntime, fakePortCheck } from './helpers/fake-runtime.js';

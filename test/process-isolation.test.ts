@@ -10,7 +10,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildRuntimes, createWarmpool, type Warmpool } from '../index.js';
-import { validateConfig, type WarmpoolConfig } from '../pool/config.js';
+import { validateConfig, type WarmpoolConfig } from '../core/config.js';
 import type { InstanceRecord } from '../pool/runtime.js';
 import type { ProcessRuntime } from '../pool/runtimes/process.js';
 import { UidRange, isolationPlan, processesByUid } from '../pool/runtimes/process-users.js';

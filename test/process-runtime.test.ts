@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfig, type WarmpoolConfig } from '../pool/config.js';
+import { parseConfig, type WarmpoolConfig } from '../core/config.js';
 import { Fleet } from '../pool/fleet.js';
 import { httpProbe } from '../pool/readiness.js';
 import { PortAllocator } from '../pool/ports.js';

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ManualClock } from '../pool/clock.js';
-import { isWarmpoolError } from '../pool/errors.js';
+import { ManualClock } from '../core/clock.js';
+import { isWarmpoolError } from '../core/errors.js';
 import { CookieCodec, clearCookieHeader, forwardableCookies, keyRing, loadKeys, readCookie, setCookieHeader } from '../proxy/cookie.js';
 
 const KEY = 'k'.repeat(32);

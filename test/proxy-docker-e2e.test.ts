@@ -12,7 +12,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createWarmpool, type Warmpool } from '../index.js';
-import { parseConfig } from '../pool/config.js';
+import { parseConfig } from '../core/config.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';
 import { PlutoClient } from '../examples/standin/driver.js';
 import { countByLabel, dockerSkipReason, idsByLabel, inspectContainer, killContainer, removeByLabel } from './helpers/docker.js';

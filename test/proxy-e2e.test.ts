@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PlutoClient } from '../examples/standin/driver.js';
-import { parseConfig, type WarmpoolConfig } from '../pool/config.js';
+import { parseConfig, type WarmpoolConfig } from '../core/config.js';
 import { Fleet } from '../pool/fleet.js';
 import { PortAllocator } from '../pool/ports.js';
 import { ProcessRuntime } from '../pool/runtimes/process.js';

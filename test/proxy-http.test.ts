@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { startStandin, type StandinHandle } from '../examples/standin/server.js';
-import { ManualClock } from '../pool/clock.js';
+import { ManualClock } from '../core/clock.js';
 import { createProxy, keyRing, openWebSocketSockets } from '../proxy/index.js';
 import { FakePool, appConfig, proxyForPool, type startProxyServer, warmpoolConfig, TEST_KEYS, type ProxyServer } from './helpers/fake-pool.js';
 import { CookieJar, closeServer, follow, listen, rawUpgrade, request } from './helpers/http.js';

@@ -6,8 +6,8 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { ManualClock, settle } from '../pool/clock.js';
-import { parseConfig } from '../pool/config.js';
+import { ManualClock, settle } from '../core/clock.js';
+import { parseConfig } from '../core/config.js';
 import { Fleet } from '../pool/fleet.js';
 import { endDeadline } from '../pool/reaper.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';

@@ -11,7 +11,7 @@ import { startStandin, type StandinHandle } from '../examples/standin/server.js'
 import { startJupyterStandin } from '../examples/standin/jupyter.js';
 import { JupyterClient, PlutoClient } from '../examples/standin/driver.js';
 import { JUPYTER_V1_SUBPROTOCOL } from '../examples/standin/protocol.js';
-import { ManualClock } from '../pool/clock.js';
+import { ManualClock } from '../core/clock.js';
 import { openWebSocketSockets } from '../proxy/index.js';
 import { FakePool, appConfig, startProxyServer, warmpoolConfig, type ProxyServer } from './helpers/fake-pool.js';
 import { CookieJar, closeServer, listen, rawUpgrade, request, wsClosed, wsOpen } from './helpers/http.js';

@@ -3,8 +3,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock, settle } from '../pool/clock.js';
-import { parseConfig } from '../pool/config.js';
+import { ManualClock, settle } from '../core/clock.js';
+import { parseConfig } from '../core/config.js';
 import { Fleet } from '../pool/fleet.js';
 import { nextDeadline } from '../pool/reaper.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';

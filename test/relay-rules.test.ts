@@ -8,7 +8,7 @@ import { CookieCodec, readCookies, setsWarmpoolCookie } from '../proxy/cookie.js
 import { downstreamHeaders, requestProblem } from '../proxy/headers.js';
 import { leaksSecret } from '../proxy/secret.js';
 import { readSession } from '../proxy/session.js';
-import { ManualClock } from '../pool/clock.js';
+import { ManualClock } from '../core/clock.js';
 import { appConfig, FakePool, newTraffic, TEST_KEYS } from './helpers/fake-pool.js';
 import type { IncomingMessage } from 'node:http';
 

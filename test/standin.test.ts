@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import { loadConfig } from '../pool/config.js';
+import { loadConfig } from '../core/config.js';
 import { optionsFromEnv, startStandin, CELLS, type StandinHandle, type StandinOptions } from '../examples/standin/server.js';
 import { startJupyterStandin, type JupyterStandinHandle, type JupyterStandinOptions } from '../examples/standin/jupyter.js';
 import { PlutoClient, JupyterClient, DriverError, pollRest, saveContents, msgpackDecode, msgpackEncode } from '../examples/standin/driver.js';

@@ -5,9 +5,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock, settle } from '../pool/clock.js';
-import { parseConfig, type AppConfig } from '../pool/config.js';
-import { WarmpoolError, isWarmpoolError } from '../pool/errors.js';
+import { ManualClock, settle } from '../core/clock.js';
+import { parseConfig, type AppConfig } from '../core/config.js';
+import { WarmpoolError, isWarmpoolError } from '../core/errors.js';
 import { Fleet } from '../pool/fleet.js';
 import type { ClaimMark, InstanceRecord, InstanceSpec, Runtime } from '../pool/runtime.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';

@@ -2,7 +2,7 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AppConfig } from '../pool/config.js';
+import type { AppConfig } from '../core/config.js';
 import type { TaskInfo } from '../pool/runtimes/engine-types.js';
 import {
   SERVICE_NAME_RE, STOP_GRACE_NS, SWARM_LABEL, containerLabels, latestTask, lostReason, parseClaim, serviceFacts, serviceLabels, serviceName,

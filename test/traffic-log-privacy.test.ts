@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ManualClock } from '../pool/clock.js';
+import { ManualClock } from '../core/clock.js';
 import { LogRetention, expiredLogFiles } from '../pool/log-retention.js';
 import { AddressPolicyLog, hashAddress, loadLogHashKey, truncateAddress, withAddressPolicy } from '../pool/traffic-log-privacy.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ManualClock } from '../pool/clock.js';
+import { ManualClock } from '../core/clock.js';
 import { JsonlTrafficLog } from '../pool/traffic-log.js';
 import { eventually } from './helpers/wait.js';
 

@@ -3,9 +3,9 @@
 // do. Never pulls. An app with `warming` runs its containers at a low CPU weight until their claim is
 // recorded, so notebooks executing for the pool yield to the students' instances.
 
-import type { AppConfig } from '../config.js';
-import { systemClock, type Clock, type TimerHandle } from '../clock.js';
-import { WarmpoolError, errorMessage, isWarmpoolError } from '../errors.js';
+import type { AppConfig } from '../../core/config.js';
+import { systemClock, type Clock, type TimerHandle } from '../../core/clock.js';
+import { WarmpoolError, errorMessage, isWarmpoolError } from '../../core/errors.js';
 import type { PortAllocator } from '../ports.js';
 import { LABEL, type ClaimMark, type InstanceRecord, type InstanceSpec, type Runtime } from '../runtime.js';
 import { claimedName, containerFacts, deploymentFilter, envList, instanceLabels, instanceName, type ContainerFacts } from './docker-labels.js';

@@ -5,7 +5,7 @@
 // ssh2 for BuildKit and ssh:// engines, which warmpool never uses), and it opened a connection per call.
 
 import http from 'node:http';
-import { WarmpoolError, type ErrorCode } from '../errors.js';
+import { WarmpoolError, type ErrorCode } from '../../core/errors.js';
 import { Demuxer, LineSplitter, demuxToString, type StreamId } from './engine-streams.js';
 import type {
   ContainerInfo, CreateOptions, CreateResult, EngineEvent, Filters, ImageInfo, InspectInfo, ServiceCreateResult, ServiceInfo, ServiceSpec,

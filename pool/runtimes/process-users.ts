@@ -7,8 +7,8 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { ProcessUsersConfig } from '../config.js';
-import { WarmpoolError } from '../errors.js';
+import type { ProcessUsersConfig } from '../../core/config.js';
+import { WarmpoolError } from '../../core/errors.js';
 
 /** The user an instance runs as, kept in its state file so a restarted warmpool can end it. */
 export interface InstanceUser {

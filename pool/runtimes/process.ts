@@ -7,8 +7,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { AppConfig } from '../config.js';
-import { WarmpoolError, errorMessage } from '../errors.js';
+import type { AppConfig } from '../../core/config.js';
+import { WarmpoolError, errorMessage } from '../../core/errors.js';
 import type { PortAllocator } from '../ports.js';
 import { privateDir } from '../private-dir.js';
 import type { ClaimMark, InstanceRecord, InstanceSpec, Runtime } from '../runtime.js';

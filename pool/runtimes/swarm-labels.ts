@@ -3,7 +3,7 @@
 // instance. No engine here, so every rule is tested table-style in test/swarm-labels.test.ts.
 
 import { createHash } from 'node:crypto';
-import type { AppConfig } from '../config.js';
+import type { AppConfig } from '../../core/config.js';
 import { LABEL, type ClaimMark, type InstanceRecord } from '../runtime.js';
 import { envList, parseEnv } from './docker-labels.js';
 import type { ServiceSpec, TaskInfo, TaskState } from './engine-types.js';

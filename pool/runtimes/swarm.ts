@@ -3,9 +3,9 @@
 // the Version.Index read), so several warmpool processes on one swarm never hand out one instance
 // twice. Never pulls; never touches a task template after creation.
 
-import type { AppConfig } from '../config.js';
-import { systemClock, type Clock, type TimerHandle } from '../clock.js';
-import { WarmpoolError, errorMessage, isWarmpoolError } from '../errors.js';
+import type { AppConfig } from '../../core/config.js';
+import { systemClock, type Clock, type TimerHandle } from '../../core/clock.js';
+import { WarmpoolError, errorMessage, isWarmpoolError } from '../../core/errors.js';
 import type { PortAllocator } from '../ports.js';
 import { LABEL, type ClaimMark, type InstanceRecord, type InstanceSpec, type Runtime } from '../runtime.js';
 import { deploymentFilter } from './docker-labels.js';

@@ -1,7 +1,7 @@
 // What an activity classifier is: it names each client message and request and says whether a person did it.
 // The proxy calls it on the hot path; the pool decides what idle time means.
 
-import type { ClassifierKind } from '../../pool/config.js';
+import type { ClassifierKind } from '../../core/config.js';
 
 export type { ClassifierKind };
 

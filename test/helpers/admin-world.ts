@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createWarmpool, type Warmpool } from '../../index.js';
-import { parseConfig } from '../../pool/config.js';
+import { parseConfig } from '../../core/config.js';
 import { PortAllocator } from '../../pool/ports.js';
 import { ProcessRuntime } from '../../pool/runtimes/process.js';
 import { CookieJar, closeServer, follow, listen, request, type Reply } from './http.js';

@@ -6,9 +6,9 @@
 import type { Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { ClaimOptions, ClaimResult, CollectResult, EndReason, FindResult, LineStatus, PoolApi, SessionTarget, SessionTraffic, WaitOptions, WaitOutcome } from '../../pool/api.js';
-import { DEFAULT_QUEUE, DEFAULT_RELAY_LIMITS, type AppConfig, type RelayLimits, type WarmpoolConfig } from '../../pool/config.js';
-import type { Clock } from '../../pool/clock.js';
-import { WarmpoolError } from '../../pool/errors.js';
+import { DEFAULT_QUEUE, DEFAULT_RELAY_LIMITS, type AppConfig, type RelayLimits, type WarmpoolConfig } from '../../core/config.js';
+import type { Clock } from '../../core/clock.js';
+import { WarmpoolError } from '../../core/errors.js';
 import { createProxy, keyRing, type KeyRing, type Proxy as ProxyHandle, type ProxyOptions } from '../../proxy/index.js';
 import assert from 'node:assert/strict';
 import { CookieJar, closeServer, listen, request } from './http.js';

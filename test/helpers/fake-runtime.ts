@@ -1,8 +1,8 @@
 // An in-memory Runtime for the pool's state-machine tests: creates succeed or fail on demand,
 // output lines and exits are emitted by the test, nothing runs.
 
-import type { AppConfig } from '../../pool/config.js';
-import { WarmpoolError } from '../../pool/errors.js';
+import type { AppConfig } from '../../core/config.js';
+import { WarmpoolError } from '../../core/errors.js';
 import type { ClaimMark, InstanceRecord, InstanceSpec, Runtime } from '../../pool/runtime.js';
 
 export class FakeRuntime implements Runtime {

@@ -12,7 +12,7 @@ import { connect, createServer as createNetServer, type AddressInfo, type Server
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { DEFAULT_RELAY_LIMITS, type AppConfig, type RelayLimits, type WarmpoolConfig } from '../../pool/config.js';
+import { DEFAULT_RELAY_LIMITS, type AppConfig, type RelayLimits, type WarmpoolConfig } from '../../core/config.js';
 import type { ProxyOptions } from '../../proxy/index.js';
 import { FakePool, appConfig, enterApp, proxyForPool, warmpoolConfig, type ProxyServer } from './fake-pool.js';
 import { closeServer, listen, wsOpen, type CookieJar } from './http.js';
