@@ -13,6 +13,7 @@ export const UNIT_LANE = [
   'healthz',
   'http1-response-differential',
   'http1-response-properties',
+  'layering',
   'log',
   'pool',
   'pool-line',
