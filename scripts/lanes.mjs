@@ -26,6 +26,7 @@ export const UNIT_LANE = [
   'proxy-upstream',
   'proxy-ws-handshake',
   'reaper',
+  'retry',
   'relay-rules',
   'swarm-fleet-claims',
   'swarm-labels',
