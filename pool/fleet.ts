@@ -11,8 +11,9 @@ import { LRUCache } from 'lru-cache';
 import type { ClaimOptions, ClaimResult, CollectResult, EndReason, FindResult, PoolApi, PoolHealth, SessionTarget, SessionTraffic, WaitOptions, WaitOutcome } from './api.js';
 import type { ClaimJournal, JournalClaim } from './claim-journal.js';
 import type { AppConfig, RuntimeKind, WarmpoolConfig } from '../core/config.js';
-import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import { WarmpoolError, errorMessage, isWarmpoolError } from '../core/errors.js';
+import { retry } from '../core/retry.js';
 import { sessionId as newSessionId } from './ids.js';
 import { Reaper, endDeadline, type DeadlineReason, type ReapableSession } from './reaper.js';
 import { poolHealthState, sessionView, type SessionView } from './session-view.js';
@@ -65,11 +66,10 @@ export class Fleet implements PoolApi {
   private readonly changeListeners = new Set<() => void>();
   private readonly removedListeners = new Set<(host: string, port: number) => void>();
   private started = false;
-  private stopping = false;
   /** Claims being recorded on the engine after their visitor was answered (see claim()). */
   private readonly recording = new Set<Promise<void>>();
-  /** Backoff waits of those recordings; stop() cuts them short. */
-  private readonly recordWaits = new Map<TimerHandle, () => void>();
+  /** Aborted by stop(): the recordings' backoff waits end, and each gets one last attempt at once. */
+  private readonly stopped = new AbortController();
 
   constructor(private readonly o: FleetOptions) {
     this.clock = o.clock ?? systemClock;
@@ -150,16 +150,12 @@ export class Fleet implements PoolApi {
     this.reaper.schedule();
   }
 
-  private async listWithRetry(rt: Runtime): Promise<InstanceRecord[]> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await rt.list();
-      } catch (e) {
-        const wait = Math.min(30_000, 500 * 2 ** attempt);
-        this.o.log?.(`${rt.kind} runtime: cannot list instances (attempt ${attempt}, retrying in ${wait} ms): ${errorMessage(e)}`, { runtime: rt.kind, attempt }, 'warn');
-        await this.clock.sleep(wait);
-      }
-    }
+  /** Until the engine answers: 1 s after the first failure, doubling up to 30 s. */
+  private listWithRetry(rt: Runtime): Promise<InstanceRecord[]> {
+    return retry(() => rt.list(), {
+      clock: this.clock, firstMs: 1000, maxMs: 30_000,
+      onFailure: (f) => this.o.log?.(`${rt.kind} runtime: cannot list instances (attempt ${f.attempt}, retrying in ${f.retryInMs} ms): ${errorMessage(f.error)}`, { runtime: rt.kind, attempt: f.attempt }, 'warn'),
+    });
   }
 
   /**
@@ -314,36 +310,37 @@ export class Fleet implements PoolApi {
     void p.finally(() => this.recording.delete(p));
   }
 
-  /** Records a claim on the engine, retrying with backoff for as long as the session lives. */
+  /**
+   * Records a claim on the engine, retrying with backoff (500 ms, doubling up to 30 s) for as long as
+   * the session lives. stop() asks for one last attempt at once (not after a backoff).
+   */
   private async recordClaim(pool: WarmPool, s: Session, mark: ClaimMark): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      if (this.sessions.get(s.id) !== s) return; // ended meanwhile: its instance is being removed
-      const last = this.stopping;
-      try {
+    const live = () => this.sessions.get(s.id) === s; // ended meanwhile: its instance is being removed
+    const ids = { app: s.app.name, instance: s.member.id, session: s.id };
+    try {
+      await retry(async (attempt) => {
+        if (!live()) return;
         await pool.persistClaim(s.member, mark);
         this.o.journal?.settled(s.member.id);
         if (attempt > 1) this.trafficLog({ type: 'claim-recorded', session: s.id, app: s.app.name, instance: s.member.id, attempts: attempt });
-        return;
-      } catch (e) {
-        if (this.sessions.get(s.id) !== s) return;
-        if (isWarmpoolError(e, 'INSTANCE_GONE')) {
-          this.o.journal?.settled(s.member.id);
-          this.endByInstance(s.member.id, 'instance-exited', `its claim could not be recorded: ${errorMessage(e)}`);
-          pool.release(s.member.id, 'gone before its claim was recorded');
-          return;
-        }
-        if (last) {
-          this.o.log?.(`${s.app.name}: the claim of instance ${s.member.id} by session ${s.id} is not recorded on the engine (${errorMessage(e)}); a restarted warmpool gives it back only to that session's cookie`, { app: s.app.name, instance: s.member.id, session: s.id }, 'error');
-          return;
-        }
-        if (this.stopping) continue; // stop() came while this attempt was in flight: its last try is now, not after a backoff
-        const wait = Math.min(30_000, 500 * 2 ** (attempt - 1));
-        this.o.log?.(`${s.app.name}: could not record the claim of instance ${s.member.id} by session ${s.id} (attempt ${attempt}, retrying in ${wait} ms): ${errorMessage(e)}`, { app: s.app.name, instance: s.member.id, session: s.id, attempt }, 'warn');
-        await new Promise<void>((resolve) => {
-          const h = this.clock.setTimer(wait, () => { this.recordWaits.delete(h); resolve(); });
-          this.recordWaits.set(h, resolve);
-        });
+      }, {
+        clock: this.clock, firstMs: 500, maxMs: 30_000, signal: this.stopped.signal, lastTryOnAbort: true,
+        retryIf: (e) => live() && !isWarmpoolError(e, 'INSTANCE_GONE'),
+        onFailure: (f) => {
+          if (f.retryInMs === undefined) {
+            this.o.log?.(`${s.app.name}: the claim of instance ${s.member.id} by session ${s.id} is not recorded on the engine (${errorMessage(f.error)}); a restarted warmpool gives it back only to that session's cookie`, ids, 'error');
+          } else if (f.retryInMs > 0) {
+            this.o.log?.(`${s.app.name}: could not record the claim of instance ${s.member.id} by session ${s.id} (attempt ${f.attempt}, retrying in ${f.retryInMs} ms): ${errorMessage(f.error)}`, { ...ids, attempt: f.attempt }, 'warn');
+          } // 0: stop() came while this attempt was in flight; its last try is now
+        },
+      });
+    } catch (e) {
+      if (live() && isWarmpoolError(e, 'INSTANCE_GONE')) {
+        this.o.journal?.settled(s.member.id);
+        this.endByInstance(s.member.id, 'instance-exited', `its claim could not be recorded: ${errorMessage(e)}`);
+        pool.release(s.member.id, 'gone before its claim was recorded');
       }
+      // Otherwise the session ended meanwhile, or the last try at stop() failed (logged above).
     }
   }
 
@@ -406,9 +403,7 @@ export class Fleet implements PoolApi {
   async stop(keep = this.o.config.keepOnExit): Promise<void> {
     this.reaper.stop();
     // Claims still being recorded get one last attempt now (instances kept for the next run need them).
-    this.stopping = true;
-    for (const [h, wake] of this.recordWaits) { h.cancel(); wake(); }
-    this.recordWaits.clear();
+    this.stopped.abort();
     await Promise.all([...this.recording]);
     for (const u of this.unwatch) u();
     if (!keep) for (const s of [...this.sessions.values()]) this.finish(s, 'shutdown', false);

@@ -7,6 +7,7 @@ import type { LineStatus, WaitOptions, WaitOutcome, WaitReason, WaiterKind } fro
 import type { AppConfig, QueueConfig } from '../core/config.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { WarmpoolError, errorMessage, isWarmpoolError } from '../core/errors.js';
+import { backoffDelay, retry } from '../core/retry.js';
 import { instanceId as newInstanceId, secretToken } from './ids.js';
 import { waitReady } from './readiness.js';
 import type { ClaimMark, InstanceRecord, Runtime } from './runtime.js';
@@ -422,7 +423,7 @@ export class WarmPool {
       // The code first (IMAGE_NOT_FOUND, READINESS_TIMEOUT, ...): what status() and the progress line report.
       this.lastError = isWarmpoolError(e) ? `${e.code}: ${e.message}` : errorMessage(e);
       const b = this.o.backoffMs ?? { first: 1000, max: 60_000 };
-      this.nextCreateAt = this.o.clock.now() + Math.min(b.max, b.first * 2 ** (this.failures - 1));
+      this.nextCreateAt = this.o.clock.now() + backoffDelay({ firstMs: b.first, maxMs: b.max }, this.failures);
       this.o.log?.(`${this.app.name}: instance ${id} failed (${this.failures} in a row, next try in ${this.nextCreateAt - this.o.clock.now()} ms): ${this.lastError}`, { app: this.app.name, instance: id, failures: this.failures }, 'error');
       this.release(id, 'failed to start');
     }
@@ -567,17 +568,12 @@ export class WarmPool {
     return { reason: 'full', estimatedWaitMs: wait(end === undefined ? undefined : end + (o.startupMs ?? 0)) };
   }
 
+  /** Five attempts, 2, 4, 8 and 16 s apart; each failure logged, the last one given up on. */
   private async removeQuietly(id: string, why: string): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.o.runtime.remove(id);
-        return;
-      } catch (e) {
-        this.o.log?.(`${this.app.name}: removing instance ${id} (${why}) failed, attempt ${attempt}: ${errorMessage(e)}`, { app: this.app.name, instance: id, attempt }, 'warn');
-        if (attempt >= 5) return;
-        await this.o.clock.sleep(1000 * 2 ** attempt);
-      }
-    }
+    await retry(() => this.o.runtime.remove(id), {
+      clock: this.o.clock, attempts: 5, firstMs: 2000, maxMs: 16_000,
+      onFailure: (f) => this.o.log?.(`${this.app.name}: removing instance ${id} (${why}) failed, attempt ${f.attempt}: ${errorMessage(f.error)}`, { app: this.app.name, instance: id, attempt: f.attempt }, 'warn'),
+    }).catch(() => {});
   }
 
   private changed(): void { this.o.onChange?.(); }

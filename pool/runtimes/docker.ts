@@ -6,6 +6,7 @@
 import type { AppConfig } from '../../core/config.js';
 import { systemClock, type Clock, type TimerHandle } from '../../core/clock.js';
 import { WarmpoolError, errorMessage, isWarmpoolError } from '../../core/errors.js';
+import { Backoff } from '../../core/retry.js';
 import type { PortAllocator } from '../ports.js';
 import { LABEL, type ClaimMark, type InstanceRecord, type InstanceSpec, type Runtime } from '../runtime.js';
 import { claimedName, containerFacts, deploymentFilter, envList, instanceLabels, instanceName, type ContainerFacts } from './docker-labels.js';
@@ -238,7 +239,7 @@ export class DockerRuntime implements Runtime {
     let stopped = false;
     let abort: AbortController | undefined;
     let timer: TimerHandle | undefined;
-    let failures = 0;
+    const backoff = new Backoff(WATCH_BACKOFF);
     /**
      * Engine time (s, wall clock like the engine's, not the injected Clock) to replay from after a
      * reconnect, so exits during the gap are not lost. The first connection only sees new events.
@@ -272,8 +273,7 @@ export class DockerRuntime implements Runtime {
 
     const retry = (why: string) => {
       if (stopped || this.closed) return;
-      const delay = Math.min(WATCH_BACKOFF.maxMs, WATCH_BACKOFF.firstMs * 2 ** failures);
-      failures++;
+      const delay = backoff.next();
       this.log(`docker events stream ${why}; reconnecting in ${delay} ms`, undefined, 'warn');
       timer = this.clock.setTimer(delay, () => { timer = undefined; void connect(); });
     };
@@ -299,7 +299,7 @@ export class DockerRuntime implements Runtime {
       const connectedAt = this.clock.now();
       const end = (why: string) => {
         if (signal.aborted) return;
-        if (this.clock.now() - connectedAt >= WATCH_BACKOFF.healthyMs) failures = 0;
+        if (this.clock.now() - connectedAt >= WATCH_BACKOFF.healthyMs) backoff.reset();
         retry(why);
       };
       stream.done.then(() => end('ended'), (e: unknown) => end(`failed: ${errorMessage(e)}`));

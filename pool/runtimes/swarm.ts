@@ -6,6 +6,7 @@
 import type { AppConfig } from '../../core/config.js';
 import { systemClock, type Clock, type TimerHandle } from '../../core/clock.js';
 import { WarmpoolError, errorMessage, isWarmpoolError } from '../../core/errors.js';
+import { Backoff } from '../../core/retry.js';
 import type { PortAllocator } from '../ports.js';
 import { LABEL, type ClaimMark, type InstanceRecord, type InstanceSpec, type Runtime } from '../runtime.js';
 import { deploymentFilter } from './docker-labels.js';
@@ -348,7 +349,7 @@ export class SwarmRuntime implements Runtime {
     let abort: AbortController | undefined;
     let reconnect: TimerHandle | undefined;
     let periodic: TimerHandle | undefined;
-    let failures = 0;
+    const backoff = new Backoff(WATCH_BACKOFF);
     let reading = false;
     let again = false;
     const oom = new Set<string>();
@@ -408,8 +409,7 @@ export class SwarmRuntime implements Runtime {
 
     const retry = (why: string) => {
       if (stopped || this.closed) return;
-      const delay = Math.min(WATCH_BACKOFF.maxMs, WATCH_BACKOFF.firstMs * 2 ** failures);
-      failures++;
+      const delay = backoff.next();
       this.log(`docker events stream ${why}; reconnecting in ${delay} ms`, undefined, 'warn');
       reconnect = this.clock.setTimer(delay, () => { reconnect = undefined; void connect(); });
     };
@@ -432,7 +432,7 @@ export class SwarmRuntime implements Runtime {
       const connectedAt = this.clock.now();
       const end = (why: string) => {
         if (signal.aborted) return;
-        if (this.clock.now() - connectedAt >= WATCH_BACKOFF.healthyMs) failures = 0;
+        if (this.clock.now() - connectedAt >= WATCH_BACKOFF.healthyMs) backoff.reset();
         retry(why);
       };
       stream.done.then(() => end('ended'), (e: unknown) => end(`failed: ${errorMessage(e)}`));
