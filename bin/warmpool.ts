@@ -1,6 +1,6 @@
 #!/usr/bin/env -S node --max-semi-space-size=4
 // The warmpool command: a thin wrapper around createWarmpool() (start), config validation
-// (validate) and the traffic-log reader (sessions).
+// (validate, schema) and the traffic-log reader (sessions).
 //
 // The shebang's node flags are warmpool's deployment flags, listed here only (bin/node-flags.ts says
 // who else uses them): --max-semi-space-size=4 keeps V8's young generation at 2 × 4 MiB, so a burst of
@@ -9,13 +9,14 @@
 import type { Server } from 'node:http';
 import { createWarmpool, listenAdmin, type Warmpool } from '../index.js';
 import { missingFlagsNote, warmpoolNodeFlags } from './node-flags.js';
-import { loadConfig } from '../core/config.js';
+import { configJsonSchema, loadConfig } from '../core/config.js';
 import { errorMessage, isWarmpoolError } from '../core/errors.js';
 import type { PoolStatus } from '../pool/warm-pool.js';
 
 const USAGE = `usage:
   warmpool start [--config FILE] [--keep]   start the proxy and warm the pools
   warmpool validate FILE                    check a config file without starting anything
+  warmpool schema                           print the config file's JSON Schema (for editors)
   warmpool sessions [options]               read the per-session traffic log (warmpool sessions --help)
 
 The config path comes from --config or WARMPOOL_CONFIG. WARMPOOL_HOST and WARMPOOL_PORT override
@@ -29,6 +30,9 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'start': return start(rest);
     case 'validate': return validate(rest);
+    case 'schema':
+      console.log(JSON.stringify(configJsonSchema(), null, 2));
+      return 0;
     case 'sessions': {
       const { sessionsCommand } = await import('./sessions.js');
       return sessionsCommand(rest);

@@ -263,8 +263,8 @@ const swarmAppSchema = strict({
   spread: strListMatching(/^(node\.(id|hostname|role|platform\.os|platform\.arch)|node\.labels\.[\w.-]+|engine\.labels\.[\w.-]+)$/, 'expected a node attribute to spread over, like node.labels.zone').optional()
     .describe('Spread preferences: node attributes to spread instances over (node.labels.zone).'),
   reservations: strict({
-    cpus: num(0.01, 1024).optional(),
-    memory: memory().optional(),
+    cpus: num(0.01, 1024).optional().describe('CPUs set aside per instance.'),
+    memory: memory().optional().describe('Memory set aside per instance.'),
   }).optional().describe('Set aside per instance: a node takes a task only while it has this much unreserved. Unset: nothing reserved.'),
   network: str(/^[A-Za-z0-9][\w.-]*$/, 'expected the name of an overlay network').optional()
     .describe('An attachable overlay network (made by the operator) to put instances on; warmpool dials each task\'s own address on it, at port. Unset: host networking on an allocated port bound to 127.0.0.1.'),
@@ -286,7 +286,7 @@ const appSchema = strict({
     { error: 'expected a mapping' },
   ).prefault({}).describe('Environment of each instance.'),
   deepLink: str(/^\/[^\s]*$/, 'expected a path starting with / (e.g. /open?path=webapp.jl)').default('/').describe('Where a new visitor is sent in their instance.'),
-  prefix: z.union([z.literal('strip'), strict({ baseUrlEnv: str(ENV_NAME_RE, ENV_NAME_WHAT) })], { error: 'expected strip or a mapping { baseUrlEnv }' })
+  prefix: z.union([z.literal('strip'), strict({ baseUrlEnv: str(ENV_NAME_RE, ENV_NAME_WHAT).describe('The environment variable that passes the prefix (/<name>/) to the app.') })], { error: 'expected strip or a mapping { baseUrlEnv }' })
     .default('strip').transform((p) => (p === 'strip' ? { mode: 'strip' as const } : { mode: 'base-url' as const, env: p.baseUrlEnv }))
     .describe('strip: the app sees paths without /<name>; { baseUrlEnv: BASE_URL }: the prefix is kept and passed to the app in that variable (Jupyter).'),
   pool: section(strict({
@@ -302,12 +302,12 @@ const appSchema = strict({
       return z.NEVER;
     }
     return { warm: p.warm, max, parallel: p.parallel, ...(p.refillPerSecond === undefined ? {} : { refillPerSecond: p.refillPerSecond }) };
-  })),
+  })).describe('How many instances this app keeps and runs.'),
   readiness: readinessSchema,
   limits: section(strict({
     cpus: num(0.01, 1024).optional().describe('CPUs an instance may use.'),
     memory: memory().optional().describe('Memory an instance may use.'),
-  }).transform((l) => loose({ cpus: l.cpus, memoryBytes: l.memory }))),
+  }).transform((l) => loose({ cpus: l.cpus, memoryBytes: l.memory }))).describe('What one instance may use (docker and swarm).'),
   network: oneOf(['host', 'bridge']).default('host').describe('host: an allocated port bound to 127.0.0.1 (env PORT); bridge (docker): port published on 127.0.0.1.'),
   idleTimeout: duration(1000).prefault('20m').describe('A session ends this long after the last user activity.'),
   maxLifetime: duration(1000).prefault('90m').describe('A session ends this long after its claim.'),
@@ -383,7 +383,7 @@ function fileSchema(env: NodeJS.ProcessEnv, hostName: () => string) {
     deployment: str(NAME_RE, NAME_WHAT).default('default').describe('Names the warmpool deployment that owns instances (label warmpool.deployment).'),
     landing: strict({
       redirect: str(/^(https?:\/\/|\/)/, 'expected an absolute http(s) URL or a path starting with /').optional().describe('Where / redirects; unset: a landing page lists the apps.'),
-    }).optional(),
+    }).optional().describe('The landing page at /.'),
     trustedProxies: z.array(str(), { error: 'expected a list of IP addresses' }).prefault([]).describe('X-Forwarded-Proto/For are honoured only from these addresses.'),
     ports: section(portsSchema).describe('Host ports handed to process and host-network instances.'),
     stateDir: str().default('.state').describe('Folder for process-runtime state, the generated cookie key and the traffic log (made 0700).'),
