@@ -7,6 +7,7 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Fleet } from '../pool/fleet.js';
+import { END_REASONS } from '../core/end-reasons.js';
 import type { FleetMonitor } from './monitor.js';
 
 export interface MetricsOptions {
@@ -90,7 +91,7 @@ export function createMetrics(o: MetricsOptions): Metrics {
   });
   const offEngine = monitor.onEngineCall((route, ms, ok) => engineCalls.observe({ call: route, outcome: ok ? 'ok' : 'error' }, ms / 1000));
   new Counter({
-    name: 'warmpool_sessions_ended_total', help: 'Sessions ended per app and reason (idle, lifetime, grace: reaped; admin, fresh-requested, instance-exited, shutdown, lost).', labelNames: ['app', 'reason'], registers,
+    name: 'warmpool_sessions_ended_total', help: `Sessions ended per app and reason (${END_REASONS.filter((r) => r.reaped).map((r) => r.reason).join(', ')}: reaped; ${END_REASONS.filter((r) => !r.reaped).map((r) => r.reason).join(', ')}).`, labelNames: ['app', 'reason'], registers,
     collect() { this.reset(); for (const [k, n] of monitor.ends) { const [app, reason] = split(k); this.inc({ app, reason }, n); } },
   });
   new Counter({

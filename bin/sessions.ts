@@ -4,11 +4,23 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { loadConfig } from '../core/config.js';
+import { END_REASON_NAMES } from '../core/end-reasons.js';
 import { errorMessage } from '../core/errors.js';
 import {
   filterSessions, findSession, readSessions, sumValues, totals, uniquePrefixLength,
   type Period, type ReadStats, type SessionFilter, type SessionRecord, type TotalsRow, type TrafficEntry,
 } from '../pool/traffic-log-reader.js';
+
+/** Text in lines of at most 100 columns, the ones after the first indented by `indent` spaces. */
+function wrap(text: string, indent: number): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && indent + line.length + 1 + word.length > 100) { lines.push(line); line = word; } else line = line ? `${line} ${word}` : word;
+  }
+  lines.push(line);
+  return lines.join(`\n${' '.repeat(indent)}`);
+}
 
 export const HELP = `usage:
   warmpool sessions [list] [filters] [--json | --csv]   one line per session
@@ -23,8 +35,7 @@ where the log is:
 
 filters (list and totals):
   --app NAME        only this app (repeat or comma-separate for several)
-  --reason R        only sessions that ended for R: idle, lifetime, grace, instance-exited, admin,
-                    shutdown, fresh-requested; "live" for those not ended (repeat or comma-separate)
+  --reason R        ${wrap(`only sessions that ended for R: ${END_REASON_NAMES.join(', ')}; "live" for those not ended (repeat or comma-separate)`, 20)}
   --live            only sessions not ended
   --since TIME      claimed at or after TIME
   --until TIME      claimed before TIME; a bare date includes that whole day
@@ -43,7 +54,7 @@ without activity) or ended it. For live sessions, duration and active time run t
 entry (shown with a trailing +); traffic counts are only logged when a session ends.
 Exit status: 0 done, 1 failed (no log, no such session), 2 bad usage.`;
 
-const KNOWN_REASONS = ['idle', 'lifetime', 'grace', 'instance-exited', 'admin', 'shutdown', 'fresh-requested'];
+const KNOWN_REASONS: readonly string[] = END_REASON_NAMES;
 
 type Sub = 'list' | 'show' | 'totals';
 const SUBS: readonly Sub[] = ['list', 'show', 'totals'];

@@ -2,6 +2,7 @@
 // The proxy observes traffic and reports it; the pool decides claims, deadlines and reaping.
 
 import type { AppConfig } from '../core/config.js';
+import type { EndReason } from '../core/end-reasons.js';
 
 /** Where one visitor's traffic goes. Handed to the proxy by claim() and find(). */
 export interface SessionTarget {
@@ -99,10 +100,8 @@ export type WaitOutcome =
 
 export type CollectResult = { kind: 'session'; target: SessionTarget } | { kind: 'gone' };
 
-/** Why a session is over, kept for the "session ended" page and the traffic log. */
-/** `lost`: a claimed instance found gone when a restarted warmpool adopted its engine's state. */
-/** `unused`: a visitor's claim no request used within queue.firstUse; its instance went back to the pool as ready. */
-export type EndReason = 'idle' | 'lifetime' | 'grace' | 'instance-exited' | 'admin' | 'shutdown' | 'fresh-requested' | 'lost' | 'unused';
+/** Why a session is over (core/end-reasons.ts: the one list, with what each means). */
+export type { EndReason } from '../core/end-reasons.js';
 
 export type FindResult =
   | { kind: 'live'; target: SessionTarget }

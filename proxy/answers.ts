@@ -41,6 +41,7 @@ export interface Rendered {
   body: string;
 }
 
+/** The "session ended" page's sentence for each reason (core/end-reasons.ts lists them; the type makes each one need a text). */
 const ENDED_WHY: Record<EndReason | 'unknown', string> = {
   idle: 'It was idle for too long, so its instance was given back.',
   lifetime: 'It reached the maximum time an instance is kept.',

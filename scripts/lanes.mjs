@@ -8,6 +8,7 @@ export const UNIT_LANE = [
   'config',
   'cookie-properties',
   'docker-labels',
+  'end-reasons',
   'engine-metrics',
   'frames',
   'healthz',

@@ -390,14 +390,14 @@ test('totals --csv has a fixed column per end reason and parses back; text has a
   const [header] = parseCsv(r.out);
   assert.deepEqual(header, [
     'app', 'hour', 'started', 'live', 'ended', 'ended_idle', 'ended_lifetime', 'ended_grace', 'ended_instance-exited', 'ended_admin',
-    'ended_shutdown', 'ended_fresh-requested', 'duration_total_ms', 'duration_mean_ms', 'active_total_ms', 'active_mean_ms',
+    'ended_shutdown', 'ended_fresh-requested', 'ended_lost', 'ended_unused', 'duration_total_ms', 'duration_mean_ms', 'active_total_ms', 'active_mean_ms',
     'requests', 'bytes_in', 'bytes_out', 'messages_in', 'messages_out',
   ]);
   const rows = csvObjects(r.out);
   assert.equal(rows.length, 5);
   assert.deepEqual(rows[1], {
     app: 'vdma', hour: '2024-05-01T10:00Z', started: '2', live: '0', ended: '2', ended_idle: '0', ended_lifetime: '1', ended_grace: '1',
-    'ended_instance-exited': '0', ended_admin: '0', ended_shutdown: '0', 'ended_fresh-requested': '0',
+    'ended_instance-exited': '0', ended_admin: '0', ended_shutdown: '0', 'ended_fresh-requested': '0', ended_lost: '0', ended_unused: '0',
     duration_total_ms: String(107 * MIN + 120), duration_mean_ms: String(53.5 * MIN + 60), active_total_ms: String(89 * MIN), active_mean_ms: String(44.5 * MIN),
     requests: '34', bytes_in: '62000', bytes_out: '1840000', messages_in: '582', messages_out: '1100',
   });
@@ -469,7 +469,7 @@ test('usage errors exit 2 and name the problem; --help exits 0', async () => {
     [['--since', 'yesterday'], /--since "yesterday" is not a time/],
     [['--until', '2024-02-31'], /--until "2024-02-31" is not a time/],
     [['--since', '2024-05-02', '--until', '2024-05-01T12:00'], /--since 2024-05-02 is not before --until/],
-    [['--reason', 'idel'], /--reason "idel": expected one of idle, lifetime, grace, instance-exited, admin, shutdown, fresh-requested, live/],
+    [['--reason', 'idel'], /--reason "idel": expected one of idle, lifetime, grace, instance-exited, admin, shutdown, fresh-requested, lost, unused, live/],
   ];
   for (const [args, re] of cases) {
     const r = cli(['--dir', logDir, ...args]);
