@@ -3,6 +3,7 @@
 
 import type { AppConfig } from '../core/config.js';
 import type { EndReason } from '../core/end-reasons.js';
+import type { ProxyEventType } from './traffic-log-schema.js';
 
 /** Where one visitor's traffic goes. Handed to the proxy by claim() and find(). */
 export interface SessionTarget {
@@ -137,7 +138,7 @@ export interface PoolApi {
    * period open while no socket is, and only the first one is logged, as 'first-request'). The first
    * 'request' or 'ws-open' marks a visitor's claim used (see queue.firstUse).
    */
-  event(session: string, type: string, detail?: Record<string, unknown>): void;
+  event(session: string, type: ProxyEventType, detail?: Record<string, unknown>): void;
   /** For `/_warmpool/healthz`: engine reachability and whether each pool can serve. Optional (test pools). */
   health?(): Promise<PoolHealth>;
 }

@@ -19,6 +19,7 @@ import { Reaper, endDeadline, type DeadlineReason, type ReapableSession } from '
 import { poolHealthState, sessionView, type SessionView } from './session-view.js';
 import type { ClaimMark, InstanceRecord, Runtime } from './runtime.js';
 import type { TrafficLogSink } from './traffic-log.js';
+import type { ProxyEventType, TrafficLogEntry, TrafficSummary } from './traffic-log-schema.js';
 import { WarmPool, type Member, type PoolStatus } from './warm-pool.js';
 import type { Log } from '../core/log.js';
 
@@ -385,7 +386,7 @@ export class Fleet implements PoolApi {
     if (s.openConnections === 0) this.reaper.schedule();
   }
 
-  event(session: string, type: string, detail?: Record<string, unknown>): void {
+  event(session: string, type: ProxyEventType, detail?: Record<string, unknown>): void {
     const s = this.sessions.get(session);
     if (!s) return;
     if (s.firstUseBy !== undefined && (type === 'request' || type === 'ws-open')) this.firstUse(s);
@@ -506,7 +507,7 @@ export class Fleet implements PoolApi {
     this.changed();
   }
 
-  private summary(s: Session, now: number): Record<string, unknown> {
+  private summary(s: Session, now: number): TrafficSummary {
     const t = s.target.traffic;
     return {
       claimedAt: s.claimedAt, durationMs: now - s.claimedAt, lastActive: s.lastActive, activeMs: s.activeMs,
@@ -528,7 +529,7 @@ export class Fleet implements PoolApi {
     for (const p of this.pools.values()) if (p.member(instanceId)) p.instanceExited(instanceId, detail);
   }
 
-  private trafficLog(entry: Record<string, unknown>): void {
+  private trafficLog(entry: TrafficLogEntry): void {
     this.o.trafficLog?.write({ t: this.clock.now(), ...entry });
   }
 

@@ -6,11 +6,15 @@ import { createReadStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
+import type { TrafficLogEntryType } from './traffic-log-schema.js';
 
-/** One line of the log: `{t, type, session, app, ...}` as pool/fleet.ts writes it. */
+/**
+ * One line of the log read back: `{t, type, session, app, ...}`. What pool/fleet.ts writes is typed in
+ * pool/traffic-log-schema.ts; a line read back is not trusted to match it (other versions, torn files).
+ */
 export interface TrafficEntry {
   t: number;
-  type: string;
+  type: TrafficLogEntryType | (string & {});
   session: string;
   app: string;
   [key: string]: unknown;
