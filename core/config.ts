@@ -186,11 +186,13 @@ const logSchema = strict({
  */
 export const DEFAULT_PROCESS_USERS: Readonly<{ uidFrom: number; count: number }> = Object.freeze({ uidFrom: 1879048192, count: 10_000 });
 
+/** The upper bound depends on uidFrom: checked with it, below. */
+const COUNT_WHAT = `expected an integer from 1 to the number of uids from uidFrom to ${UID_MAX}`;
 const processUsersSchema = z.union([
   bool(),
   strict({
     uidFrom: int(1000, UID_MAX).optional().describe(`First uid of the range (default ${DEFAULT_PROCESS_USERS.uidFrom}).`),
-    count: z.int({ error: 'expected an integer from 1 to the number of uids from uidFrom to 2147483646' }).min(1, { error: 'expected an integer from 1 to the number of uids from uidFrom to 2147483646' }).optional()
+    count: z.int({ error: COUNT_WHAT }).min(1, { error: COUNT_WHAT }).optional()
       .describe(`Uids in the range (default ${DEFAULT_PROCESS_USERS.count}); at least the process apps' pool.max added up.`),
   }),
 ], { error: 'expected false (off) or a mapping { uidFrom, count }' }).optional()
@@ -464,7 +466,7 @@ function fileSchema(env: NodeJS.ProcessEnv, hostName: () => string) {
       ports: c.ports,
       stateDir: c.stateDir,
       keepOnExit: c.keepOnExit,
-      processUsers: processUsers === false ? (false as const) : processUsers,
+      processUsers: processUsers === false ? (false as const) : processUsers, // as const: else inferred as boolean
       log,
       relay: c.relay,
       queue: c.queue,
