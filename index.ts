@@ -70,7 +70,10 @@ export async function createWarmpool(config: WarmpoolConfig | string, opts: Warm
   const log = opts.log ?? createLogger({ level: parseLevel(env.WARMPOOL_LOG_LEVEL) }).log;
   privateDir(resolve(cfg.stateDir)); // cookie key, process state: warmpool's alone
   const token = adminToken(cfg, env);
-  const fdNote = descriptorLimitNote(openFilesLimit(), cfg.apps.reduce((n, a) => n + a.pool.max, 0));
+  const fdNote = descriptorLimitNote(
+    openFilesLimit(),
+    cfg.apps.reduce((n, a) => n + a.pool.max, 0),
+  );
   if (fdNote) log(fdNote, undefined, 'warn');
   // Engine calls are timed for the admin metrics; the monitor exists once the token is known.
   let monitorRef: FleetMonitor | undefined;
@@ -82,22 +85,40 @@ export async function createWarmpool(config: WarmpoolConfig | string, opts: Warm
   monitorRef = monitor;
   const trafficLog = monitor ? teeLog(logged, monitor) : logged;
   // Claims not recorded before their answer (every runtime but swarm's) go to the journal first.
-  const journal = cfg.apps.some((a) => runtimes[a.runtime]?.sharedClaims !== true) ? ClaimJournal.forDeployment(resolve(cfg.stateDir), cfg.deployment, { log }) : undefined;
+  const journal = cfg.apps.some((a) => runtimes[a.runtime]?.sharedClaims !== true)
+    ? ClaimJournal.forDeployment(resolve(cfg.stateDir), cfg.deployment, { log })
+    : undefined;
   const fleet = new Fleet({ config: cfg, runtimes, clock, log, trafficLog, journal });
   const keys = loadKeys(env, resolve(cfg.stateDir));
   let admin: WarmpoolAdmin | undefined;
   const proxy = createProxy({
-    config: cfg, pool: monitor ? measureClaimWaits(fleet, clock, (app, ms) => monitor.waited(app, ms)) : fleet, clock, keys, log,
+    config: cfg,
+    pool: monitor ? measureClaimWaits(fleet, clock, (app, ms) => monitor.waited(app, ms)) : fleet,
+    clock,
+    keys,
+    log,
     // admin.public: the admin surface on the public listener too, under /_warmpool/admin/ (same token).
-    internal: cfg.admin?.public ? (req, res, path) => {
-      if (!admin || !/^\/admin(?:[/?]|$)/.test(path)) return false;
-      admin.surface.handle(req, res, path.slice('/admin'.length), '/_warmpool/admin');
-      return true;
-    } : undefined,
+    internal: cfg.admin?.public
+      ? (req, res, path) => {
+          if (!admin || !/^\/admin(?:[/?]|$)/.test(path)) return false;
+          admin.surface.handle(req, res, path.slice('/admin'.length), '/_warmpool/admin');
+          return true;
+        }
+      : undefined,
   });
   fleet.onInstanceRemoved((host, port) => proxy.forgetInstance(host, port));
   if (monitor && token) {
-    admin = buildAdmin({ config: cfg, fleet, monitor, token, clock, openSockets: () => proxy.openSockets(), logDir: fileLog ? resolve(cfg.log.dir) : undefined, flushLog: fileLog && (() => fileLog.flush()), log });
+    admin = buildAdmin({
+      config: cfg,
+      fleet,
+      monitor,
+      token,
+      clock,
+      openSockets: () => proxy.openSockets(),
+      logDir: fileLog ? resolve(cfg.log.dir) : undefined,
+      flushLog: fileLog && (() => fileLog.flush()),
+      log,
+    });
   } else {
     log('admin surface off: no admin token (set WARMPOOL_ADMIN_TOKEN or WARMPOOL_ADMIN_TOKEN_FILE for the dashboard, JSON API and /metrics)');
   }
@@ -123,7 +144,11 @@ export async function createWarmpool(config: WarmpoolConfig | string, opts: Warm
 }
 
 /** One runtime per kind the config uses; the Docker and Swarm runtimes (and the engine client) are loaded only when an app uses them. */
-export async function buildRuntimes(cfg: WarmpoolConfig, log: Log, onEngineCall?: (route: string, ms: number, ok: boolean) => void): Promise<Partial<Record<RuntimeKind, Runtime>>> {
+export async function buildRuntimes(
+  cfg: WarmpoolConfig,
+  log: Log,
+  onEngineCall?: (route: string, ms: number, ok: boolean) => void,
+): Promise<Partial<Record<RuntimeKind, Runtime>>> {
   // One Engine client for the Docker-based runtimes: one keep-alive pool to the engine, every call timed.
   let engine: import('./pool/runtimes/engine.js').Engine | undefined;
   const engineFor = async () => {
@@ -149,7 +174,14 @@ export async function buildRuntimes(cfg: WarmpoolConfig, log: Log, onEngineCall?
   if (kinds.has('swarm')) {
     const { SwarmRuntime } = await import('./pool/runtimes/swarm.js');
     const replica = cfg.swarm?.replica ?? replicaFromHost((await import('node:os')).hostname());
-    out.swarm = new SwarmRuntime({ deployment: cfg.deployment, replica, ports, log, schedulingTimeoutMs: cfg.swarm?.schedulingTimeoutMs, engine: await engineFor() });
+    out.swarm = new SwarmRuntime({
+      deployment: cfg.deployment,
+      replica,
+      ports,
+      log,
+      schedulingTimeoutMs: cfg.swarm?.schedulingTimeoutMs,
+      engine: await engineFor(),
+    });
   }
   return out;
 }

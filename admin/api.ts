@@ -46,16 +46,30 @@ export interface StateView {
   recent: { ends: RecentEnd[]; failures: RecentFailure[] };
 }
 
-export interface ApiReply { status: number; body: unknown }
+export interface ApiReply {
+  status: number;
+  body: unknown;
+}
 
 export function appsView(c: ApiContext): AppView[] {
   const live = new Map<string, number>();
   for (const s of c.fleet.liveSessions()) live.set(s.app.name, (live.get(s.app.name) ?? 0) + 1);
   return c.fleet.poolsView().map((p) => ({
-    name: p.app, runtime: c.fleet.app(p.app)?.runtime ?? 'process', health: poolHealthState(p, p.draining),
-    ready: p.ready, starting: p.starting, claimed: p.claimed, failed: p.failures, queued: p.queued,
-    warm: p.warm, max: p.max, draining: p.draining, lastError: p.lastError, nextRetryAt: p.nextRetryAt,
-    live: live.get(p.app) ?? 0, history: c.monitor.history.series(p.app),
+    name: p.app,
+    runtime: c.fleet.app(p.app)?.runtime ?? 'process',
+    health: poolHealthState(p, p.draining),
+    ready: p.ready,
+    starting: p.starting,
+    claimed: p.claimed,
+    failed: p.failures,
+    queued: p.queued,
+    warm: p.warm,
+    max: p.max,
+    draining: p.draining,
+    lastError: p.lastError,
+    nextRetryAt: p.nextRetryAt,
+    live: live.get(p.app) ?? 0,
+    history: c.monitor.history.series(p.app),
   }));
 }
 

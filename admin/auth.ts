@@ -26,7 +26,11 @@ export function loadAdminToken(env: NodeJS.ProcessEnv): string | undefined {
   }
   if (!token) return undefined;
   if (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
-    throw new WarmpoolError('CONFIG_INVALID', `the admin token from ${from} is ${token.length} characters${/\s/.test(token) ? ' with white space' : ''}; expected at least ${MIN_TOKEN_LENGTH} characters without white space`, { hint: 'make one with: openssl rand -base64 32' });
+    throw new WarmpoolError(
+      'CONFIG_INVALID',
+      `the admin token from ${from} is ${token.length} characters${/\s/.test(token) ? ' with white space' : ''}; expected at least ${MIN_TOKEN_LENGTH} characters without white space`,
+      { hint: 'make one with: openssl rand -base64 32' },
+    );
   }
   return token;
 }

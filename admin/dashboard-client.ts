@@ -19,7 +19,11 @@ const sessionRows = new Map<string, HTMLTableRowElement>();
 
 const byId = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
 
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: { class?: string; text?: string; title?: string } = {}, ...kids: (Node | string)[]): HTMLElementTagNameMap[K] {
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: { class?: string; text?: string; title?: string } = {},
+  ...kids: (Node | string)[]
+): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
   if (props.class) e.className = props.class;
   if (props.text !== undefined) e.textContent = props.text;
@@ -137,7 +141,11 @@ function frame(text: string): void {
 async function act(path: string, body: unknown, done: string): Promise<void> {
   let r: Response;
   try {
-    r = await fetch(path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body ?? {}) });
+    r = await fetch(path, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body ?? {}),
+    });
   } catch (e) {
     return notice(`${path}: ${(e as Error).message}`, true);
   }
@@ -154,7 +162,12 @@ function notice(text: string, error: boolean): void {
   n.className = error ? 'error' : '';
   n.hidden = false;
   clearTimeout(noticeTimer);
-  noticeTimer = setTimeout(() => { n.hidden = true; }, error ? 10_000 : 4000);
+  noticeTimer = setTimeout(
+    () => {
+      n.hidden = true;
+    },
+    error ? 10_000 : 4000,
+  );
 }
 
 // ---- rendering ----
@@ -173,7 +186,11 @@ function render(s: StateView): void {
     }
     card.update(a);
   }
-  for (const [name, c] of appCards) if (!seen.has(name)) { c.root.remove(); appCards.delete(name); }
+  for (const [name, c] of appCards)
+    if (!seen.has(name)) {
+      c.root.remove();
+      appCards.delete(name);
+    }
   renderSessions(s.sessions);
   renderEnds(s.recent.ends);
   renderFailures(s.recent.failures);
@@ -194,7 +211,10 @@ class AppCard {
   constructor(private readonly name: string) {
     this.root = el('div', { class: 'app' });
     this.root.dataset.app = name;
-    for (const [i, label] of [[this.warm, 'warm'], [this.max, 'max']] as const) {
+    for (const [i, label] of [
+      [this.warm, 'warm'],
+      [this.max, 'max'],
+    ] as const) {
       i.type = 'number';
       i.min = label === 'warm' ? '0' : '1';
       i.className = label;
@@ -203,12 +223,14 @@ class AppCard {
     const refresh = el('button', { class: 'refresh', text: 'Refresh', title: 'replace every ready, unclaimed instance (claimed ones are not touched)' });
     refresh.type = 'button';
     refresh.addEventListener('click', () => {
-      if (confirm(`Replace every unclaimed instance of ${name}? Sessions in use are not touched.`)) void act(`api/apps/${encodeURIComponent(name)}/refresh`, {}, `${name}: replacing unclaimed instances`);
+      if (confirm(`Replace every unclaimed instance of ${name}? Sessions in use are not touched.`))
+        void act(`api/apps/${encodeURIComponent(name)}/refresh`, {}, `${name}: replacing unclaimed instances`);
     });
     this.drainBtn.type = 'button';
     this.drainBtn.addEventListener('click', () => {
       if (this.draining) void act(`api/apps/${encodeURIComponent(name)}/resume`, {}, `${name}: taking visitors again`);
-      else if (confirm(`Drain ${name}? New visitors are turned away; sessions in use go on.`)) void act(`api/apps/${encodeURIComponent(name)}/drain`, {}, `${name}: draining`);
+      else if (confirm(`Drain ${name}? New visitors are turned away; sessions in use go on.`))
+        void act(`api/apps/${encodeURIComponent(name)}/drain`, {}, `${name}: draining`);
     });
     const apply = el('button', { class: 'resize', text: 'Resize' });
     apply.type = 'button';
@@ -217,13 +239,18 @@ class AppCard {
       if (this.warm.value !== '') body.warm = Number(this.warm.value);
       if (this.max.value !== '') body.max = Number(this.max.value);
       if (body.warm === undefined && body.max === undefined) return notice('Type a warm target or a max first.', true);
-      void act(`api/apps/${encodeURIComponent(name)}/resize`, body, `${name}: resized`).then(() => { this.warm.value = ''; this.max.value = ''; });
+      void act(`api/apps/${encodeURIComponent(name)}/resize`, body, `${name}: resized`).then(() => {
+        this.warm.value = '';
+        this.max.value = '';
+      });
     });
     this.root.append(
       el('div', { class: 'top' }, el('span', { class: 'name', text: name }), this.badge),
-      this.counts, this.bar,
+      this.counts,
+      this.bar,
       el('div', { class: 'legend' }, el('span', { text: 'last hour: claims (bars), live (line)' }), el('span', { class: 'spark-total' })),
-      this.spark, this.lastError,
+      this.spark,
+      this.lastError,
       el('div', { class: 'actions' }, 'warm', this.warm, 'max', this.max, apply, refresh, this.drainBtn),
     );
   }
@@ -233,9 +260,12 @@ class AppCard {
     this.badge.textContent = a.health;
     this.badge.className = `badge ${a.health}`;
     this.counts.replaceChildren(
-      el('b', { class: 'k-ready ready', text: String(a.ready) }), ' ready · ',
-      el('b', { class: 'k-starting starting', text: String(a.starting) }), ' starting · ',
-      el('b', { class: 'k-claimed claimed', text: String(a.claimed) }), ' claimed',
+      el('b', { class: 'k-ready ready', text: String(a.ready) }),
+      ' ready · ',
+      el('b', { class: 'k-starting starting', text: String(a.starting) }),
+      ' starting · ',
+      el('b', { class: 'k-claimed claimed', text: String(a.claimed) }),
+      ' claimed',
       el('span', { class: 'targets', text: `  —  target ${a.warm} warm, max ${a.max}` }),
       a.queued ? el('span', { text: ` · ${a.queued} waiting` }) : '',
       a.failed ? el('span', { class: 'error', text: ` · ${a.failed} failed in a row` }) : '',
@@ -253,7 +283,11 @@ class AppCard {
     const scale = 300 / Math.max(1, a.max, a.ready + a.starting + a.claimed);
     let x = 0;
     const kids: SVGElement[] = [svg('rect', { x: 0, y: 0, width: 300, height: 14, fill: '#eef1f6' })];
-    for (const [n, color, what] of [[a.claimed, '#3b6fd8', 'claimed'], [a.ready, '#2e9d5b', 'ready'], [a.starting, '#e3a008', 'starting']] as const) {
+    for (const [n, color, what] of [
+      [a.claimed, '#3b6fd8', 'claimed'],
+      [a.ready, '#2e9d5b', 'ready'],
+      [a.starting, '#e3a008', 'starting'],
+    ] as const) {
       if (n > 0) {
         const r = svg('rect', { x: x * scale, y: 0, width: n * scale, height: 14, fill: color });
         r.append(Object.assign(svg('title', {}), { textContent: `${n} ${what}` }));
@@ -273,7 +307,9 @@ class AppCard {
     const w = 300 / n;
     const y = (v: number) => 38 - (v / top) * 34;
     const kids: SVGElement[] = [];
-    claims.forEach((c, i) => { if (c > 0) kids.push(svg('rect', { x: i * w + 0.5, y: y(c), width: Math.max(1, w - 1), height: 38 - y(c), fill: '#9db6ec' })); });
+    claims.forEach((c, i) => {
+      if (c > 0) kids.push(svg('rect', { x: i * w + 0.5, y: y(c), width: Math.max(1, w - 1), height: 38 - y(c), fill: '#9db6ec' }));
+    });
     kids.push(svg('polyline', { points: active.map((v, i) => `${(i + 0.5) * w},${y(v)}`).join(' '), fill: 'none', stroke: '#2e9d5b', 'stroke-width': 1.5 }));
     this.spark.replaceChildren(...kids);
     const total = claims.reduce((x, c) => x + c, 0);
@@ -294,14 +330,19 @@ function renderSessions(list: SessionView[]): void {
       end.type = 'button';
       const id = s.id;
       end.addEventListener('click', () => {
-        if (confirm(`End session ${id.slice(0, 8)}? Its student gets the "session ended" page.`)) void act(`api/sessions/${encodeURIComponent(id)}/end`, {}, `session ${id.slice(0, 8)} ended`);
+        if (confirm(`End session ${id.slice(0, 8)}? Its student gets the "session ended" page.`))
+          void act(`api/sessions/${encodeURIComponent(id)}/end`, {}, `session ${id.slice(0, 8)} ended`);
       });
       for (let i = 0; i < 8; i++) tr.append(el('td'));
       tr.append(el('td', {}, end));
       sessionRows.set(s.id, tr);
     }
     const cells = tr.children;
-    const set = (i: number, text: string, title?: string) => { const c = cells[i] as HTMLElement; c.textContent = text; if (title) c.title = title; };
+    const set = (i: number, text: string, title?: string) => {
+      const c = cells[i] as HTMLElement;
+      c.textContent = text;
+      if (title) c.title = title;
+    };
     (cells[0] as HTMLElement).className = 'id';
     set(0, s.id.slice(0, 8), s.id);
     set(1, s.app);
@@ -310,34 +351,53 @@ function renderSessions(list: SessionView[]): void {
     set(4, `${until(s.endsAt)} (${s.endsBy})`, `idle deadline ${new Date(s.idleDeadline).toISOString()}`);
     set(5, String(s.openConnections));
     set(6, `${bytes(s.bytesIn)} / ${bytes(s.bytesOut)}`);
-    set(7, `${s.messagesIn} / ${s.messagesOut}`, Object.entries(s.messagesInByType).map(([k, v]) => `${k}: ${v}`).join(', '));
+    set(
+      7,
+      `${s.messagesIn} / ${s.messagesOut}`,
+      Object.entries(s.messagesInByType)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', '),
+    );
     tr.className = s.idle ? 'idle' : '';
     body.append(tr); // in claim order
   }
-  for (const [id, tr] of sessionRows) if (!seen.has(id)) { tr.remove(); sessionRows.delete(id); }
+  for (const [id, tr] of sessionRows)
+    if (!seen.has(id)) {
+      tr.remove();
+      sessionRows.delete(id);
+    }
   byId('live-count').textContent = `(${list.length})`;
   byId('no-sessions').hidden = list.length > 0;
 }
 
 function renderEnds(ends: RecentEnd[]): void {
   const rows = ends.slice(0, 30).map((e) => {
-    const tr = el('tr', {},
+    const tr = el(
+      'tr',
+      {},
       el('td', { text: ago(e.at), title: new Date(e.at).toISOString() }),
       el('td', { class: 'id', text: e.session.slice(0, 8), title: e.session }),
       el('td', { text: e.app }),
-      el('td', { class: e.reason === 'instance-exited' || e.reason === 'lost' ? 'error' : '', text: e.reason + (e.lateMs ? ` (+${Math.round(e.lateMs)} ms)` : '') }),
+      el('td', {
+        class: e.reason === 'instance-exited' || e.reason === 'lost' ? 'error' : '',
+        text: e.reason + (e.lateMs ? ` (+${Math.round(e.lateMs)} ms)` : ''),
+      }),
       el('td', { text: e.durationMs !== undefined ? span(e.durationMs) : '–' }),
       el('td', { text: `${bytes(e.bytesIn)} / ${bytes(e.bytesOut)}` }),
     );
     tr.dataset.session = e.session;
     return tr;
   });
-  byId('ends').querySelector('tbody')!.replaceChildren(...rows);
+  byId('ends')
+    .querySelector('tbody')!
+    .replaceChildren(...rows);
   byId('no-ends').hidden = ends.length > 0;
 }
 
 function renderFailures(list: RecentFailure[]): void {
-  byId('failures').replaceChildren(...list.slice(0, 20).map((f) => el('li', {}, el('b', { text: `${f.app} ` }), el('span', { class: 'hint', text: `${ago(f.at)}: ` }), f.error)));
+  byId('failures').replaceChildren(
+    ...list.slice(0, 20).map((f) => el('li', {}, el('b', { text: `${f.app} ` }), el('span', { class: 'hint', text: `${ago(f.at)}: ` }), f.error)),
+  );
   byId('no-failures').hidden = list.length > 0;
 }
 

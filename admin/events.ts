@@ -16,7 +16,10 @@ export interface EventStreamsOptions {
   log?: Log;
 }
 
-interface Stream { res: ServerResponse; blocked: boolean }
+interface Stream {
+  res: ServerResponse;
+  blocked: boolean;
+}
 
 export class EventStreams {
   private readonly streams = new Set<Stream>();
@@ -26,7 +29,9 @@ export class EventStreams {
 
   constructor(private readonly o: EventStreamsOptions) {}
 
-  get size(): number { return this.streams.size; }
+  get size(): number {
+    return this.streams.size;
+  }
 
   open(req: IncomingMessage, res: ServerResponse): void {
     res.writeHead(200, {
@@ -36,7 +41,9 @@ export class EventStreams {
     });
     const s: Stream = { res, blocked: false };
     this.streams.add(s);
-    res.on('drain', () => { s.blocked = false; });
+    res.on('drain', () => {
+      s.blocked = false;
+    });
     const gone = () => {
       this.streams.delete(s);
       if (this.streams.size === 0) this.cancel();

@@ -5,7 +5,11 @@ import type { Clock } from '../core/clock.js';
 
 const MINUTE = 60_000;
 
-interface Bucket { claims: number; active: number; last: number }
+interface Bucket {
+  claims: number;
+  active: number;
+  last: number;
+}
 
 export interface Series {
   /** Start of the first minute, ms; one value per minute up to the current one. */
@@ -18,7 +22,10 @@ export class ActivityHistory {
   private readonly apps = new Map<string, Map<number, Bucket>>();
   private readonly lastActive = new Map<string, number>();
 
-  constructor(private readonly clock: Clock, private readonly minutes = 60) {}
+  constructor(
+    private readonly clock: Clock,
+    private readonly minutes = 60,
+  ) {}
 
   claim(app: string): void {
     this.bucket(app).claims++;

@@ -39,12 +39,28 @@ export interface WarmpoolAdmin {
 }
 
 export function buildAdmin(o: {
-  config: WarmpoolConfig; fleet: Fleet; monitor: FleetMonitor; token: { token: string; generated: boolean }; clock: Clock;
-  openSockets: () => number; logDir?: string; flushLog?: () => void; log?: Log;
+  config: WarmpoolConfig;
+  fleet: Fleet;
+  monitor: FleetMonitor;
+  token: { token: string; generated: boolean };
+  clock: Clock;
+  openSockets: () => number;
+  logDir?: string;
+  flushLog?: () => void;
+  log?: Log;
 }): WarmpoolAdmin {
   const offWatch = o.monitor.watch(o.fleet);
   const metrics = createMetrics({ fleet: o.fleet, monitor: o.monitor, openSockets: o.openSockets });
-  const surface = createAdmin({ fleet: o.fleet, monitor: o.monitor, metrics, token: o.token.token, clock: o.clock, logDir: o.logDir, flushLog: o.flushLog, log: o.log });
+  const surface = createAdmin({
+    fleet: o.fleet,
+    monitor: o.monitor,
+    metrics,
+    token: o.token.token,
+    clock: o.clock,
+    logDir: o.logDir,
+    flushLog: o.flushLog,
+    log: o.log,
+  });
   return {
     config: o.config.admin ?? DEFAULT_ADMIN,
     surface,
@@ -67,7 +83,10 @@ export function buildAdmin(o: {
 export async function listenAdmin(admin: WarmpoolAdmin): Promise<{ server: Server; url: string }> {
   const server = admin.createServer();
   const { host, port } = admin.config;
-  await new Promise<void>((res, rej) => { server.once('error', rej); server.listen(port, host, () => res()); }).catch((e) => {
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(port, host, () => res());
+  }).catch((e) => {
     throw new Error(`cannot listen on ${host}:${port} for the admin surface: ${errorMessage(e)} — set admin.port or WARMPOOL_ADMIN_PORT to a free port`);
   });
   const addr = server.address();

@@ -38,33 +38,63 @@ export function createMetrics(o: MetricsOptions): Metrics {
   const registers = [registry];
 
   new Gauge({
-    name: 'warmpool_pool_instances', help: 'Instances per app and state (ready, starting, claimed).', labelNames: ['app', 'state'], registers,
+    name: 'warmpool_pool_instances',
+    help: 'Instances per app and state (ready, starting, claimed).',
+    labelNames: ['app', 'state'],
+    registers,
     collect() {
       this.reset();
       for (const p of fleet.poolsView()) for (const state of ['ready', 'starting', 'claimed'] as const) this.set({ app: p.app, state }, p[state]);
     },
   });
   new Gauge({
-    name: 'warmpool_pool_target', help: 'Ready instances each app keeps warm, and the most it may run (kind: warm, max).', labelNames: ['app', 'kind'], registers,
+    name: 'warmpool_pool_target',
+    help: 'Ready instances each app keeps warm, and the most it may run (kind: warm, max).',
+    labelNames: ['app', 'kind'],
+    registers,
     collect() {
       this.reset();
-      for (const p of fleet.poolsView()) { this.set({ app: p.app, kind: 'warm' }, p.warm); this.set({ app: p.app, kind: 'max' }, p.max); }
+      for (const p of fleet.poolsView()) {
+        this.set({ app: p.app, kind: 'warm' }, p.warm);
+        this.set({ app: p.app, kind: 'max' }, p.max);
+      }
     },
   });
   new Gauge({
-    name: 'warmpool_pool_waiting', help: 'Visitors waiting in line per app.', labelNames: ['app'], registers,
-    collect() { this.reset(); for (const p of fleet.poolsView()) this.set({ app: p.app }, p.queued); },
+    name: 'warmpool_pool_waiting',
+    help: 'Visitors waiting in line per app.',
+    labelNames: ['app'],
+    registers,
+    collect() {
+      this.reset();
+      for (const p of fleet.poolsView()) this.set({ app: p.app }, p.queued);
+    },
   });
   new Gauge({
-    name: 'warmpool_pool_draining', help: '1 while an app takes no new visitors on an admin\'s word.', labelNames: ['app'], registers,
-    collect() { this.reset(); for (const p of fleet.poolsView()) this.set({ app: p.app }, p.draining ? 1 : 0); },
+    name: 'warmpool_pool_draining',
+    help: "1 while an app takes no new visitors on an admin's word.",
+    labelNames: ['app'],
+    registers,
+    collect() {
+      this.reset();
+      for (const p of fleet.poolsView()) this.set({ app: p.app }, p.draining ? 1 : 0);
+    },
   });
   new Gauge({
-    name: 'warmpool_pool_failures_in_a_row', help: 'Failed instance creates since the last success, per app.', labelNames: ['app'], registers,
-    collect() { this.reset(); for (const p of fleet.poolsView()) this.set({ app: p.app }, p.failures); },
+    name: 'warmpool_pool_failures_in_a_row',
+    help: 'Failed instance creates since the last success, per app.',
+    labelNames: ['app'],
+    registers,
+    collect() {
+      this.reset();
+      for (const p of fleet.poolsView()) this.set({ app: p.app }, p.failures);
+    },
   });
   new Gauge({
-    name: 'warmpool_sessions_live', help: 'Live sessions per app.', labelNames: ['app'], registers,
+    name: 'warmpool_sessions_live',
+    help: 'Live sessions per app.',
+    labelNames: ['app'],
+    registers,
     collect() {
       this.reset();
       for (const a of fleet.apps()) this.set({ app: a.name }, 0);
@@ -72,35 +102,82 @@ export function createMetrics(o: MetricsOptions): Metrics {
     },
   });
   new Gauge({
-    name: 'warmpool_open_sockets', help: 'Sockets the proxy holds open: relayed WebSockets (both sides), HTTP exchanges in flight, kept-alive upstream connections.', registers,
-    collect() { this.set(o.openSockets()); },
+    name: 'warmpool_open_sockets',
+    help: 'Sockets the proxy holds open: relayed WebSockets (both sides), HTTP exchanges in flight, kept-alive upstream connections.',
+    registers,
+    collect() {
+      this.set(o.openSockets());
+    },
   });
 
   new Counter({
-    name: 'warmpool_claims_total', help: 'Instances handed to visitors, per app; waited: whether the visitor waited in line first.', labelNames: ['app', 'waited'], registers,
-    collect() { this.reset(); for (const [k, n] of monitor.claims) { const [app, waited] = split(k); this.inc({ app, waited }, n); } },
+    name: 'warmpool_claims_total',
+    help: 'Instances handed to visitors, per app; waited: whether the visitor waited in line first.',
+    labelNames: ['app', 'waited'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [k, n] of monitor.claims) {
+        const [app, waited] = split(k);
+        this.inc({ app, waited }, n);
+      }
+    },
   });
   const wait = new Histogram({
-    name: 'warmpool_wait_in_line_seconds', help: 'Time from a visitor\'s place in line to their instance, per app.', labelNames: ['app'], registers,
+    name: 'warmpool_wait_in_line_seconds',
+    help: "Time from a visitor's place in line to their instance, per app.",
+    labelNames: ['app'],
+    registers,
     buckets: [0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300],
   });
   const offWait = monitor.onWait((app, ms) => wait.observe({ app }, ms / 1000));
   const engineCalls = new Histogram({
-    name: 'warmpool_engine_call_seconds', help: 'Docker Engine API calls by route (ids elided) and outcome (ok, error): how long the engine takes to answer warmpool.', labelNames: ['call', 'outcome'], registers,
+    name: 'warmpool_engine_call_seconds',
+    help: 'Docker Engine API calls by route (ids elided) and outcome (ok, error): how long the engine takes to answer warmpool.',
+    labelNames: ['call', 'outcome'],
+    registers,
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
   });
   const offEngine = monitor.onEngineCall((route, ms, ok) => engineCalls.observe({ call: route, outcome: ok ? 'ok' : 'error' }, ms / 1000));
   new Counter({
-    name: 'warmpool_sessions_ended_total', help: `Sessions ended per app and reason (${END_REASONS.filter((r) => r.reaped).map((r) => r.reason).join(', ')}: reaped; ${END_REASONS.filter((r) => !r.reaped).map((r) => r.reason).join(', ')}).`, labelNames: ['app', 'reason'], registers,
-    collect() { this.reset(); for (const [k, n] of monitor.ends) { const [app, reason] = split(k); this.inc({ app, reason }, n); } },
+    name: 'warmpool_sessions_ended_total',
+    help: `Sessions ended per app and reason (${END_REASONS.filter((r) => r.reaped)
+      .map((r) => r.reason)
+      .join(', ')}: reaped; ${END_REASONS.filter((r) => !r.reaped)
+      .map((r) => r.reason)
+      .join(', ')}).`,
+    labelNames: ['app', 'reason'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [k, n] of monitor.ends) {
+        const [app, reason] = split(k);
+        this.inc({ app, reason }, n);
+      }
+    },
   });
   new Counter({
-    name: 'warmpool_session_events_total', help: 'Traffic log entries per app and type (claimed, first-request, ws-open, ws-close, idle, active-again, ended, ...).', labelNames: ['app', 'type'], registers,
-    collect() { this.reset(); for (const [k, n] of monitor.events) { const [app, type] = split(k); this.inc({ app, type }, n); } },
+    name: 'warmpool_session_events_total',
+    help: 'Traffic log entries per app and type (claimed, first-request, ws-open, ws-close, idle, active-again, ended, ...).',
+    labelNames: ['app', 'type'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [k, n] of monitor.events) {
+        const [app, type] = split(k);
+        this.inc({ app, type }, n);
+      }
+    },
   });
   new Counter({
-    name: 'warmpool_create_failures_total', help: 'Instance creates that failed (image missing, readiness timeout, exit while starting, ...), per app.', labelNames: ['app'], registers,
-    collect() { this.reset(); for (const a of fleet.apps()) this.inc({ app: a.name }, monitor.createFailures.get(a.name) ?? 0); },
+    name: 'warmpool_create_failures_total',
+    help: 'Instance creates that failed (image missing, readiness timeout, exit while starting, ...), per app.',
+    labelNames: ['app'],
+    registers,
+    collect() {
+      this.reset();
+      for (const a of fleet.apps()) this.inc({ app: a.name }, monitor.createFailures.get(a.name) ?? 0);
+    },
   });
 
   // Relayed traffic: ended sessions (the monitor's totals) plus live ones (their counters now).
@@ -108,7 +185,13 @@ export function createMetrics(o: MetricsOptions): Metrics {
     const per = new Map<string, { bytesIn: number; bytesOut: number; messagesIn: Record<string, number>; messagesOut: number; requests: number }>();
     for (const a of fleet.apps()) {
       const t = monitor.endedTraffic.get(a.name);
-      per.set(a.name, { bytesIn: t?.bytesIn ?? 0, bytesOut: t?.bytesOut ?? 0, messagesIn: { ...t?.messagesIn }, messagesOut: t?.messagesOut ?? 0, requests: t?.requests ?? 0 });
+      per.set(a.name, {
+        bytesIn: t?.bytesIn ?? 0,
+        bytesOut: t?.bytesOut ?? 0,
+        messagesIn: { ...t?.messagesIn },
+        messagesOut: t?.messagesOut ?? 0,
+        requests: t?.requests ?? 0,
+      });
     }
     for (const s of fleet.liveSessions()) {
       const p = per.get(s.app.name);
@@ -123,14 +206,23 @@ export function createMetrics(o: MetricsOptions): Metrics {
     return per;
   };
   new Counter({
-    name: 'warmpool_relayed_bytes_total', help: 'Bytes relayed per app; direction in: visitor to instance, out: instance to visitor.', labelNames: ['app', 'direction'], registers,
+    name: 'warmpool_relayed_bytes_total',
+    help: 'Bytes relayed per app; direction in: visitor to instance, out: instance to visitor.',
+    labelNames: ['app', 'direction'],
+    registers,
     collect() {
       this.reset();
-      for (const [app, t] of traffic()) { this.inc({ app, direction: 'in' }, t.bytesIn); this.inc({ app, direction: 'out' }, t.bytesOut); }
+      for (const [app, t] of traffic()) {
+        this.inc({ app, direction: 'in' }, t.bytesIn);
+        this.inc({ app, direction: 'out' }, t.bytesOut);
+      }
     },
   });
   new Counter({
-    name: 'warmpool_relayed_messages_total', help: 'WebSocket messages relayed per app and direction.', labelNames: ['app', 'direction'], registers,
+    name: 'warmpool_relayed_messages_total',
+    help: 'WebSocket messages relayed per app and direction.',
+    labelNames: ['app', 'direction'],
+    registers,
     collect() {
       this.reset();
       for (const [app, t] of traffic()) {
@@ -142,21 +234,34 @@ export function createMetrics(o: MetricsOptions): Metrics {
     },
   });
   new Counter({
-    name: 'warmpool_activity_messages_total', help: 'Visitor messages by the type the app\'s classifier gave them (update_notebook, ping, execute_request, data, ...): what tells a person from a keepalive.', labelNames: ['app', 'type'], registers,
+    name: 'warmpool_activity_messages_total',
+    help: "Visitor messages by the type the app's classifier gave them (update_notebook, ping, execute_request, data, ...): what tells a person from a keepalive.",
+    labelNames: ['app', 'type'],
+    registers,
     collect() {
       this.reset();
       for (const [app, t] of traffic()) for (const [type, n] of Object.entries(t.messagesIn)) this.inc({ app, type }, n);
     },
   });
   new Counter({
-    name: 'warmpool_relayed_requests_total', help: 'HTTP requests relayed per app.', labelNames: ['app'], registers,
-    collect() { this.reset(); for (const [app, t] of traffic()) this.inc({ app }, t.requests); },
+    name: 'warmpool_relayed_requests_total',
+    help: 'HTTP requests relayed per app.',
+    labelNames: ['app'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [app, t] of traffic()) this.inc({ app }, t.requests);
+    },
   });
 
   return {
     registry,
     contentType: registry.contentType,
     text: () => registry.metrics(),
-    close() { offWait(); offEngine(); registry.clear(); },
+    close() {
+      offWait();
+      offEngine();
+      registry.clear();
+    },
   };
 }

@@ -26,16 +26,31 @@ export interface RecentEnd {
   messagesIn: number;
 }
 
-export interface RecentFailure { app: string; at: number; error: string }
+export interface RecentFailure {
+  app: string;
+  at: number;
+  error: string;
+}
 
 /** Relayed traffic of ended sessions, per app (live sessions are added at read time from the fleet). */
-export interface EndedTraffic { bytesIn: number; bytesOut: number; messagesIn: Record<string, number>; messagesOut: number; requests: number }
+export interface EndedTraffic {
+  bytesIn: number;
+  bytesOut: number;
+  messagesIn: Record<string, number>;
+  messagesOut: number;
+  requests: number;
+}
 
 /** Sends every entry to both sinks (the log file and the monitor). */
 export function teeLog(a: TrafficLogSink, b: TrafficLogSink): TrafficLogSink {
   return {
-    write(e) { a.write(e); b.write(e); },
-    async close() { await Promise.all([a.close(), b.close()]); },
+    write(e) {
+      a.write(e);
+      b.write(e);
+    },
+    async close() {
+      await Promise.all([a.close(), b.close()]);
+    },
   };
 }
 
@@ -55,7 +70,10 @@ export class FleetMonitor implements TrafficLogSink {
   private readonly waitListeners = new Set<(app: string, ms: number) => void>();
   private readonly engineListeners = new Set<(route: string, ms: number, ok: boolean) => void>();
 
-  constructor(private readonly clock: Clock, private readonly keep = 200) {
+  constructor(
+    private readonly clock: Clock,
+    private readonly keep = 200,
+  ) {
     this.history = new ActivityHistory(clock);
   }
 
@@ -133,9 +151,17 @@ export class FleetMonitor implements TrafficLogSink {
       this.endedTraffic.set(app, t);
     }
     this.push(this.recentEnds, {
-      session: String(e.session), app, instance: typeof e.instance === 'string' ? e.instance : undefined,
-      reason: typeof e.reason === 'string' ? e.reason : 'unknown', at: e.t, claimedAt: s.claimedAt, durationMs: s.durationMs,
-      lateMs: typeof e.late === 'number' ? e.late : undefined, bytesIn: s.bytesIn, bytesOut: s.bytesOut, messagesIn,
+      session: String(e.session),
+      app,
+      instance: typeof e.instance === 'string' ? e.instance : undefined,
+      reason: typeof e.reason === 'string' ? e.reason : 'unknown',
+      at: e.t,
+      claimedAt: s.claimedAt,
+      durationMs: s.durationMs,
+      lateMs: typeof e.late === 'number' ? e.late : undefined,
+      bytesIn: s.bytesIn,
+      bytesOut: s.bytesOut,
+      messagesIn,
     });
   }
 

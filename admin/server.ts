@@ -55,7 +55,8 @@ const BASE_HEADERS = {
   'referrer-policy': 'no-referrer',
 };
 /** The page runs only its own script and style; it talks only to its own origin. */
-const PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const PAGE_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 export function createAdmin(o: AdminOptions): AdminSurface {
   const check = new TokenCheck(o.token);
@@ -68,7 +69,14 @@ export function createAdmin(o: AdminOptions): AdminSurface {
     res.end(req.method === 'HEAD' ? undefined : body);
   }
   function json(req: IncomingMessage, res: ServerResponse, r: ApiReply): void {
-    send(req, res, r.status, 'application/json; charset=utf-8', JSON.stringify(r.body) + '\n', r.status === 401 ? { 'www-authenticate': 'Bearer realm="warmpool admin"' } : {});
+    send(
+      req,
+      res,
+      r.status,
+      'application/json; charset=utf-8',
+      JSON.stringify(r.body) + '\n',
+      r.status === 401 ? { 'www-authenticate': 'Bearer realm="warmpool admin"' } : {},
+    );
   }
 
   function handle(req: IncomingMessage, res: ServerResponse, path: string, root = ''): void {
@@ -95,7 +103,10 @@ export function createAdmin(o: AdminOptions): AdminSurface {
       if (!get) return json(req, res, errorReply(405, 'BAD_REQUEST', `${req.method} is not allowed here; expected GET`));
       o.metrics.text().then(
         (text) => send(req, res, 200, o.metrics.contentType, text),
-        (e: unknown) => { o.log?.(`admin: /metrics failed: ${(e as Error)?.stack ?? String(e)}`, undefined, 'error'); json(req, res, errorReply(500, 'BAD_REQUEST', 'metrics could not be collected')); },
+        (e: unknown) => {
+          o.log?.(`admin: /metrics failed: ${(e as Error)?.stack ?? String(e)}`, undefined, 'error');
+          json(req, res, errorReply(500, 'BAD_REQUEST', 'metrics could not be collected'));
+        },
       );
       return;
     }
@@ -105,16 +116,18 @@ export function createAdmin(o: AdminOptions): AdminSurface {
       return;
     }
     if (!p.startsWith('/api/')) return json(req, res, errorReply(404, 'BAD_REQUEST', `nothing at ${p} on the admin surface`));
-    readJson(req).then(
-      (body) => apiRequest(ctx, req.method ?? 'GET', p, body),
-      (e: unknown) => errorReply(e instanceof BodyTooLarge ? 413 : 400, 'BAD_REQUEST', (e as Error).message),
-    ).then(
-      (r) => json(req, res, r),
-      (e: unknown) => {
-        o.log?.(`admin: ${req.method} ${p} failed: ${(e as Error)?.stack ?? String(e)}`, undefined, 'error');
-        if (!res.headersSent) json(req, res, errorReply(500, 'BAD_REQUEST', 'the admin request failed; see warmpool\'s log'));
-      },
-    );
+    readJson(req)
+      .then(
+        (body) => apiRequest(ctx, req.method ?? 'GET', p, body),
+        (e: unknown) => errorReply(e instanceof BodyTooLarge ? 413 : 400, 'BAD_REQUEST', (e as Error).message),
+      )
+      .then(
+        (r) => json(req, res, r),
+        (e: unknown) => {
+          o.log?.(`admin: ${req.method} ${p} failed: ${(e as Error)?.stack ?? String(e)}`, undefined, 'error');
+          if (!res.headersSent) json(req, res, errorReply(500, 'BAD_REQUEST', "the admin request failed; see warmpool's log"));
+        },
+      );
   }
 
   return {

@@ -33,7 +33,9 @@ server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     s.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     return;
   }
-  const accept = createHash('sha1').update(key + GUID).digest('base64');
+  const accept = createHash('sha1')
+    .update(key + GUID)
+    .digest('base64');
   s.setNoDelay(true);
   s.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
   const echo = new Echo(s);
@@ -73,7 +75,10 @@ class Echo {
       const payload = Buffer.allocUnsafe(len);
       if (masked) {
         const m = p + h;
-        const k0 = b[m]!, k1 = b[m + 1]!, k2 = b[m + 2]!, k3 = b[m + 3]!;
+        const k0 = b[m]!,
+          k1 = b[m + 1]!,
+          k2 = b[m + 2]!,
+          k3 = b[m + 3]!;
         const src = m + 4;
         let i = 0;
         for (; i + 3 < len; i += 4) {

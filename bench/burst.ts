@@ -48,12 +48,20 @@ export interface BurstSizeResult {
 
 function appConfig(n: number, warm: number): Record<string, unknown> {
   return {
-    name: APP, runtime: 'docker', image: 'warmpool/standin:latest', network: 'host',
-    env: { STATE_BYTES: 200000 }, deepLink: '/open?path=webapp.jl', prefix: 'strip',
+    name: APP,
+    runtime: 'docker',
+    image: 'warmpool/standin:latest',
+    network: 'host',
+    env: { STATE_BYTES: 200000 },
+    deepLink: '/open?path=webapp.jl',
+    prefix: 'strip',
     readiness: { log: '^READY$', timeout: '120s' },
-    pool: { warm, max: n, parallel: 8 }, classifier: 'pluto',
+    pool: { warm, max: n, parallel: 8 },
+    classifier: 'pluto',
     secret: { env: 'PLUTO_SECRET', inject: { query: 'secret' } },
-    idleTimeout: '1h', maxLifetime: '10h', grace: '1h',
+    idleTimeout: '1h',
+    maxLifetime: '10h',
+    grace: '1h',
   };
 }
 
@@ -70,20 +78,32 @@ function stats(n: number, rs: StudentResult[]): BurstStats {
     }
   }
   return {
-    n, ok: ok.length, errors: rs.length - ok.length,
+    n,
+    ok: ok.length,
+    errors: rs.length - ok.length,
     errorMessages: [...new Set(rs.filter((r) => !r.ok).map((r) => r.error ?? '?'))].slice(0, 5),
-    p50ms: percentile(times, 50), p99ms: percentile(times, 99), maxms: Math.max(...times), phases, phasesP99,
+    p50ms: percentile(times, 50),
+    p99ms: percentile(times, 99),
+    maxms: Math.max(...times),
+    phases,
+    phasesP99,
   };
 }
 
 function summarize(n: number, rounds: BurstStats[]): BurstStats & { rounds: BurstStats[] } {
   return {
-    n, ok: Math.min(...rounds.map((r) => r.ok)), errors: rounds.reduce((s, r) => s + r.errors, 0),
+    n,
+    ok: Math.min(...rounds.map((r) => r.ok)),
+    errors: rounds.reduce((s, r) => s + r.errors, 0),
     errorMessages: [...new Set(rounds.flatMap((r) => r.errorMessages))].slice(0, 5),
-    p50ms: median(rounds.map((r) => r.p50ms)), p99ms: median(rounds.map((r) => r.p99ms)), maxms: median(rounds.map((r) => r.maxms)),
+    p50ms: median(rounds.map((r) => r.p50ms)),
+    p99ms: median(rounds.map((r) => r.p99ms)),
+    maxms: median(rounds.map((r) => r.maxms)),
     phases: Object.fromEntries(Object.keys(rounds[0]?.phases ?? {}).map((k) => [k, median(rounds.map((r) => r.phases[k] ?? NaN))])),
     phasesP99: Object.fromEntries(Object.keys(rounds[0]?.phasesP99 ?? {}).map((k) => [k, median(rounds.map((r) => r.phasesP99?.[k] ?? NaN))])),
-    cpu: rounds[0]?.cpu ? { machine: median(rounds.map((r) => r.cpu!.machine)), proxy: median(rounds.map((r) => r.cpu!.proxy)), engine: median(rounds.map((r) => r.cpu!.engine)) } : undefined,
+    cpu: rounds[0]?.cpu
+      ? { machine: median(rounds.map((r) => r.cpu!.machine)), proxy: median(rounds.map((r) => r.cpu!.proxy)), engine: median(rounds.map((r) => r.cpu!.engine)) }
+      : undefined,
     rounds,
   };
 }
@@ -103,9 +123,15 @@ function enginePids(): number[] {
 }
 
 /** Runs a burst and records where the machine's CPU went meanwhile. */
-async function measuredBurst(procs: Child[], students: Omit<Student, 'offsetMs'>[], proxyPid: number): Promise<{ rs: StudentResult[]; cpu: NonNullable<BurstStats['cpu']> }> {
+async function measuredBurst(
+  procs: Child[],
+  students: Omit<Student, 'offsetMs'>[],
+  proxyPid: number,
+): Promise<{ rs: StudentResult[]; cpu: NonNullable<BurstStats['cpu']> }> {
   const engine = enginePids();
-  const m0 = machineBusy(), p0 = cpuSeconds([proxyPid]), e0 = cpuSeconds(engine);
+  const m0 = machineBusy(),
+    p0 = cpuSeconds([proxyPid]),
+    e0 = cpuSeconds(engine);
   const rs = await burst(procs, students);
   return { rs, cpu: { machine: machineBusy() - m0, proxy: cpuSeconds([proxyPid]) - p0, engine: cpuSeconds(engine) - e0 } };
 }
@@ -132,13 +158,19 @@ async function endAllAndRefill(ctl: number, n: number): Promise<number> {
 }
 
 export async function runBurstSize(n: number, rounds: number, log: (m: string) => void): Promise<BurstSizeResult> {
-  const procs = await Promise.all(Array.from({ length: STUDENT_PROCESSES }, (_, i) =>
-    startChild(`students-${i}`, process.execPath, [join(DIST, 'bench/student.js')], { readyMarker: 'WARM', timeoutMs: 120_000 })));
+  const procs = await Promise.all(
+    Array.from({ length: STUDENT_PROCESSES }, (_, i) =>
+      startChild(`students-${i}`, process.execPath, [join(DIST, 'bench/student.js')], { readyMarker: 'WARM', timeoutMs: 120_000 }),
+    ),
+  );
   try {
     const t0 = Date.now();
     const wp = await startWarmpoolServer(`burst-${n}`, {
-      listen: { host: '127.0.0.1', port: 0 }, deployment: `bench-burst-${n}`, stateDir: join(WORK, `state-burst-${n}`),
-      ports: { from: 30000, to: 39999 }, apps: [appConfig(n, n)],
+      listen: { host: '127.0.0.1', port: 0 },
+      deployment: `bench-burst-${n}`,
+      stateDir: join(WORK, `state-burst-${n}`),
+      ports: { from: 30000, to: 39999 },
+      apps: [appConfig(n, n)],
     });
     let initialFillMs = 0;
     const refillMs: number[] = [];
@@ -154,14 +186,24 @@ export async function runBurstSize(n: number, rounds: number, log: (m: string) =
         for (const which of order) {
           if (which === 'floor') {
             const targets = await control<{ host: string; port: number; secret?: string }[]>(wp.control, `/claim?n=${n}`, 'POST');
-            const { rs, cpu } = await measuredBurst(procs, targets.map((t) => ({ mode: 'direct', base: `http://${t.host}:${t.port}/`, secret: t.secret })), wp.child.pid);
+            const { rs, cpu } = await measuredBurst(
+              procs,
+              targets.map((t) => ({ mode: 'direct', base: `http://${t.host}:${t.port}/`, secret: t.secret })),
+              wp.child.pid,
+            );
             floors.push({ ...stats(n, rs), cpu });
           } else {
-            const { rs, cpu } = await measuredBurst(procs, Array.from({ length: n }, () => ({ mode: 'proxy', base })), wp.child.pid);
+            const { rs, cpu } = await measuredBurst(
+              procs,
+              Array.from({ length: n }, () => ({ mode: 'proxy', base })),
+              wp.child.pid,
+            );
             proxied.push({ ...stats(n, rs), cpu });
           }
           const s = which === 'floor' ? floors.at(-1)! : proxied.at(-1)!;
-          log(`burst ${n} round ${r + 1}/${rounds} ${which.padEnd(8)} p50 ${s.p50ms.toFixed(0)} ms  p99 ${s.p99ms.toFixed(0)} ms  max ${s.maxms.toFixed(0)} ms  errors ${s.errors}${s.errors ? ` (${s.errorMessages.join('; ')})` : ''}  cpu s: machine ${s.cpu!.machine.toFixed(2)} proxy ${s.cpu!.proxy.toFixed(2)} engine ${s.cpu!.engine.toFixed(2)}`);
+          log(
+            `burst ${n} round ${r + 1}/${rounds} ${which.padEnd(8)} p50 ${s.p50ms.toFixed(0)} ms  p99 ${s.p99ms.toFixed(0)} ms  max ${s.maxms.toFixed(0)} ms  errors ${s.errors}${s.errors ? ` (${s.errorMessages.join('; ')})` : ''}  cpu s: machine ${s.cpu!.machine.toFixed(2)} proxy ${s.cpu!.proxy.toFixed(2)} engine ${s.cpu!.engine.toFixed(2)}`,
+          );
           const ms = await endAllAndRefill(wp.control, n);
           refillMs.push(ms);
           log(`burst ${n}: pool back to ${n} ready in ${(ms / 1000).toFixed(1)} s`);
@@ -174,13 +216,22 @@ export async function runBurstSize(n: number, rounds: number, log: (m: string) =
     // Empty pool: every student waits for a container to be created and to execute.
     let empty: BurstStats | undefined;
     const we = await startWarmpoolServer(`burst-empty-${n}`, {
-      listen: { host: '127.0.0.1', port: 0 }, deployment: `bench-burst-empty-${n}`, stateDir: join(WORK, `state-burst-empty-${n}`),
-      ports: { from: 40000, to: 49999 }, apps: [appConfig(n, 0)],
+      listen: { host: '127.0.0.1', port: 0 },
+      deployment: `bench-burst-empty-${n}`,
+      stateDir: join(WORK, `state-burst-empty-${n}`),
+      ports: { from: 40000, to: 49999 },
+      apps: [appConfig(n, 0)],
     });
     try {
-      const { rs, cpu } = await measuredBurst(procs, Array.from({ length: n }, () => ({ mode: 'proxy', base: `http://127.0.0.1:${we.port}/${APP}/` })), we.child.pid);
+      const { rs, cpu } = await measuredBurst(
+        procs,
+        Array.from({ length: n }, () => ({ mode: 'proxy', base: `http://127.0.0.1:${we.port}/${APP}/` })),
+        we.child.pid,
+      );
       empty = { ...stats(n, rs), cpu };
-      log(`burst ${n} empty pool: p50 ${empty.p50ms.toFixed(0)} ms  p99 ${empty.p99ms.toFixed(0)} ms  max ${empty.maxms.toFixed(0)} ms  errors ${empty.errors}`);
+      log(
+        `burst ${n} empty pool: p50 ${empty.p50ms.toFixed(0)} ms  p99 ${empty.p99ms.toFixed(0)} ms  max ${empty.maxms.toFixed(0)} ms  errors ${empty.errors}`,
+      );
     } finally {
       await we.child.stop('SIGTERM');
     }
@@ -190,7 +241,11 @@ export async function runBurstSize(n: number, rounds: number, log: (m: string) =
   }
 }
 
-export async function runBurst(o: { sizes: number[]; rounds: number; log: (m: string) => void }): Promise<Record<string, BurstSizeResult | { n: number; skipped: string }>> {
+export async function runBurst(o: {
+  sizes: number[];
+  rounds: number;
+  log: (m: string) => void;
+}): Promise<Record<string, BurstSizeResult | { n: number; skipped: string }>> {
   const out: Record<string, BurstSizeResult | { n: number; skipped: string }> = {};
   for (const n of o.sizes) {
     // A stand-in container takes about 50 MB; keep 2 GiB spare for everything else.

@@ -48,7 +48,9 @@ try {
       console.log(`\n${id}\n| variant | requests/s | × nginx | × CHP | p50 | proxy CPU / request | rounds (req/s) |\n|---|---:|---:|---:|---:|---:|---|`);
       for (const v of variants) {
         const x = r[id][v.name]!;
-        console.log(`| ${v.name} | ${x.rps.toFixed(0)} | ${(x.rps / nginx).toFixed(2)}× | ${(x.rps / chp).toFixed(2)}× | ${x.p50us.toFixed(0)} µs | ${Number.isFinite(x.cpuUsPerReq) ? `${x.cpuUsPerReq.toFixed(0)} µs` : '–'} | ${x.rounds.map((y) => y.rps.toFixed(0)).join(', ')} |`);
+        console.log(
+          `| ${v.name} | ${x.rps.toFixed(0)} | ${(x.rps / nginx).toFixed(2)}× | ${(x.rps / chp).toFixed(2)}× | ${x.p50us.toFixed(0)} µs | ${Number.isFinite(x.cpuUsPerReq) ? `${x.cpuUsPerReq.toFixed(0)} µs` : '–'} | ${x.rounds.map((y) => y.rps.toFixed(0)).join(', ')} |`,
+        );
       }
     }
   } else {
@@ -60,7 +62,9 @@ try {
     for (const v of variants) {
       const s = r.small[v.name]!;
       const l = r.large[v.name]!;
-      console.log(`| ${v.name} | ${s.msgsPerSec.toFixed(0)} | ${(s.msgsPerSec / nginx).toFixed(2)}× | ${(s.msgsPerSec / chp).toFixed(2)}× | ${Number.isFinite(s.cpuUsPerMsg) ? `${s.cpuUsPerMsg.toFixed(1)} µs` : '–'} | ${l.mbPerSec.toFixed(1)} | ${s.rounds.map((x) => x.msgsPerSec.toFixed(0)).join(', ')} (cpu ${s.rounds.map((x) => x.cpuUsPerMsg.toFixed(1)).join(', ')}) |`);
+      console.log(
+        `| ${v.name} | ${s.msgsPerSec.toFixed(0)} | ${(s.msgsPerSec / nginx).toFixed(2)}× | ${(s.msgsPerSec / chp).toFixed(2)}× | ${Number.isFinite(s.cpuUsPerMsg) ? `${s.cpuUsPerMsg.toFixed(1)} µs` : '–'} | ${l.mbPerSec.toFixed(1)} | ${s.rounds.map((x) => x.msgsPerSec.toFixed(0)).join(', ')} (cpu ${s.rounds.map((x) => x.cpuUsPerMsg.toFixed(1)).join(', ')}) |`,
+      );
     }
   }
 } finally {

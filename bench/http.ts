@@ -39,7 +39,10 @@ export function parseWrk(out: string): WrkResult {
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
   const tr = /Transfer\/sec:\s+([\d.]+)(B|KB|MB|GB)/.exec(out);
   return {
-    rps, requests, p50us: pct('50'), p99us: pct('99'),
+    rps,
+    requests,
+    p50us: pct('50'),
+    p99us: pct('99'),
     errors: non2xx + (sock ? sock.slice(1).reduce((s, x) => s + Number(x), 0) : 0),
     bytesPerSec: tr ? Number(tr[1]) * SIZE[tr[2]!]! : NaN,
   };
@@ -104,7 +107,9 @@ export async function runHttp(variants: Variant[], rounds: number, durationS: nu
         const m = await measure(v, t, durationS);
         const key = `${t.id}/${v.name}`;
         runs.set(key, [...(runs.get(key) ?? []), m]);
-        log(`http round ${r + 1}/${rounds} ${t.id.padEnd(8)} ${v.name.padEnd(9)} ${m.rps.toFixed(0).padStart(7)} req/s  p50 ${fmtUs(m.p50us)}  p99 ${fmtUs(m.p99us)}${Number.isFinite(m.cpuUsPerReq) ? `  cpu ${m.cpuUsPerReq.toFixed(0)} µs/req` : ''}${m.errors ? `  errors ${m.errors}` : ''}`);
+        log(
+          `http round ${r + 1}/${rounds} ${t.id.padEnd(8)} ${v.name.padEnd(9)} ${m.rps.toFixed(0).padStart(7)} req/s  p50 ${fmtUs(m.p50us)}  p99 ${fmtUs(m.p99us)}${Number.isFinite(m.cpuUsPerReq) ? `  cpu ${m.cpuUsPerReq.toFixed(0)} µs/req` : ''}${m.errors ? `  errors ${m.errors}` : ''}`,
+        );
       }
     }
   }
@@ -114,10 +119,14 @@ export async function runHttp(variants: Variant[], rounds: number, durationS: nu
     for (const v of variants) {
       const rs = runs.get(`${t.id}/${v.name}`) ?? [];
       out[t.id][v.name] = {
-        rps: median(rs.map((x) => x.rps)), requests: median(rs.map((x) => x.requests)),
-        p50us: median(rs.map((x) => x.p50us)), p99us: median(rs.map((x) => x.p99us)),
-        errors: rs.reduce((s, x) => s + x.errors, 0), bytesPerSec: median(rs.map((x) => x.bytesPerSec)),
-        cpuUsPerReq: median(rs.map((x) => x.cpuUsPerReq)), rounds: rs,
+        rps: median(rs.map((x) => x.rps)),
+        requests: median(rs.map((x) => x.requests)),
+        p50us: median(rs.map((x) => x.p50us)),
+        p99us: median(rs.map((x) => x.p99us)),
+        errors: rs.reduce((s, x) => s + x.errors, 0),
+        bytesPerSec: median(rs.map((x) => x.bytesPerSec)),
+        cpuUsPerReq: median(rs.map((x) => x.cpuUsPerReq)),
+        rounds: rs,
       };
     }
   }

@@ -26,7 +26,10 @@ async function session(): Promise<void> {
   if (a.mode === 'warmpool') {
     const r = await fetch(`http://127.0.0.1:${a.port}/${a.app}/`, { redirect: 'manual', headers: { Accept: 'text/html' } });
     await r.arrayBuffer();
-    cookie = r.headers.getSetCookie().find((c) => c.startsWith(`warmpool_${a.app}=`))?.split(';')[0];
+    cookie = r.headers
+      .getSetCookie()
+      .find((c) => c.startsWith(`warmpool_${a.app}=`))
+      ?.split(';')[0];
     if (r.status !== 302 || !cookie) throw new Error(`entry answered ${r.status}`);
   }
   const c = await PlutoClient.open(`ws://127.0.0.1:${a.port}/${a.app}/`, { cookie, timeoutMs: 120_000 });
@@ -36,15 +39,17 @@ async function session(): Promise<void> {
 }
 
 let next = 0;
-await Promise.all(Array.from({ length: a.concurrency }, async () => {
-  while (next < a.count) {
-    next++;
-    await session().catch((e: Error) => {
-      failed++;
-      firstError ||= e.message;
-    });
-  }
-}));
+await Promise.all(
+  Array.from({ length: a.concurrency }, async () => {
+    while (next < a.count) {
+      next++;
+      await session().catch((e: Error) => {
+        failed++;
+        firstError ||= e.message;
+      });
+    }
+  }),
+);
 process.stdout.write(`CONNECTED ${JSON.stringify({ open: clients.length, failed, firstError })}\n`);
 process.on('SIGTERM', () => {
   for (const c of clients) void c.terminate();

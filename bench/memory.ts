@@ -44,10 +44,18 @@ const CLIENT_PROCESSES = 2;
 
 function memApp(name: string, warm: number): Record<string, unknown> {
   return {
-    name, runtime: 'process', command: ['static'], deepLink: '/open?path=webapp.jl', prefix: 'strip',
+    name,
+    runtime: 'process',
+    command: ['static'],
+    deepLink: '/open?path=webapp.jl',
+    prefix: 'strip',
     readiness: { http: { path: '/ping', status: 200 }, timeout: '60s', interval: '50ms' },
-    pool: { warm, max: Math.max(warm, 1), parallel: 50 }, classifier: 'pluto',
-    secret: { env: 'PLUTO_SECRET', inject: { query: 'secret' } }, idleTimeout: '1h', maxLifetime: '10h', grace: '1h',
+    pool: { warm, max: Math.max(warm, 1), parallel: 50 },
+    classifier: 'pluto',
+    secret: { env: 'PLUTO_SECRET', inject: { query: 'secret' } },
+    idleTimeout: '1h',
+    maxLifetime: '10h',
+    grace: '1h',
   };
 }
 
@@ -72,7 +80,11 @@ function usage(ctl: number): Promise<NodeJS.MemoryUsage> {
 async function atRest(backend: Backend, withChp: boolean, log: (m: string) => void): Promise<RestResult[]> {
   const out: RestResult[] = [];
   {
-    const wp = await startWarmpoolServer('rest', { deployment: 'bench-rest', stateDir: join(WORK, 'state-rest'), listen: { port: 0 }, apps: [memApp('app', 1)] }, [backend]);
+    const wp = await startWarmpoolServer(
+      'rest',
+      { deployment: 'bench-rest', stateDir: join(WORK, 'state-rest'), listen: { port: 0 }, apps: [memApp('app', 1)] },
+      [backend],
+    );
     await waitPoolReady(wp.control, 1);
     out.push({ proxy: 'warmpool (process runtime)', rssBytes: await settledRss(() => [wp.child.pid]), heapUsedBytes: await heapUsed(wp.control) });
     await wp.child.stop();
@@ -80,8 +92,12 @@ async function atRest(backend: Backend, withChp: boolean, log: (m: string) => vo
   {
     // A Docker app with warm 0: the Docker runtime loaded, no container created.
     const wp = await startWarmpoolServer('rest-docker', {
-      deployment: 'bench-rest-docker', stateDir: join(WORK, 'state-rest-docker'), listen: { port: 0 },
-      apps: [{ name: 'app', runtime: 'docker', image: 'warmpool/standin:latest', pool: { warm: 0, max: 1 }, readiness: { log: '^READY$' }, classifier: 'pluto' }],
+      deployment: 'bench-rest-docker',
+      stateDir: join(WORK, 'state-rest-docker'),
+      listen: { port: 0 },
+      apps: [
+        { name: 'app', runtime: 'docker', image: 'warmpool/standin:latest', pool: { warm: 0, max: 1 }, readiness: { log: '^READY$' }, classifier: 'pluto' },
+      ],
     }).catch(() => undefined);
     if (wp) {
       out.push({ proxy: 'warmpool (docker runtime)', rssBytes: await settledRss(() => [wp.child.pid]), heapUsedBytes: await heapUsed(wp.control) });
@@ -102,15 +118,34 @@ async function atRest(backend: Backend, withChp: boolean, log: (m: string) => vo
   return out;
 }
 
-async function withSessions(proxy: string, port: number, app: string, mode: 'warmpool' | 'plain', sessions: number, pids: () => number[], ctl: number | undefined, log: (m: string) => void): Promise<SessionsResult> {
+async function withSessions(
+  proxy: string,
+  port: number,
+  app: string,
+  mode: 'warmpool' | 'plain',
+  sessions: number,
+  pids: () => number[],
+  ctl: number | undefined,
+  log: (m: string) => void,
+): Promise<SessionsResult> {
   const before = await settledRss(pids);
   const usageBefore = ctl ? await usage(ctl) : undefined;
   const heapBefore = usageBefore?.heapUsed;
   let peak = before;
-  const sampler = setInterval(() => { peak = Math.max(peak, rssBytes(pids())); }, 100);
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, rssBytes(pids()));
+  }, 100);
   const per = Math.ceil(sessions / CLIENT_PROCESSES);
-  const clients: Child[] = await Promise.all(Array.from({ length: CLIENT_PROCESSES }, (_, i) =>
-    startChild(`mem-client-${i}`, process.execPath, [join(DIST, 'bench/mem-client.js'), JSON.stringify({ mode, port, app, count: Math.min(per, sessions - i * per), concurrency: 25 })], { readyMarker: 'CONNECTED', timeoutMs: 600_000 })));
+  const clients: Child[] = await Promise.all(
+    Array.from({ length: CLIENT_PROCESSES }, (_, i) =>
+      startChild(
+        `mem-client-${i}`,
+        process.execPath,
+        [join(DIST, 'bench/mem-client.js'), JSON.stringify({ mode, port, app, count: Math.min(per, sessions - i * per), concurrency: 25 })],
+        { readyMarker: 'CONNECTED', timeoutMs: 600_000 },
+      ),
+    ),
+  );
   const open = clients.reduce((s, c) => s + (c.info.open as number), 0);
   const failed = clients.reduce((s, c) => s + (c.info.failed as number), 0);
   if (failed) log(`memory ${proxy}: ${failed} sessions failed (${clients.map((c) => c.info.firstError).filter(Boolean)[0]})`);
@@ -128,10 +163,22 @@ async function withSessions(proxy: string, port: number, app: string, mode: 'war
   const heapWith = usageWith?.heapUsed;
   await Promise.all(clients.map((c) => c.stop()));
   const r: SessionsResult = {
-    proxy, sessions: open, failed, rssBeforeBytes: before, rssWithBytes: withRss, rssPeakBytes: peak,
-    perSessionBytes: (withRss - before) / Math.max(1, open), rssIdleMinBytes: Math.min(...xs), heapUsedBeforeBytes: heapBefore, heapUsedWithBytes: heapWith, usageBefore, usageWith,
+    proxy,
+    sessions: open,
+    failed,
+    rssBeforeBytes: before,
+    rssWithBytes: withRss,
+    rssPeakBytes: peak,
+    perSessionBytes: (withRss - before) / Math.max(1, open),
+    rssIdleMinBytes: Math.min(...xs),
+    heapUsedBeforeBytes: heapBefore,
+    heapUsedWithBytes: heapWith,
+    usageBefore,
+    usageWith,
   };
-  log(`memory ${proxy}: ${open} idle sessions: RSS ${(before / 2 ** 20).toFixed(1)} → ${(withRss / 2 ** 20).toFixed(1)} MiB (peak ${(peak / 2 ** 20).toFixed(1)}), ${(r.perSessionBytes / 1024).toFixed(1)} KiB per session`);
+  log(
+    `memory ${proxy}: ${open} idle sessions: RSS ${(before / 2 ** 20).toFixed(1)} → ${(withRss / 2 ** 20).toFixed(1)} MiB (peak ${(peak / 2 ** 20).toFixed(1)}), ${(r.perSessionBytes / 1024).toFixed(1)} KiB per session`,
+  );
   return r;
 }
 
@@ -142,7 +189,11 @@ export async function runMemory(o: { sessions: number; log: (m: string) => void;
     const rest = await atRest(backend, o.withChp, o.log);
     const sessions: SessionsResult[] = [];
     {
-      const wp = await startWarmpoolServer('mem', { deployment: 'bench-mem', stateDir: join(WORK, 'state-mem'), listen: { port: 0 }, apps: [memApp('mem', o.sessions)] }, [standin]);
+      const wp = await startWarmpoolServer(
+        'mem',
+        { deployment: 'bench-mem', stateDir: join(WORK, 'state-mem'), listen: { port: 0 }, apps: [memApp('mem', o.sessions)] },
+        [standin],
+      );
       await waitPoolReady(wp.control, o.sessions);
       sessions.push(await withSessions('warmpool', wp.port, 'mem', 'warmpool', o.sessions, () => [wp.child.pid], wp.control, o.log));
       await wp.child.stop();

@@ -64,14 +64,22 @@ function legacyBinary(m: Record<string, unknown>, buffers: Buffer[]): Buffer {
 function cell(lines: number): string {
   const out: string[] = ['import numpy as np', 'import matplotlib.pyplot as plt', ''];
   for (let i = 0; out.length < lines; i++) {
-    out.push(`def step_${i}(x, rate=0.${i % 10}):`, `    """Advance the "model" by one step; see notes §${i}."""`, `    return np.tanh(x * rate) + ${i}\t# ünïcode ok`);
+    out.push(
+      `def step_${i}(x, rate=0.${i % 10}):`,
+      `    """Advance the "model" by one step; see notes §${i}."""`,
+      `    return np.tanh(x * rate) + ${i}\t# ünïcode ok`,
+    );
   }
   return out.join('\n');
 }
 
 function execute(code: string): Record<string, unknown> {
-  return message('shell', 'execute_request', { code, silent: false, store_history: true, user_expressions: {}, allow_stdin: true, stop_on_error: true },
-    { deletedCells: [], recordTiming: false, cellId: '6f1c2a3b-7d4e-4f5a-9b0c-1d2e3f4a5b6c' });
+  return message(
+    'shell',
+    'execute_request',
+    { code, silent: false, store_history: true, user_expressions: {}, allow_stdin: true, stop_on_error: true },
+    { deletedCells: [], recordTiming: false, cellId: '6f1c2a3b-7d4e-4f5a-9b0c-1d2e3f4a5b6c' },
+  );
 }
 
 const widgetUpdate = message('shell', 'comm_msg', { comm_id: 'e4a1c7d2f9b84c0e', data: { method: 'update', state: { value: 42 }, buffer_paths: [] } });
@@ -99,9 +107,20 @@ const CASES: Array<[string, number, Buffer]> = [
 
 const IDLE_TYPES = new Set(['kernel_info_request', 'comm_info_request', 'history_request', 'comm_open', 'comm_close']);
 const KNOWN = new Set([
-  'execute_request', 'comm_msg', 'complete_request', 'inspect_request', 'is_complete_request', 'kernel_info_request',
-  'comm_info_request', 'history_request', 'comm_open', 'comm_close', 'shutdown_request', 'interrupt_request',
-  'debug_request', 'input_reply',
+  'execute_request',
+  'comm_msg',
+  'complete_request',
+  'inspect_request',
+  'is_complete_request',
+  'kernel_info_request',
+  'comm_info_request',
+  'history_request',
+  'comm_open',
+  'comm_close',
+  'shutdown_request',
+  'interrupt_request',
+  'debug_request',
+  'input_reply',
 ]);
 
 type Obj = Record<string, unknown> | undefined;
@@ -175,6 +194,8 @@ for (const [name, opcode, b] of CASES) {
   }
   const mp = median(peek);
   const mj = median(parse);
-  console.log(`${name.padEnd(34)} ${String(b.length).padStart(6)} ${mp.toFixed(0).padStart(10)} ${mj.toFixed(0).padStart(11)} ${(mj / mp).toFixed(1).padStart(5)}x  ${a}`);
+  console.log(
+    `${name.padEnd(34)} ${String(b.length).padStart(6)} ${mp.toFixed(0).padStart(10)} ${mj.toFixed(0).padStart(11)} ${(mj / mp).toFixed(1).padStart(5)}x  ${a}`,
+  );
 }
 if (sink === 0) console.log('');

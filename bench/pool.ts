@@ -46,9 +46,16 @@ const PARALLEL = 8;
 
 function app(runtime: 'process' | 'docker', warm: number, max: number, parallel: number, idle = '1h'): Record<string, unknown> {
   const common = {
-    name: 'pool', deepLink: '/open?path=webapp.jl', env: { STATE_BYTES: 200000 },
-    readiness: { log: '^READY$', timeout: '120s' }, pool: { warm, max, parallel }, classifier: 'pluto',
-    secret: { env: 'PLUTO_SECRET', inject: { query: 'secret' } }, idleTimeout: idle, maxLifetime: '10h', grace: '10h',
+    name: 'pool',
+    deepLink: '/open?path=webapp.jl',
+    env: { STATE_BYTES: 200000 },
+    readiness: { log: '^READY$', timeout: '120s' },
+    pool: { warm, max, parallel },
+    classifier: 'pluto',
+    secret: { env: 'PLUTO_SECRET', inject: { query: 'secret' } },
+    idleTimeout: idle,
+    maxLifetime: '10h',
+    grace: '10h',
   };
   return runtime === 'docker'
     ? { ...common, runtime, image: 'warmpool/standin:latest', network: 'host' }
@@ -56,9 +63,15 @@ function app(runtime: 'process' | 'docker', warm: number, max: number, parallel:
 }
 
 function config(runtime: 'process' | 'docker', a: Record<string, unknown>, tag: string): WarmpoolConfig {
-  return validateConfig({
-    deployment: `bench-pool-${tag}`, stateDir: join(WORK, `state-pool-${tag}`), ports: { from: 50000, to: 59999 }, apps: [a],
-  }, 'bench pool config');
+  return validateConfig(
+    {
+      deployment: `bench-pool-${tag}`,
+      stateDir: join(WORK, `state-pool-${tag}`),
+      ports: { from: 50000, to: 59999 },
+      apps: [a],
+    },
+    'bench pool config',
+  );
 }
 
 /** Resolves when fn() holds, checking on every pool change (and every 50 ms). */
@@ -73,7 +86,11 @@ function until(fleet: Fleet, fn: () => boolean, timeoutMs = 900_000): Promise<vo
     };
     const off = fleet.onChange(check);
     const iv = setInterval(check, 50);
-    const to = setTimeout(() => { off(); clearInterval(iv); reject(new Error(`pool did not get there within ${timeoutMs} ms: ${JSON.stringify(fleet.status())}`)); }, timeoutMs);
+    const to = setTimeout(() => {
+      off();
+      clearInterval(iv);
+      reject(new Error(`pool did not get there within ${timeoutMs} ms: ${JSON.stringify(fleet.status())}`));
+    }, timeoutMs);
     check();
   });
 }

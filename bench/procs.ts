@@ -25,7 +25,12 @@ const CLK_TCK = 100; // getconf CLK_TCK on Linux x86-64 and arm64
  * Spawns a child and waits for a stdout line starting with `readyMarker` (JSON may follow it).
  * Rejects if the child exits first or the marker does not come within timeoutMs.
  */
-export function startChild(name: string, cmd: string, args: string[], opts: SpawnOptions & { readyMarker?: string; timeoutMs?: number; quiet?: boolean } = {}): Promise<Child> {
+export function startChild(
+  name: string,
+  cmd: string,
+  args: string[],
+  opts: SpawnOptions & { readyMarker?: string; timeoutMs?: number; quiet?: boolean } = {},
+): Promise<Child> {
   const marker = opts.readyMarker ?? 'READY';
   const proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...opts });
   live.add(proc);
@@ -38,7 +43,10 @@ export function startChild(name: string, cmd: string, args: string[], opts: Spaw
   const rl = createInterface({ input: proc.stdout! });
   const lines = rl[Symbol.asyncIterator]();
   return new Promise<Child>((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error(`${name}: no "${marker}" line within ${opts.timeoutMs ?? 60_000} ms; stderr: ${stderr}`)), opts.timeoutMs ?? 60_000);
+    const timer = setTimeout(
+      () => fail(new Error(`${name}: no "${marker}" line within ${opts.timeoutMs ?? 60_000} ms; stderr: ${stderr}`)),
+      opts.timeoutMs ?? 60_000,
+    );
     const onExit = (code: number | null) => fail(new Error(`${name} exited (${code}) before it was ready; stderr: ${stderr}`));
     proc.once('exit', onExit);
     proc.once('error', (e) => fail(e));

@@ -5,8 +5,19 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 
-interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number; children?: number[] }
-interface Profile { nodes: Node[]; startTime: number; endTime: number; samples?: number[]; timeDeltas?: number[] }
+interface Node {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+  children?: number[];
+}
+interface Profile {
+  nodes: Node[];
+  startTime: number;
+  endTime: number;
+  samples?: number[];
+  timeDeltas?: number[];
+}
 
 export interface ProfileSummary {
   file: string;
@@ -25,7 +36,8 @@ export function summarize(file: string, topN = 25, windowMs?: number): ProfileSu
   const self = new Map<number, number>();
   const samples = p.samples ?? [];
   const deltas = p.timeDeltas ?? [];
-  let from = 0, to = samples.length;
+  let from = 0,
+    to = samples.length;
   let total = (p.endTime - p.startTime) / 1000;
   if (windowMs !== undefined) {
     // Sliding window over sample times: the stretch with the most non-idle time.
@@ -33,14 +45,20 @@ export function summarize(file: string, topN = 25, windowMs?: number): ProfileSu
     const at: number[] = [];
     let t = 0;
     for (let i = 0; i < samples.length; i++) at.push((t += (deltas[i] ?? 0) / 1000));
-    let best = -1, busy = 0, lo = 0;
+    let best = -1,
+      busy = 0,
+      lo = 0;
     for (let hi = 0; hi < samples.length; hi++) {
       if (samples[hi] !== idleId) busy += (deltas[hi] ?? 0) / 1000;
       while (at[hi]! - at[lo]! > windowMs) {
         if (samples[lo] !== idleId) busy -= (deltas[lo] ?? 0) / 1000;
         lo++;
       }
-      if (busy > best) { best = busy; from = lo; to = hi + 1; }
+      if (busy > best) {
+        best = busy;
+        from = lo;
+        to = hi + 1;
+      }
     }
     total = windowMs;
   }
@@ -51,7 +69,7 @@ export function summarize(file: string, topN = 25, windowMs?: number): ProfileSu
   for (const [id, ms] of self) {
     const n = byId.get(id)!;
     const name = n.callFrame.functionName || '(anonymous)';
-    if (name === '(idle)' || name === '(program)' && false) idle += ms;
+    if (name === '(idle)' || (name === '(program)' && false)) idle += ms;
     if (name === '(idle)') continue;
     const url = n.callFrame.url;
     const short = url ? url.replace(/^file:\/\/.*?\/(dist|node_modules)\//, '$1/').replace(/^node:/, 'node:') : '(native)';
@@ -60,7 +78,15 @@ export function summarize(file: string, topN = 25, windowMs?: number): ProfileSu
     const e = fn.get(key) ?? { fn: name, where, selfMs: 0 };
     e.selfMs += ms;
     fn.set(key, e);
-    const fileKey = url ? (short.startsWith('node_modules/') ? short.split('/').slice(0, 2).join('/') : short.startsWith('node:') ? short.split('/')[0]! + '/' + (short.split('/')[1] ?? '') : short) : name.startsWith('(') ? name : '(native)';
+    const fileKey = url
+      ? short.startsWith('node_modules/')
+        ? short.split('/').slice(0, 2).join('/')
+        : short.startsWith('node:')
+          ? short.split('/')[0]! + '/' + (short.split('/')[1] ?? '')
+          : short
+      : name.startsWith('(')
+        ? name
+        : '(native)';
     files.set(fileKey, (files.get(fileKey) ?? 0) + ms);
   }
   const busy = total - idle;
@@ -84,10 +110,21 @@ export function summarize(file: string, topN = 25, windowMs?: number): ProfileSu
     }
   }
   return {
-    inclusive: [...incl.values()].sort((a, b) => b.totalMs - a.totalMs).slice(0, 60).map((e) => ({ ...e, pct: (100 * e.totalMs) / busy })),
-    file: basename(file), totalMs: total, idleMs: idle,
-    top: [...fn.values()].sort((a, b) => b.selfMs - a.selfMs).slice(0, topN).map((e) => ({ ...e, pct: (100 * e.selfMs) / busy })),
-    byFile: [...files.entries()].map(([where, selfMs]) => ({ where, selfMs, pct: (100 * selfMs) / busy })).sort((a, b) => b.selfMs - a.selfMs).slice(0, topN),
+    inclusive: [...incl.values()]
+      .sort((a, b) => b.totalMs - a.totalMs)
+      .slice(0, 60)
+      .map((e) => ({ ...e, pct: (100 * e.totalMs) / busy })),
+    file: basename(file),
+    totalMs: total,
+    idleMs: idle,
+    top: [...fn.values()]
+      .sort((a, b) => b.selfMs - a.selfMs)
+      .slice(0, topN)
+      .map((e) => ({ ...e, pct: (100 * e.selfMs) / busy })),
+    byFile: [...files.entries()]
+      .map(([where, selfMs]) => ({ where, selfMs, pct: (100 * selfMs) / busy }))
+      .sort((a, b) => b.selfMs - a.selfMs)
+      .slice(0, topN),
   };
 }
 
@@ -95,7 +132,11 @@ export function summarizeProfiles(dirOrFile: string, windowMs?: number): string 
   let files: string[];
   try {
     files = statSync(dirOrFile).isDirectory()
-      ? readdirSync(dirOrFile).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(dirOrFile, f)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs).slice(0, 1)
+      ? readdirSync(dirOrFile)
+          .filter((f) => f.endsWith('.cpuprofile'))
+          .map((f) => join(dirOrFile, f))
+          .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)
+          .slice(0, 1)
       : [dirOrFile];
   } catch {
     return `no profiles in ${dirOrFile}`;

@@ -9,7 +9,12 @@ import type { WsResults } from './ws.js';
 import { ratio } from './stats.js';
 import type { VariantName } from './variants.js';
 
-export interface Section<T> { at: string; rounds?: number; durationS?: number; data: T }
+export interface Section<T> {
+  at: string;
+  rounds?: number;
+  durationS?: number;
+  data: T;
+}
 export interface Results {
   meta: Record<string, unknown>;
   sections: {
@@ -25,7 +30,13 @@ export interface Results {
 
 const BEGIN = '<!-- BEGIN GENERATED (npm run bench rewrites this part; edit below the END marker) -->';
 const END = '<!-- END GENERATED -->';
-const NAMES: Record<VariantName, string> = { direct: 'direct', nginx: 'nginx', chp: 'configurable-http-proxy', 'node-pipe': '_Node TCP pipe (reference: no HTTP)_', warmpool: 'warmpool' };
+const NAMES: Record<VariantName, string> = {
+  direct: 'direct',
+  nginx: 'nginx',
+  chp: 'configurable-http-proxy',
+  'node-pipe': '_Node TCP pipe (reference: no HTTP)_',
+  warmpool: 'warmpool',
+};
 
 const n0 = (x: number): string => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');
 const n1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '–');
@@ -34,7 +45,10 @@ const us = (x: number): string => (!Number.isFinite(x) ? '–' : x >= 1000 ? `${
 const ms = (x: number): string => (Number.isFinite(x) ? `${Math.round(x).toLocaleString('en-US')} ms` : '–');
 const mib = (b: number): string => (Number.isFinite(b) ? `${(b / 2 ** 20).toFixed(1)} MiB` : '–');
 const kib = (b: number): string => (Number.isFinite(b) ? `${(b / 1024).toFixed(1)} KiB` : '–');
-const when = (s?: Section<unknown>): string => (s ? ` _(measured ${s.at.replace('T', ' ').slice(0, 16)} UTC${s.rounds ? `, ${s.rounds} rounds` : ''}${s.durationS ? ` of ${s.durationS} s` : ''}; medians)_` : '');
+const when = (s?: Section<unknown>): string =>
+  s
+    ? ` _(measured ${s.at.replace('T', ' ').slice(0, 16)} UTC${s.rounds ? `, ${s.rounds} rounds` : ''}${s.durationS ? ` of ${s.durationS} s` : ''}; medians)_`
+    : '';
 
 function table(head: string[], rows: string[][]): string {
   return [`| ${head.join(' | ')} |`, `|${head.map((h, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
@@ -44,29 +58,55 @@ type Goal = [string, string, boolean | undefined];
 
 function httpPart(s: Section<HttpResults>, goals: Goal[]): string {
   const d = s.data;
-  const out: string[] = [`## 1. HTTP relay${when(s)}`, '', 'wrk on the same machine; Node backend answering 1 KiB or 256 KiB. Proxy CPU is user+system time of the proxy\'s processes per request (from /proc).', ''];
+  const out: string[] = [
+    `## 1. HTTP relay${when(s)}`,
+    '',
+    "wrk on the same machine; Node backend answering 1 KiB or 256 KiB. Proxy CPU is user+system time of the proxy's processes per request (from /proc).",
+    '',
+  ];
   const variants = Object.keys(d.small64) as VariantName[];
   const direct = d.small64.direct;
-  for (const [id, title] of [['small64', '1 KiB responses, wrk -t2 -c64'], ['large64', '256 KiB responses, wrk -t2 -c64'], ['small1', '1 KiB responses, one connection (wrk -t1 -c1)']] as const) {
+  for (const [id, title] of [
+    ['small64', '1 KiB responses, wrk -t2 -c64'],
+    ['large64', '256 KiB responses, wrk -t2 -c64'],
+    ['small1', '1 KiB responses, one connection (wrk -t1 -c1)'],
+  ] as const) {
     const t = d[id];
     const dir = t.direct!;
     out.push(`**${title}**`, '');
-    out.push(table(['variant', 'requests/s', '× direct', 'p50', 'p99', id === 'small1' ? 'added p50' : 'p50 × direct', 'proxy CPU / request', 'errors'],
-      variants.map((v) => {
-        const r = t[v]!;
-        return [NAMES[v], n0(r.rps), x2(ratio(r.rps, dir.rps)), us(r.p50us), us(r.p99us),
-          id === 'small1' ? (v === 'direct' ? '–' : `+${us(r.p50us - dir.p50us)}`) : x2(ratio(r.p50us, dir.p50us)),
-          v === 'direct' ? '–' : us(r.cpuUsPerReq), String(r.errors)];
-      })));
+    out.push(
+      table(
+        ['variant', 'requests/s', '× direct', 'p50', 'p99', id === 'small1' ? 'added p50' : 'p50 × direct', 'proxy CPU / request', 'errors'],
+        variants.map((v) => {
+          const r = t[v]!;
+          return [
+            NAMES[v],
+            n0(r.rps),
+            x2(ratio(r.rps, dir.rps)),
+            us(r.p50us),
+            us(r.p99us),
+            id === 'small1' ? (v === 'direct' ? '–' : `+${us(r.p50us - dir.p50us)}`) : x2(ratio(r.p50us, dir.p50us)),
+            v === 'direct' ? '–' : us(r.cpuUsPerReq),
+            String(r.errors),
+          ];
+        }),
+      ),
+    );
     out.push('');
   }
-  const w = d.small64.warmpool, c = d.small64.chp, g = d.small64.nginx;
-  if (w && c) goals.push(['HTTP small requests/s ≥ 2.5× configurable-http-proxy', `${x2(w.rps / c.rps)} (${n0(w.rps)} vs ${n0(c.rps)}/s)`, w.rps >= 2.5 * c.rps]);
+  const w = d.small64.warmpool,
+    c = d.small64.chp,
+    g = d.small64.nginx;
+  if (w && c)
+    goals.push(['HTTP small requests/s ≥ 2.5× configurable-http-proxy', `${x2(w.rps / c.rps)} (${n0(w.rps)} vs ${n0(c.rps)}/s)`, w.rps >= 2.5 * c.rps]);
   if (w && g) goals.push(['HTTP small requests/s ≥ 0.5× nginx', `${x2(w.rps / g.rps)} (${n0(w.rps)} vs ${n0(g.rps)}/s)`, w.rps >= 0.5 * g.rps]);
-  const w1 = d.small1.warmpool, d1 = d.small1.direct;
+  const w1 = d.small1.warmpool,
+    d1 = d.small1.direct;
   if (w1 && d1) goals.push(['HTTP added p50 at one connection < 100 µs', `+${us(w1.p50us - d1.p50us)}`, w1.p50us - d1.p50us < 100]);
-  const wl = d.large64.warmpool, cl = d.large64.chp;
-  if (wl && cl) goals.push(['HTTP large requests/s ≥ 2.5× configurable-http-proxy', `${x2(wl.rps / cl.rps)} (${n0(wl.rps)} vs ${n0(cl.rps)}/s)`, wl.rps >= 2.5 * cl.rps]);
+  const wl = d.large64.warmpool,
+    cl = d.large64.chp;
+  if (wl && cl)
+    goals.push(['HTTP large requests/s ≥ 2.5× configurable-http-proxy', `${x2(wl.rps / cl.rps)} (${n0(wl.rps)} vs ${n0(cl.rps)}/s)`, wl.rps >= 2.5 * cl.rps]);
   void direct;
   return out.join('\n');
 }
@@ -74,24 +114,59 @@ function httpPart(s: Section<HttpResults>, goals: Goal[]): string {
 function wsPart(s: Section<WsResults>, goals: Goal[]): string {
   const d = s.data;
   const variants = Object.keys(d.small) as VariantName[];
-  const out: string[] = [`## 2. WebSocket relay${when(s)}`, '',
-    'Echo through each variant from two generator processes. Small: 200-byte Pluto `update_notebook` messages (a slider move, so warmpool\'s `pluto` classifier parses every one), 64 connections, one message in flight each. Large: 64 KiB binary messages, 8 connections, 4 in flight each. A message is one round trip (client → backend → client); proxy CPU per round trip.', ''];
-  const ds = d.small.direct!, dl = d.large.direct!;
-  out.push(table(['variant', 'small msgs/s', '× direct', 'RTT p50', 'RTT p99', 'proxy CPU / msg', '64 KiB MB/s', '× direct', 'errors'],
-    variants.map((v) => {
-      const a = d.small[v]!, b = d.large[v]!;
-      return [NAMES[v], n0(a.msgsPerSec), x2(ratio(a.msgsPerSec, ds.msgsPerSec)), us(a.p50us), us(a.p99us), v === 'direct' ? '–' : us(a.cpuUsPerMsg),
-        n1(b.mbPerSec), x2(ratio(b.mbPerSec, dl.mbPerSec)), String(a.errors + b.errors)];
-    })));
-  const w = d.small.warmpool, g = d.small.nginx, c = d.small.chp;
-  if (w && g) goals.push(['WebSocket msgs/s ≥ 0.9× nginx (classifier on)', `${x2(w.msgsPerSec / g.msgsPerSec)} (${n0(w.msgsPerSec)} vs ${n0(g.msgsPerSec)}/s)`, w.msgsPerSec >= 0.9 * g.msgsPerSec]);
-  if (w && c) goals.push(['WebSocket msgs/s never below configurable-http-proxy', `${x2(w.msgsPerSec / c.msgsPerSec)} (${n0(w.msgsPerSec)} vs ${n0(c.msgsPerSec)}/s)`, w.msgsPerSec >= c.msgsPerSec]);
+  const out: string[] = [
+    `## 2. WebSocket relay${when(s)}`,
+    '',
+    "Echo through each variant from two generator processes. Small: 200-byte Pluto `update_notebook` messages (a slider move, so warmpool's `pluto` classifier parses every one), 64 connections, one message in flight each. Large: 64 KiB binary messages, 8 connections, 4 in flight each. A message is one round trip (client → backend → client); proxy CPU per round trip.",
+    '',
+  ];
+  const ds = d.small.direct!,
+    dl = d.large.direct!;
+  out.push(
+    table(
+      ['variant', 'small msgs/s', '× direct', 'RTT p50', 'RTT p99', 'proxy CPU / msg', '64 KiB MB/s', '× direct', 'errors'],
+      variants.map((v) => {
+        const a = d.small[v]!,
+          b = d.large[v]!;
+        return [
+          NAMES[v],
+          n0(a.msgsPerSec),
+          x2(ratio(a.msgsPerSec, ds.msgsPerSec)),
+          us(a.p50us),
+          us(a.p99us),
+          v === 'direct' ? '–' : us(a.cpuUsPerMsg),
+          n1(b.mbPerSec),
+          x2(ratio(b.mbPerSec, dl.mbPerSec)),
+          String(a.errors + b.errors),
+        ];
+      }),
+    ),
+  );
+  const w = d.small.warmpool,
+    g = d.small.nginx,
+    c = d.small.chp;
+  if (w && g)
+    goals.push([
+      'WebSocket msgs/s ≥ 0.9× nginx (classifier on)',
+      `${x2(w.msgsPerSec / g.msgsPerSec)} (${n0(w.msgsPerSec)} vs ${n0(g.msgsPerSec)}/s)`,
+      w.msgsPerSec >= 0.9 * g.msgsPerSec,
+    ]);
+  if (w && c)
+    goals.push([
+      'WebSocket msgs/s never below configurable-http-proxy',
+      `${x2(w.msgsPerSec / c.msgsPerSec)} (${n0(w.msgsPerSec)} vs ${n0(c.msgsPerSec)}/s)`,
+      w.msgsPerSec >= c.msgsPerSec,
+    ]);
   return out.join('\n') + '\n';
 }
 
 function burstPart(s: Section<Record<string, BurstSizeResult | { n: number; skipped: string }>>, goals: Goal[]): string {
-  const out: string[] = [`## 3. Classroom burst (Docker runtime)${when(s)}`, '',
-    'N students arrive evenly within 1 s; each: entry → deep link → editor page → WebSocket → `connect` + empty `update_notebook` → full state (200 kB) received. Two student processes, warmed up. **Floor**: the same students sent straight to N already-assigned instances (port per student, no proxy; no entry step). **warmpool**: through the proxy, claiming from a warm pool of N. **Empty pool**: warm 0, max N. Percentiles are over the students of one burst, then the median over rounds.', ''];
+  const out: string[] = [
+    `## 3. Classroom burst (Docker runtime)${when(s)}`,
+    '',
+    'N students arrive evenly within 1 s; each: entry → deep link → editor page → WebSocket → `connect` + empty `update_notebook` → full state (200 kB) received. Two student processes, warmed up. **Floor**: the same students sent straight to N already-assigned instances (port per student, no proxy; no entry step). **warmpool**: through the proxy, claiming from a warm pool of N. **Empty pool**: warm 0, max N. Percentiles are over the students of one burst, then the median over rounds.',
+    '',
+  ];
   for (const r of Object.values(s.data)) {
     if ('skipped' in r && r.skipped) {
       out.push(`**N = ${r.n}**: skipped (${r.skipped})`, '');
@@ -99,16 +174,50 @@ function burstPart(s: Section<Record<string, BurstSizeResult | { n: number; skip
     }
     const b = r as BurstSizeResult;
     const f = b.floor;
-    const ph = (rec: Record<string, number> | undefined): string => (rec ? ['entry', 'deepLink', 'editor', 'wsOpen', 'state'].map((k) => (rec[k] === undefined ? '–' : Math.round(rec[k]!))).join(' / ') : '–');
-    const row = (name: string, x: BurstSizeResult['floor'] | BurstSizeResult['empty']): string[] => x ? [name, ms(x.p50ms), ms(x.p99ms), ms(x.maxms), x2(ratio(x.p99ms, f.p99ms)), `${x.errors}${x.errors ? ` (${x.errorMessages.join('; ')})` : ''}`,
-      ph(x.phases), ph(x.phasesP99), x.cpu ? `${x.cpu.machine.toFixed(2)} / ${x.cpu.proxy.toFixed(2)} / ${x.cpu.engine.toFixed(2)}` : '–'] : [name, '–', '–', '–', '–', '–', '–', '–', '–'];
-    out.push(`**N = ${b.n}** (pool filled in ${ms(b.initialFillMs)}; back to ${b.n} ready after a burst in ${b.refillMs.map((x) => (x / 1000).toFixed(1)).join(', ')} s)`, '');
-    out.push(table(['', 'p50', 'p99', 'max', 'p99 × floor', 'errors', 'phases, median ms: entry / deep link / editor / ws open / state', 'phases, p99 ms', 'CPU s during the burst: machine / proxy / dockerd+containerd'],
-      [row('floor (direct to assigned instances)', f), row('warmpool, warm pool', b.warmpool), row('warmpool, empty pool', b.empty)]));
+    const ph = (rec: Record<string, number> | undefined): string =>
+      rec ? ['entry', 'deepLink', 'editor', 'wsOpen', 'state'].map((k) => (rec[k] === undefined ? '–' : Math.round(rec[k]!))).join(' / ') : '–';
+    const row = (name: string, x: BurstSizeResult['floor'] | BurstSizeResult['empty']): string[] =>
+      x
+        ? [
+            name,
+            ms(x.p50ms),
+            ms(x.p99ms),
+            ms(x.maxms),
+            x2(ratio(x.p99ms, f.p99ms)),
+            `${x.errors}${x.errors ? ` (${x.errorMessages.join('; ')})` : ''}`,
+            ph(x.phases),
+            ph(x.phasesP99),
+            x.cpu ? `${x.cpu.machine.toFixed(2)} / ${x.cpu.proxy.toFixed(2)} / ${x.cpu.engine.toFixed(2)}` : '–',
+          ]
+        : [name, '–', '–', '–', '–', '–', '–', '–', '–'];
+    out.push(
+      `**N = ${b.n}** (pool filled in ${ms(b.initialFillMs)}; back to ${b.n} ready after a burst in ${b.refillMs.map((x) => (x / 1000).toFixed(1)).join(', ')} s)`,
+      '',
+    );
+    out.push(
+      table(
+        [
+          '',
+          'p50',
+          'p99',
+          'max',
+          'p99 × floor',
+          'errors',
+          'phases, median ms: entry / deep link / editor / ws open / state',
+          'phases, p99 ms',
+          'CPU s during the burst: machine / proxy / dockerd+containerd',
+        ],
+        [row('floor (direct to assigned instances)', f), row('warmpool, warm pool', b.warmpool), row('warmpool, empty pool', b.empty)],
+      ),
+    );
     out.push('');
     if (b.n === 50) {
       goals.push(['Burst of 50: zero errors', `${b.warmpool.errors} errors`, b.warmpool.errors === 0]);
-      goals.push(['Burst of 50: p99 ≤ 1.3× floor', `${x2(b.warmpool.p99ms / f.p99ms)} (${ms(b.warmpool.p99ms)} vs ${ms(f.p99ms)})`, b.warmpool.p99ms <= 1.3 * f.p99ms]);
+      goals.push([
+        'Burst of 50: p99 ≤ 1.3× floor',
+        `${x2(b.warmpool.p99ms / f.p99ms)} (${ms(b.warmpool.p99ms)} vs ${ms(f.p99ms)})`,
+        b.warmpool.p99ms <= 1.3 * f.p99ms,
+      ]);
       goals.push(['Burst of 50: p99 < 1 s', ms(b.warmpool.p99ms), b.warmpool.p99ms < 1000]);
     }
   }
@@ -118,15 +227,24 @@ function burstPart(s: Section<Record<string, BurstSizeResult | { n: number; skip
 function poolPart(s: Section<PoolResults>, goals: Goal[]): string {
   const d = s.data;
   const out: string[] = [`## 4. Pool mechanics${when(s)}`, '', 'Stand-in instances (STATE_BYTES 200000, readiness: the READY line), `parallel: 8`.', ''];
-  out.push(table(['runtime', 'instances', 'start → all ready', 'ready per second', 'all claimed at once → refilled'],
-    d.fill.map((f) => [f.runtime, String(f.n), ms(f.fillMs), n1(f.readyPerSec), ms(f.refillMs)])));
+  out.push(
+    table(
+      ['runtime', 'instances', 'start → all ready', 'ready per second', 'all claimed at once → refilled'],
+      d.fill.map((f) => [f.runtime, String(f.n), ms(f.fillMs), n1(f.readyPerSec), ms(f.refillMs)]),
+    ),
+  );
   if (d.reap) {
     const r = d.reap;
     out.push('', `Reaping ${r.sessions} sessions (process runtime, idle timeout ${r.idleTimeoutMs / 1000} s, claimed 20 ms apart, real timers):`, '');
-    out.push(table(['lateness (actual − deadline)', 'p50', 'p99', 'max'], [
-      ['session ended', ms(r.endLate.p50), ms(r.endLate.p99), ms(r.endLate.max)],
-      ['instance removed', ms(r.removedLate.p50), ms(r.removedLate.p99), ms(r.removedLate.max)],
-    ]));
+    out.push(
+      table(
+        ['lateness (actual − deadline)', 'p50', 'p99', 'max'],
+        [
+          ['session ended', ms(r.endLate.p50), ms(r.endLate.p99), ms(r.endLate.max)],
+          ['instance removed', ms(r.removedLate.p50), ms(r.removedLate.p99), ms(r.removedLate.max)],
+        ],
+      ),
+    );
     goals.push(['Reap lateness < 1 s', `max ${ms(r.endLate.max)} (ended), ${ms(r.removedLate.max)} (removed)`, r.removedLate.max < 1000]);
   }
   if (d.skipped?.length) out.push('', `Skipped: ${d.skipped.join('; ')}`);
@@ -137,16 +255,42 @@ function memoryPart(s: Section<MemoryResults>, goals: Goal[]): string {
   const d = s.data;
   const chp = d.rest.find((r) => r.proxy === 'configurable-http-proxy');
   const out: string[] = [`## 5. Memory${when(s)}`, '', 'RSS from /proc after a few seconds of settling.', ''];
-  out.push(table(['proxy at rest', 'RSS', '× configurable-http-proxy', 'V8 heap used'], d.rest.map((r) => [r.proxy, mib(r.rssBytes), chp ? x2(r.rssBytes / chp.rssBytes) : '–', r.heapUsedBytes ? mib(r.heapUsedBytes) : '–'])));
-  out.push('', 'Idle Pluto tabs (separate processes; each loads the 200 kB state, then Pluto\'s own idle timers: ping 28 s after each pong, 18 `current_time` a minute), RSS sampled every second over the last 30 s of a 60 s idle window (median; the lowest sample beside it). For warmpool every tab is its own session on its own claimed instance (the instances are one stand-in process behind a static runtime), so the per-session figure includes the session\'s pool state. Per session = (RSS with sessions − RSS before) / sessions.', '');
-  out.push(table(['proxy', 'sessions', 'RSS before', 'RSS with sessions (median)', 'lowest', 'peak while connecting', 'per session', 'V8 heap per session'],
-    d.sessions.map((r) => [r.proxy, `${r.sessions}${r.failed ? ` (${r.failed} failed)` : ''}`, mib(r.rssBeforeBytes), mib(r.rssWithBytes), mib(r.rssIdleMinBytes), mib(r.rssPeakBytes), kib(r.perSessionBytes),
-      r.heapUsedWithBytes !== undefined && r.heapUsedBeforeBytes !== undefined ? kib((r.heapUsedWithBytes - r.heapUsedBeforeBytes) / r.sessions) : '–'])));
+  out.push(
+    table(
+      ['proxy at rest', 'RSS', '× configurable-http-proxy', 'V8 heap used'],
+      d.rest.map((r) => [r.proxy, mib(r.rssBytes), chp ? x2(r.rssBytes / chp.rssBytes) : '–', r.heapUsedBytes ? mib(r.heapUsedBytes) : '–']),
+    ),
+  );
+  out.push(
+    '',
+    "Idle Pluto tabs (separate processes; each loads the 200 kB state, then Pluto's own idle timers: ping 28 s after each pong, 18 `current_time` a minute), RSS sampled every second over the last 30 s of a 60 s idle window (median; the lowest sample beside it). For warmpool every tab is its own session on its own claimed instance (the instances are one stand-in process behind a static runtime), so the per-session figure includes the session's pool state. Per session = (RSS with sessions − RSS before) / sessions.",
+    '',
+  );
+  out.push(
+    table(
+      ['proxy', 'sessions', 'RSS before', 'RSS with sessions (median)', 'lowest', 'peak while connecting', 'per session', 'V8 heap per session'],
+      d.sessions.map((r) => [
+        r.proxy,
+        `${r.sessions}${r.failed ? ` (${r.failed} failed)` : ''}`,
+        mib(r.rssBeforeBytes),
+        mib(r.rssWithBytes),
+        mib(r.rssIdleMinBytes),
+        mib(r.rssPeakBytes),
+        kib(r.perSessionBytes),
+        r.heapUsedWithBytes !== undefined && r.heapUsedBeforeBytes !== undefined ? kib((r.heapUsedWithBytes - r.heapUsedBeforeBytes) / r.sessions) : '–',
+      ]),
+    ),
+  );
   const w = d.sessions.find((r) => r.proxy === 'warmpool');
   if (w) goals.push(['< 20 KiB proxy RSS per idle WebSocket session', kib(w.perSessionBytes), w.perSessionBytes < 20 * 1024]);
   const wr = d.rest.find((r) => r.proxy.startsWith('warmpool (process'));
   const wd = d.rest.find((r) => r.proxy.startsWith('warmpool (docker'));
-  if (wr && chp) goals.push(['Proxy RSS at rest below configurable-http-proxy\'s (process-runtime config)', `${mib(wr.rssBytes)} vs ${mib(chp.rssBytes)}`, wr.rssBytes < chp.rssBytes]);
+  if (wr && chp)
+    goals.push([
+      "Proxy RSS at rest below configurable-http-proxy's (process-runtime config)",
+      `${mib(wr.rssBytes)} vs ${mib(chp.rssBytes)}`,
+      wr.rssBytes < chp.rssBytes,
+    ]);
   if (wd && chp) goals.push(['… and with a Docker app configured', `${mib(wd.rssBytes)} vs ${mib(chp.rssBytes)}`, wd.rssBytes < chp.rssBytes]);
   return out.join('\n') + '\n';
 }
@@ -162,11 +306,19 @@ export function renderResults(r: Results, previous?: string): string {
   if (s.memory) parts.push(memoryPart(s.memory, goals));
   const m = r.meta;
   const head = [
-    '# warmpool benchmarks', '', BEGIN, '',
+    '# warmpool benchmarks',
+    '',
+    BEGIN,
+    '',
     `Machine: ${m.machine ?? '?'}; Node ${m.node ?? '?'}; nginx ${m.nginx ?? '?'} (one worker); configurable-http-proxy ${m.chp ?? '?'}. Everything on 127.0.0.1; load generators in their own processes. Absolute numbers drift on a shared 2-core machine: read the ratios.`,
     ...(Array.isArray(m.notices) && m.notices.length ? ['', ...m.notices.map((x) => `> NOTICE: ${x}`)] : []),
-    '', '## Goals', '',
-    table(['goal', 'measured', 'met?'], goals.map(([g, v, ok]) => [g, v, ok === undefined ? '–' : ok ? '**met**' : '**missed**'])),
+    '',
+    '## Goals',
+    '',
+    table(
+      ['goal', 'measured', 'met?'],
+      goals.map(([g, v, ok]) => [g, v, ok === undefined ? '–' : ok ? '**met**' : '**missed**']),
+    ),
     '',
   ];
   for (const [flags, ex] of Object.entries(r.experiments ?? {})) {
@@ -175,11 +327,25 @@ export function renderResults(r: Results, previous?: string): string {
     if (ex.http) sub.push(httpPart(ex.http, g));
     if (ex.ws) sub.push(wsPart(ex.ws, g));
     if (ex.memory) sub.push(memoryPart(ex.memory, g));
-    parts.push([`## Experiment: warmpool started with \`node ${flags}\``, '', 'Not how warmpool is deployed today; the same measurements with this flag, to show what it would change.', '',
-      table(['goal', 'measured', 'met?'], g.map(([a, v, ok]) => [a, v, ok === undefined ? '–' : ok ? '**met**' : '**missed**'])), '',
-      ...sub.map((x) => x.replace(/^## /gm, '### '))].join('\n'));
+    parts.push(
+      [
+        `## Experiment: warmpool started with \`node ${flags}\``,
+        '',
+        'Not how warmpool is deployed today; the same measurements with this flag, to show what it would change.',
+        '',
+        table(
+          ['goal', 'measured', 'met?'],
+          g.map(([a, v, ok]) => [a, v, ok === undefined ? '–' : ok ? '**met**' : '**missed**']),
+        ),
+        '',
+        ...sub.map((x) => x.replace(/^## /gm, '### ')),
+      ].join('\n'),
+    );
   }
   const generated = [...head, ...parts.flatMap((p) => [p, '']), END].join('\n');
-  const tail = previous && previous.includes(END) ? previous.slice(previous.indexOf(END) + END.length) : '\n\n## Analysis\n\n(hand-written; `npm run bench` keeps this part)\n';
+  const tail =
+    previous && previous.includes(END)
+      ? previous.slice(previous.indexOf(END) + END.length)
+      : '\n\n## Analysis\n\n(hand-written; `npm run bench` keeps this part)\n';
   return generated + tail;
 }

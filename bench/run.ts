@@ -44,7 +44,17 @@ const USAGE = `usage: npm run bench -- [--only ${SECTIONS.join(',')}] [--rounds 
                         [--warmpool-node-args '--max-semi-space-size=2']`;
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { only: [...SECTIONS], rounds: 3, durationS: 5, burstN: [50, 100], burstRounds: 3, variants: [...ALL_VARIANTS], profile: false, sessions: 1000, warmpoolNodeArgs: '' };
+  const o: Options = {
+    only: [...SECTIONS],
+    rounds: 3,
+    durationS: 5,
+    burstN: [50, 100],
+    burstRounds: 3,
+    variants: [...ALL_VARIANTS],
+    profile: false,
+    sessions: 1000,
+    warmpoolNodeArgs: '',
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const val = (): string => {
@@ -58,27 +68,52 @@ function parseArgs(argv: string[]): Options {
     };
     switch (a) {
       case '--only': {
-        const list = val().split(',').map((s) => s.trim()).filter(Boolean);
+        const list = val()
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
         for (const s of list) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--only ${s}: expected some of ${SECTIONS.join(', ')}`);
         o.only = list as Section[];
         break;
       }
-      case '--rounds': o.rounds = int(val(), 1); break;
-      case '--duration': o.durationS = int(val(), 1); break;
-      case '--burst-n': o.burstN = val().split(',').map((s) => int(s, 1)); break;
-      case '--burst-rounds': o.burstRounds = int(val(), 1); break;
-      case '--sessions': o.sessions = int(val(), 1); break;
+      case '--rounds':
+        o.rounds = int(val(), 1);
+        break;
+      case '--duration':
+        o.durationS = int(val(), 1);
+        break;
+      case '--burst-n':
+        o.burstN = val()
+          .split(',')
+          .map((s) => int(s, 1));
+        break;
+      case '--burst-rounds':
+        o.burstRounds = int(val(), 1);
+        break;
+      case '--sessions':
+        o.sessions = int(val(), 1);
+        break;
       case '--variants': {
-        const list = val().split(',').map((s) => s.trim());
+        const list = val()
+          .split(',')
+          .map((s) => s.trim());
         for (const s of list) if (!(ALL_VARIANTS as string[]).includes(s)) throw new Error(`--variants ${s}: expected some of ${ALL_VARIANTS.join(', ')}`);
         if (!list.includes('direct')) list.unshift('direct'); // every figure is also a ratio to direct
         o.variants = list as VariantName[];
         break;
       }
-      case '--profile': o.profile = true; break;
-      case '--warmpool-node-args': o.warmpoolNodeArgs = val(); break;
-      case '-h': case '--help': console.log(USAGE); return process.exit(0);
-      default: throw new Error(`unknown option ${a}\n${USAGE}`);
+      case '--profile':
+        o.profile = true;
+        break;
+      case '--warmpool-node-args':
+        o.warmpoolNodeArgs = val();
+        break;
+      case '-h':
+      case '--help':
+        console.log(USAGE);
+        return process.exit(0);
+      default:
+        throw new Error(`unknown option ${a}\n${USAGE}`);
     }
   }
   return o;
@@ -102,8 +137,16 @@ async function dockerOk(): Promise<string | undefined> {
 /** Removes every container this benchmark's warmpools created (label warmpool.deployment=bench…). */
 export async function removeBenchContainers(): Promise<number> {
   try {
-    const lines = execFileSync('docker', ['ps', '-a', '--no-trunc', '--filter', 'label=warmpool.deployment', '--format', '{{.ID}} {{.Label "warmpool.deployment"}}'], { encoding: 'utf8', timeout: 30_000 });
-    const ours = lines.split('\n').map((l) => l.split(' ')).filter(([id, dep]) => id && (dep ?? '').startsWith('bench')).map(([id]) => id!);
+    const lines = execFileSync(
+      'docker',
+      ['ps', '-a', '--no-trunc', '--filter', 'label=warmpool.deployment', '--format', '{{.ID}} {{.Label "warmpool.deployment"}}'],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    const ours = lines
+      .split('\n')
+      .map((l) => l.split(' '))
+      .filter(([id, dep]) => id && (dep ?? '').startsWith('bench'))
+      .map(([id]) => id!);
     if (ours.length > 0) spawnSync('docker', ['rm', '-f', ...ours], { stdio: 'ignore', timeout: 120_000 });
     return ours.length;
   } catch {
@@ -130,7 +173,9 @@ async function main(): Promise<void> {
     experiments: { ...(prev.experiments ?? {}) },
   };
   // With --warmpool-node-args the run is an experiment: its sections are kept apart from the main ones.
-  const out: Results['sections'] = o.warmpoolNodeArgs ? (results.experiments![o.warmpoolNodeArgs] = { ...(results.experiments![o.warmpoolNodeArgs] ?? {}) }) : results.sections;
+  const out: Results['sections'] = o.warmpoolNodeArgs
+    ? (results.experiments![o.warmpoolNodeArgs] = { ...(results.experiments![o.warmpoolNodeArgs] ?? {}) })
+    : results.sections;
   const save = (): void => {
     writeFileSync(RESULTS_JSON, JSON.stringify(results, null, 1) + '\n');
     writeFileSync(RESULTS_MD, renderResults(results, existsSync(RESULTS_MD) ? readFileSync(RESULTS_MD, 'utf8') : undefined));
@@ -217,8 +262,12 @@ async function cleanup(): Promise<void> {
   if (n) log(`removed ${n} leftover bench container(s)`);
 }
 
-process.on('SIGINT', () => { void cleanup().finally(() => process.exit(130)); });
-process.on('SIGTERM', () => { void cleanup().finally(() => process.exit(143)); });
+process.on('SIGINT', () => {
+  void cleanup().finally(() => process.exit(130));
+});
+process.on('SIGTERM', () => {
+  void cleanup().finally(() => process.exit(143));
+});
 process.on('exit', () => killAllNow());
 
 main().then(

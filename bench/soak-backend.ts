@@ -29,15 +29,29 @@ const NOTEBOOK_ID = '6b1e7f2a-3c4d-4e5f-8a9b-0c1d2e3f4a5b';
 const ECHO_CELL = '0b5c9c1e-0004-4d1a-9c5e-000000000004';
 const CLOCK_CELL = '0b5c9c1e-0005-4d1a-9c5e-000000000005';
 // About the size of Pluto's 👋 (the session options, ~1 KB).
-const HELLO_OPTIONS = { server: { base_url: '/', launch_browser: false, notebook_path_suggestion: '/home/pluto/' }, security: { require_secret_for_access: false }, pad: 'o'.repeat(800) };
+const HELLO_OPTIONS = {
+  server: { base_url: '/', launch_browser: false, notebook_path_suggestion: '/home/pluto/' },
+  security: { require_secret_for_access: false },
+  pad: 'o'.repeat(800),
+};
 const EDIT_PAGE = `<!doctype html><html><head><meta charset="utf-8"><title>webapp.jl 🎈 Pluto.jl</title></head><body>${'<div class="cell"></div>'.repeat(120)}</body></html>`;
 
 const totals = {
-  opened: 0, closed: 0, closedWith1000: 0, ended: 0,
-  msgsIn: 0, msgsOut: 0, bytesIn: 0, bytesOut: 0,
-  pushes: 0, bigPushes: 0,
+  opened: 0,
+  closed: 0,
+  closedWith1000: 0,
+  ended: 0,
+  msgsIn: 0,
+  msgsOut: 0,
+  bytesIn: 0,
+  bytesOut: 0,
+  pushes: 0,
+  bigPushes: 0,
   /** Client messages the server saw missing or out of order, summed over connections. */
-  lost: 0, back: 0, undecodable: 0, unknown: 0,
+  lost: 0,
+  back: 0,
+  undecodable: 0,
+  unknown: 0,
   /** Client messages that arrived after the client's soak_end (must be none). */
   afterEnd: 0,
   httpRequests: 0,
@@ -80,7 +94,11 @@ class Conn {
     if (this.rx.see(req.seq) === 'back') totals.back++;
     switch (req.type) {
       case 'connect':
-        this.reply(req, '👋', { notebook_exists: req.notebook_id === NOTEBOOK_ID, options: HELLO_OPTIONS, version_info: { pluto: 'v0.20.21', julia: '1.11.7' } });
+        this.reply(req, '👋', {
+          notebook_exists: req.notebook_id === NOTEBOOK_ID,
+          options: HELLO_OPTIONS,
+          version_info: { pluto: 'v0.20.21', julia: '1.11.7' },
+        });
         break;
       case 'ping':
         this.reply(req, 'pong', {});
@@ -93,13 +111,37 @@ class Conn {
         if (!Array.isArray(updates) || updates.length === 0) {
           // The whole state in one frame; its bytes are checked by the client against this message's seq.
           const seq = this.tx + 1;
-          this.reply(req, 'notebook_diff', { counter: ++this.counter, patches: [{ op: 'replace', path: [], value: { notebook_id: NOTEBOOK_ID, process_status: 'ready', data: payloadFor(seq, Math.min(a.stateBytes, MAX_PAYLOAD)) } }], response: { update_went_well: '👍' } }, true);
+          this.reply(
+            req,
+            'notebook_diff',
+            {
+              counter: ++this.counter,
+              patches: [
+                {
+                  op: 'replace',
+                  path: [],
+                  value: { notebook_id: NOTEBOOK_ID, process_status: 'ready', data: payloadFor(seq, Math.min(a.stateBytes, MAX_PAYLOAD)) },
+                },
+              ],
+              response: { update_went_well: '👍' },
+            },
+            true,
+          );
           this.schedulePush();
           break;
         }
         // A slider moved: the cell showing `x` reruns; the reply carries its new output (the client checks the echo).
         const value = updates[0]?.value?.value;
-        this.reply(req, 'notebook_diff', { counter: ++this.counter, patches: [{ op: 'replace', path: ['cell_results', ECHO_CELL, 'output'], value: { body: String(value), mime: 'text/plain' } }], response: { update_went_well: '👍' } }, true);
+        this.reply(
+          req,
+          'notebook_diff',
+          {
+            counter: ++this.counter,
+            patches: [{ op: 'replace', path: ['cell_results', ECHO_CELL, 'output'], value: { body: String(value), mime: 'text/plain' } }],
+            response: { update_went_well: '👍' },
+          },
+          true,
+        );
         break;
       }
       case 'complete':
@@ -130,7 +172,17 @@ class Conn {
       totals.pushes++;
       if (big) totals.bigPushes++;
       // A push: no initiator; the payload is checked by the client against this message's seq.
-      this.send({ type: 'notebook_diff', message: { counter: ++this.counter, patches: [{ op: 'replace', path: ['cell_results', CLOCK_CELL, 'output'], value: { body: payloadFor(this.tx + 1, len), mime: 'application/octet-stream' } }], response: null }, notebook_id: NOTEBOOK_ID });
+      this.send({
+        type: 'notebook_diff',
+        message: {
+          counter: ++this.counter,
+          patches: [
+            { op: 'replace', path: ['cell_results', CLOCK_CELL, 'output'], value: { body: payloadFor(this.tx + 1, len), mime: 'application/octet-stream' } },
+          ],
+          response: null,
+        },
+        notebook_id: NOTEBOOK_ID,
+      });
       this.schedulePush();
     }, delay);
   }
@@ -194,10 +246,12 @@ const ports: number[] = [];
 for (let i = 0; i < a.ports; i++) {
   const s = newServer();
   servers.push(s);
-  ports.push(await new Promise<number>((resolve, reject) => {
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => resolve((s.address() as { port: number }).port));
-  }));
+  ports.push(
+    await new Promise<number>((resolve, reject) => {
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => resolve((s.address() as { port: number }).port));
+    }),
+  );
 }
 process.stdout.write(`READY ${JSON.stringify({ ports })}\n`);
 

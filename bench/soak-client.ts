@@ -44,17 +44,28 @@ function error(kind: string, detail: string): void {
 }
 
 const t = {
-  sent: 0, received: 0, bytesSent: 0, bytesReceived: 0,
-  sentByType: {} as Record<string, number>, receivedByType: {} as Record<string, number>,
-  pushes: 0, pushBytes: 0, replies: 0,
+  sent: 0,
+  received: 0,
+  bytesSent: 0,
+  bytesReceived: 0,
+  sentByType: {} as Record<string, number>,
+  receivedByType: {} as Record<string, number>,
+  pushes: 0,
+  pushBytes: 0,
+  replies: 0,
   /** Server → client messages missing (gaps) or at/below a number already seen, summed over sessions. */
-  lost: 0, back: 0,
+  lost: 0,
+  back: 0,
   /** Client → server, as the server reported them in its soak_end_ack. */
-  serverLost: 0, serverBack: 0,
+  serverLost: 0,
+  serverBack: 0,
   /** Sessions whose end exchange balanced exactly (every message of both directions accounted for). */
-  verified: 0, cleanClose: 0,
+  verified: 0,
+  cleanClose: 0,
 };
-const bump = (r: Record<string, number>, k: string): void => { r[k] = (r[k] ?? 0) + 1; };
+const bump = (r: Record<string, number>, k: string): void => {
+  r[k] = (r[k] ?? 0) + 1;
+};
 const openHist = new Histogram();
 const rttHist = new Histogram();
 
@@ -113,16 +124,18 @@ class Session {
     // Pluto's socket: new URL("./", location) of the editor page, i.e. the app root.
     const ws = new WebSocket(`ws://127.0.0.1:${a.port}/${a.app}/`, { headers: { Cookie: cookie }, perMessageDeflate: false });
     this.ws = ws;
-    this.closed = new Promise<number>((resolve) => ws.on('close', (code) => {
-      if (this.open && !this.closing) error('unexpected-close', `session ${this.idx}: code ${code}`);
-      this.open = false;
-      for (const [id, p] of this.pending) {
-        this.pending.delete(id);
-        if (!this.closing) error('no-reply', `session ${this.idx}: ${p.type} unanswered when the socket closed`);
-        p.reject?.(new Error(`socket closed before the reply to ${p.type}`));
-      }
-      resolve(code);
-    }));
+    this.closed = new Promise<number>((resolve) =>
+      ws.on('close', (code) => {
+        if (this.open && !this.closing) error('unexpected-close', `session ${this.idx}: code ${code}`);
+        this.open = false;
+        for (const [id, p] of this.pending) {
+          this.pending.delete(id);
+          if (!this.closing) error('no-reply', `session ${this.idx}: ${p.type} unanswered when the socket closed`);
+          p.reject?.(new Error(`socket closed before the reply to ${p.type}`));
+        }
+        resolve(code);
+      }),
+    );
     ws.on('message', (d, bin) => this.onMessage(d as Buffer, bin));
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
@@ -201,15 +214,19 @@ class Session {
   private checkDiff(m: Record<string, any>): void {
     const patch = m.message?.patches?.[0];
     const bytes = patch?.path?.length === 0 ? patch.value?.data : m.initiator_id === undefined ? patch?.value?.body : undefined;
-    if (bytes !== undefined && !payloadOk(m.seq, bytes)) error('payload', `session ${this.idx}: notebook_diff seq ${m.seq} (${bytes?.length} bytes) differs from what was sent`);
+    if (bytes !== undefined && !payloadOk(m.seq, bytes))
+      error('payload', `session ${this.idx}: notebook_diff seq ${m.seq} (${bytes?.length} bytes) differs from what was sent`);
   }
 
   /** Pluto pings 28 s after each pong (PlutoConnection.js). */
   private ping(): void {
     if (this.closing) return;
-    this.request('ping', {}, false).then(() => {
-      if (!this.closing) this.timers.push(setTimeout(() => this.ping(), a.pingMs));
-    }, () => undefined);
+    this.request('ping', {}, false).then(
+      () => {
+        if (!this.closing) this.timers.push(setTimeout(() => this.ping(), a.pingMs));
+      },
+      () => undefined,
+    );
   }
 
   /** clock sync.js: burstN current_time, each after the previous reply; no notebook_id. */
@@ -225,16 +242,18 @@ class Session {
   private scheduleDrag(): void {
     if (this.closing || a.activeMeanMs <= 0) return;
     const delay = -Math.log(1 - Math.random()) * a.activeMeanMs;
-    this.timers.push(setTimeout(async () => {
-      const moves = 1 + Math.floor(Math.random() * 8);
-      for (let i = 0; i < moves && !this.closing && this.open; i++) {
-        this.bond = (this.bond + 1 + Math.floor(Math.random() * 10)) % 101;
-        const updates = [{ op: 'replace', path: ['bonds', 'x'], value: { value: this.bond } }];
-        this.send('update_notebook', { updates }, true, { echo: String(this.bond) });
-        if (i + 1 < moves) await sleep(80);
-      }
-      this.scheduleDrag();
-    }, delay));
+    this.timers.push(
+      setTimeout(async () => {
+        const moves = 1 + Math.floor(Math.random() * 8);
+        for (let i = 0; i < moves && !this.closing && this.open; i++) {
+          this.bond = (this.bond + 1 + Math.floor(Math.random() * 10)) % 101;
+          const updates = [{ op: 'replace', path: ['bonds', 'x'], value: { value: this.bond } }];
+          this.send('update_notebook', { updates }, true, { echo: String(this.bond) });
+          if (i + 1 < moves) await sleep(80);
+        }
+        this.scheduleDrag();
+      }, delay),
+    );
   }
 
   /** Replies older than the limit are errors (and forgotten, so a late one shows up as unmatched). */
@@ -253,7 +272,10 @@ class Session {
     if (this.done) return;
     this.done = true;
     this.closing = true;
-    for (const x of this.timers) { clearTimeout(x); clearInterval(x); }
+    for (const x of this.timers) {
+      clearTimeout(x);
+      clearInterval(x);
+    }
     this.timers = [];
     if (this.open) {
       const until = performance.now() + a.replyTimeoutMs;
@@ -261,8 +283,16 @@ class Session {
       try {
         const ack = await this.request(END, {}, true);
         const s = ack.message as ServerSide;
-        const ok = s.received === this.tx && s.last === this.tx && s.lost === 0 && s.back === 0 &&
-          ack.seq === s.sent && this.rx.last === s.sent && this.rx.received === s.sent && this.rx.lost === 0 && this.rx.back === 0;
+        const ok =
+          s.received === this.tx &&
+          s.last === this.tx &&
+          s.lost === 0 &&
+          s.back === 0 &&
+          ack.seq === s.sent &&
+          this.rx.last === s.sent &&
+          this.rx.received === s.sent &&
+          this.rx.lost === 0 &&
+          this.rx.back === 0;
         t.serverLost += s.lost;
         t.serverBack += s.back;
         // Tail losses: what the server says it got/sent against what this end sent/got.
@@ -289,7 +319,10 @@ class Session {
     this.done = true;
     this.closing = true;
     this.open = false;
-    for (const x of this.timers) { clearTimeout(x); clearInterval(x); }
+    for (const x of this.timers) {
+      clearTimeout(x);
+      clearInterval(x);
+    }
     this.timers = [];
     this.ws?.terminate();
     this.agent.destroy();
@@ -308,11 +341,13 @@ async function rampUp(): Promise<void> {
     if (wait > 0) await sleep(wait);
     const s = new Session(a.first + i);
     sessions.push(s);
-    starts.push(s.start().catch((e: Error) => {
-      failed++;
-      error('start', `session ${s.idx}: ${e.message}`);
-      s.abort();
-    }));
+    starts.push(
+      s.start().catch((e: Error) => {
+        failed++;
+        error('start', `session ${s.idx}: ${e.message}`);
+        s.abort();
+      }),
+    );
   }
   await Promise.all(starts);
 }
@@ -329,10 +364,17 @@ async function rampDown(): Promise<void> {
 }
 
 const snapshot = () => ({
-  open: sessions.filter((s) => s.open).length, failed, ...t, errors, errorCount: Object.values(errors).reduce((x, y) => x + y, 0),
+  open: sessions.filter((s) => s.open).length,
+  failed,
+  ...t,
+  errors,
+  errorCount: Object.values(errors).reduce((x, y) => x + y, 0),
 });
 
-const sweeper = setInterval(() => { const now = performance.now(); for (const s of sessions) s.sweep(now); }, 1000);
+const sweeper = setInterval(() => {
+  const now = performance.now();
+  for (const s of sessions) s.sweep(now);
+}, 1000);
 const progress = setInterval(() => process.stdout.write(`PROGRESS ${JSON.stringify(snapshot())}\n`), 10_000);
 let stopping = false;
 createInterface({ input: process.stdin }).on('line', (line) => {

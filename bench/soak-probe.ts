@@ -87,7 +87,14 @@ if (dir) {
         fullGc();
         gcMemory = process.memoryUsage();
       }
-      const snapshot = { at: Date.now(), gcMemory, active: count(process.getActiveResourcesInfo()), live: count(live.values()), timers: count([...timers.values()].map(describe)), memory };
+      const snapshot = {
+        at: Date.now(),
+        gcMemory,
+        active: count(process.getActiveResourcesInfo()),
+        live: count(live.values()),
+        timers: count([...timers.values()].map(describe)),
+        memory,
+      };
       writeFileSync(join(dir, `soak-probe-${process.pid}.json`), JSON.stringify(snapshot));
     } catch {
       // no snapshot this time

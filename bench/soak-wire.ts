@@ -39,9 +39,11 @@ export const BLOCK: Buffer = (() => {
   const b = Buffer.allocUnsafe(BLOCK_BYTES);
   let x = 0x9e3779b9;
   for (let i = 0; i < BLOCK_BYTES; i += 4) {
-    x ^= x << 13; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
     x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
+    x ^= x << 5;
+    x >>>= 0;
     b.writeUInt32LE(x, i);
   }
   return b;

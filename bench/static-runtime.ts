@@ -11,22 +11,38 @@ export class StaticRuntime implements Runtime {
   private next = 0;
 
   /** targets: the servers instances are spread over (round robin). */
-  constructor(private readonly deployment: string, private readonly targets: { host: string; port: number }[]) {
+  constructor(
+    private readonly deployment: string,
+    private readonly targets: { host: string; port: number }[],
+  ) {
     if (targets.length === 0) throw new TypeError('StaticRuntime: expected at least one target');
   }
 
   async create(app: AppConfig, spec: InstanceSpec): Promise<InstanceRecord> {
     const t = this.targets[this.next++ % this.targets.length]!;
     return {
-      instanceId: spec.instanceId, app: app.name, deployment: this.deployment, runtimeId: `static-${t.port}`,
-      host: t.host, port: t.port, running: true, createdAt: Date.now(), env: { ...app.env, ...spec.env },
+      instanceId: spec.instanceId,
+      app: app.name,
+      deployment: this.deployment,
+      runtimeId: `static-${t.port}`,
+      host: t.host,
+      port: t.port,
+      running: true,
+      createdAt: Date.now(),
+      env: { ...app.env, ...spec.env },
     };
   }
 
   async remove(): Promise<void> {}
-  async list(): Promise<InstanceRecord[]> { return []; }
+  async list(): Promise<InstanceRecord[]> {
+    return [];
+  }
   async markClaimed(_id: string, _claim: ClaimMark): Promise<void> {}
-  output(): () => void { return () => {}; }
-  watch(): () => void { return () => {}; }
+  output(): () => void {
+    return () => {};
+  }
+  watch(): () => void {
+    return () => {};
+  }
   async close(): Promise<void> {}
 }

@@ -30,7 +30,11 @@ export interface StudentResult {
   error?: string;
 }
 
-interface Reply { status: number; headers: Record<string, string | string[] | undefined>; body: string }
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
 
 function get(url: string, agent: Agent, jar: Map<string, string>): Promise<Reply> {
   return new Promise((resolve, reject) => {
@@ -57,7 +61,13 @@ function get(url: string, agent: Agent, jar: Map<string, string>): Promise<Reply
   });
 }
 
-const unescapeHtml = (s: string): string => s.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>');
+const unescapeHtml = (s: string): string =>
+  s
+    .replace(/&amp;/g, '&')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>');
 
 /** One student, from the first request to the full state. */
 export async function visit(s: Student): Promise<StudentResult> {
@@ -132,8 +142,13 @@ if (isMain) {
   rl.on('line', (line) => {
     if (!line.startsWith('RUN ')) return;
     const { startAt, students } = JSON.parse(line.slice(4)) as { startAt: number; students: Student[] };
-    void Promise.all(students.map((s) => new Promise<StudentResult>((resolve) => {
-      setTimeout(() => resolve(visit(s)), Math.max(0, startAt + s.offsetMs - Date.now()));
-    }))).then((rs) => process.stdout.write(`RESULT ${JSON.stringify(rs)}\n`));
+    void Promise.all(
+      students.map(
+        (s) =>
+          new Promise<StudentResult>((resolve) => {
+            setTimeout(() => resolve(visit(s)), Math.max(0, startAt + s.offsetMs - Date.now()));
+          }),
+      ),
+    ).then((rs) => process.stdout.write(`RESULT ${JSON.stringify(rs)}\n`));
   });
 }

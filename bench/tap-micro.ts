@@ -11,7 +11,7 @@ const NB = '5a5d9a4e-7f7c-11ef-0c1b-a1b2c3d4e5f6';
 
 let rid = 0;
 function msg(type: string, body: Record<string, unknown>, meta: Record<string, unknown> = { notebook_id: NB }): Uint8Array {
-  return encode({ type, client_id: 'k3j2a', request_id: (rid++ * 2654435761 >>> 0).toString(36), body, ...meta });
+  return encode({ type, client_id: 'k3j2a', request_id: ((rid++ * 2654435761) >>> 0).toString(36), body, ...meta });
 }
 
 /** A masked client frame around a payload, as a browser sends it. */
@@ -89,7 +89,13 @@ function run(variant: Variant, chunks: Buffer[], messagesPerPass: number): numbe
             seen++;
             if (payload !== undefined && viaDecode(payload) === 'idle') idle++;
           };
-  const tap = new FrameTap({ requireMask: true, onMessage, onDesync: (r) => { throw new Error(`desync: ${r}`); } });
+  const tap = new FrameTap({
+    requireMask: true,
+    onMessage,
+    onDesync: (r) => {
+      throw new Error(`desync: ${r}`);
+    },
+  });
   const passes = Math.ceil(TOTAL / messagesPerPass);
   const t0 = process.hrtime.bigint();
   for (let p = 0; p < passes; p++) for (let i = 0; i < chunks.length; i++) tap.push(chunks[i]);
@@ -101,7 +107,10 @@ function run(variant: Variant, chunks: Buffer[], messagesPerPass: number): numbe
 
 console.log(`${TOTAL} masked Pluto client frames, ${mix.length} distinct, ${avgLen.toFixed(0)} bytes on average`);
 const variants: Variant[] = ['tap only', 'tap + pluto reader', 'tap + msgpack decode'];
-for (const [label, chunks] of [['one frame per chunk', single], ['16 KiB chunks', coalesced]] as const) {
+for (const [label, chunks] of [
+  ['one frame per chunk', single],
+  ['16 KiB chunks', coalesced],
+] as const) {
   for (const v of variants) run(v, chunks, mix.length); // warm-up
   for (const v of variants) {
     const best = Math.min(run(v, chunks, mix.length), run(v, chunks, mix.length), run(v, chunks, mix.length));

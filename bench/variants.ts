@@ -36,7 +36,7 @@ const CHP_BIN = join(WORK, 'node_modules', 'configurable-http-proxy', 'bin', 'co
 /** What is missing to run a variant, or undefined when it can run. */
 export function missing(name: VariantName): string | undefined {
   if (name === 'nginx' && !existsSync(NGINX) && spawnSync('which', ['nginx']).status !== 0) {
-    return 'nginx is not installed: apt-get install -y nginx (Debian\'s package); the nginx variant is skipped';
+    return "nginx is not installed: apt-get install -y nginx (Debian's package); the nginx variant is skipped";
   }
   return undefined;
 }
@@ -51,7 +51,11 @@ export function ensureChp(log: (m: string) => void): void {
 
 export function chpVersion(): string {
   try {
-    return (JSON.parse(execFileSync('node', ['-p', `JSON.stringify(require(${JSON.stringify(join(WORK, 'node_modules/configurable-http-proxy/package.json'))}))`]).toString()) as { version: string }).version;
+    return (
+      JSON.parse(
+        execFileSync('node', ['-p', `JSON.stringify(require(${JSON.stringify(join(WORK, 'node_modules/configurable-http-proxy/package.json'))}))`]).toString(),
+      ) as { version: string }
+    ).version;
   } catch {
     return '?';
   }
@@ -84,7 +88,10 @@ async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
-      const s = connect({ host: '127.0.0.1', port }, () => { s.destroy(); resolve(true); });
+      const s = connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        resolve(true);
+      });
       s.on('error', () => resolve(false));
     });
     if (ok) return;
@@ -140,7 +147,11 @@ http {
   if (check.status !== 0) throw new Error(`nginx -t refused the generated config: ${check.stderr}`);
   const child = await startNginxChild(dir, file, port);
   return {
-    name: 'nginx', host: '127.0.0.1', port, prefix: '/bench', headers: {},
+    name: 'nginx',
+    host: '127.0.0.1',
+    port,
+    prefix: '/bench',
+    headers: {},
     pids: () => [child.pid, ...childPids(child.pid)],
     stop: () => child.stop('SIGQUIT'),
   };
@@ -149,7 +160,9 @@ http {
 async function startNginxChild(dir: string, file: string, port: number): Promise<Child> {
   const proc = spawn(NGINX, ['-p', dir, '-c', file], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
-  proc.stderr.on('data', (c: Buffer) => { err += c.toString(); });
+  proc.stderr.on('data', (c: Buffer) => {
+    err += c.toString();
+  });
   try {
     await waitForPort(port);
   } catch (e) {
@@ -164,12 +177,19 @@ async function startChp(be: Backend): Promise<Variant> {
   const port = await freePort();
   const api = await freePort();
   const token = 'bench-token';
-  const proc = spawn(process.execPath, [CHP_BIN, '--ip', '127.0.0.1', '--port', String(port), '--api-ip', '127.0.0.1', '--api-port', String(api), '--log-level', 'error'], {
-    stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: token },
-  });
+  const proc = spawn(
+    process.execPath,
+    [CHP_BIN, '--ip', '127.0.0.1', '--port', String(port), '--api-ip', '127.0.0.1', '--api-port', String(api), '--log-level', 'error'],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: token },
+    },
+  );
   trackChild(proc);
   let err = '';
-  proc.stderr!.on('data', (c: Buffer) => { err += c.toString(); });
+  proc.stderr!.on('data', (c: Buffer) => {
+    err += c.toString();
+  });
   try {
     await waitForPort(api);
     await waitForPort(port);
@@ -179,7 +199,8 @@ async function startChp(be: Backend): Promise<Variant> {
   }
   // JupyterHub's way: a route per user server, added through the REST API.
   const r = await fetch(`http://127.0.0.1:${api}/api/routes/bench`, {
-    method: 'POST', headers: { Authorization: `token ${token}`, 'Content-Type': 'application/json' },
+    method: 'POST',
+    headers: { Authorization: `token ${token}`, 'Content-Type': 'application/json' },
     body: JSON.stringify({ target: `http://${be.host}:${be.port}` }),
   });
   if (r.status !== 201) throw new Error(`configurable-http-proxy refused the route: ${r.status} ${await r.text()}`);
@@ -188,24 +209,45 @@ async function startChp(be: Backend): Promise<Variant> {
 
 /** warmpool with one app `bench` whose instances are the backend (StaticRuntime), and one session claimed. */
 async function startWarmpoolRelay(be: Backend): Promise<Variant> {
-  const wp = await startWarmpoolServer('relay', {
-    listen: { host: '127.0.0.1', port: 0 },
-    deployment: 'bench-relay',
-    stateDir: join(WORK, 'state-relay'),
-    // The whole load runs in one session against one instance (64 HTTP connections, 64 WebSockets):
-    // the limits meant for one student are lifted so the relay itself is what is measured.
-    relay: { websocketsPerSession: 1024, upstreamConnectionsPerInstance: 1024 },
-    apps: [{
-      name: 'bench', runtime: 'process', command: ['static'], deepLink: '/', prefix: 'strip',
-      readiness: { http: { path: '/ping', status: 200 }, timeout: '10s', interval: '50ms' },
-      pool: { warm: 1, max: 4, parallel: 1 }, classifier: 'pluto',
-      secret: { env: 'PLUTO_SECRET', inject: { query: 'secret' } },
-      idleTimeout: '1h', maxLifetime: '10h', grace: '1h',
-    }],
-  }, [{ host: be.host, port: be.port }]);
+  const wp = await startWarmpoolServer(
+    'relay',
+    {
+      listen: { host: '127.0.0.1', port: 0 },
+      deployment: 'bench-relay',
+      stateDir: join(WORK, 'state-relay'),
+      // The whole load runs in one session against one instance (64 HTTP connections, 64 WebSockets):
+      // the limits meant for one student are lifted so the relay itself is what is measured.
+      relay: { websocketsPerSession: 1024, upstreamConnectionsPerInstance: 1024 },
+      apps: [
+        {
+          name: 'bench',
+          runtime: 'process',
+          command: ['static'],
+          deepLink: '/',
+          prefix: 'strip',
+          readiness: { http: { path: '/ping', status: 200 }, timeout: '10s', interval: '50ms' },
+          pool: { warm: 1, max: 4, parallel: 1 },
+          classifier: 'pluto',
+          secret: { env: 'PLUTO_SECRET', inject: { query: 'secret' } },
+          idleTimeout: '1h',
+          maxLifetime: '10h',
+          grace: '1h',
+        },
+      ],
+    },
+    [{ host: be.host, port: be.port }],
+  );
   await waitPoolReady(wp.control, 1);
   const cookie = await enter(wp.port, 'bench');
-  return { name: 'warmpool', host: '127.0.0.1', port: wp.port, prefix: '/bench', headers: { Cookie: cookie }, pids: () => [wp.child.pid], stop: () => wp.child.stop() };
+  return {
+    name: 'warmpool',
+    host: '127.0.0.1',
+    port: wp.port,
+    prefix: '/bench',
+    headers: { Cookie: cookie },
+    pids: () => [wp.child.pid],
+    stop: () => wp.child.stop(),
+  };
 }
 
 export interface WarmpoolServer {
@@ -227,8 +269,18 @@ export function warmpoolNodeArgv(tag: string, nodeArgs: string[] = [], env: Node
 }
 
 /** Starts bench/warmpool-server.js with a raw config (and static targets: StaticRuntime), as deployed (warmpoolNodeArgv). */
-export async function startWarmpoolServer(tag: string, config: Record<string, unknown>, staticTargets?: { host: string; port: number }[], nodeArgs: string[] = []): Promise<WarmpoolServer> {
-  const child = await startChild(`warmpool-${tag}`, process.execPath, [...warmpoolNodeArgv(tag, nodeArgs), join(DIST, 'bench/warmpool-server.js'), JSON.stringify({ config, static: staticTargets })], { timeoutMs: 120_000 });
+export async function startWarmpoolServer(
+  tag: string,
+  config: Record<string, unknown>,
+  staticTargets?: { host: string; port: number }[],
+  nodeArgs: string[] = [],
+): Promise<WarmpoolServer> {
+  const child = await startChild(
+    `warmpool-${tag}`,
+    process.execPath,
+    [...warmpoolNodeArgv(tag, nodeArgs), join(DIST, 'bench/warmpool-server.js'), JSON.stringify({ config, static: staticTargets })],
+    { timeoutMs: 120_000 },
+  );
   return { child, port: child.info.port as number, control: child.info.control as number };
 }
 
@@ -237,7 +289,12 @@ export async function control<T>(port: number, path: string, method = 'GET'): Pr
   return (await r.json()) as T;
 }
 
-export interface PoolStatusLite { ready: number; starting: number; claimed: number; queued: number }
+export interface PoolStatusLite {
+  ready: number;
+  starting: number;
+  claimed: number;
+  queued: number;
+}
 
 /** Waits until the first app's pool has at least n ready instances; returns the ms it took. */
 export async function waitPoolReady(controlPort: number, n: number, timeoutMs = 600_000, app?: string): Promise<number> {

@@ -44,12 +44,19 @@ const control = createServer((req: IncomingMessage, res: ServerResponse) => {
     case '/snapshot':
       return json(res, { file: writeHeapSnapshot(u.searchParams.get('file') ?? undefined) });
     case '/heap':
-      return json(res, getHeapSpaceStatistics().map((h) => ({ space: h.space_name, size: h.space_size, used: h.space_used_size })));
+      return json(
+        res,
+        getHeapSpaceStatistics().map((h) => ({ space: h.space_name, size: h.space_size, used: h.space_used_size })),
+      );
     case '/claim': {
       // Already-assigned instances for the port-per-student floor: claimed, then used directly.
       const n = Number(u.searchParams.get('n') ?? 1);
       void Promise.all(Array.from({ length: n }, () => wp.fleet.claim(app))).then(
-        (rs) => json(res, rs.map((r) => (r.kind === 'session' ? { host: r.target.host, port: r.target.port, secret: r.target.secret } : { queued: true }))),
+        (rs) =>
+          json(
+            res,
+            rs.map((r) => (r.kind === 'session' ? { host: r.target.host, port: r.target.port, secret: r.target.secret } : { queued: true })),
+          ),
         (e: Error) => json(res, { error: e.message }, 500),
       );
       return;
@@ -62,10 +69,11 @@ const control = createServer((req: IncomingMessage, res: ServerResponse) => {
   }
 });
 
-const listen = (s: typeof server, port: number): Promise<number> => new Promise((resolve, reject) => {
-  s.once('error', reject);
-  s.listen(port, '127.0.0.1', () => resolve((s.address() as { port: number }).port));
-});
+const listen = (s: typeof server, port: number): Promise<number> =>
+  new Promise((resolve, reject) => {
+    s.once('error', reject);
+    s.listen(port, '127.0.0.1', () => resolve((s.address() as { port: number }).port));
+  });
 const port = await listen(server, cfg.port);
 const controlPort = await listen(control, 0);
 process.stdout.write(`READY ${JSON.stringify({ port, control: controlPort })}\n`);

@@ -31,9 +31,12 @@ const a = JSON.parse(process.argv[2]!) as Args;
 /** A Pluto client message of exactly `size` bytes: update_notebook with a bond change, padded by a trailing key. */
 function plutoPayload(size: number): Buffer {
   const base = {
-    type: 'update_notebook', client_id: 'k3j2a9', request_id: 'q8x1f0',
+    type: 'update_notebook',
+    client_id: 'k3j2a9',
+    request_id: 'q8x1f0',
     body: { updates: [{ op: 'replace', path: ['bonds', 'x'], value: { value: 42 } }] },
-    notebook_id: '6b1e7f2a-3c4d-4e5f-8a9b-0c1d2e3f4a5b', pad: '',
+    notebook_id: '6b1e7f2a-3c4d-4e5f-8a9b-0c1d2e3f4a5b',
+    pad: '',
   };
   let pad = Math.max(0, size - encode(base).length);
   for (;;) {
@@ -45,7 +48,12 @@ function plutoPayload(size: number): Buffer {
 
 function maskedFrame(payload: Buffer): Buffer {
   const len = payload.length;
-  const head = len < 126 ? Buffer.from([0x82, 0x80 | len]) : len < 65536 ? Buffer.from([0x82, 0x80 | 126, len >> 8, len & 0xff]) : Buffer.from([0x82, 0x80 | 127, 0, 0, 0, 0, (len >>> 24) & 0xff, (len >> 16) & 0xff, (len >> 8) & 0xff, len & 0xff]);
+  const head =
+    len < 126
+      ? Buffer.from([0x82, 0x80 | len])
+      : len < 65536
+        ? Buffer.from([0x82, 0x80 | 126, len >> 8, len & 0xff])
+        : Buffer.from([0x82, 0x80 | 127, 0, 0, 0, 0, (len >>> 24) & 0xff, (len >> 16) & 0xff, (len >> 8) & 0xff, len & 0xff]);
   const key = randomBytes(4);
   const body = Buffer.from(payload);
   for (let i = 0; i < len; i++) body[i] ^= key[i & 3]!;
@@ -89,8 +97,14 @@ class Conn {
         if (this.hdrHave < this.hdrNeed) return;
         if (this.hdrNeed === 2) {
           const l7 = this.hdr[1]! & 0x7f;
-          if (l7 === 126) { this.hdrNeed = 4; continue; }
-          if (l7 === 127) { this.hdrNeed = 10; continue; }
+          if (l7 === 126) {
+            this.hdrNeed = 4;
+            continue;
+          }
+          if (l7 === 127) {
+            this.hdrNeed = 10;
+            continue;
+          }
           this.frameLen = l7;
         } else if (this.hdrNeed === 4) {
           this.frameLen = this.hdr.readUInt16BE(2);
@@ -144,8 +158,13 @@ function open(): Promise<Conn> {
       resolve(conn);
     };
     s.on('data', onHandshake);
-    s.on('error', (e) => { errors++; reject(e); });
-    s.on('close', () => { if (running) errors++; });
+    s.on('error', (e) => {
+      errors++;
+      reject(e);
+    });
+    s.on('close', () => {
+      if (running) errors++;
+    });
   });
 }
 

@@ -37,12 +37,25 @@ export type WsResults = Record<WsTest['id'], Partial<Record<VariantName, WsRun &
 
 async function measure(v: Variant, t: WsTest, warmupS: number, durationS: number): Promise<WsRun> {
   const args = {
-    host: v.host, port: v.port, path: `${v.prefix}/`, headers: v.headers,
-    conns: t.conns, size: t.size, window: t.window, warmupS, durationS, payload: t.payload,
+    host: v.host,
+    port: v.port,
+    path: `${v.prefix}/`,
+    headers: v.headers,
+    conns: t.conns,
+    size: t.size,
+    window: t.window,
+    warmupS,
+    durationS,
+    payload: t.payload,
   };
-  const gens: Child[] = await Promise.all(Array.from({ length: PROCESSES }, (_, i) =>
-    startChild(`ws-client-${i}`, process.execPath, [join(DIST, 'bench/ws-client.js'), JSON.stringify(args)], { readyMarker: 'CONNECTED', timeoutMs: 30_000 })));
-  const results = gens.map((g) => nextJson<{ msgs: number; bytes: number; hist: [number, number][]; errors: number }>(g, 'RESULT ', (warmupS + durationS) * 1000 + 30_000));
+  const gens: Child[] = await Promise.all(
+    Array.from({ length: PROCESSES }, (_, i) =>
+      startChild(`ws-client-${i}`, process.execPath, [join(DIST, 'bench/ws-client.js'), JSON.stringify(args)], { readyMarker: 'CONNECTED', timeoutMs: 30_000 }),
+    ),
+  );
+  const results = gens.map((g) =>
+    nextJson<{ msgs: number; bytes: number; hist: [number, number][]; errors: number }>(g, 'RESULT ', (warmupS + durationS) * 1000 + 30_000),
+  );
   for (const g of gens) g.proc.stdin!.write('GO\n');
   const pids = v.pids();
   await sleep(warmupS * 1000);
@@ -52,7 +65,9 @@ async function measure(v: Variant, t: WsTest, warmupS: number, durationS: number
   const rs = await Promise.all(results);
   await Promise.all(gens.map((g) => g.stop()));
   const hist = new Histogram();
-  let msgs = 0, bytes = 0, errors = 0;
+  let msgs = 0,
+    bytes = 0,
+    errors = 0;
   for (const r of rs) {
     hist.merge(r.hist);
     msgs += r.msgs;
@@ -60,8 +75,11 @@ async function measure(v: Variant, t: WsTest, warmupS: number, durationS: number
     errors += r.errors;
   }
   return {
-    msgsPerSec: msgs / durationS, mbPerSec: bytes / durationS / 1e6,
-    p50us: hist.percentile(50), p99us: hist.percentile(99), errors,
+    msgsPerSec: msgs / durationS,
+    mbPerSec: bytes / durationS / 1e6,
+    p50us: hist.percentile(50),
+    p99us: hist.percentile(99),
+    errors,
     cpuUsPerMsg: pids.length ? ((c1 - c0) * 1e6) / msgs : NaN,
   };
 }
@@ -76,7 +94,9 @@ export async function runWs(variants: Variant[], rounds: number, durationS: numb
         const m = await measure(v, t, 1, durationS);
         const key = `${t.id}/${v.name}`;
         runs.set(key, [...(runs.get(key) ?? []), m]);
-        log(`ws   round ${r + 1}/${rounds} ${t.id.padEnd(8)} ${v.name.padEnd(9)} ${m.msgsPerSec.toFixed(0).padStart(7)} msg/s ${m.mbPerSec.toFixed(1).padStart(7)} MB/s  p50 ${m.p50us} µs  p99 ${m.p99us} µs${Number.isFinite(m.cpuUsPerMsg) ? `  cpu ${m.cpuUsPerMsg.toFixed(1)} µs/msg` : ''}${m.errors ? `  errors ${m.errors}` : ''}`);
+        log(
+          `ws   round ${r + 1}/${rounds} ${t.id.padEnd(8)} ${v.name.padEnd(9)} ${m.msgsPerSec.toFixed(0).padStart(7)} msg/s ${m.mbPerSec.toFixed(1).padStart(7)} MB/s  p50 ${m.p50us} µs  p99 ${m.p99us} µs${Number.isFinite(m.cpuUsPerMsg) ? `  cpu ${m.cpuUsPerMsg.toFixed(1)} µs/msg` : ''}${m.errors ? `  errors ${m.errors}` : ''}`,
+        );
       }
     }
   }
@@ -86,9 +106,13 @@ export async function runWs(variants: Variant[], rounds: number, durationS: numb
     for (const v of variants) {
       const rs = runs.get(`${t.id}/${v.name}`) ?? [];
       out[t.id][v.name] = {
-        msgsPerSec: median(rs.map((x) => x.msgsPerSec)), mbPerSec: median(rs.map((x) => x.mbPerSec)),
-        p50us: median(rs.map((x) => x.p50us)), p99us: median(rs.map((x) => x.p99us)),
-        errors: rs.reduce((s, x) => s + x.errors, 0), cpuUsPerMsg: median(rs.map((x) => x.cpuUsPerMsg)), rounds: rs,
+        msgsPerSec: median(rs.map((x) => x.msgsPerSec)),
+        mbPerSec: median(rs.map((x) => x.mbPerSec)),
+        p50us: median(rs.map((x) => x.p50us)),
+        p99us: median(rs.map((x) => x.p99us)),
+        errors: rs.reduce((s, x) => s + x.errors, 0),
+        cpuUsPerMsg: median(rs.map((x) => x.cpuUsPerMsg)),
+        rounds: rs,
       };
     }
   }

@@ -57,6 +57,8 @@ export function missingNodeFlags(wanted: string[], execArgv: string[], nodeOptio
 export function missingFlagsNote(wanted: string[], execArgv: string[], nodeOptions?: string): string | undefined {
   const missing = missingNodeFlags(wanted, execArgv, nodeOptions);
   if (missing.length === 0) return undefined;
-  return `warmpool: note: node was started without ${missing.join(' ')} (the warmpool command's own flags): ` +
-    `idle WebSocket sessions will hold more memory. Run the warmpool command itself, or node ${wanted.join(' ')} …/warmpool.js (README, "Node flags").`;
+  return (
+    `warmpool: note: node was started without ${missing.join(' ')} (the warmpool command's own flags): ` +
+    `idle WebSocket sessions will hold more memory. Run the warmpool command itself, or node ${wanted.join(' ')} …/warmpool.js (README, "Node flags").`
+  );
 }

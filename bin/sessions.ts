@@ -7,8 +7,18 @@ import { loadConfig } from '../core/config.js';
 import { END_REASON_NAMES } from '../core/end-reasons.js';
 import { errorMessage } from '../core/errors.js';
 import {
-  filterSessions, findSession, readSessions, sumValues, totals, uniquePrefixLength,
-  type Period, type ReadStats, type SessionFilter, type SessionRecord, type TotalsRow, type TrafficEntry,
+  filterSessions,
+  findSession,
+  readSessions,
+  sumValues,
+  totals,
+  uniquePrefixLength,
+  type Period,
+  type ReadStats,
+  type SessionFilter,
+  type SessionRecord,
+  type TotalsRow,
+  type TrafficEntry,
 } from '../pool/traffic-log-reader.js';
 
 /** Text in lines of at most 100 columns, the ones after the first indented by `indent` spaces. */
@@ -16,7 +26,10 @@ function wrap(text: string, indent: number): string {
   const lines: string[] = [];
   let line = '';
   for (const word of text.split(' ')) {
-    if (line && indent + line.length + 1 + word.length > 100) { lines.push(line); line = word; } else line = line ? `${line} ${word}` : word;
+    if (line && indent + line.length + 1 + word.length > 100) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
   }
   lines.push(line);
   return lines.join(`\n${' '.repeat(indent)}`);
@@ -104,11 +117,21 @@ export interface SessionsIo {
 }
 
 export async function sessionsCommand(args: string[], io?: Partial<SessionsIo>): Promise<number> {
-  if (!io?.out) process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); });
+  if (!io?.out)
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(0);
+    });
   const o: SessionsIo = {
-    out: (s) => { process.stdout.write(s); },
-    err: (s) => { process.stderr.write(s); },
-    env: process.env, cwd: process.cwd(), now: Date.now(), ...io,
+    out: (s) => {
+      process.stdout.write(s);
+    },
+    err: (s) => {
+      process.stderr.write(s);
+    },
+    env: process.env,
+    cwd: process.cwd(),
+    now: Date.now(),
+    ...io,
   };
   try {
     return await run(args, o);
@@ -124,7 +147,10 @@ export async function sessionsCommand(args: string[], io?: Partial<SessionsIo>):
 
 async function run(args: string[], io: SessionsIo): Promise<number> {
   const opts = parseArgs(args);
-  if (opts.help) { io.out(HELP + '\n'); return 0; }
+  if (opts.help) {
+    io.out(HELP + '\n');
+    return 0;
+  }
   const filter = parseFilter(opts, io.now);
   const by = opts.by === undefined ? 'hour' : opts.by;
   if (by !== 'hour' && by !== 'day') throw new UsageError(`--by ${JSON.stringify(opts.by)}: expected hour or day`);
@@ -141,7 +167,8 @@ async function run(args: string[], io: SessionsIo): Promise<number> {
   }
 
   switch (opts.sub) {
-    case 'show': return show(sessions, opts.id!, opts.json, io);
+    case 'show':
+      return show(sessions, opts.id!, opts.json, io);
     case 'totals': {
       const rows = totals(filterSessions(sessions, filter), by);
       io.out(opts.json ? JSON.stringify(rows.map(totalsJson(by)), null, 2) + '\n' : opts.csv ? totalsCsv(rows, by) : totalsText(rows, by));
@@ -165,10 +192,19 @@ export function parseArgs(args: readonly string[]): Options {
   let help = false;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    if (a === '--') { positional.push(...args.slice(i + 1)); break; }
-    if (a === '-h' || a === '--help') { help = true; continue; }
+    if (a === '--') {
+      positional.push(...args.slice(i + 1));
+      break;
+    }
+    if (a === '-h' || a === '--help') {
+      help = true;
+      continue;
+    }
     // Only --long options: a session id may begin with '-' (base64url).
-    if (!a.startsWith('--')) { positional.push(a); continue; }
+    if (!a.startsWith('--')) {
+      positional.push(a);
+      continue;
+    }
     const eq = a.indexOf('=');
     const name = eq < 0 ? a : a.slice(0, eq);
     const spec = OPTIONS[name];
@@ -204,11 +240,25 @@ export function parseArgs(args: readonly string[]): Options {
     if (!OPTIONS[name]!.subs.includes(sub)) throw new UsageError(`option ${name} does not apply to ${sub}; it is for ${OPTIONS[name]!.subs.join(', ')}`);
   }
   const last = (n: string) => given.get(n)?.at(-1);
-  const list = (n: string) => (given.get(n) ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+  const list = (n: string) =>
+    (given.get(n) ?? [])
+      .flatMap((v) => v.split(','))
+      .map((v) => v.trim())
+      .filter((v) => v !== '');
   const o: Options = {
-    sub, id, dir: last('--dir'), config: last('--config'), json: given.has('--json'), csv: given.has('--csv'),
-    apps: list('--app'), reasons: list('--reason'), since: last('--since'), until: last('--until'), live: given.has('--live'),
-    by: last('--by'), help: false,
+    sub,
+    id,
+    dir: last('--dir'),
+    config: last('--config'),
+    json: given.has('--json'),
+    csv: given.has('--csv'),
+    apps: list('--app'),
+    reasons: list('--reason'),
+    since: last('--since'),
+    until: last('--until'),
+    live: given.has('--live'),
+    by: last('--by'),
+    help: false,
   };
   if (o.json && o.csv) throw new UsageError('choose one of --json and --csv');
   return o;
@@ -254,7 +304,10 @@ function parseFilter(o: Options, now: number): SessionFilter {
   const time = (name: string, v: string | undefined, end: boolean) => {
     if (v === undefined) return undefined;
     const t = parseTimeArg(v, now, end);
-    if (t === undefined) throw new UsageError(`${name} ${JSON.stringify(v)} is not a time; use an ISO date or time (2024-05-01, 2024-05-01T10:30, UTC unless zoned) or a time ago (90m, 2h, 3d)`);
+    if (t === undefined)
+      throw new UsageError(
+        `${name} ${JSON.stringify(v)} is not a time; use an ISO date or time (2024-05-01, 2024-05-01T10:30, UTC unless zoned) or a time ago (90m, 2h, 3d)`,
+      );
     return t;
   };
   const since = time('--since', o.since, false);
@@ -283,7 +336,9 @@ async function logDir(o: Options, io: SessionsIo): Promise<{ dir: string; from: 
     throw new CliError(`cannot read the traffic log directory ${where.dir} (${where.from}): ${e.message}`);
   });
   if (!st?.isDirectory()) {
-    throw new CliError(`no traffic log directory at ${where.dir} (${where.from}) — pass --dir DIR, or --config FILE or WARMPOOL_CONFIG to use log.dir of that config`);
+    throw new CliError(
+      `no traffic log directory at ${where.dir} (${where.from}) — pass --dir DIR, or --config FILE or WARMPOOL_CONFIG to use log.dir of that config`,
+    );
   }
   return where;
 }
@@ -291,7 +346,8 @@ async function logDir(o: Options, io: SessionsIo): Promise<{ dir: string; from: 
 function warnSkipped(stats: ReadStats, dir: string, io: SessionsIo): void {
   const parts: string[] = [];
   if (stats.garbage) parts.push(`${stats.garbage} unreadable line${stats.garbage === 1 ? '' : 's'}`);
-  if (stats.torn) parts.push(`${stats.torn} torn line${stats.torn === 1 ? '' : 's'}${stats.recovered ? ` (${stats.recovered} with a whole entry after it, kept)` : ''}`);
+  if (stats.torn)
+    parts.push(`${stats.torn} torn line${stats.torn === 1 ? '' : 's'}${stats.recovered ? ` (${stats.recovered} with a whole entry after it, kept)` : ''}`);
   if (stats.vanished) parts.push(`${stats.vanished} file${stats.vanished === 1 ? '' : 's'} removed while reading`);
   if (parts.length === 0) return;
   const at = stats.examples.map((x) => `${x.file}:${x.line}`).join(', ');
@@ -308,7 +364,9 @@ const pad2 = (n: number) => String(n).padStart(2, '0');
 /** 45s, 12m05s, 1h15m00s (rounded to the second). */
 export function fmtDuration(ms: number): string {
   const total = Math.round(ms / 1000);
-  const h = Math.floor(total / 3600), m = Math.floor((total % 3600) / 60), s = total % 60;
+  const h = Math.floor(total / 3600),
+    m = Math.floor((total % 3600) / 60),
+    s = total % 60;
   if (h > 0) return `${h}h${pad2(m)}m${pad2(s)}s`;
   if (m > 0) return `${m}m${pad2(s)}s`;
   return `${s}s`;
@@ -325,14 +383,22 @@ export function fmtOffset(ms: number): string {
 export function fmtBytes(n: number): string {
   if (n < 1000) return `${n} B`;
   const units = ['kB', 'MB', 'GB', 'TB'];
-  let v = n / 1000, u = 0;
-  while (v >= 1000 && u < units.length - 1) { v /= 1000; u++; }
+  let v = n / 1000,
+    u = 0;
+  while (v >= 1000 && u < units.length - 1) {
+    v /= 1000;
+    u++;
+  }
   return `${v.toFixed(1)} ${units[u]}`;
 }
 
 function table(header: string[], rows: string[][], right: ReadonlySet<number>): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line)].join('\n') + '\n';
 }
 
@@ -347,7 +413,10 @@ export function toCsv(header: readonly string[], rows: readonly (readonly unknow
 }
 
 const byCount = (o: Record<string, number>) => Object.entries(o).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
-const reasonsText = (o: Record<string, number>) => byCount(o).map(([k, n]) => `${k} ${n}`).join(', ');
+const reasonsText = (o: Record<string, number>) =>
+  byCount(o)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
 
 // --- list
 
@@ -357,10 +426,16 @@ function listText(rows: readonly SessionRecord[], idLen: number): string {
     const live = r.endedAt === undefined;
     const s = r.summary;
     return [
-      r.session.slice(0, idLen), r.app, isoSeconds(r.claimedAt),
-      fmtDuration(r.durationMs) + (live ? '+' : ''), fmtDuration(r.activeMs) + (live ? '+' : ''), r.reason ?? 'live',
-      s ? fmtBytes(s.bytesIn) : '-', s ? fmtBytes(s.bytesOut) : '-',
-      s ? String(sumValues(s.requests)) : '-', s ? String(sumValues(s.messagesIn)) : '-',
+      r.session.slice(0, idLen),
+      r.app,
+      isoSeconds(r.claimedAt),
+      fmtDuration(r.durationMs) + (live ? '+' : ''),
+      fmtDuration(r.activeMs) + (live ? '+' : ''),
+      r.reason ?? 'live',
+      s ? fmtBytes(s.bytesIn) : '-',
+      s ? fmtBytes(s.bytesOut) : '-',
+      s ? String(sumValues(s.requests)) : '-',
+      s ? String(sumValues(s.messagesIn)) : '-',
     ];
   });
   const live = rows.filter((r) => r.endedAt === undefined).length;
@@ -371,36 +446,92 @@ function listText(rows: readonly SessionRecord[], idLen: number): string {
 }
 
 export const LIST_CSV_HEADER = [
-  'session', 'app', 'instance', 'visitor', 'claimed_at', 'ended_at', 'end_reason', 'duration_ms', 'active_ms',
-  'requests', 'bytes_in', 'bytes_out', 'messages_in', 'messages_out',
-  'frames_in_control', 'frames_in_data', 'frames_out_control', 'frames_out_data', 'restarts',
-  'requests_by_kind', 'messages_in_by_type',
+  'session',
+  'app',
+  'instance',
+  'visitor',
+  'claimed_at',
+  'ended_at',
+  'end_reason',
+  'duration_ms',
+  'active_ms',
+  'requests',
+  'bytes_in',
+  'bytes_out',
+  'messages_in',
+  'messages_out',
+  'frames_in_control',
+  'frames_in_data',
+  'frames_out_control',
+  'frames_out_data',
+  'restarts',
+  'requests_by_kind',
+  'messages_in_by_type',
 ];
 
 function listCsv(rows: readonly SessionRecord[]): string {
-  return toCsv(LIST_CSV_HEADER, rows.map((r) => {
-    const s = r.summary;
-    return [
-      r.session, r.app, r.instance, r.visitor, iso(r.claimedAt), iso(r.endedAt), r.reason ?? 'live', r.durationMs, r.activeMs,
-      s && sumValues(s.requests), s?.bytesIn, s?.bytesOut, s && sumValues(s.messagesIn), s?.messagesOut,
-      s?.framesIn.control, s?.framesIn.data, s?.framesOut.control, s?.framesOut.data, r.restarts,
-      s && JSON.stringify(s.requests), s && JSON.stringify(s.messagesIn),
-    ];
-  }));
+  return toCsv(
+    LIST_CSV_HEADER,
+    rows.map((r) => {
+      const s = r.summary;
+      return [
+        r.session,
+        r.app,
+        r.instance,
+        r.visitor,
+        iso(r.claimedAt),
+        iso(r.endedAt),
+        r.reason ?? 'live',
+        r.durationMs,
+        r.activeMs,
+        s && sumValues(s.requests),
+        s?.bytesIn,
+        s?.bytesOut,
+        s && sumValues(s.messagesIn),
+        s?.messagesOut,
+        s?.framesIn.control,
+        s?.framesIn.data,
+        s?.framesOut.control,
+        s?.framesOut.data,
+        r.restarts,
+        s && JSON.stringify(s.requests),
+        s && JSON.stringify(s.messagesIn),
+      ];
+    }),
+  );
 }
 
 function sessionJson(r: SessionRecord): Record<string, unknown> {
   const s = r.summary;
   return {
-    session: r.session, app: r.app, instance: r.instance ?? null, visitor: r.visitor ?? null, waitedInLine: r.waitedInLine,
-    claimedAt: iso(r.claimedAt), partial: r.partial, live: r.endedAt === undefined,
-    endedAt: r.endedAt === undefined ? null : iso(r.endedAt), reason: r.reason ?? null, lateMs: r.lateMs ?? null,
-    durationMs: r.durationMs, activeMs: r.activeMs, activeFrom: r.activeFrom,
-    lastActive: r.lastActive === undefined ? null : iso(r.lastActive), lastEntryAt: iso(r.lastEntryAt),
-    restarts: r.restarts, idleNotices: r.idleNotices, wsOpened: r.wsOpened,
-    requests: s ? sumValues(s.requests) : null, requestsByKind: s?.requests ?? null,
-    bytesIn: s?.bytesIn ?? null, bytesOut: s?.bytesOut ?? null, framesIn: s?.framesIn ?? null, framesOut: s?.framesOut ?? null,
-    messagesIn: s ? sumValues(s.messagesIn) : null, messagesInByType: s?.messagesIn ?? null, messagesOut: s?.messagesOut ?? null,
+    session: r.session,
+    app: r.app,
+    instance: r.instance ?? null,
+    visitor: r.visitor ?? null,
+    waitedInLine: r.waitedInLine,
+    claimedAt: iso(r.claimedAt),
+    partial: r.partial,
+    live: r.endedAt === undefined,
+    endedAt: r.endedAt === undefined ? null : iso(r.endedAt),
+    reason: r.reason ?? null,
+    lateMs: r.lateMs ?? null,
+    durationMs: r.durationMs,
+    activeMs: r.activeMs,
+    activeFrom: r.activeFrom,
+    lastActive: r.lastActive === undefined ? null : iso(r.lastActive),
+    lastEntryAt: iso(r.lastEntryAt),
+    restarts: r.restarts,
+    idleNotices: r.idleNotices,
+    wsOpened: r.wsOpened,
+    requests: s ? sumValues(s.requests) : null,
+    requestsByKind: s?.requests ?? null,
+    bytesIn: s?.bytesIn ?? null,
+    bytesOut: s?.bytesOut ?? null,
+    framesIn: s?.framesIn ?? null,
+    framesOut: s?.framesOut ?? null,
+    messagesIn: s ? sumValues(s.messagesIn) : null,
+    messagesInByType: s?.messagesIn ?? null,
+    messagesOut: s?.messagesOut ?? null,
   };
 }
 
@@ -410,7 +541,10 @@ function show(sessions: readonly SessionRecord[], id: string, json: boolean, io:
   const found = findSession(sessions, id);
   if (found.kind === 'none') throw new CliError(`no session ${JSON.stringify(id)} in the log (warmpool sessions lists them)`);
   if (found.kind === 'ambiguous') {
-    const shown = found.matches.slice(0, 10).map((r) => `  ${r.session}  ${r.app}  ${isoSeconds(r.claimedAt)}`).join('\n');
+    const shown = found.matches
+      .slice(0, 10)
+      .map((r) => `  ${r.session}  ${r.app}  ${isoSeconds(r.claimedAt)}`)
+      .join('\n');
     throw new CliError(`${JSON.stringify(id)} matches ${found.matches.length} sessions; give more of the id:\n${shown}`);
   }
   const r = found.record;
@@ -423,17 +557,22 @@ const MS_KEYS = new Set(['durationMs', 'late', 'waitedMs']);
 const SKIP_KEYS = new Set(['t', 'type', 'session', 'app', 'summary']);
 
 function detail(e: TrafficEntry, claimedAt: number): string {
-  return Object.entries(e).filter(([k]) => !SKIP_KEYS.has(k)).map(([k, v]) => {
-    if (typeof v === 'number' && TIME_KEYS.has(k)) return `${k}=${fmtOffset(v - claimedAt)}`;
-    if (typeof v === 'number' && MS_KEYS.has(k)) return `${k}=${v < 60_000 ? `${v}ms` : fmtDuration(v)}`;
-    if (typeof v === 'string' && /^[\w.:/@+-]+$/.test(v)) return `${k}=${v}`;
-    return `${k}=${JSON.stringify(v)}`;
-  }).join(' ');
+  return Object.entries(e)
+    .filter(([k]) => !SKIP_KEYS.has(k))
+    .map(([k, v]) => {
+      if (typeof v === 'number' && TIME_KEYS.has(k)) return `${k}=${fmtOffset(v - claimedAt)}`;
+      if (typeof v === 'number' && MS_KEYS.has(k)) return `${k}=${v < 60_000 ? `${v}ms` : fmtDuration(v)}`;
+      if (typeof v === 'string' && /^[\w.:/@+-]+$/.test(v)) return `${k}=${v}`;
+      return `${k}=${JSON.stringify(v)}`;
+    })
+    .join(' ');
 }
 
 function showText(r: SessionRecord): string {
   const live = r.endedAt === undefined;
-  const who = [`app ${r.app}`, r.instance && `instance ${r.instance}`, r.visitor && `visitor ${r.visitor}`, r.waitedInLine && 'waited in line'].filter(Boolean).join(', ');
+  const who = [`app ${r.app}`, r.instance && `instance ${r.instance}`, r.visitor && `visitor ${r.visitor}`, r.waitedInLine && 'waited in line']
+    .filter(Boolean)
+    .join(', ');
   const lines = [
     `session ${r.session} (${who})`,
     `claimed ${iso(r.claimedAt)}${r.partial ? ' (its claim is not in the log; older files removed?)' : ''}, ` +
@@ -443,19 +582,30 @@ function showText(r: SessionRecord): string {
       (r.restarts ? `, restored ${r.restarts} time${r.restarts === 1 ? '' : 's'} after a warmpool restart (counters restart then)` : ''),
     '',
   ];
-  lines.push(table(['TIME (UTC)', 'OFFSET', 'EVENT', 'DETAIL'],
-    r.events.map((e) => [iso(e.t), fmtOffset(e.t - r.claimedAt), e.type, detail(e, r.claimedAt)]), new Set([1])).trimEnd());
+  lines.push(
+    table(
+      ['TIME (UTC)', 'OFFSET', 'EVENT', 'DETAIL'],
+      r.events.map((e) => [iso(e.t), fmtOffset(e.t - r.claimedAt), e.type, detail(e, r.claimedAt)]),
+      new Set([1]),
+    ).trimEnd(),
+  );
   const s = r.summary;
   if (!s) {
     lines.push('', 'no summary yet: traffic counts are logged when the session ends');
   } else {
-    const kv = (o: Record<string, number>) => byCount(o).map(([k, n]) => `${k} ${n}`).join(', ');
-    lines.push('', 'summary',
+    const kv = (o: Record<string, number>) =>
+      byCount(o)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ');
+    lines.push(
+      '',
+      'summary',
       `  requests      ${sumValues(s.requests)}${Object.keys(s.requests).length ? ` (${kv(s.requests)})` : ''}`,
       `  bytes         in ${fmtBytes(s.bytesIn)} (${s.bytesIn}), out ${fmtBytes(s.bytesOut)} (${s.bytesOut})`,
       `  frames in     control ${s.framesIn.control}, data ${s.framesIn.data}`,
       `  frames out    control ${s.framesOut.control}, data ${s.framesOut.data}`,
-      `  messages in   ${sumValues(s.messagesIn)}${Object.keys(s.messagesIn).length ? ', by type:' : ''}`);
+      `  messages in   ${sumValues(s.messagesIn)}${Object.keys(s.messagesIn).length ? ', by type:' : ''}`,
+    );
     const types = byCount(s.messagesIn);
     const w = Math.max(0, ...types.map(([k]) => k.length));
     for (const [k, n] of types) lines.push(`    ${k.padEnd(w)}  ${String(n).padStart(8)}`);
@@ -471,11 +621,22 @@ const round = (n: number | undefined) => (n === undefined ? undefined : Math.rou
 
 function totalsJson(by: Period) {
   return (r: TotalsRow): Record<string, unknown> => ({
-    app: r.app, [by]: periodLabel(r.periodStart, by), started: r.started, live: r.live, ended: r.ended, endedBy: r.endedBy,
-    durationTotalMs: r.durationTotalMs, durationMeanMs: round(r.durationMeanMs) ?? null,
-    activeTotalMs: r.activeTotalMs, activeMeanMs: round(r.activeMeanMs) ?? null,
-    requests: r.requests, bytesIn: r.bytesIn, bytesOut: r.bytesOut,
-    messagesIn: r.messagesIn, messagesInByType: r.messagesInByType, messagesOut: r.messagesOut,
+    app: r.app,
+    [by]: periodLabel(r.periodStart, by),
+    started: r.started,
+    live: r.live,
+    ended: r.ended,
+    endedBy: r.endedBy,
+    durationTotalMs: r.durationTotalMs,
+    durationMeanMs: round(r.durationMeanMs) ?? null,
+    activeTotalMs: r.activeTotalMs,
+    activeMeanMs: round(r.activeMeanMs) ?? null,
+    requests: r.requests,
+    bytesIn: r.bytesIn,
+    bytesOut: r.bytesOut,
+    messagesIn: r.messagesIn,
+    messagesInByType: r.messagesInByType,
+    messagesOut: r.messagesOut,
   });
 }
 
@@ -487,42 +648,116 @@ function reasonColumns(rows: readonly TotalsRow[]): string[] {
 function totalsCsv(rows: readonly TotalsRow[], by: Period): string {
   const reasons = reasonColumns(rows);
   const header = [
-    'app', by, 'started', 'live', 'ended', ...reasons.map((k) => `ended_${k}`),
-    'duration_total_ms', 'duration_mean_ms', 'active_total_ms', 'active_mean_ms',
-    'requests', 'bytes_in', 'bytes_out', 'messages_in', 'messages_out',
+    'app',
+    by,
+    'started',
+    'live',
+    'ended',
+    ...reasons.map((k) => `ended_${k}`),
+    'duration_total_ms',
+    'duration_mean_ms',
+    'active_total_ms',
+    'active_mean_ms',
+    'requests',
+    'bytes_in',
+    'bytes_out',
+    'messages_in',
+    'messages_out',
   ];
-  return toCsv(header, rows.map((r) => [
-    r.app, periodLabel(r.periodStart, by), r.started, r.live, r.ended, ...reasons.map((k) => r.endedBy[k] ?? 0),
-    r.durationTotalMs, round(r.durationMeanMs), r.activeTotalMs, round(r.activeMeanMs),
-    r.requests, r.bytesIn, r.bytesOut, r.messagesIn, r.messagesOut,
-  ]));
+  return toCsv(
+    header,
+    rows.map((r) => [
+      r.app,
+      periodLabel(r.periodStart, by),
+      r.started,
+      r.live,
+      r.ended,
+      ...reasons.map((k) => r.endedBy[k] ?? 0),
+      r.durationTotalMs,
+      round(r.durationMeanMs),
+      r.activeTotalMs,
+      round(r.activeMeanMs),
+      r.requests,
+      r.bytesIn,
+      r.bytesOut,
+      r.messagesIn,
+      r.messagesOut,
+    ]),
+  );
 }
 
 function totalsText(rows: readonly TotalsRow[], by: Period): string {
   if (rows.length === 0) return 'no sessions match\n';
   const mean = (n: number | undefined) => (n === undefined ? '-' : fmtDuration(n));
   const cell = (app: string, period: string, r: Omit<TotalsRow, 'app' | 'periodStart'>) => [
-    app, period, String(r.started), String(r.live), reasonsText(r.endedBy) || '-',
-    r.ended ? fmtDuration(r.durationTotalMs) : '-', mean(r.durationMeanMs), r.ended ? fmtDuration(r.activeTotalMs) : '-', mean(r.activeMeanMs),
-    fmtBytes(r.bytesIn), fmtBytes(r.bytesOut), String(r.requests), String(r.messagesIn),
+    app,
+    period,
+    String(r.started),
+    String(r.live),
+    reasonsText(r.endedBy) || '-',
+    r.ended ? fmtDuration(r.durationTotalMs) : '-',
+    mean(r.durationMeanMs),
+    r.ended ? fmtDuration(r.activeTotalMs) : '-',
+    mean(r.activeMeanMs),
+    fmtBytes(r.bytesIn),
+    fmtBytes(r.bytesOut),
+    String(r.requests),
+    String(r.messagesIn),
   ];
   const cells = rows.map((r) => cell(r.app, periodLabel(r.periodStart, by), r));
   if (rows.length > 1) cells.push(cell('all', '', sumRows(rows)));
-  return table(['APP', by === 'hour' ? 'HOUR (UTC)' : 'DAY (UTC)', 'STARTED', 'LIVE', 'ENDED BY REASON', 'DURATION', 'MEAN', 'ACTIVE', 'MEAN', 'IN', 'OUT', 'REQUESTS', 'MSGS IN'],
-    cells, new Set([2, 3, 5, 6, 7, 8, 9, 10, 11, 12]));
+  return table(
+    [
+      'APP',
+      by === 'hour' ? 'HOUR (UTC)' : 'DAY (UTC)',
+      'STARTED',
+      'LIVE',
+      'ENDED BY REASON',
+      'DURATION',
+      'MEAN',
+      'ACTIVE',
+      'MEAN',
+      'IN',
+      'OUT',
+      'REQUESTS',
+      'MSGS IN',
+    ],
+    cells,
+    new Set([2, 3, 5, 6, 7, 8, 9, 10, 11, 12]),
+  );
 }
 
 function sumRows(rows: readonly TotalsRow[]): Omit<TotalsRow, 'app' | 'periodStart'> {
   const s: Omit<TotalsRow, 'app' | 'periodStart'> = {
-    started: 0, live: 0, ended: 0, endedBy: {}, durationTotalMs: 0, activeTotalMs: 0,
-    requests: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesInByType: {}, messagesOut: 0,
+    started: 0,
+    live: 0,
+    ended: 0,
+    endedBy: {},
+    durationTotalMs: 0,
+    activeTotalMs: 0,
+    requests: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    messagesIn: 0,
+    messagesInByType: {},
+    messagesOut: 0,
   };
   for (const r of rows) {
-    s.started += r.started; s.live += r.live; s.ended += r.ended;
+    s.started += r.started;
+    s.live += r.live;
+    s.ended += r.ended;
     for (const [k, n] of Object.entries(r.endedBy)) s.endedBy[k] = (s.endedBy[k] ?? 0) + n;
-    s.durationTotalMs += r.durationTotalMs; s.activeTotalMs += r.activeTotalMs;
-    s.requests += r.requests; s.bytesIn += r.bytesIn; s.bytesOut += r.bytesOut; s.messagesIn += r.messagesIn; s.messagesOut += r.messagesOut;
+    s.durationTotalMs += r.durationTotalMs;
+    s.activeTotalMs += r.activeTotalMs;
+    s.requests += r.requests;
+    s.bytesIn += r.bytesIn;
+    s.bytesOut += r.bytesOut;
+    s.messagesIn += r.messagesIn;
+    s.messagesOut += r.messagesOut;
   }
-  if (s.ended > 0) { s.durationMeanMs = s.durationTotalMs / s.ended; s.activeMeanMs = s.activeTotalMs / s.ended; }
+  if (s.ended > 0) {
+    s.durationMeanMs = s.durationTotalMs / s.ended;
+    s.activeMeanMs = s.activeTotalMs / s.ended;
+  }
   return s;
 }

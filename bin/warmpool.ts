@@ -28,8 +28,10 @@ override admin.host and admin.port).`;
 async function main(argv: string[]): Promise<number> {
   const [cmd = 'start', ...rest] = argv;
   switch (cmd) {
-    case 'start': return start(rest);
-    case 'validate': return validate(rest);
+    case 'start':
+      return start(rest);
+    case 'validate':
+      return validate(rest);
     case 'schema':
       console.log(JSON.stringify(configJsonSchema(), null, 2));
       return 0;
@@ -37,7 +39,9 @@ async function main(argv: string[]): Promise<number> {
       const { sessionsCommand } = await import('./sessions.js');
       return sessionsCommand(rest);
     }
-    case '-h': case '--help': case 'help':
+    case '-h':
+    case '--help':
+    case 'help':
       console.log(USAGE);
       return 0;
     default:
@@ -55,10 +59,15 @@ function configPath(args: string[]): string | undefined {
 
 function validate(args: string[]): number {
   const file = args.find((a) => !a.startsWith('-')) ?? configPath(args);
-  if (!file) { console.error('warmpool validate: name a config file'); return 2; }
+  if (!file) {
+    console.error('warmpool validate: name a config file');
+    return 2;
+  }
   try {
     const c = loadConfig(file);
-    console.log(`${file}: ok — ${c.apps.length} app(s): ${c.apps.map((a) => `${a.name} (${a.runtime}, warm ${a.pool.warm}, max ${a.pool.max})`).join(', ')}; listening on ${c.host}:${c.port}`);
+    console.log(
+      `${file}: ok — ${c.apps.length} app(s): ${c.apps.map((a) => `${a.name} (${a.runtime}, warm ${a.pool.warm}, max ${a.pool.max})`).join(', ')}; listening on ${c.host}:${c.port}`,
+    );
     return 0;
   } catch (e) {
     console.error(errorMessage(e));
@@ -71,7 +80,10 @@ async function start(args: string[]): Promise<number> {
   const note = missingFlagsNote(warmpoolNodeFlags(), process.execArgv, process.env.NODE_OPTIONS);
   if (note) console.error(note);
   const file = configPath(args);
-  if (!file) { console.error(`warmpool start: no config file: pass --config FILE or set WARMPOOL_CONFIG\n${USAGE}`); return 2; }
+  if (!file) {
+    console.error(`warmpool start: no config file: pass --config FILE or set WARMPOOL_CONFIG\n${USAGE}`);
+    return 2;
+  }
   const phase = guardStartup();
 
   // Signals are handled from the first moment: a stop that arrives while warmpool adopts and warms
@@ -113,12 +125,21 @@ async function start(args: string[]): Promise<number> {
   });
   if (!wp) return 1;
   const pools = wp;
-  if (early) { await stop(early); return -1; }
+  if (early) {
+    await stop(early);
+    return -1;
+  }
   const cfg = pools.config;
   // Head size and timeout, connections per address: config.relay (proxy/listener.ts).
   const listening = (server = pools.createServer());
   phase.now = `opening the listener on ${cfg.host}:${cfg.port}`;
-  const listenError = await new Promise<void>((res, rej) => { listening.once('error', rej); listening.listen(cfg.port, cfg.host, () => res()); }).then(() => undefined, (e: unknown) => e);
+  const listenError = await new Promise<void>((res, rej) => {
+    listening.once('error', rej);
+    listening.listen(cfg.port, cfg.host, () => res());
+  }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   if (listenError !== undefined) {
     console.error(`warmpool: cannot listen on ${cfg.host}:${cfg.port}: ${errorMessage(listenError)} — set listen.port or WARMPOOL_PORT to a free port`);
     phase.now = 'stopping after the listener failed';
@@ -133,15 +154,29 @@ async function start(args: string[]): Promise<number> {
   say(`warmpool listening on http://${shown}:${port}/`);
   for (const a of cfg.apps) say(`  ${a.name}: http://${shown}:${port}/${a.name}/  (${a.runtime}, warm ${a.pool.warm}, max ${a.pool.max})`);
   // The admin surface on its own listener (admin/index.ts); a made-up token is in the URL's fragment.
-  admin = pools.admin && await listenAdmin(pools.admin).catch((e) => { console.error(`warmpool: ${errorMessage(e)}`); return undefined; });
-  if (admin) say(`  admin dashboard: ${admin.url}${pools.admin?.generatedToken ? '  (token made up for this run; set WARMPOOL_ADMIN_TOKEN to choose one)' : '  (sign in with WARMPOOL_ADMIN_TOKEN)'}`);
-  if (stopping) { admin?.server.close(); return -1; } // a signal came while the admin listener opened
+  admin =
+    pools.admin &&
+    (await listenAdmin(pools.admin).catch((e) => {
+      console.error(`warmpool: ${errorMessage(e)}`);
+      return undefined;
+    }));
+  if (admin)
+    say(
+      `  admin dashboard: ${admin.url}${pools.admin?.generatedToken ? '  (token made up for this run; set WARMPOOL_ADMIN_TOKEN to choose one)' : '  (sign in with WARMPOOL_ADMIN_TOKEN)'}`,
+    );
+  if (stopping) {
+    admin?.server.close();
+    return -1;
+  } // a signal came while the admin listener opened
 
   // Progress per app while pools warm, then on every change of counts.
   let last = '';
   const show = () => {
     const line = pools.fleet.status().map(progress).join('  |  ');
-    if (line !== last) { last = line; say(line); }
+    if (line !== last) {
+      last = line;
+      say(line);
+    }
   };
   stopShow = pools.fleet.onChange(show);
   show();
@@ -180,7 +215,9 @@ function guardStartup(): { now: string } {
   const phase = { now: 'starting' };
   process.once('beforeExit', () => {
     if (process.exitCode !== undefined) return; // start() returned or threw: its status is decided, and said
-    console.error(`warmpool: stopped while ${phase.now}: nothing was left to wait for, so Node would have exited with status 0. This is a bug in warmpool; please report it with this output. Instances it started are adopted by the next start.`);
+    console.error(
+      `warmpool: stopped while ${phase.now}: nothing was left to wait for, so Node would have exited with status 0. This is a bug in warmpool; please report it with this output. Instances it started are adopted by the next start.`,
+    );
     process.exitCode = 1;
   });
   return phase;
@@ -191,7 +228,12 @@ function progress(s: PoolStatus): string {
   return `${s.app}: ${s.ready} ready / ${s.starting} starting / target ${s.warm}, ${s.claimed} in use${s.queued ? `, ${s.queued} waiting` : ''}${err}`;
 }
 
-main(process.argv.slice(2)).then((code) => { if (code >= 0) process.exitCode = code; }, (e) => {
-  console.error(isWarmpoolError(e) ? e.message : e);
-  process.exitCode = 1;
-});
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (e) => {
+    console.error(isWarmpoolError(e) ? e.message : e);
+    process.exitCode = 1;
+  },
+);

@@ -1,7 +1,9 @@
 // Time for everything that depends on it: reaping, lifetimes, backoff, readiness timeouts.
 // Production uses systemClock; tests use ManualClock and advance it, with no sleeps.
 
-export interface TimerHandle { cancel(): void }
+export interface TimerHandle {
+  cancel(): void;
+}
 
 export interface Clock {
   now(): number;
@@ -25,7 +27,12 @@ export const systemClock: Clock = {
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))),
 };
 
-interface Pending { at: number; seq: number; fn: () => void; cancelled: boolean }
+interface Pending {
+  at: number;
+  seq: number;
+  fn: () => void;
+  cancelled: boolean;
+}
 
 /** A clock that moves only when told: advance(ms) fires due timers in time order. */
 export class ManualClock implements Clock {
@@ -33,22 +40,34 @@ export class ManualClock implements Clock {
   private seq = 0;
   private pending: Pending[] = [];
 
-  constructor(start = 1_700_000_000_000) { this.t = start; }
+  constructor(start = 1_700_000_000_000) {
+    this.t = start;
+  }
 
-  now(): number { return this.t; }
+  now(): number {
+    return this.t;
+  }
 
   setTimer(ms: number, fn: () => void): TimerHandle {
     const p: Pending = { at: this.t + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
     this.pending.push(p);
-    return { cancel: () => { p.cancelled = true; } };
+    return {
+      cancel: () => {
+        p.cancelled = true;
+      },
+    };
   }
 
   sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => { this.setTimer(ms, resolve); });
+    return new Promise((resolve) => {
+      this.setTimer(ms, resolve);
+    });
   }
 
   /** Number of timers still scheduled. */
-  get timers(): number { return this.pending.filter((p) => !p.cancelled).length; }
+  get timers(): number {
+    return this.pending.filter((p) => !p.cancelled).length;
+  }
 
   /** Moves time forward by ms, firing each due timer at its own instant, letting promises settle between. */
   async advance(ms: number): Promise<void> {

@@ -11,7 +11,7 @@ export const END_REASONS = [
   { reason: 'admin', reaped: false, what: 'an administrator ended it' },
   { reason: 'shutdown', reaped: false, what: 'warmpool stopped and removed its instances' },
   { reason: 'fresh-requested', reaped: false, what: 'the visitor asked for a fresh instance' },
-  { reason: 'lost', reaped: false, what: 'its instance was gone when a restarted warmpool adopted the engine\'s state' },
+  { reason: 'lost', reaped: false, what: "its instance was gone when a restarted warmpool adopted the engine's state" },
   { reason: 'unused', reaped: true, what: 'no request used the claim within queue.firstUse; its instance went back to the pool as ready' },
 ] as const;
 

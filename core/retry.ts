@@ -32,10 +32,16 @@ export class Backoff {
   private count = 0;
   constructor(readonly policy: BackoffPolicy) {}
   /** Failures since the last reset(). */
-  get failures(): number { return this.count; }
+  get failures(): number {
+    return this.count;
+  }
   /** Counts one more failure and returns the wait before the next try, ms. */
-  next(): number { return backoffDelay(this.policy, ++this.count); }
-  reset(): void { this.count = 0; }
+  next(): number {
+    return backoffDelay(this.policy, ++this.count);
+  }
+  reset(): void {
+    this.count = 0;
+  }
 }
 
 /** One failed attempt that retryIf accepted: what the caller's log line needs. */
@@ -99,7 +105,11 @@ function wait(clock: Clock, ms: number, signal: AbortSignal | undefined): Promis
   if (signal?.aborted) return Promise.resolve();
   return new Promise<void>((resolve) => {
     let timer: TimerHandle | undefined;
-    const done = () => { timer?.cancel(); signal?.removeEventListener('abort', done); resolve(); };
+    const done = () => {
+      timer?.cancel();
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
     signal?.addEventListener('abort', done, { once: true });
     timer = clock.setTimer(ms, done);
   });

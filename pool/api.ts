@@ -21,12 +21,12 @@ export interface SessionTarget {
 
 /** Per-session accounting, mutated in place by the proxy, read by the pool, the log and the admin API. */
 export interface SessionTraffic {
-  requests: Record<string, number>;   // "GET 2xx" -> count
-  bytesIn: number;                     // client -> instance
-  bytesOut: number;                    // instance -> client
+  requests: Record<string, number>; // "GET 2xx" -> count
+  bytesIn: number; // client -> instance
+  bytesOut: number; // instance -> client
   framesIn: { control: number; data: number };
   framesOut: { control: number; data: number };
-  messagesIn: Record<string, number>;  // by message type ("ping", "update_notebook", ...) or "data"
+  messagesIn: Record<string, number>; // by message type ("ping", "update_notebook", ...) or "data"
   messagesOut: number;
   firstSeen?: number;
   lastSeen?: number;
@@ -104,10 +104,7 @@ export type CollectResult = { kind: 'session'; target: SessionTarget } | { kind:
 /** Why a session is over (core/end-reasons.ts: the one list, with what each means). */
 export type { EndReason } from '../core/end-reasons.js';
 
-export type FindResult =
-  | { kind: 'live'; target: SessionTarget }
-  | { kind: 'ended'; reason: EndReason; at: number }
-  | { kind: 'unknown' };
+export type FindResult = { kind: 'live'; target: SessionTarget } | { kind: 'ended'; reason: EndReason; at: number } | { kind: 'unknown' };
 
 export interface PoolApi {
   apps(): readonly AppConfig[];

@@ -14,7 +14,12 @@ import { errorMessage } from '../core/errors.js';
 import type { Log } from '../core/log.js';
 
 /** One claim: the instance, the session it was handed to, the app, when (clock ms). */
-export interface JournalClaim { instance: string; session: string; app: string; at: number }
+export interface JournalClaim {
+  instance: string;
+  session: string;
+  app: string;
+  at: number;
+}
 
 export interface ClaimJournalOptions {
   /** Rewrite the file with only the claims still needed once it is this large. Default 4 MiB. */
@@ -42,7 +47,10 @@ export class ClaimJournal {
     return new ClaimJournal(join(stateDir, `claims-${deployment}.jsonl`), o);
   }
 
-  constructor(readonly path: string, o: ClaimJournalOptions = {}) {
+  constructor(
+    readonly path: string,
+    o: ClaimJournalOptions = {},
+  ) {
     this.compactBytes = o.compactBytes ?? 4 * 1024 * 1024;
     this.log = o.log ?? (() => {});
     const { claims, skipped } = replay(readIfThere(path));
@@ -77,7 +85,9 @@ export class ClaimJournal {
   }
 
   /** Claims the journal still carries for this run. */
-  claims(): JournalClaim[] { return [...this.live.values()]; }
+  claims(): JournalClaim[] {
+    return [...this.live.values()];
+  }
 
   /**
    * Rewrites the file with the claims still needed (those keep() accepts, default all): a new file,
@@ -120,7 +130,12 @@ export class ClaimJournal {
       this.failing = false;
       return true;
     } catch (e) {
-      if (!this.failing) this.log(`claim journal ${this.path}: cannot append (${errorMessage(e)}); claims are recorded on the engine before their visitor is answered until it can`, undefined, 'error');
+      if (!this.failing)
+        this.log(
+          `claim journal ${this.path}: cannot append (${errorMessage(e)}); claims are recorded on the engine before their visitor is answered until it can`,
+          undefined,
+          'error',
+        );
       this.failing = true;
       return false;
     }
@@ -154,10 +169,20 @@ export function replay(text: string): { claims: Map<string, JournalClaim>; skipp
       continue;
     }
     const at = o?.t;
-    if (typeof at !== 'number' || !Number.isFinite(at)) { skipped++; continue; }
+    if (typeof at !== 'number' || !Number.isFinite(at)) {
+      skipped++;
+      continue;
+    }
     if (typeof o.returned === 'string' && ID_RE.test(o.returned)) {
       claims.delete(o.returned);
-    } else if (typeof o.claimed === 'string' && ID_RE.test(o.claimed) && typeof o.session === 'string' && ID_RE.test(o.session) && typeof o.app === 'string' && ID_RE.test(o.app)) {
+    } else if (
+      typeof o.claimed === 'string' &&
+      ID_RE.test(o.claimed) &&
+      typeof o.session === 'string' &&
+      ID_RE.test(o.session) &&
+      typeof o.app === 'string' &&
+      ID_RE.test(o.app)
+    ) {
       claims.set(o.claimed, { instance: o.claimed, session: o.session, app: o.app, at });
     } else skipped++;
   }

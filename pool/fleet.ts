@@ -8,7 +8,19 @@
 //   await fleet.stop();             // removes every instance unless config.keepOnExit
 
 import { LRUCache } from 'lru-cache';
-import type { ClaimOptions, ClaimResult, CollectResult, EndReason, FindResult, PoolApi, PoolHealth, SessionTarget, SessionTraffic, WaitOptions, WaitOutcome } from './api.js';
+import type {
+  ClaimOptions,
+  ClaimResult,
+  CollectResult,
+  EndReason,
+  FindResult,
+  PoolApi,
+  PoolHealth,
+  SessionTarget,
+  SessionTraffic,
+  WaitOptions,
+  WaitOutcome,
+} from './api.js';
 import type { ClaimJournal, JournalClaim } from './claim-journal.js';
 import type { AppConfig, RuntimeKind, WarmpoolConfig } from '../core/config.js';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -76,28 +88,64 @@ export class Fleet implements PoolApi {
     this.clock = o.clock ?? systemClock;
     for (const app of o.config.apps) {
       const runtime = o.runtimes[app.runtime];
-      if (!runtime) throw new WarmpoolError('CONFIG_INVALID', `app ${app.name} uses runtime ${app.runtime}, which is not available`, { hint: 'start warmpool where that runtime can run, or change apps[].runtime' });
-      this.pools.set(app.name, new WarmPool({
-        app, runtime, clock: this.clock, log: o.log, backoffMs: o.backoffMs, portCheck: o.portCheck, queue: o.config.queue,
-        sessionEnds: () => this.sessionEnds(app.name),
-        onClaimedExit: (m, detail) => this.endByInstance(m.id, 'instance-exited', detail),
-        onChange: () => this.changed(),
-        onRemoved: (rec) => {
-          this.o.journal?.settled(rec.instanceId);
-          for (const fn of this.removedListeners) this.notify(() => fn(rec.host, rec.port));
-        },
-      }));
+      if (!runtime)
+        throw new WarmpoolError('CONFIG_INVALID', `app ${app.name} uses runtime ${app.runtime}, which is not available`, {
+          hint: 'start warmpool where that runtime can run, or change apps[].runtime',
+        });
+      this.pools.set(
+        app.name,
+        new WarmPool({
+          app,
+          runtime,
+          clock: this.clock,
+          log: o.log,
+          backoffMs: o.backoffMs,
+          portCheck: o.portCheck,
+          queue: o.config.queue,
+          sessionEnds: () => this.sessionEnds(app.name),
+          onClaimedExit: (m, detail) => this.endByInstance(m.id, 'instance-exited', detail),
+          onChange: () => this.changed(),
+          onRemoved: (rec) => {
+            this.o.journal?.settled(rec.instanceId);
+            for (const fn of this.removedListeners) this.notify(() => fn(rec.host, rec.port));
+          },
+        }),
+      );
     }
-    this.reaper = new Reaper(this.clock, () => this.sessions.entries(), (id, s, reason, deadline) => this.deadline(id, s, reason, deadline), (id, reason) => this.o.log?.(`reaper: the ${reason} deadline of session ${id} did not move after it was handled; skipping it (a bug: please report it)`, { session: id }, 'error'));
+    this.reaper = new Reaper(
+      this.clock,
+      () => this.sessions.entries(),
+      (id, s, reason, deadline) => this.deadline(id, s, reason, deadline),
+      (id, reason) =>
+        this.o.log?.(
+          `reaper: the ${reason} deadline of session ${id} did not move after it was handled; skipping it (a bug: please report it)`,
+          { session: id },
+          'error',
+        ),
+    );
   }
 
-  apps(): readonly AppConfig[] { return this.o.config.apps; }
-  app(name: string): AppConfig | undefined { return this.pools.get(name)?.app; }
-  status(): PoolStatus[] { return [...this.pools.values()].map((p) => p.statusWithEstimate()); }
-  liveSessions(): readonly Session[] { return [...this.sessions.values()]; }
-  onChange(fn: () => void): () => void { this.changeListeners.add(fn); return () => this.changeListeners.delete(fn); }
+  apps(): readonly AppConfig[] {
+    return this.o.config.apps;
+  }
+  app(name: string): AppConfig | undefined {
+    return this.pools.get(name)?.app;
+  }
+  status(): PoolStatus[] {
+    return [...this.pools.values()].map((p) => p.statusWithEstimate());
+  }
+  liveSessions(): readonly Session[] {
+    return [...this.sessions.values()];
+  }
+  onChange(fn: () => void): () => void {
+    this.changeListeners.add(fn);
+    return () => this.changeListeners.delete(fn);
+  }
   /** Called with an instance's address once it has been removed. */
-  onInstanceRemoved(fn: (host: string, port: number) => void): () => void { this.removedListeners.add(fn); return () => this.removedListeners.delete(fn); }
+  onInstanceRemoved(fn: (host: string, port: number) => void): () => void {
+    this.removedListeners.add(fn);
+    return () => this.removedListeners.delete(fn);
+  }
 
   /**
    * Finds what earlier runs left (by label), adopts it, and starts warming. Retries an
@@ -114,38 +162,55 @@ export class Fleet implements PoolApi {
     // Claims handed out by an earlier run whose engine record may not have landed (see open()).
     const journaled = this.o.journal?.earlier ?? new Map<string, JournalClaim>();
     const fromJournal = new Set<string>();
-    await Promise.all([...byKind.keys()].map(async (rt) => {
-      this.unwatch.push(rt.watch((id, detail) => this.instanceExited(id, detail)));
-      const records = (await this.listWithRetry(rt)).map((r) => {
-        const j = journaled.get(r.instanceId);
-        // The engine's record wins; the journal speaks only for an instance the engine calls unclaimed.
-        if (r.claim || rt.sharedClaims || !j || j.app !== r.app) return r;
-        fromJournal.add(r.instanceId);
-        return { ...r, claim: { session: j.session, at: j.at } };
-      });
-      if (records.length > 0) {
-        const claimed = records.filter((r) => r.claim && r.running).length;
-        const journal = records.filter((r) => fromJournal.has(r.instanceId)).length;
-        this.o.log?.(`${rt.kind} runtime: found ${records.length} instance(s) of an earlier run (${claimed} claimed${journal ? `, ${journal} of them known from the claim journal only` : ''}); checking them before taking visitors`);
-      }
-      const byApp = new Map<string, InstanceRecord[]>();
-      for (const r of records) {
-        if (r.claim && !r.running) {
-          // Its student's session cannot continue: close it in the log rather than leave it "live".
-          this.ended.set(r.claim.session, { reason: 'lost', at: this.clock.now() });
-          this.trafficLog({ type: 'ended', session: r.claim.session, app: r.app, instance: r.instanceId, reason: 'lost', detail: 'instance gone when warmpool restarted' });
+    await Promise.all(
+      [...byKind.keys()].map(async (rt) => {
+        this.unwatch.push(rt.watch((id, detail) => this.instanceExited(id, detail)));
+        const records = (await this.listWithRetry(rt)).map((r) => {
+          const j = journaled.get(r.instanceId);
+          // The engine's record wins; the journal speaks only for an instance the engine calls unclaimed.
+          if (r.claim || rt.sharedClaims || !j || j.app !== r.app) return r;
+          fromJournal.add(r.instanceId);
+          return { ...r, claim: { session: j.session, at: j.at } };
+        });
+        if (records.length > 0) {
+          const claimed = records.filter((r) => r.claim && r.running).length;
+          const journal = records.filter((r) => fromJournal.has(r.instanceId)).length;
+          this.o.log?.(
+            `${rt.kind} runtime: found ${records.length} instance(s) of an earlier run (${claimed} claimed${journal ? `, ${journal} of them known from the claim journal only` : ''}); checking them before taking visitors`,
+          );
         }
-        if (this.pools.get(r.app)?.app.runtime === rt.kind) byApp.set(r.app, [...(byApp.get(r.app) ?? []), r]);
-        else {
-          this.o.log?.(`removing instance ${r.instanceId} of app ${r.app}, which is no longer configured`, { app: r.app, instance: r.instanceId });
-          await rt.remove(r.instanceId).catch((e) => this.o.log?.(`could not remove ${r.instanceId}: ${errorMessage(e)}`, { app: r.app, instance: r.instanceId }, 'warn'));
+        const byApp = new Map<string, InstanceRecord[]>();
+        for (const r of records) {
+          if (r.claim && !r.running) {
+            // Its student's session cannot continue: close it in the log rather than leave it "live".
+            this.ended.set(r.claim.session, { reason: 'lost', at: this.clock.now() });
+            this.trafficLog({
+              type: 'ended',
+              session: r.claim.session,
+              app: r.app,
+              instance: r.instanceId,
+              reason: 'lost',
+              detail: 'instance gone when warmpool restarted',
+            });
+          }
+          if (this.pools.get(r.app)?.app.runtime === rt.kind) byApp.set(r.app, [...(byApp.get(r.app) ?? []), r]);
+          else {
+            this.o.log?.(`removing instance ${r.instanceId} of app ${r.app}, which is no longer configured`, { app: r.app, instance: r.instanceId });
+            await rt
+              .remove(r.instanceId)
+              .catch((e) => this.o.log?.(`could not remove ${r.instanceId}: ${errorMessage(e)}`, { app: r.app, instance: r.instanceId }, 'warn'));
+          }
         }
-      }
-      await Promise.all([...this.pools.values()].filter((p) => p.app.runtime === rt.kind).map(async (pool) => {
-        const claimed = await pool.adopt(byApp.get(pool.app.name) ?? []);
-        for (const m of claimed) this.restoreSession(pool, m, fromJournal.has(m.id));
-      }));
-    }));
+        await Promise.all(
+          [...this.pools.values()]
+            .filter((p) => p.app.runtime === rt.kind)
+            .map(async (pool) => {
+              const claimed = await pool.adopt(byApp.get(pool.app.name) ?? []);
+              for (const m of claimed) this.restoreSession(pool, m, fromJournal.has(m.id));
+            }),
+        );
+      }),
+    );
     // The journal keeps only the claims of restored sessions whose engine record has not landed yet.
     this.o.journal?.compact((c) => fromJournal.has(c.instance) && this.sessions.get(c.session)?.member.id === c.instance);
     this.reaper.schedule();
@@ -154,8 +219,15 @@ export class Fleet implements PoolApi {
   /** Until the engine answers: 1 s after the first failure, doubling up to 30 s. */
   private listWithRetry(rt: Runtime): Promise<InstanceRecord[]> {
     return retry(() => rt.list(), {
-      clock: this.clock, firstMs: 1000, maxMs: 30_000,
-      onFailure: (f) => this.o.log?.(`${rt.kind} runtime: cannot list instances (attempt ${f.attempt}, retrying in ${f.retryInMs} ms): ${errorMessage(f.error)}`, { runtime: rt.kind, attempt: f.attempt }, 'warn'),
+      clock: this.clock,
+      firstMs: 1000,
+      maxMs: 30_000,
+      onFailure: (f) =>
+        this.o.log?.(
+          `${rt.kind} runtime: cannot list instances (attempt ${f.attempt}, retrying in ${f.retryInMs} ms): ${errorMessage(f.error)}`,
+          { runtime: rt.kind, attempt: f.attempt },
+          'warn',
+        ),
     });
   }
 
@@ -220,7 +292,8 @@ export class Fleet implements PoolApi {
     // decides before the visitor is answered; a lost one is dropped. Otherwise the claim goes to the
     // journal before the answer (a synchronous append), so a restart before the engine records it
     // still knows the instance is taken; if the journal cannot be written, the engine records it first.
-    const early = this.sharedClaims(pool) || (this.o.journal !== undefined && !this.o.journal.claimed({ instance: m.id, session: id, app: pool.app.name, at: now }));
+    const early =
+      this.sharedClaims(pool) || (this.o.journal !== undefined && !this.o.journal.claimed({ instance: m.id, session: id, app: pool.app.name, at: now }));
     if (early && !(await this.recordBeforeAnswer(pool, m, { session: id, at: now }))) return undefined;
     const s = this.addSession(pool.app, m, id, now);
     if (early) s.recordedAtClaim = true;
@@ -293,7 +366,14 @@ export class Fleet implements PoolApi {
       const now = this.clock.now();
       this.o.journal?.claimed({ instance: m.id, session, app: pool.app.name, at: now });
       const s = this.addSession(pool.app, m, session, now);
-      this.trafficLog({ type: 'restored', session, app: pool.app.name, instance: m.id, claimedAt: now, detail: 'claim not recorded before the restart; restored from the visitor\'s cookie' });
+      this.trafficLog({
+        type: 'restored',
+        session,
+        app: pool.app.name,
+        instance: m.id,
+        claimedAt: now,
+        detail: "claim not recorded before the restart; restored from the visitor's cookie",
+      });
       this.record(pool, s, { session, at: now });
       return s;
     }
@@ -319,22 +399,37 @@ export class Fleet implements PoolApi {
     const live = () => this.sessions.get(s.id) === s; // ended meanwhile: its instance is being removed
     const ids = { app: s.app.name, instance: s.member.id, session: s.id };
     try {
-      await retry(async (attempt) => {
-        if (!live()) return;
-        await pool.persistClaim(s.member, mark);
-        this.o.journal?.settled(s.member.id);
-        if (attempt > 1) this.trafficLog({ type: 'claim-recorded', session: s.id, app: s.app.name, instance: s.member.id, attempts: attempt });
-      }, {
-        clock: this.clock, firstMs: 500, maxMs: 30_000, signal: this.stopped.signal, lastTryOnAbort: true,
-        retryIf: (e) => live() && !isWarmpoolError(e, 'INSTANCE_GONE'),
-        onFailure: (f) => {
-          if (f.retryInMs === undefined) {
-            this.o.log?.(`${s.app.name}: the claim of instance ${s.member.id} by session ${s.id} is not recorded on the engine (${errorMessage(f.error)}); a restarted warmpool gives it back only to that session's cookie`, ids, 'error');
-          } else if (f.retryInMs > 0) {
-            this.o.log?.(`${s.app.name}: could not record the claim of instance ${s.member.id} by session ${s.id} (attempt ${f.attempt}, retrying in ${f.retryInMs} ms): ${errorMessage(f.error)}`, { ...ids, attempt: f.attempt }, 'warn');
-          } // 0: stop() came while this attempt was in flight; its last try is now
+      await retry(
+        async (attempt) => {
+          if (!live()) return;
+          await pool.persistClaim(s.member, mark);
+          this.o.journal?.settled(s.member.id);
+          if (attempt > 1) this.trafficLog({ type: 'claim-recorded', session: s.id, app: s.app.name, instance: s.member.id, attempts: attempt });
         },
-      });
+        {
+          clock: this.clock,
+          firstMs: 500,
+          maxMs: 30_000,
+          signal: this.stopped.signal,
+          lastTryOnAbort: true,
+          retryIf: (e) => live() && !isWarmpoolError(e, 'INSTANCE_GONE'),
+          onFailure: (f) => {
+            if (f.retryInMs === undefined) {
+              this.o.log?.(
+                `${s.app.name}: the claim of instance ${s.member.id} by session ${s.id} is not recorded on the engine (${errorMessage(f.error)}); a restarted warmpool gives it back only to that session's cookie`,
+                ids,
+                'error',
+              );
+            } else if (f.retryInMs > 0) {
+              this.o.log?.(
+                `${s.app.name}: could not record the claim of instance ${s.member.id} by session ${s.id} (attempt ${f.attempt}, retrying in ${f.retryInMs} ms): ${errorMessage(f.error)}`,
+                { ...ids, attempt: f.attempt },
+                'warn',
+              );
+            } // 0: stop() came while this attempt was in flight; its last try is now
+          },
+        },
+      );
     } catch (e) {
       if (live() && isWarmpoolError(e, 'INSTANCE_GONE')) {
         this.o.journal?.settled(s.member.id);
@@ -408,7 +503,9 @@ export class Fleet implements PoolApi {
     await Promise.all([...this.recording]);
     for (const u of this.unwatch) u();
     if (!keep) for (const s of [...this.sessions.values()]) this.finish(s, 'shutdown', false);
-    else for (const s of this.sessions.values()) this.trafficLog({ type: 'suspended', session: s.id, app: s.app.name, summary: this.summary(s, this.clock.now()) });
+    else
+      for (const s of this.sessions.values())
+        this.trafficLog({ type: 'suspended', session: s.id, app: s.app.name, summary: this.summary(s, this.clock.now()) });
     await Promise.all([...this.pools.values()].map((p) => p.stop(keep)));
     // Kept instances keep their journaled claims for the next start; removed ones need none.
     this.o.journal?.compact(() => keep);
@@ -419,13 +516,31 @@ export class Fleet implements PoolApi {
 
   private addSession(app: AppConfig, m: Member, id: string, claimedAt: number): Session {
     const traffic: SessionTraffic = {
-      requests: {}, bytesIn: 0, bytesOut: 0, framesIn: { control: 0, data: 0 }, framesOut: { control: 0, data: 0 },
-      messagesIn: {}, messagesOut: 0, lastActive: claimedAt, openConnections: 0,
+      requests: {},
+      bytesIn: 0,
+      bytesOut: 0,
+      framesIn: { control: 0, data: 0 },
+      framesOut: { control: 0, data: 0 },
+      messagesIn: {},
+      messagesOut: 0,
+      lastActive: claimedAt,
+      openConnections: 0,
     };
     const target: SessionTarget = { session: id, app: app.name, instanceId: m.id, host: m.rec!.host, port: m.rec!.port, secret: m.secret, claimedAt, traffic };
     const s: Session = {
-      id, app, member: m, target, claimedAt, lastActive: claimedAt, openConnections: 0, lastConnectionAt: claimedAt, activeMs: 0,
-      idleTimeoutMs: app.idleTimeoutMs, maxLifetimeMs: app.maxLifetimeMs, graceMs: app.graceMs, idleNoticeMs: this.o.idleNoticeMs ?? 60_000,
+      id,
+      app,
+      member: m,
+      target,
+      claimedAt,
+      lastActive: claimedAt,
+      openConnections: 0,
+      lastConnectionAt: claimedAt,
+      activeMs: 0,
+      idleTimeoutMs: app.idleTimeoutMs,
+      maxLifetimeMs: app.maxLifetimeMs,
+      graceMs: app.graceMs,
+      idleNoticeMs: this.o.idleNoticeMs ?? 60_000,
     };
     this.sessions.set(id, s);
     this.reaper.schedule();
@@ -449,7 +564,11 @@ export class Fleet implements PoolApi {
     s.lastConnectionAt = now;
     s.target.traffic.lastActive = now;
     this.trafficLog({
-      type: 'restored', session: s.id, app: app.name, instance: m.id, claimedAt: m.claim.at,
+      type: 'restored',
+      session: s.id,
+      app: app.name,
+      instance: m.id,
+      claimedAt: m.claim.at,
       ...(fromJournal ? { detail: 'claim not recorded on the engine before the restart; restored from the claim journal' } : {}),
     });
     if (fromJournal) this.record(pool, s, m.claim);
@@ -479,7 +598,11 @@ export class Fleet implements PoolApi {
       // Nothing reached the instance: it is as pristine as when it became ready, so it goes back to
       // the line instead of being replaced.
       this.trafficLog({
-        type: 'returned-unused', session: id, app: s.app.name, instance: s.member.id, visitor: s.visitor,
+        type: 'returned-unused',
+        session: id,
+        app: s.app.name,
+        instance: s.member.id,
+        visitor: s.visitor,
         detail: `no request reached the instance within ${this.o.config.queue.firstUseMs} ms of the claim; it went back to the pool as ready`,
       });
       this.finish(s, 'unused', false, at);
@@ -499,7 +622,11 @@ export class Fleet implements PoolApi {
     const now = this.clock.now();
     this.ended.set(s.id, { reason, at: now });
     this.trafficLog({
-      type: 'ended', session: s.id, app: s.app.name, instance: s.member.id, reason,
+      type: 'ended',
+      session: s.id,
+      app: s.app.name,
+      instance: s.member.id,
+      reason,
       ...(deadline !== undefined ? { deadline, late: now - deadline } : {}),
       summary: this.summary(s, now),
     });
@@ -510,9 +637,17 @@ export class Fleet implements PoolApi {
   private summary(s: Session, now: number): TrafficSummary {
     const t = s.target.traffic;
     return {
-      claimedAt: s.claimedAt, durationMs: now - s.claimedAt, lastActive: s.lastActive, activeMs: s.activeMs,
-      requests: t.requests, bytesIn: t.bytesIn, bytesOut: t.bytesOut, framesIn: t.framesIn, framesOut: t.framesOut,
-      messagesIn: t.messagesIn, messagesOut: t.messagesOut,
+      claimedAt: s.claimedAt,
+      durationMs: now - s.claimedAt,
+      lastActive: s.lastActive,
+      activeMs: s.activeMs,
+      requests: t.requests,
+      bytesIn: t.bytesIn,
+      bytesOut: t.bytesOut,
+      framesIn: t.framesIn,
+      framesOut: t.framesOut,
+      messagesIn: t.messagesIn,
+      messagesOut: t.messagesOut,
     };
   }
 
@@ -533,7 +668,9 @@ export class Fleet implements PoolApi {
     this.o.trafficLog?.write({ t: this.clock.now(), ...entry });
   }
 
-  private changed(): void { for (const fn of this.changeListeners) this.notify(fn); }
+  private changed(): void {
+    for (const fn of this.changeListeners) this.notify(fn);
+  }
 
   /**
    * Runs a listener (the progress display, the proxy's connection cleanup). It runs inside pool
@@ -544,7 +681,11 @@ export class Fleet implements PoolApi {
     try {
       fn();
     } catch (e) {
-      try { this.o.log?.(`a fleet listener failed: ${errorMessage(e)}`, undefined, 'error'); } catch { /* the log is what failed */ }
+      try {
+        this.o.log?.(`a fleet listener failed: ${errorMessage(e)}`, undefined, 'error');
+      } catch {
+        /* the log is what failed */
+      }
     }
   }
 
@@ -561,7 +702,9 @@ export class Fleet implements PoolApi {
     return [...this.pools.values()].map((p) => ({ ...p.status(), ...p.targets() }));
   }
 
-  isLive(session: string): boolean { return this.sessions.has(session); }
+  isLive(session: string): boolean {
+    return this.sessions.has(session);
+  }
 
   /** Sets an app's warm target and/or max until restart. Throws APP_UNKNOWN, BAD_REQUEST. */
   resize(app: string, to: { warm?: number; max?: number }): { warm: number; max: number } {
@@ -575,7 +718,7 @@ export class Fleet implements PoolApi {
     const p = this.poolOf(app);
     if (p.draining === on) return;
     p.drain(on);
-    this.o.log?.(`${app}: ${on ? 'draining (no new visitors) on an admin\'s word' : 'taking visitors again on an admin\'s word'}`, { app });
+    this.o.log?.(`${app}: ${on ? "draining (no new visitors) on an admin's word" : "taking visitors again on an admin's word"}`, { app });
   }
 
   /** Replaces an app's unclaimed instances; claimed ones are not touched. Returns the ids replaced. Throws APP_UNKNOWN. */
@@ -604,14 +747,18 @@ export class Fleet implements PoolApi {
     const runtimes = [...new Set(this.o.config.apps.map((a) => this.o.runtimes[a.runtime]!))];
     const stale = runtimes.some((rt) => (this.engineChecks.get(rt)?.checkedAt ?? -Infinity) + maxAgeMs <= now);
     if (stale) {
-      this.engineCheck ??= Promise.all(runtimes.map(async (rt) => {
-        try {
-          await rt.list();
-          this.engineChecks.set(rt, { reachable: true, checkedAt: this.clock.now() });
-        } catch (e) {
-          this.engineChecks.set(rt, { reachable: false, error: errorMessage(e), checkedAt: this.clock.now() });
-        }
-      })).then(() => { this.engineCheck = undefined; });
+      this.engineCheck ??= Promise.all(
+        runtimes.map(async (rt) => {
+          try {
+            await rt.list();
+            this.engineChecks.set(rt, { reachable: true, checkedAt: this.clock.now() });
+          } catch (e) {
+            this.engineChecks.set(rt, { reachable: false, error: errorMessage(e), checkedAt: this.clock.now() });
+          }
+        }),
+      ).then(() => {
+        this.engineCheck = undefined;
+      });
       await this.engineCheck;
     }
     const engines = runtimes.map((rt) => ({ runtime: rt.kind, ...this.engineChecks.get(rt)! }));

@@ -44,7 +44,9 @@ export class LogRetention {
   }
 
   /** Resolves once a sweep under way (if any) is done. */
-  async idle(): Promise<void> { await this.running; }
+  async idle(): Promise<void> {
+    await this.running;
+  }
 
   stop(): void {
     this.stopped = true;
@@ -56,7 +58,10 @@ export class LogRetention {
     this.timer?.cancel();
     this.timer = undefined;
     if (this.stopped) return;
-    this.timer = this.o.clock.setTimer(this.o.everyMs ?? 3_600_000, () => { this.timer = undefined; void this.sweep(); });
+    this.timer = this.o.clock.setTimer(this.o.everyMs ?? 3_600_000, () => {
+      this.timer = undefined;
+      void this.sweep();
+    });
   }
 
   private async remove(): Promise<string[]> {
@@ -64,7 +69,8 @@ export class LogRetention {
     try {
       names = await listLogFiles(this.o.dir);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.o.log?.(`traffic log retention: cannot list ${this.o.dir}: ${errorMessage(e)}`, undefined, 'warn');
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.o.log?.(`traffic log retention: cannot list ${this.o.dir}: ${errorMessage(e)}`, undefined, 'warn');
       return [];
     }
     const gone: string[] = [];
@@ -76,7 +82,8 @@ export class LogRetention {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.o.log?.(`traffic log retention: cannot remove ${n}: ${errorMessage(e)}`, undefined, 'warn');
       }
     }
-    if (gone.length) this.o.log?.(`traffic log retention: removed ${gone.length} file(s) older than ${Math.round(this.o.retentionMs / DAY)} day(s): ${gone.join(', ')}`);
+    if (gone.length)
+      this.o.log?.(`traffic log retention: removed ${gone.length} file(s) older than ${Math.round(this.o.retentionMs / DAY)} day(s): ${gone.join(', ')}`);
     return gone;
   }
 }

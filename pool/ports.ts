@@ -7,14 +7,22 @@ export class PortAllocator {
   private used = new Set<number>();
   private next: number;
 
-  constructor(private readonly from: number, private readonly to: number, private readonly host = '127.0.0.1') {
+  constructor(
+    private readonly from: number,
+    private readonly to: number,
+    private readonly host = '127.0.0.1',
+  ) {
     this.next = from;
   }
 
   /** Marks a port as taken (an adopted instance's). */
-  hold(port: number): void { this.used.add(port); }
+  hold(port: number): void {
+    this.used.add(port);
+  }
 
-  release(port: number): void { this.used.delete(port); }
+  release(port: number): void {
+    this.used.delete(port);
+  }
 
   async allocate(): Promise<number> {
     const span = this.to - this.from + 1;

@@ -33,17 +33,26 @@ export async function waitReady(
   let logSeen = false;
   const needToken = !!app.secret?.fromOutput;
   const wake = new Set<() => void>();
-  const poke = () => { for (const w of wake) w(); };
+  const poke = () => {
+    for (const w of wake) w();
+  };
 
-  const stopOutput = needToken || r.log
-    ? runtime.output(rec.instanceId, (line) => {
-        if (r.log && !logSeen && r.log.test(line)) { logSeen = true; poke(); }
-        if (needToken && token === undefined) {
-          const m = app.secret!.fromOutput!.exec(line);
-          if (m && m[1]) { token = m[1]; poke(); }
-        }
-      })
-    : () => {};
+  const stopOutput =
+    needToken || r.log
+      ? runtime.output(rec.instanceId, (line) => {
+          if (r.log && !logSeen && r.log.test(line)) {
+            logSeen = true;
+            poke();
+          }
+          if (needToken && token === undefined) {
+            const m = app.secret!.fromOutput!.exec(line);
+            if (m && m[1]) {
+              token = m[1];
+              poke();
+            }
+          }
+        })
+      : () => {};
 
   const deadline = clock.now() + r.timeoutMs;
   try {
@@ -57,9 +66,13 @@ export async function waitReady(
       const left = deadline - clock.now();
       if (left <= 0) {
         const what = r.http ? `GET ${r.http.path} answering ${r.http.status}` : `an output line matching ${r.log}`;
-        throw new WarmpoolError('READINESS_TIMEOUT', `instance ${rec.instanceId} of app ${app.name} not ready after ${r.timeoutMs} ms (waited for ${what}${needToken && !token ? ' and a token in the output' : ''})`, {
-          hint: 'check the app starts on the port warmpool gives it (env PORT) and raise apps[].readiness.timeout if the notebook needs longer',
-        });
+        throw new WarmpoolError(
+          'READINESS_TIMEOUT',
+          `instance ${rec.instanceId} of app ${app.name} not ready after ${r.timeoutMs} ms (waited for ${what}${needToken && !token ? ' and a token in the output' : ''})`,
+          {
+            hint: 'check the app starts on the port warmpool gives it (env PORT) and raise apps[].readiness.timeout if the notebook needs longer',
+          },
+        );
       }
       // Sleep on the clock until the next probe, or until an output line wakes us.
       await new Promise<void>((resolve) => {
@@ -67,7 +80,12 @@ export async function waitReady(
         const onAbort = () => done();
         signal.addEventListener('abort', onAbort, { once: true });
         wake.add(done);
-        function done() { t.cancel(); wake.delete(done); signal.removeEventListener('abort', onAbort); resolve(); }
+        function done() {
+          t.cancel();
+          wake.delete(done);
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        }
       });
     }
   } finally {
@@ -101,7 +119,10 @@ export function httpProbe(rec: InstanceRecord, path: string, status: number, app
 export function portOpen(rec: InstanceRecord, timeoutMs = 2000): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = connect({ host: rec.host, port: rec.port, timeout: timeoutMs });
-    const done = (ok: boolean) => { sock.destroy(); resolve(ok); };
+    const done = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
     sock.once('connect', () => done(true));
     sock.once('timeout', () => done(false));
     sock.once('error', () => done(false));

@@ -15,7 +15,10 @@ export interface InstanceSpec {
 }
 
 /** A claim persisted on the engine, so a restarted warmpool knows which instances are taken. */
-export interface ClaimMark { session: string; at: number }
+export interface ClaimMark {
+  session: string;
+  at: number;
+}
 
 /** What a runtime knows of one instance: rebuilt from the engine on every list(). */
 export interface InstanceRecord {

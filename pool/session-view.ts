@@ -43,14 +43,25 @@ export function sessionView(s: Session, now: number): SessionView {
   let messagesIn = 0;
   for (const n of Object.values(t.messagesIn)) messagesIn += n;
   return {
-    id: s.id, app: s.app.name, instance: s.member.id, claimedAt: s.claimedAt, lastActive,
+    id: s.id,
+    app: s.app.name,
+    instance: s.member.id,
+    claimedAt: s.claimedAt,
+    lastActive,
     idleDeadline: lastActive + s.idleTimeoutMs,
     lifetimeDeadline: s.claimedAt + s.maxLifetimeMs,
     graceDeadline: s.openConnections <= 0 ? s.lastConnectionAt + s.graceMs : undefined,
-    endsAt: d.at, endsBy: d.reason === 'idle-notice' ? 'idle' : d.reason,
+    endsAt: d.at,
+    endsBy: d.reason === 'idle-notice' ? 'idle' : d.reason,
     idle: s.idleNoticed === true || now - lastActive >= (s.idleNoticeMs ?? 60_000),
-    activeMs: s.activeMs, openConnections: s.openConnections,
-    bytesIn: t.bytesIn, bytesOut: t.bytesOut, requests, messagesIn, messagesOut: t.messagesOut, messagesInByType: { ...t.messagesIn },
+    activeMs: s.activeMs,
+    openConnections: s.openConnections,
+    bytesIn: t.bytesIn,
+    bytesOut: t.bytesOut,
+    requests,
+    messagesIn,
+    messagesOut: t.messagesOut,
+    messagesInByType: { ...t.messagesIn },
   };
 }
 

@@ -13,13 +13,21 @@ import type { TrafficLogSink } from './traffic-log.js';
 
 /** 192.0.2.77 -> 192.0.2.0/24; 2001:db8:1:2::5 -> 2001:db8:1::/48; IPv4-mapped IPv6 as IPv4; anything else -> "unknown". */
 export function truncateAddress(ip: string): string {
-  const a = ip.trim().replace(/%.*$/, '').replace(/^\[|\]$/g, '');
+  const a = ip
+    .trim()
+    .replace(/%.*$/, '')
+    .replace(/^\[|\]$/g, '');
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
   const v4 = mapped ? mapped[1]! : a;
   if (isIPv4(v4)) return v4.split('.').slice(0, 3).join('.') + '.0/24';
   if (!isIPv6(a)) return 'unknown';
   const groups = expandIPv6(a);
-  return groups.slice(0, 3).map((g) => g.toString(16)).join(':') + '::/48';
+  return (
+    groups
+      .slice(0, 3)
+      .map((g) => g.toString(16))
+      .join(':') + '::/48'
+  );
 }
 
 /** The eight 16-bit groups of a valid IPv6 address (`::` and a trailing dotted IPv4 allowed). */
@@ -49,7 +57,9 @@ export function loadLogHashKey(stateDir: string): Buffer {
     return Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new WarmpoolError('CONFIG_INVALID', `cannot read the traffic log's address key ${file}: ${(e as Error).message}`, { hint: 'fix its permissions, or set log.addresses to full or truncate' });
+      throw new WarmpoolError('CONFIG_INVALID', `cannot read the traffic log's address key ${file}: ${(e as Error).message}`, {
+        hint: 'fix its permissions, or set log.addresses to full or truncate',
+      });
     }
     const key = randomBytes(32);
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -69,7 +79,11 @@ export function loadLogHashKey(stateDir: string): Buffer {
 export class AddressPolicyLog implements TrafficLogSink {
   private readonly map: (ip: string) => string;
 
-  constructor(private readonly inner: TrafficLogSink, mode: Exclude<AddressMode, 'full'>, key?: Buffer) {
+  constructor(
+    private readonly inner: TrafficLogSink,
+    mode: Exclude<AddressMode, 'full'>,
+    key?: Buffer,
+  ) {
     if (mode === 'hash' && !key) throw new Error('AddressPolicyLog: hash needs a key');
     this.map = mode === 'truncate' ? truncateAddress : (ip) => hashAddress(ip, key!);
   }
@@ -79,7 +93,9 @@ export class AddressPolicyLog implements TrafficLogSink {
     this.inner.write(entry);
   }
 
-  close(): Promise<void> { return this.inner.close(); }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
 }
 
 /** The sink for config.log.addresses: the inner one as it is for full. */

@@ -76,8 +76,15 @@ export function parseEntry(line: string): TrafficEntry | undefined {
 
 function isEntry(v: unknown): v is TrafficEntry {
   if (!isObject(v)) return false;
-  return typeof v.t === 'number' && Number.isFinite(v.t) && typeof v.type === 'string' && v.type !== ''
-    && typeof v.session === 'string' && v.session !== '' && typeof v.app === 'string';
+  return (
+    typeof v.t === 'number' &&
+    Number.isFinite(v.t) &&
+    typeof v.type === 'string' &&
+    v.type !== '' &&
+    typeof v.session === 'string' &&
+    v.session !== '' &&
+    typeof v.app === 'string'
+  );
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -106,7 +113,11 @@ function takeLine(raw: string, file: string, line: number, last: boolean, stats:
     }
   }
   let v: unknown;
-  try { v = JSON.parse(text); } catch { /* not JSON */ }
+  try {
+    v = JSON.parse(text);
+  } catch {
+    /* not JSON */
+  }
   if (isObject(v) && typeof v.t === 'number' && typeof v.type === 'string' && v.session === undefined) {
     stats.ignored++;
     return undefined;
@@ -141,12 +152,18 @@ export async function* readEntries(dir: string, stats: ReadStats = newReadStats(
         for (let nl = rest.indexOf('\n'); nl >= 0; nl = rest.indexOf('\n', from)) {
           const e = takeLine(rest.slice(from, nl), name, ++lineNo, false, stats);
           from = nl + 1;
-          if (e) { stats.entries++; yield e; }
+          if (e) {
+            stats.entries++;
+            yield e;
+          }
         }
         rest = rest.slice(from);
       }
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && lineNo === 0) { stats.vanished++; continue; }
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && lineNo === 0) {
+        stats.vanished++;
+        continue;
+      }
       throw err;
     } finally {
       stream?.destroy();
@@ -154,7 +171,10 @@ export async function* readEntries(dir: string, stats: ReadStats = newReadStats(
     rest += decoder.end();
     if (rest !== '') {
       const e = takeLine(rest, name, ++lineNo, true, stats);
-      if (e) { stats.entries++; yield e; }
+      if (e) {
+        stats.entries++;
+        yield e;
+      }
     }
   }
 }
@@ -162,7 +182,10 @@ export async function* readEntries(dir: string, stats: ReadStats = newReadStats(
 // ---------------------------------------------------------------------------------------------
 // Per-session records
 
-export interface Frames { control: number; data: number }
+export interface Frames {
+  control: number;
+  data: number;
+}
 
 /** The `summary` of an `ended` entry, with missing or malformed counters read as zero. */
 export interface SessionSummary {
@@ -229,9 +252,17 @@ function frames(v: unknown): Frames {
 export function normalizeSummary(v: unknown): SessionSummary {
   const o = isObject(v) ? v : {};
   return {
-    claimedAt: num(o.claimedAt), durationMs: num(o.durationMs), lastActive: num(o.lastActive), activeMs: num(o.activeMs),
-    requests: counts(o.requests), bytesIn: num(o.bytesIn) ?? 0, bytesOut: num(o.bytesOut) ?? 0,
-    framesIn: frames(o.framesIn), framesOut: frames(o.framesOut), messagesIn: counts(o.messagesIn), messagesOut: num(o.messagesOut) ?? 0,
+    claimedAt: num(o.claimedAt),
+    durationMs: num(o.durationMs),
+    lastActive: num(o.lastActive),
+    activeMs: num(o.activeMs),
+    requests: counts(o.requests),
+    bytesIn: num(o.bytesIn) ?? 0,
+    bytesOut: num(o.bytesOut) ?? 0,
+    framesIn: frames(o.framesIn),
+    framesOut: frames(o.framesOut),
+    messagesIn: counts(o.messagesIn),
+    messagesOut: num(o.messagesOut) ?? 0,
   };
 }
 
@@ -339,7 +370,8 @@ export class SessionBuilder {
   }
 
   records(): SessionRecord[] {
-    return [...this.bySession.values()].map(buildRecord)
+    return [...this.bySession.values()]
+      .map(buildRecord)
       .sort((a, b) => a.claimedAt - b.claimedAt || (a.session < b.session ? -1 : a.session > b.session ? 1 : 0));
   }
 }
@@ -385,10 +417,7 @@ export function filterSessions(records: readonly SessionRecord[], f: SessionFilt
   return records.filter((r) => matches(r, f));
 }
 
-export type FindSession =
-  | { kind: 'found'; record: SessionRecord }
-  | { kind: 'none' }
-  | { kind: 'ambiguous'; matches: SessionRecord[] };
+export type FindSession = { kind: 'found'; record: SessionRecord } | { kind: 'none' } | { kind: 'ambiguous'; matches: SessionRecord[] };
 
 /** By full id or unique prefix (case-sensitive: ids are base64url). */
 export function findSession(records: readonly SessionRecord[], idOrPrefix: string): FindSession {
@@ -404,7 +433,8 @@ export function uniquePrefixLength(ids: readonly string[], min = 8): number {
   const sorted = [...new Set(ids)].sort();
   let n = min;
   for (let i = 1; i < sorted.length; i++) {
-    const a = sorted[i - 1]!, b = sorted[i]!;
+    const a = sorted[i - 1]!,
+      b = sorted[i]!;
     let k = 0;
     while (k < a.length && k < b.length && a[k] === b[k]) k++;
     n = Math.max(n, k + 1);
@@ -451,13 +481,28 @@ export function totals(records: readonly SessionRecord[], by: Period = 'hour'): 
     let row = rows.get(key);
     if (!row) {
       row = {
-        app: r.app, periodStart: start, started: 0, live: 0, ended: 0, endedBy: {}, durationTotalMs: 0, activeTotalMs: 0,
-        requests: 0, bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesInByType: {}, messagesOut: 0,
+        app: r.app,
+        periodStart: start,
+        started: 0,
+        live: 0,
+        ended: 0,
+        endedBy: {},
+        durationTotalMs: 0,
+        activeTotalMs: 0,
+        requests: 0,
+        bytesIn: 0,
+        bytesOut: 0,
+        messagesIn: 0,
+        messagesInByType: {},
+        messagesOut: 0,
       };
       rows.set(key, row);
     }
     row.started++;
-    if (r.endedAt === undefined) { row.live++; continue; }
+    if (r.endedAt === undefined) {
+      row.live++;
+      continue;
+    }
     row.ended++;
     const reason = r.reason ?? 'unknown';
     row.endedBy[reason] = (row.endedBy[reason] ?? 0) + 1;

@@ -13,7 +13,9 @@ export interface TrafficLogSink {
 /** Keeps entries in memory: for tests and embedding. */
 export class MemoryTrafficLog implements TrafficLogSink {
   readonly entries: (Record<string, unknown> & { t: number })[] = [];
-  write(entry: Record<string, unknown> & { t: number }): void { this.entries.push(entry); }
+  write(entry: Record<string, unknown> & { t: number }): void {
+    this.entries.push(entry);
+  }
   async close(): Promise<void> {}
 }
 
@@ -36,7 +38,11 @@ export class JsonlTrafficLog implements TrafficLogSink {
   private readonly flushMs: number;
   private readonly clock: Clock;
 
-  constructor(private readonly dir: string, private readonly rotateBytes = 64 * 1024 * 1024, o: { flushMs?: number; clock?: Clock } = {}) {
+  constructor(
+    private readonly dir: string,
+    private readonly rotateBytes = 64 * 1024 * 1024,
+    o: { flushMs?: number; clock?: Clock } = {},
+  ) {
     this.flushMs = o.flushMs ?? 100;
     this.clock = o.clock ?? systemClock;
     mkdirSync(dir, { recursive: true, mode: 0o700 }); // session ids and visitor addresses: warmpool's alone
@@ -50,12 +56,19 @@ export class JsonlTrafficLog implements TrafficLogSink {
     this.bytes += Buffer.byteLength(line);
     this.pending += line;
     if (this.pending.length >= 64 * 1024) this.flush();
-    else if (!this.timer) this.timer = this.clock.setTimer(this.flushMs, () => { this.timer = undefined; this.flush(); });
+    else if (!this.timer)
+      this.timer = this.clock.setTimer(this.flushMs, () => {
+        this.timer = undefined;
+        this.flush();
+      });
   }
 
   /** Hands the gathered lines to the file now. */
   flush(): void {
-    if (this.timer) { this.timer.cancel(); this.timer = undefined; }
+    if (this.timer) {
+      this.timer.cancel();
+      this.timer = undefined;
+    }
     if (this.pending.length === 0 || !this.stream) return;
     this.stream.write(this.pending);
     this.pending = '';
@@ -76,7 +89,11 @@ export class JsonlTrafficLog implements TrafficLogSink {
     for (this.part = part; ; this.part++) {
       const path = this.file(day, this.part);
       let size = 0;
-      try { size = statSync(path).size; } catch { /* new file */ }
+      try {
+        size = statSync(path).size;
+      } catch {
+        /* new file */
+      }
       if (size < this.rotateBytes) {
         this.bytes = size;
         this.stream = createWriteStream(path, { flags: 'a', mode: 0o600 });

@@ -55,7 +55,11 @@ export class TokenBucket {
   private tokens: number;
   private at: number;
 
-  constructor(private readonly perSecond: number, private readonly burst: number, now: number) {
+  constructor(
+    private readonly perSecond: number,
+    private readonly burst: number,
+    now: number,
+  ) {
     this.tokens = burst;
     this.at = now;
   }
@@ -95,15 +99,22 @@ export class WaitingLine {
   private readonly offeredTo = new Map<string, number>();
   private readonly bucket: TokenBucket;
 
-  constructor(readonly q: QueueConfig, now: number) {
+  constructor(
+    readonly q: QueueConfig,
+    now: number,
+  ) {
     this.bucket = new TokenBucket(q.claimRate.perSecond, q.claimRate.burst, now);
   }
 
   /** Places in line. */
-  get size(): number { return this.order.length; }
+  get size(): number {
+    return this.order.length;
+  }
 
   /** Places in line in order (a copy: callers change the line while walking it). */
-  places(): Place[] { return [...this.order]; }
+  places(): Place[] {
+    return [...this.order];
+  }
 
   /** Gives out a ticket (no place yet). `seq` keeps an earlier place's order. */
   issue(visitor: string | undefined, now: number, seq = this.seq++): Place {
@@ -122,7 +133,9 @@ export class WaitingLine {
     return this.issued.get(ticket);
   }
 
-  isHeld(ticket: string): boolean { return this.held.has(ticket); }
+  isHeld(ticket: string): boolean {
+    return this.held.has(ticket);
+  }
 
   /** A waiter holds an Issued place: it joins the line at its seq. */
   hold(p: Place, w: Waiter): void {
@@ -159,7 +172,9 @@ export class WaitingLine {
     return p.collect;
   }
 
-  offerOf(token: string): Place | undefined { return this.offers.get(token); }
+  offerOf(token: string): Place | undefined {
+    return this.offers.get(token);
+  }
 
   /** Places in line held by this visitor's waiters. */
   placesOf(visitor: string | undefined): number {
@@ -203,8 +218,12 @@ export class WaitingLine {
     return at === Infinity ? undefined : at;
   }
 
-  takeToken(now: number): boolean { return this.bucket.take(now); }
-  nextTokenAt(now: number): number { return this.bucket.nextAt(now); }
+  takeToken(now: number): boolean {
+    return this.bucket.take(now);
+  }
+  nextTokenAt(now: number): number {
+    return this.bucket.nextAt(now);
+  }
 
   /** Every waiter, told the place is gone (the pool stops). */
   clear(why: 'stopped'): void {

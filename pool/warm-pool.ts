@@ -121,13 +121,20 @@ export class WarmPool {
     const c = { ready: 0, starting: 0, claimed: 0 };
     for (const m of this.members.values()) if (m.state !== 'removing') c[m.state]++;
     return {
-      app: this.app.name, ...c, queued: this.line.size, warm: this.app.pool.warm, max: this.app.pool.max,
-      failures: this.failures, lastError: this.lastError,
+      app: this.app.name,
+      ...c,
+      queued: this.line.size,
+      warm: this.app.pool.warm,
+      max: this.app.pool.max,
+      failures: this.failures,
+      lastError: this.lastError,
       nextRetryAt: this.nextCreateAt > this.o.clock.now() ? this.nextCreateAt : undefined,
     };
   }
 
-  member(id: string): Member | undefined { return this.members.get(id); }
+  member(id: string): Member | undefined {
+    return this.members.get(id);
+  }
 
   /** status() with the wait a newcomer faces (estimates read the sessions: not on every change). */
   statusWithEstimate(): PoolStatus {
@@ -143,25 +150,38 @@ export class WarmPool {
    */
   async adopt(records: InstanceRecord[]): Promise<Member[]> {
     const claimed: Member[] = [];
-    await Promise.all(records.map(async (rec) => {
-      if (!rec.running) return this.removeQuietly(rec.instanceId, 'left stopped by an earlier run');
-      const m: Member = { id: rec.instanceId, state: 'starting', rec, createdAt: rec.createdAt, abort: new AbortController(), claim: rec.claim, adopted: true };
-      this.members.set(m.id, m);
-      const quick: AppConfig = { ...this.app, readiness: { ...this.app.readiness, timeoutMs: Math.min(this.app.readiness.timeoutMs, 3000) } };
-      try {
-        const info = await waitReady(quick, rec, this.o.runtime, this.o.clock, m.abort.signal, this.o.portCheck);
-        m.secret = info.secret;
-      } catch (e) {
-        if (!rec.claim) {
-          this.members.delete(m.id);
-          return this.removeQuietly(m.id, `not ready when adopted: ${errorMessage(e)}`);
+    await Promise.all(
+      records.map(async (rec) => {
+        if (!rec.running) return this.removeQuietly(rec.instanceId, 'left stopped by an earlier run');
+        const m: Member = {
+          id: rec.instanceId,
+          state: 'starting',
+          rec,
+          createdAt: rec.createdAt,
+          abort: new AbortController(),
+          claim: rec.claim,
+          adopted: true,
+        };
+        this.members.set(m.id, m);
+        const quick: AppConfig = { ...this.app, readiness: { ...this.app.readiness, timeoutMs: Math.min(this.app.readiness.timeoutMs, 3000) } };
+        try {
+          const info = await waitReady(quick, rec, this.o.runtime, this.o.clock, m.abort.signal, this.o.portCheck);
+          m.secret = info.secret;
+        } catch (e) {
+          if (!rec.claim) {
+            this.members.delete(m.id);
+            return this.removeQuietly(m.id, `not ready when adopted: ${errorMessage(e)}`);
+          }
+          m.secret = this.app.secret?.env ? rec.env[this.app.secret.env] : undefined;
         }
-        m.secret = this.app.secret?.env ? rec.env[this.app.secret.env] : undefined;
-      }
-      if (m.state !== 'starting') return; // exited meanwhile
-      m.readyAt = this.o.clock.now();
-      if (rec.claim) { m.state = 'claimed'; claimed.push(m); } else m.state = 'ready';
-    }));
+        if (m.state !== 'starting') return; // exited meanwhile
+        m.readyAt = this.o.clock.now();
+        if (rec.claim) {
+          m.state = 'claimed';
+          claimed.push(m);
+        } else m.state = 'ready';
+      }),
+    );
     this.reconcile();
     return claimed;
   }
@@ -183,7 +203,12 @@ export class WarmPool {
     }
     const blocked = this.line.blocked(v);
     if (blocked && o.waiter === 'request') {
-      return { kind: 'limited', why: 'unused-claims', limit: q.unusedClaimsPerAddress, retryAfterMs: Math.max(1000, (this.line.freesAt(v!) ?? now + q.firstUseMs) - now) };
+      return {
+        kind: 'limited',
+        why: 'unused-claims',
+        limit: q.unusedClaimsPerAddress,
+        retryAfterMs: Math.max(1000, (this.line.freesAt(v!) ?? now + q.firstUseMs) - now),
+      };
     }
     const m = blocked ? undefined : this.readyFree()[0];
     if (m && (v === undefined || this.line.takeToken(now))) {
@@ -215,7 +240,9 @@ export class WarmPool {
       const leave = (): void => this.leave(p);
       o.signal.addEventListener('abort', leave, { once: true });
       this.line.hold(p, {
-        kind: o.kind, resolve, onLine: o.onLine,
+        kind: o.kind,
+        resolve,
+        onLine: o.onLine,
         holdUntil: o.kind === 'request' ? now + q.holdMs : undefined,
         detach: () => o.signal.removeEventListener('abort', leave),
       });
@@ -348,7 +375,10 @@ export class WarmPool {
     let n = Math.min(wanted, room, this.failures > 0 ? 1 - s.starting : slots);
     if (n > 0 && now < this.nextCreateAt) {
       this.retryTimer?.cancel();
-      this.retryTimer = this.o.clock.setTimer(this.nextCreateAt - now, () => { this.retryTimer = undefined; this.reconcile(); });
+      this.retryTimer = this.o.clock.setTimer(this.nextCreateAt - now, () => {
+        this.retryTimer = undefined;
+        this.reconcile();
+      });
       n = 0;
     }
     if (n > 0 && this.refill) {
@@ -417,14 +447,22 @@ export class WarmPool {
       this.nextCreateAt = 0;
       this.reconcile();
     } catch (e) {
-      if (this.stopped) { await this.removeQuietly(id, 'shutdown'); this.members.delete(id); return; }
+      if (this.stopped) {
+        await this.removeQuietly(id, 'shutdown');
+        this.members.delete(id);
+        return;
+      }
       if (m.state === 'removing') return; // release() already handles it
       this.failures++;
       // The code first (IMAGE_NOT_FOUND, READINESS_TIMEOUT, ...): what status() and the progress line report.
       this.lastError = isWarmpoolError(e) ? `${e.code}: ${e.message}` : errorMessage(e);
       const b = this.o.backoffMs ?? { first: 1000, max: 60_000 };
       this.nextCreateAt = this.o.clock.now() + backoffDelay({ firstMs: b.first, maxMs: b.max }, this.failures);
-      this.o.log?.(`${this.app.name}: instance ${id} failed (${this.failures} in a row, next try in ${this.nextCreateAt - this.o.clock.now()} ms): ${this.lastError}`, { app: this.app.name, instance: id, failures: this.failures }, 'error');
+      this.o.log?.(
+        `${this.app.name}: instance ${id} failed (${this.failures} in a row, next try in ${this.nextCreateAt - this.o.clock.now()} ms): ${this.lastError}`,
+        { app: this.app.name, instance: id, failures: this.failures },
+        'error',
+      );
       this.release(id, 'failed to start');
     }
   }
@@ -446,7 +484,9 @@ export class WarmPool {
         const m = this.members.get(p.memberId!);
         if (m?.reservedFor === p.ticket) m.reservedFor = undefined;
         this.line.drop(p);
-        this.o.log?.(`${this.app.name}: an instance offered to a place in line was not collected within ${q.collectMs} ms; it goes to the next`, { app: this.app.name });
+        this.o.log?.(`${this.app.name}: an instance offered to a place in line was not collected within ${q.collectMs} ms; it goes to the next`, {
+          app: this.app.name,
+        });
       } else if (p.state === PlaceState.Waiting && p.waiter!.holdUntil !== undefined && now >= p.waiter!.holdUntil) {
         // A held request is answered; its place is kept under a new ticket for the visitor's next request.
         const w = p.waiter!;
@@ -460,7 +500,10 @@ export class WarmPool {
     for (const p of this.line.places()) {
       if (free.length === 0) break;
       if (p.state !== PlaceState.Waiting || this.line.blocked(p.visitor)) continue;
-      if (p.visitor !== undefined && !this.line.takeToken(now)) { throttled = true; break; }
+      if (p.visitor !== undefined && !this.line.takeToken(now)) {
+        throttled = true;
+        break;
+      }
       const m = free.shift()!;
       m.reservedFor = p.ticket;
       const expiresAt = now + q.collectMs;
@@ -471,7 +514,11 @@ export class WarmPool {
     let demand = 0;
     let next = Infinity;
     for (const p of this.line.places()) {
-      if (p.state === PlaceState.Offered) { demand++; next = Math.min(next, p.collectBy!); continue; }
+      if (p.state === PlaceState.Offered) {
+        demand++;
+        next = Math.min(next, p.collectBy!);
+        continue;
+      }
       if (!this.line.blocked(p.visitor)) demand++;
       if (p.waiter!.holdUntil !== undefined) next = Math.min(next, p.waiter!.holdUntil);
     }
@@ -527,10 +574,13 @@ export class WarmPool {
     for (const m of this.members.values()) if (m.state !== 'removing') c[m.state]++;
     const sorted = [...this.startups].sort((a, b) => a - b);
     const startupMs = sorted.length ? sorted[Math.floor(sorted.length / 2)] : undefined;
-    const startingAt = startupMs === undefined ? [] : [...this.members.values()]
-      .filter((m) => m.state === 'starting')
-      .map((m) => Math.max(now, m.createdAt + startupMs))
-      .sort((a, b) => a - b);
+    const startingAt =
+      startupMs === undefined
+        ? []
+        : [...this.members.values()]
+            .filter((m) => m.state === 'starting')
+            .map((m) => Math.max(now, m.createdAt + startupMs))
+            .sort((a, b) => a - b);
     const ends = (this.o.sessionEnds?.() ?? []).slice().sort((a, b) => a - b);
     return { now, ...c, startingAt, ends, startupMs };
   }
@@ -571,12 +621,22 @@ export class WarmPool {
   /** Five attempts, 2, 4, 8 and 16 s apart; each failure logged, the last one given up on. */
   private async removeQuietly(id: string, why: string): Promise<void> {
     await retry(() => this.o.runtime.remove(id), {
-      clock: this.o.clock, attempts: 5, firstMs: 2000, maxMs: 16_000,
-      onFailure: (f) => this.o.log?.(`${this.app.name}: removing instance ${id} (${why}) failed, attempt ${f.attempt}: ${errorMessage(f.error)}`, { app: this.app.name, instance: id, attempt: f.attempt }, 'warn'),
+      clock: this.o.clock,
+      attempts: 5,
+      firstMs: 2000,
+      maxMs: 16_000,
+      onFailure: (f) =>
+        this.o.log?.(
+          `${this.app.name}: removing instance ${id} (${why}) failed, attempt ${f.attempt}: ${errorMessage(f.error)}`,
+          { app: this.app.name, instance: id, attempt: f.attempt },
+          'warn',
+        ),
     }).catch(() => {});
   }
 
-  private changed(): void { this.o.onChange?.(); }
+  private changed(): void {
+    this.o.onChange?.();
+  }
 
   // ---- Steering by an admin (admin/api.ts through the Fleet): resize, drain, refresh. ----
   // The targets live in this.app.pool, which reconcile() reads; a change lasts until warmpool restarts.
@@ -585,7 +645,9 @@ export class WarmPool {
   private drainedWarm?: number;
 
   /** No new claims (the fleet refuses them), no ready instances kept; claimed ones go on until their sessions end. */
-  get draining(): boolean { return this.drainedWarm !== undefined; }
+  get draining(): boolean {
+    return this.drainedWarm !== undefined;
+  }
 
   /** The operator's targets: while draining, the warm target that resume restores. */
   targets(): { warm: number; max: number; draining: boolean } {

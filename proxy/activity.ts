@@ -22,7 +22,11 @@ export class ActivityReporter {
   /** Last time pool.activity() was called, per session's traffic record (dies with the record). */
   private readonly reported = new WeakMap<SessionTraffic, number>();
 
-  constructor(private readonly pool: PoolApi, private readonly clock: Clock, readonly coalesceMs = 1000) {}
+  constructor(
+    private readonly pool: PoolApi,
+    private readonly clock: Clock,
+    readonly coalesceMs = 1000,
+  ) {}
 
   now(): number {
     return this.clock.now();

@@ -77,7 +77,8 @@ export function waitUrl(app: string, ticket: string): string {
 
 /** The page's CSP: nothing but inline styles; the waiting page adds its one script (by nonce) and its stream. */
 const CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'";
-const waitingCsp = (nonce: string): string => `default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-${nonce}'; connect-src 'self'; frame-ancestors 'none'`;
+const waitingCsp = (nonce: string): string =>
+  `default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-${nonce}'; connect-src 'self'; frame-ancestors 'none'`;
 
 function json(status: number, code: ErrorCode | null, message: string, extra: Record<string, unknown> = {}): Rendered {
   const body = code === null ? { ...extra } : { error: { code, message }, ...extra };
@@ -112,7 +113,10 @@ export function render(a: Answer, asHtml: boolean): Rendered {
       } else {
         const t = pages.waitingText(a.app, a.line);
         r = json(503, 'POOL_EXHAUSTED', `${t.headline} ${t.detail}`, {
-          wait: url, position: a.line.position, reason: a.line.reason, estimatedWaitMs: a.line.estimatedWaitMs ?? null,
+          wait: url,
+          position: a.line.position,
+          reason: a.line.reason,
+          estimatedWaitMs: a.line.estimatedWaitMs ?? null,
           hint: `request ${url} within a few seconds to keep this place; it is answered the moment an instance is ready`,
         });
         // The place is kept only briefly: come back at once.
@@ -122,9 +126,10 @@ export function render(a: Answer, asHtml: boolean): Rendered {
     }
     case 'line-limited': {
       const title = a.why === 'unused-claims' ? 'Too many unused instances from your network' : 'Too many waiting from your network';
-      const message = a.why === 'unused-claims'
-        ? `${a.limit} instances of ${a.app} opened from your network address have not been used yet. Try again in ${a.retryAfterS} seconds, when they have been used or given back.`
-        : `${a.limit} visitors from your network address are already waiting for ${a.app}. Try again in ${a.retryAfterS} seconds.`;
+      const message =
+        a.why === 'unused-claims'
+          ? `${a.limit} instances of ${a.app} opened from your network address have not been used yet. Try again in ${a.retryAfterS} seconds, when they have been used or given back.`
+          : `${a.limit} visitors from your network address are already waiting for ${a.app}. Try again in ${a.retryAfterS} seconds.`;
       r = asHtml
         ? html(429, pages.limitedPage({ title, message, retrySeconds: a.retryAfterS, retryUrl: `/${a.app}/` }))
         : json(429, 'TOO_MANY', message, { why: a.why, limit: a.limit });
@@ -134,7 +139,10 @@ export function render(a: Answer, asHtml: boolean): Rendered {
     case 'place-lapsed': {
       const message = `That place in line for ${a.app} is not held (it lapsed, or another page holds it).`;
       if (asHtml) {
-        r = html(302, pages.page({ title: 'Joining the line again', body: `<p>${pages.esc(message)}</p>\n<p><a href="${pages.esc(`/${a.app}/`)}">Continue</a></p>` }));
+        r = html(
+          302,
+          pages.page({ title: 'Joining the line again', body: `<p>${pages.esc(message)}</p>\n<p><a href="${pages.esc(`/${a.app}/`)}">Continue</a></p>` }),
+        );
         r.headers.location = `/${a.app}/`;
       } else r = json(410, 'PLACE_LAPSED', message, { retry: `/${a.app}/` });
       break;
@@ -155,7 +163,9 @@ export function render(a: Answer, asHtml: boolean): Rendered {
       break;
     }
     case 'confirm-fresh':
-      r = asHtml ? html(200, pages.confirmFreshPage(a.app)) : json(409, null, '', { confirm: `/${a.app}/?fresh=1`, message: 'open this URL from the same site to end the current session and start a fresh one' });
+      r = asHtml
+        ? html(200, pages.confirmFreshPage(a.app))
+        : json(409, null, '', { confirm: `/${a.app}/?fresh=1`, message: 'open this URL from the same site to end the current session and start a fresh one' });
       break;
     case 'at-capacity': {
       const message = 'warmpool is at capacity right now (too many connections open at once); try again in a few seconds.';
@@ -165,15 +175,21 @@ export function render(a: Answer, asHtml: boolean): Rendered {
     }
     case 'upstream-down': {
       const message = a.timeout ? `Your instance of ${a.app} did not answer in time.` : `Your instance of ${a.app} is not answering.`;
-      r = asHtml ? html(a.timeout ? 504 : 502, pages.upstreamDownPage({ app: a.app, message })) : json(a.timeout ? 504 : 502, 'INSTANCE_NOT_READY', message, { fresh: `/${a.app}/?fresh=1` });
+      r = asHtml
+        ? html(a.timeout ? 504 : 502, pages.upstreamDownPage({ app: a.app, message }))
+        : json(a.timeout ? 504 : 502, 'INSTANCE_NOT_READY', message, { fresh: `/${a.app}/?fresh=1` });
       break;
     }
     case 'pool-stopped':
-      r = asHtml ? html(503, pages.messagePage('Shutting down', `${a.app} is not taking new visitors right now.`)) : json(503, 'POOL_STOPPED', `${a.app} is not taking new visitors right now`);
+      r = asHtml
+        ? html(503, pages.messagePage('Shutting down', `${a.app} is not taking new visitors right now.`))
+        : json(503, 'POOL_STOPPED', `${a.app} is not taking new visitors right now`);
       r.headers['retry-after'] = '30';
       break;
     case 'not-found':
-      r = asHtml ? html(404, pages.messagePage('Not found', 'Nothing is here.')) : json(404, null, '', { error: { code: 'NOT_FOUND', message: 'nothing is here' } });
+      r = asHtml
+        ? html(404, pages.messagePage('Not found', 'Nothing is here.'))
+        : json(404, null, '', { error: { code: 'NOT_FOUND', message: 'nothing is here' } });
       break;
     case 'bad-request':
       r = asHtml ? html(400, pages.messagePage('Bad request', a.message)) : json(400, 'BAD_REQUEST', a.message);

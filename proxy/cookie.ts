@@ -55,10 +55,16 @@ export function loadKeys(env: NodeJS.ProcessEnv, stateDir: string): KeyRing {
     try {
       return readFileSync(file, 'utf8');
     } catch (e) {
-      throw new WarmpoolError('CONFIG_INVALID', `${name}=${file} cannot be read: ${(e as Error).message}`, { hint: 'point it at a readable file holding the key' });
+      throw new WarmpoolError('CONFIG_INVALID', `${name}=${file} cannot be read: ${(e as Error).message}`, {
+        hint: 'point it at a readable file holding the key',
+      });
     }
   };
-  const list = (s: string): string[] => s.split(/[,\n]/).map((x) => x.trim()).filter((x) => x.length > 0);
+  const list = (s: string): string[] =>
+    s
+      .split(/[,\n]/)
+      .map((x) => x.trim())
+      .filter((x) => x.length > 0);
 
   if (env.WARMPOOL_COOKIE_KEY && env.WARMPOOL_COOKIE_KEY_FILE) {
     throw new WarmpoolError('CONFIG_INVALID', 'both WARMPOOL_COOKIE_KEY and WARMPOOL_COOKIE_KEY_FILE are set', { hint: 'set one of them' });
@@ -75,7 +81,9 @@ export function loadKeys(env: NodeJS.ProcessEnv, stateDir: string): KeyRing {
       current = readFileSync(file, 'utf8').trim();
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new WarmpoolError('CONFIG_INVALID', `cannot read the cookie key ${file}: ${(e as Error).message}`, { hint: 'fix its permissions, or set WARMPOOL_COOKIE_KEY' });
+        throw new WarmpoolError('CONFIG_INVALID', `cannot read the cookie key ${file}: ${(e as Error).message}`, {
+          hint: 'fix its permissions, or set WARMPOOL_COOKIE_KEY',
+        });
       }
       current = randomBytes(32).toString('base64url');
       mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -172,7 +180,9 @@ export class CookieCodec {
     if (!key || !given || given.length !== 32) return { ok: false, reason: 'bad-signature' };
     const expected = mac(key, value.slice(0, value.length - sig.length - 1));
     if (!timingSafeEqual(expected, given)) return { ok: false, reason: 'bad-signature' };
-    const session = unb64(s), instance = unb64(i), appName = unb64(a);
+    const session = unb64(s),
+      instance = unb64(i),
+      appName = unb64(a);
     const issued = /^[0-9a-z]{1,12}$/.test(t) ? parseInt(t, 36) : NaN;
     if (!session || !instance || !appName || !Number.isFinite(issued)) return { ok: false, reason: 'malformed' };
     return { ok: true, payload: { session, instance, app: appName, issued } };

@@ -43,7 +43,11 @@ export class DescriptorAlarm {
   private last = Number.NEGATIVE_INFINITY;
   private missed = 0;
 
-  constructor(private readonly log: Log | undefined, private readonly now: () => number, private readonly everyMs = 10_000) {}
+  constructor(
+    private readonly log: Log | undefined,
+    private readonly now: () => number,
+    private readonly everyMs = 10_000,
+  ) {}
 
   exhausted(): void {
     const t = this.now();
@@ -53,7 +57,11 @@ export class DescriptorAlarm {
     }
     const limit = openFilesLimit();
     const more = this.missed ? ` (${this.missed} more since the last line)` : '';
-    this.log?.(`out of file descriptors${limit ? ` (limit ${limit.soft})` : ''}: visitors get the at-capacity page${more}; raise the open-files limit (ulimit -n, LimitNOFILE, docker --ulimit nofile)`, undefined, 'error');
+    this.log?.(
+      `out of file descriptors${limit ? ` (limit ${limit.soft})` : ''}: visitors get the at-capacity page${more}; raise the open-files limit (ulimit -n, LimitNOFILE, docker --ulimit nofile)`,
+      undefined,
+      'error',
+    );
     this.last = t;
     this.missed = 0;
   }

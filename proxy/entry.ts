@@ -67,7 +67,11 @@ export async function entry(req: IncomingMessage, app: AppConfig, visit: Visit, 
     try {
       await d.pool.end(current.target.session, 'fresh-requested');
     } catch (e) {
-      d.log?.(`could not end session ${current.target.session} for a fresh one: ${(e as Error).message}`, { app: app.name, session: current.target.session }, 'warn');
+      d.log?.(
+        `could not end session ${current.target.session} for a fresh one: ${(e as Error).message}`,
+        { app: app.name, session: current.target.session },
+        'warn',
+      );
     }
   }
 
@@ -81,13 +85,23 @@ export async function entry(req: IncomingMessage, app: AppConfig, visit: Visit, 
       case 'session':
         return admitted(app, r.target, secure, d);
       case 'limited':
-        return { kind: 'answer', answer: { kind: 'line-limited', app: app.name, why: r.why, limit: r.limit, retryAfterS: Math.max(1, Math.ceil(r.retryAfterMs / 1000)) } };
+        return {
+          kind: 'answer',
+          answer: { kind: 'line-limited', app: app.name, why: r.why, limit: r.limit, retryAfterS: Math.max(1, Math.ceil(r.retryAfterMs / 1000)) },
+        };
       case 'queued':
         if (wantsHtml(req)) return { kind: 'answer', answer: { kind: 'waiting', app: app.name, ticket: r.ticket, line: r.line } };
         return await held(app, r.ticket, secure, d);
     }
   } catch (e) {
-    return { kind: 'answer', answer: answerForError(e, app.name, d.pool.apps().map((a) => a.name)) };
+    return {
+      kind: 'answer',
+      answer: answerForError(
+        e,
+        app.name,
+        d.pool.apps().map((a) => a.name),
+      ),
+    };
   }
 }
 
@@ -100,7 +114,10 @@ async function held(app: AppConfig, ticket: string, secure: boolean, d: EntryDep
     case 'timeout':
       return { kind: 'answer', answer: { kind: 'waiting', app: app.name, ticket: w.ticket, line: w.line } };
     case 'limited':
-      return { kind: 'answer', answer: { kind: 'line-limited', app: app.name, why: w.why, limit: w.limit, retryAfterS: Math.max(1, Math.ceil(w.retryAfterMs / 1000)) } };
+      return {
+        kind: 'answer',
+        answer: { kind: 'line-limited', app: app.name, why: w.why, limit: w.limit, retryAfterS: Math.max(1, Math.ceil(w.retryAfterMs / 1000)) },
+      };
     case 'gone':
       return { kind: 'answer', answer: { kind: 'place-lapsed', app: app.name } };
   }

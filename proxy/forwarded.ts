@@ -82,7 +82,10 @@ export function visitOf(req: IncomingMessage, trust: TrustedProxies): Visit {
     if (xff) {
       const chain = Array.isArray(xff) ? xff.join(', ') : xff;
       forwardedFor = `${chain}, ${peer}`;
-      const hops = chain.split(',').map((h) => h.trim()).filter((h) => h !== '');
+      const hops = chain
+        .split(',')
+        .map((h) => h.trim())
+        .filter((h) => h !== '');
       for (let i = hops.length - 1; i >= 0; i--) {
         visitor = normalizeIp(hops[i]!);
         if (!trust.has(visitor)) break;

@@ -13,8 +13,17 @@ import { leaksSecret, secretHeaderValue, withSecretQuery, withoutQueryParam } fr
  * The headers named in Connection are dropped as well.
  */
 const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade', 'trailer',
-  'proxy-authenticate', 'proxy-authorization', 'http2-settings', 'expect',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'transfer-encoding',
+  'upgrade',
+  'trailer',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'http2-settings',
+  'expect',
 ]);
 
 /** Headers the proxy sets itself: the visitor's copies are dropped, not trusted. */
@@ -26,10 +35,11 @@ function connectionTokens(values: string[] | undefined): Set<string> | undefined
   // The common values name no other header (keep-alive is hop-by-hop anyway): no Set per message.
   if (values.length === 1 && isPlainConnection(values[0]!)) return undefined;
   const out = new Set<string>();
-  for (const v of values) for (const t of v.split(',')) {
-    const tok = t.trim().toLowerCase();
-    if (tok) out.add(tok);
-  }
+  for (const v of values)
+    for (const t of v.split(',')) {
+      const tok = t.trim().toLowerCase();
+      if (tok) out.add(tok);
+    }
   return out;
 }
 

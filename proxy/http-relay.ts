@@ -178,13 +178,23 @@ type LaneSocket = Socket & { [LANE]?: Lane };
 
 // Shared listeners (not closures per request); each finds its exchange through a symbol.
 /** res 'close': the visitor went away, or the exchange ended. */
-function onResClose(this: TrackedRes): void { this[EXCHANGE]?.clientClosed(); }
+function onResClose(this: TrackedRes): void {
+  this[EXCHANGE]?.clientClosed();
+}
 /** res 'drain': the visitor caught up, read from the instance again. */
-function onResDrain(this: TrackedRes): void { this[EXCHANGE]?.conn?.socket.resume(); }
-function onReqData(this: TrackedReq, chunk: Buffer): void { this[EXCHANGE]?.bodyData(chunk); }
-function onReqEnd(this: TrackedReq): void { this[EXCHANGE]?.bodyEnd(); }
+function onResDrain(this: TrackedRes): void {
+  this[EXCHANGE]?.conn?.socket.resume();
+}
+function onReqData(this: TrackedReq, chunk: Buffer): void {
+  this[EXCHANGE]?.bodyData(chunk);
+}
+function onReqEnd(this: TrackedReq): void {
+  this[EXCHANGE]?.bodyEnd();
+}
 /** The client connection closed: exchanges still waiting their turn on it are dropped, never sent. */
-function onLaneClose(this: LaneSocket): void { this[LANE]?.abandon(); }
+function onLaneClose(this: LaneSocket): void {
+  this[LANE]?.abandon();
+}
 function ignore(): void {}
 
 const CRLF = '\r\n';
@@ -424,7 +434,15 @@ class Exchange implements ConnUser {
     if (this.step === Step.Done) return;
     // A kept-alive connection the instance had just closed: a request that changes nothing and
     // carries no body is safe to send once more; a POST might already have been acted on.
-    if (retryable && this.step === Step.Requested && !this.hasBody && !this.retried && IDEMPOTENT.has(this.req.method!) && !this.relay.isClosed && !this.up.closed) {
+    if (
+      retryable &&
+      this.step === Step.Requested &&
+      !this.hasBody &&
+      !this.retried &&
+      IDEMPOTENT.has(this.req.method!) &&
+      !this.relay.isClosed &&
+      !this.up.closed
+    ) {
       this.retried = true;
       this.step = Step.Connecting;
       this.up.connect(this);
@@ -436,7 +454,11 @@ class Exchange implements ConnUser {
     const code = err.code ?? err.message;
     // A response that breaks HTTP, or a header Node refuses to forward: the instance's fault, worth a line.
     if (code === 'UPSTREAM_BAD_RESPONSE' || code.startsWith('ERR_')) {
-      this.relay.o.log?.(`relaying ${req.method} ${t.rest.split('?')[0]} to ${t.app.name} instance ${t.target.instanceId} (${this.up.origin}) failed: ${err.message}`, { app: t.app.name, instance: t.target.instanceId, session: t.target.session, code }, 'warn');
+      this.relay.o.log?.(
+        `relaying ${req.method} ${t.rest.split('?')[0]} to ${t.app.name} instance ${t.target.instanceId} (${this.up.origin}) failed: ${err.message}`,
+        { app: t.app.name, instance: t.target.instanceId, session: t.target.session, code },
+        'warn',
+      );
     }
     this.relay.o.pool.event(t.target.session, 'upstream-error', { code, path: t.rest.split('?')[0], responded });
     if (!responded && !res.headersSent) {

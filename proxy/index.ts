@@ -89,7 +89,15 @@ export function createProxy(o: ProxyOptions): Proxy {
   const reporter = new ActivityReporter(pool, clock, o.activityCoalesceMs ?? 1000);
   const limits = config.relay;
   const fds = new DescriptorAlarm(log, () => clock.now());
-  const http = new HttpRelay({ pool, clock, reporter, log, fds, headersTimeoutMs: o.headersTimeoutMs, maxConnectionsPerInstance: limits.upstreamConnectionsPerInstance });
+  const http = new HttpRelay({
+    pool,
+    clock,
+    reporter,
+    log,
+    fds,
+    headersTimeoutMs: o.headersTimeoutMs,
+    maxConnectionsPerInstance: limits.upstreamConnectionsPerInstance,
+  });
   const ws = new WsRelay({ pool, reporter, log, fds, handshakeTimeoutMs: o.wsHandshakeTimeoutMs, perSession: limits.websocketsPerSession });
   const streams = new WaitingStreams({ pool, clock, log });
   /** Entry requests in progress (a held one waits in line): aborted when their visitor leaves, or on close(). */
@@ -114,7 +122,11 @@ export function createProxy(o: ProxyOptions): Proxy {
     if (target.traffic.firstSeen === undefined) target.traffic.firstSeen = clock.now();
   };
   const relayTarget = (app: AppConfig, rest: string, visit: Visit, target: RelayTarget['target']): RelayTarget => ({
-    app, rest, visit, target, classifier: classifierOf(app),
+    app,
+    rest,
+    visit,
+    target,
+    classifier: classifierOf(app),
   });
 
   function handleRequest(req: IncomingMessage, res: ServerResponse, next?: () => void): boolean {
@@ -165,7 +177,11 @@ export function createProxy(o: ProxyOptions): Proxy {
       return;
     }
     pool.health().then(
-      (h) => send(h.ok && !closed, { engines: h.engines.map((e) => ({ runtime: e.runtime, reachable: e.reachable })), pools: h.pools.map((p) => ({ app: p.app, state: p.state, canServe: p.canServe, ready: p.ready })) }),
+      (h) =>
+        send(h.ok && !closed, {
+          engines: h.engines.map((e) => ({ runtime: e.runtime, reachable: e.reachable })),
+          pools: h.pools.map((p) => ({ app: p.app, state: p.state, canServe: p.canServe, ready: p.ready })),
+        }),
       (e: unknown) => {
         log?.(`health check failed: ${(e as Error)?.stack ?? String(e)}`, undefined, 'error');
         send(false, { error: 'health check failed' });

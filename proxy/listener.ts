@@ -25,7 +25,12 @@ export interface PublicServerOptions {
 const KEEP_ALIVE_MS = 65_000;
 
 /** Node's options for the public server, from the relay limits. */
-export function serverOptions(limits: RelayLimits): { maxHeaderSize: number; headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number } {
+export function serverOptions(limits: RelayLimits): {
+  maxHeaderSize: number;
+  headersTimeout: number;
+  requestTimeout: number;
+  connectionsCheckingInterval: number;
+} {
   return {
     maxHeaderSize: limits.headerBytes,
     headersTimeout: limits.headerTimeoutMs,
@@ -60,7 +65,10 @@ function firstRequestSeen(socket: Socket): void {
   if (socket.timeout) socket.setTimeout(0);
 }
 
-const TOO_MANY = render({ kind: 'too-many', message: 'too many connections from your network address at once; close some tabs and try again', retryAfterS: 5 }, false);
+const TOO_MANY = render(
+  { kind: 'too-many', message: 'too many connections from your network address at once; close some tabs and try again', retryAfterS: 5 },
+  false,
+);
 
 /**
  * Admits a new connection only while its address holds fewer than `max`. Node's own connection

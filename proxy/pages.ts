@@ -56,7 +56,11 @@ export function roughDuration(ms: number): string {
   return `about ${h} hours`;
 }
 
-export interface WaitingText { headline: string; place: string; detail: string }
+export interface WaitingText {
+  headline: string;
+  place: string;
+  detail: string;
+}
 
 /** What the waiting page says, for the page itself and for each update its stream brings. */
 export function waitingText(app: string, l: LineStatus): WaitingText {
@@ -73,7 +77,10 @@ export function waitingText(app: string, l: LineStatus): WaitingText {
       return {
         headline: `The class is full: all ${l.max} instances of ${app} are in use.`,
         place,
-        detail: ms === undefined ? 'A place frees up when one of the sessions ends.' : `A place should free up in ${roughDuration(ms)}, when the earliest session ends.`,
+        detail:
+          ms === undefined
+            ? 'A place frees up when one of the sessions ends.'
+            : `A place should free up in ${roughDuration(ms)}, when the earliest session ends.`,
       };
     case 'unused-claims':
       return {

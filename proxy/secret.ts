@@ -66,7 +66,9 @@ function formsOf(secret: string): SecretForms {
   const needles = new Set<string>([secret, encodeURIComponent(secret)]);
   const bytes = Buffer.from(secret, 'utf8');
   for (let k = 0; k < 3; k++) {
-    const b64 = Buffer.concat([Buffer.alloc(k), bytes]).toString('base64').replace(/=+$/, '');
+    const b64 = Buffer.concat([Buffer.alloc(k), bytes])
+      .toString('base64')
+      .replace(/=+$/, '');
     // Characters that carry only secret bits: skip those mixing in the k leading bytes, and the
     // last one if it mixes in whatever byte follows the secret.
     const from = k === 0 ? 0 : k === 1 ? 2 : 3;

@@ -8,7 +8,7 @@ import { clearCookieHeader, cookieName, readCookies, type CookieCodec, type Cook
 
 export type SessionLookup =
   | { ok: true; target: SessionTarget; cookie: CookiePayload }
-  | { ok: false; answer: Answer; /** a cookie was sent (valid or not) */ present: boolean };
+  | { ok: false; answer: Answer /** a cookie was sent (valid or not) */; present: boolean };
 
 export function readSession(req: IncomingMessage, app: string, codec: CookieCodec, pool: PoolApi, secure: boolean): SessionLookup {
   const raw = readCookies(req.headers.cookie, cookieName(app));

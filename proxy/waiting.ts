@@ -37,7 +37,9 @@ export class WaitingStreams {
   constructor(private readonly o: WaitingStreamsOptions) {}
 
   /** Streams open now. */
-  get size(): number { return this.open.size; }
+  get size(): number {
+    return this.open.size;
+  }
 
   stream(req: IncomingMessage, res: ServerResponse, app: AppConfig, ticket: string): void {
     const root = `/${app.name}/`;

@@ -59,7 +59,13 @@ export class Handshake implements ResponseHandler {
   private body: Buffer[] = [];
   private bodySize = 0;
 
-  constructor(private readonly relay: WsRelay, private readonly req: IncomingMessage, private readonly client: HsSocket, private readonly head: Buffer, private readonly t: RelayTarget) {
+  constructor(
+    private readonly relay: WsRelay,
+    private readonly req: IncomingMessage,
+    private readonly client: HsSocket,
+    private readonly head: Buffer,
+    private readonly t: RelayTarget,
+  ) {
     const target = t.target;
     const up = connect({ host: target.host, port: target.port, noDelay: true }) as HsSocket;
     this.upstream = up;
@@ -122,8 +128,9 @@ export class Handshake implements ResponseHandler {
       if (k === 'connection' || k === 'keep-alive' || k === 'transfer-encoding' || k === 'content-length' || k === 'upgrade') continue;
       const v = p.headers[k]!;
       // Repeated fields as node:http gave them before: Set-Cookie as a list, any other joined.
-      const vals = (typeof v === 'string' ? [v] : k === 'set-cookie' ? v : [v.join(', ')])
-        .filter((x) => !(secret && leaksSecret(x, secret)) && !(k === 'set-cookie' && setsWarmpoolCookie(x)));
+      const vals = (typeof v === 'string' ? [v] : k === 'set-cookie' ? v : [v.join(', ')]).filter(
+        (x) => !(secret && leaksSecret(x, secret)) && !(k === 'set-cookie' && setsWarmpoolCookie(x)),
+      );
       if (vals.length) headers[k] = vals.length === 1 ? vals[0]! : vals;
     }
     const body = Buffer.concat(this.body).subarray(0, REFUSAL_BODY_LIMIT).toString('utf8');
@@ -162,7 +169,11 @@ export class Handshake implements ResponseHandler {
   /** The instance's answer breaks HTTP (or is no WebSocket switch): logged, then refused as a failed upstream. */
   private broken(e: Error): void {
     const t = this.t;
-    this.relay.o.log?.(`websocket handshake for ${t.rest.split('?')[0]} with ${t.app.name} instance ${t.target.instanceId} (${t.target.host}:${t.target.port}) failed: ${e.message}`, { app: t.app.name, instance: t.target.instanceId, session: t.target.session }, 'warn');
+    this.relay.o.log?.(
+      `websocket handshake for ${t.rest.split('?')[0]} with ${t.app.name} instance ${t.target.instanceId} (${t.target.host}:${t.target.port}) failed: ${e.message}`,
+      { app: t.app.name, instance: t.target.instanceId, session: t.target.session },
+      'warn',
+    );
     this.fail(false, (e as UpstreamProtocolError).code ?? e.message);
   }
 
@@ -216,7 +227,12 @@ export class Handshake implements ResponseHandler {
     // reach the browser), and WebSocket bytes that came in the same read, in one write.
     client.cork();
     client.write(Buffer.from(responseHead(p, t.target.secret), 'latin1'));
-    new Link(this.relay, client, upstream, t).start(this.head, rest, single(p.headers['sec-websocket-protocol']), single(p.headers['sec-websocket-extensions']));
+    new Link(this.relay, client, upstream, t).start(
+      this.head,
+      rest,
+      single(p.headers['sec-websocket-protocol']),
+      single(p.headers['sec-websocket-extensions']),
+    );
     client.uncork();
   }
 }

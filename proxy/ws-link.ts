@@ -55,7 +55,12 @@ export class Link {
   private outCtl = 0;
   private outMsgs = 0;
 
-  constructor(private readonly relay: WsRelay, readonly client: LinkSocket, readonly upstream: LinkSocket, private readonly t: RelayTarget) {
+  constructor(
+    private readonly relay: WsRelay,
+    readonly client: LinkSocket,
+    readonly upstream: LinkSocket,
+    private readonly t: RelayTarget,
+  ) {
     const { reporter, log } = relay.o;
     const target = t.target;
     this.traffic = target.traffic;
@@ -79,7 +84,11 @@ export class Link {
       onDesync: (reason) => {
         // Cannot tell keepalives from people any more: count every later chunk as activity (never reap a person).
         this.undecodable = true;
-        log?.(`websocket of session ${target.session}: frame tap stopped (${reason}); its traffic counts as activity from now on`, { app: target.app, instance: target.instanceId, session: target.session });
+        log?.(`websocket of session ${target.session}: frame tap stopped (${reason}); its traffic counts as activity from now on`, {
+          app: target.app,
+          instance: target.instanceId,
+          session: target.session,
+        });
       },
     });
     // Instance → client: counted only; server pushes never count as activity.

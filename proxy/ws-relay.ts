@@ -87,11 +87,16 @@ export class WsRelay {
   /** Destroys every socket (shutdown); resolves once all of them have closed. */
   async close(): Promise<void> {
     const all = [...this.live];
-    await Promise.all(all.map((s) => new Promise<void>((resolve) => {
-      if (!this.live.has(s)) return resolve();
-      s.once('close', () => resolve());
-      s.destroy();
-    })));
+    await Promise.all(
+      all.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            if (!this.live.has(s)) return resolve();
+            s.once('close', () => resolve());
+            s.destroy();
+          }),
+      ),
+    );
   }
 
   track(s: Tracked): void {

@@ -55,7 +55,10 @@ const outLock = {
   version: root.version,
   lockfileVersion: 3,
   requires: true,
-  packages: { '': { name: root.name, version: root.version, devDependencies: versions }, ...Object.fromEntries([...keep].sort(([a], [b]) => a.localeCompare(b))) },
+  packages: {
+    '': { name: root.name, version: root.version, devDependencies: versions },
+    ...Object.fromEntries([...keep].sort(([a], [b]) => a.localeCompare(b))),
+  },
 };
 mkdirSync(out, { recursive: true });
 writeFileSync(join(out, 'package.json'), `${JSON.stringify(root, null, 2)}\n`);

@@ -23,7 +23,9 @@ const args = process.argv.slice(2);
 const unit = args.includes('--unit');
 const only = args.filter((a) => a !== '--unit');
 const stem = (f) => f.replace(/^.*[/\\]/, '').replace(/\.test\.js$/, '');
-let files = find('dist/test').filter((f) => only.length === 0 || only.some((o) => f.includes(o))).sort();
+let files = find('dist/test')
+  .filter((f) => only.length === 0 || only.some((o) => f.includes(o)))
+  .sort();
 if (unit) {
   const missing = UNIT_LANE.filter((s) => !files.some((f) => stem(f) === s));
   if (missing.length) {

@@ -80,7 +80,10 @@ ${apps}
   const rt = new ProcessRuntime({ deployment: 'activity-e2e', ports: new PortAllocator(44000, 44999), stateDir, pollMs: 100 });
   const log = new TeeLog(new JsonlTrafficLog(logDir));
   const wp = await createWarmpool(config, {
-    clock, runtimes: { process: rt }, trafficLog: log, log: () => undefined,
+    clock,
+    runtimes: { process: rt },
+    trafficLog: log,
+    log: () => undefined,
     env: { WARMPOOL_COOKIE_KEY: 'activity-e2e-cookie-key-0123456789abcdef' },
   });
   const removed: number[] = [];
@@ -95,7 +98,11 @@ ${apps}
     assert.equal(wp.openSockets(), 0, 'proxy sockets back to zero');
     await closeServer(server);
     const left = (await rt.list()).filter((r) => r.running);
-    assert.deepEqual(left.map((r) => r.instanceId), [], 'no instance process left behind');
+    assert.deepEqual(
+      left.map((r) => r.instanceId),
+      [],
+      'no instance process left behind',
+    );
   });
   for (const app of wp.config.apps) await waitForStatus(wp.fleet, app.name, (s) => s.ready === app.pool.warm);
   return { wp, rt, clock, url: `http://127.0.0.1:${port}`, log, logDir, removed };
@@ -185,7 +192,12 @@ class PlutoTab {
   private nextBond: number;
   bonds = 0;
 
-  constructor(private readonly w: World, private readonly s: Session, readonly c: PlutoClient, private readonly bondEveryMs = 0) {
+  constructor(
+    private readonly w: World,
+    private readonly s: Session,
+    readonly c: PlutoClient,
+    private readonly bondEveryMs = 0,
+  ) {
     const now = w.clock.now();
     this.nextPing = now + 28 * SEC;
     this.nextBurst = now + MIN;
@@ -236,7 +248,10 @@ class JupyterTab {
   polls = 0;
 
   constructor(
-    private readonly w: World, private readonly s: Session, readonly k: JupyterClient, private readonly headers: Record<string, string>,
+    private readonly w: World,
+    private readonly s: Session,
+    readonly k: JupyterClient,
+    private readonly headers: Record<string, string>,
     private readonly o: { executeEveryMs?: number; pongEveryMs: number },
   ) {
     const now = w.clock.now();
@@ -244,7 +259,9 @@ class JupyterTab {
     this.nextSlow = now + 61 * SEC;
     this.nextExec = o.executeEveryMs ? now + o.executeEveryMs : Infinity;
     this.nextPong = now + o.pongEveryMs;
-    void k.closed.then((c) => { this.closedWith = c; });
+    void k.closed.then((c) => {
+      this.closedWith = c;
+    });
   }
 
   async runTo(until: number): Promise<void> {
@@ -315,7 +332,10 @@ describe('idle and active tabs, reaped on the injected clock (process runtime, r
     await tab.runTo(deadline + SEC);
     const e = assertReaped(w, s, 'idle', deadline);
     assert.equal((e.summary as { activeMs: number }).activeMs, 0, 'no active time at all');
-    assert.ok(w.log.entries.some((e) => e.type === 'idle' && e.session === s.id && e.t === T0 + MIN), 'noted idle after a minute');
+    assert.ok(
+      w.log.entries.some((e) => e.type === 'idle' && e.session === s.id && e.t === T0 + MIN),
+      'noted idle after a minute',
+    );
     const closed = await c.closed;
     assert.notEqual(closed.code, 1000, 'the reaped instance dropped the tab');
 
@@ -428,7 +448,9 @@ describe('idle and active tabs, reaped on the injected clock (process runtime, r
     const { jar, session: s } = await visit(w, 'demo');
     const c = await PlutoClient.open(`${w.url}/demo/`, { cookie: jar.header('/demo/') });
     let pushes = 0;
-    c.onPush = () => { pushes++; };
+    c.onPush = () => {
+      pushes++;
+    };
     const t = s.target.traffic;
     // Each simulated minute, at least one more push reaches the tab through the proxy before the clock moves on.
     for (let m = 1; m < 20; m++) {
@@ -462,11 +484,22 @@ function parseCsv(text: string): string[][] {
   for (let i = 0; i < text.length; i++) {
     const ch = text[i]!;
     if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') { field += '"'; i++; } else if (ch === '"') quoted = false;
+      if (ch === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
       else field += ch;
     } else if (ch === '"') quoted = true;
-    else if (ch === ',') { row.push(field); field = ''; } else if (ch === '\r') continue;
-    else if (ch === '\n') { row.push(field); rows.push(row); row = []; field = ''; } else field += ch;
+    else if (ch === ',') {
+      row.push(field);
+      field = '';
+    } else if (ch === '\r') continue;
+    else if (ch === '\n') {
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+    } else field += ch;
   }
   return rows;
 }
@@ -484,7 +517,12 @@ describe('per-session accounting', () => {
     let httpOut = 0;
     let httpIn = 0;
     const relayed = async (method: string, path: string, status: number, body?: string) => {
-      const r = await request(`${w.url}/demo${path}`, { jar, method, body, headers: { accept: 'text/html', ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) } });
+      const r = await request(`${w.url}/demo${path}`, {
+        jar,
+        method,
+        body,
+        headers: { accept: 'text/html', ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+      });
       assert.equal(r.status, status, `${method} ${path}`);
       httpOut += r.body.length;
       httpIn += body ? Buffer.byteLength(body) : 0;
@@ -597,7 +635,8 @@ describe('per-session accounting', () => {
     assert.match(shown, new RegExp(`messages in +${nMsg}, by type:`));
     for (const [type, n] of Object.entries(messagesIn)) assert.match(shown, new RegExp(`\\n {4}${type} +${n}\\n`), `${type} ${n}`);
     assert.match(shown, /messages out +29/);
-    for (const type of ['claimed', 'first-request', 'ws-open', 'ws-close', 'idle', 'ended']) assert.match(shown, new RegExp(`  ${type}( |$)`, 'm'), `timeline has ${type}`);
+    for (const type of ['claimed', 'first-request', 'ws-open', 'ws-close', 'idle', 'ended'])
+      assert.match(shown, new RegExp(`  ${type}( |$)`, 'm'), `timeline has ${type}`);
 
     const csv = parseCsv(cli('--csv', '--dir', w.logDir));
     assert.equal(csv.length, 2);
@@ -607,7 +646,17 @@ describe('per-session accounting', () => {
     assert.equal(row.claimed_at, new Date(T0).toISOString());
     assert.equal(row.duration_ms, String(closedAt + GRACE - T0));
     assert.deepEqual(
-      [row.requests, row.bytes_in, row.bytes_out, row.messages_in, row.messages_out, row.frames_in_control, row.frames_in_data, row.frames_out_control, row.frames_out_data],
+      [
+        row.requests,
+        row.bytes_in,
+        row.bytes_out,
+        row.messages_in,
+        row.messages_out,
+        row.frames_in_control,
+        row.frames_in_data,
+        row.frames_out_control,
+        row.frames_out_data,
+      ],
       [nReq, httpIn + wsIn, httpOut + wsOut, nMsg, 29, 4, 30, 4, 29].map(String),
     );
     assert.deepEqual(JSON.parse(row.requests_by_kind!), requests);

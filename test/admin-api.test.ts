@@ -34,7 +34,10 @@ test('reads: apps, live sessions with traffic and deadlines, a timeline from the
     let apps = (await w.api('GET', '/api/apps')).json.apps;
     assert.equal(apps.length, 1);
     const a = apps[0];
-    assert.deepEqual([a.name, a.runtime, a.health, a.ready, a.starting, a.claimed, a.failed, a.warm, a.max, a.draining, a.live], ['demo', 'process', 'ok', 2, 0, 0, 0, 2, 3, false, 0]);
+    assert.deepEqual(
+      [a.name, a.runtime, a.health, a.ready, a.starting, a.claimed, a.failed, a.warm, a.max, a.draining, a.live],
+      ['demo', 'process', 'ok', 2, 0, 0, 0, 2, 3, false, 0],
+    );
     assert.equal(a.history.claims.length, 60);
 
     const jar = await w.enter();
@@ -81,7 +84,7 @@ test('reads: apps, live sessions with traffic and deadlines, a timeline from the
     await c.close().catch(() => undefined);
     const after = await stream.next((x) => x.sessions.length === 0 && x.recent.ends.length === 1);
     assert.deepEqual([after.recent.ends[0].session, after.recent.ends[0].reason], [s.id, 'admin']);
-    assert.ok(after.recent.ends[0].bytesOut > 15_000, 'the summary\'s traffic');
+    assert.ok(after.recent.ends[0].bytesOut > 15_000, "the summary's traffic");
 
     const ended = (await w.api('GET', `/api/sessions/${s.id}`)).json;
     assert.equal(ended.live, null);
@@ -116,7 +119,7 @@ test('refresh replaces only unclaimed instances; the claimed one keeps serving i
   assert.ok(running.includes(claimed), 'the claimed instance is still running');
   assert.equal(running.length, 3);
   const still = await request(`${w.url}/demo/open?path=webapp.jl`, { jar, headers: { accept: 'text/html' } });
-  assert.equal(still.status, 302, 'the student\'s instance still answers through the proxy');
+  assert.equal(still.status, 302, "the student's instance still answers through the proxy");
   assert.equal(w.wp.fleet.liveSessions()[0]!.member.id, claimed);
   assert.ok(w.logs.some((l) => /refreshed by an admin: replacing 2 unclaimed instance/.test(l)));
 });

@@ -16,7 +16,9 @@ import { closeServer, listen, request } from './helpers/http.js';
 
 const TOKEN = 'admin-token-0123456789abcdef';
 const dirs: string[] = [];
-after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 function config(extra = '') {
   const stateDir = mkdtempSync(join(tmpdir(), 'wp-admin-auth-'));
@@ -33,7 +35,13 @@ apps:
 `);
 }
 
-interface Up { wp: Warmpool; publicUrl: string; adminUrl?: string; logs: string[]; close(): Promise<void> }
+interface Up {
+  wp: Warmpool;
+  publicUrl: string;
+  adminUrl?: string;
+  logs: string[];
+  close(): Promise<void>;
+}
 
 async function up(extra: string, env: NodeJS.ProcessEnv): Promise<Up> {
   const logs: string[] = [];
@@ -43,7 +51,10 @@ async function up(extra: string, env: NodeJS.ProcessEnv): Promise<Up> {
   const admin = wp.admin?.createServer();
   const adminPort = admin ? await listen(admin) : undefined;
   return {
-    wp, logs, publicUrl: `http://127.0.0.1:${port}`, adminUrl: adminPort ? `http://127.0.0.1:${adminPort}` : undefined,
+    wp,
+    logs,
+    publicUrl: `http://127.0.0.1:${port}`,
+    adminUrl: adminPort ? `http://127.0.0.1:${adminPort}` : undefined,
     async close() {
       await wp.close();
       await closeServer(pub);
@@ -62,7 +73,11 @@ test('loadAdminToken: from the variable or the file; none is off; both, unreadab
   dirs.push(dir);
   writeFileSync(join(dir, 'token'), TOKEN + '\n');
   assert.equal(loadAdminToken({ WARMPOOL_ADMIN_TOKEN_FILE: join(dir, 'token') }), TOKEN);
-  const refused = (env: NodeJS.ProcessEnv, re: RegExp) => assert.throws(() => loadAdminToken(env), (e: unknown) => isWarmpoolError(e, 'CONFIG_INVALID') && re.test((e as Error).message));
+  const refused = (env: NodeJS.ProcessEnv, re: RegExp) =>
+    assert.throws(
+      () => loadAdminToken(env),
+      (e: unknown) => isWarmpoolError(e, 'CONFIG_INVALID') && re.test((e as Error).message),
+    );
   refused({ WARMPOOL_ADMIN_TOKEN: TOKEN, WARMPOOL_ADMIN_TOKEN_FILE: join(dir, 'token') }, /both WARMPOOL_ADMIN_TOKEN and WARMPOOL_ADMIN_TOKEN_FILE are set/);
   refused({ WARMPOOL_ADMIN_TOKEN_FILE: join(dir, 'nope') }, /WARMPOOL_ADMIN_TOKEN_FILE=.*nope cannot be read/);
   refused({ WARMPOOL_ADMIN_TOKEN: 'short' }, new RegExp(`is 5 characters; expected at least ${MIN_TOKEN_LENGTH} characters`));
@@ -73,7 +88,18 @@ test('TokenCheck: only "Bearer <the token>"', () => {
   const c = new TokenCheck(TOKEN);
   assert.equal(c.authorizes(`Bearer ${TOKEN}`), true);
   assert.equal(c.authorizes(`bearer ${TOKEN}`), true, 'the scheme is case-insensitive (RFC 9110)');
-  for (const h of [undefined, '', 'Bearer', 'Bearer ', `Basic ${TOKEN}`, `Bearer ${TOKEN}x`, `Bearer ${TOKEN.slice(0, -1)}`, `Bearer ${TOKEN} extra`, TOKEN, `Bearer ${TOKEN.toUpperCase()}`]) {
+  for (const h of [
+    undefined,
+    '',
+    'Bearer',
+    'Bearer ',
+    `Basic ${TOKEN}`,
+    `Bearer ${TOKEN}x`,
+    `Bearer ${TOKEN.slice(0, -1)}`,
+    `Bearer ${TOKEN} extra`,
+    TOKEN,
+    `Bearer ${TOKEN.toUpperCase()}`,
+  ]) {
     assert.equal(c.authorizes(h), false, String(h));
   }
 });
@@ -81,7 +107,17 @@ test('TokenCheck: only "Bearer <the token>"', () => {
 test('the admin listener: missing and wrong tokens get 401 on every protected path, the right one gets through', async () => {
   const u = await up('admin: { port: 0 }', { WARMPOOL_ADMIN_TOKEN: TOKEN });
   try {
-    const protectedPaths: [string, string][] = [['GET', '/api/apps'], ['GET', '/api/state'], ['GET', '/api/sessions'], ['GET', '/metrics'], ['GET', '/api/events'], ['POST', '/api/apps/demo/refresh'], ['POST', '/api/sessions/x/end'], ['GET', '/api/nothing'], ['GET', '/anything']];
+    const protectedPaths: [string, string][] = [
+      ['GET', '/api/apps'],
+      ['GET', '/api/state'],
+      ['GET', '/api/sessions'],
+      ['GET', '/metrics'],
+      ['GET', '/api/events'],
+      ['POST', '/api/apps/demo/refresh'],
+      ['POST', '/api/sessions/x/end'],
+      ['GET', '/api/nothing'],
+      ['GET', '/anything'],
+    ];
     for (const [method, path] of protectedPaths) {
       for (const headers of [{}, bearer('wrong-token-0123456789abcdef'), { authorization: `Basic ${Buffer.from(`admin:${TOKEN}`).toString('base64')}` }]) {
         const r = await request(`${u.adminUrl}${path}`, { method, headers });
@@ -93,7 +129,10 @@ test('the admin listener: missing and wrong tokens get 401 on every protected pa
     assert.equal((await request(`${u.adminUrl}/api/apps?token=${TOKEN}`)).status, 401, 'never from the query string');
     const ok = await request(`${u.adminUrl}/api/apps`, { headers: bearer(TOKEN) });
     assert.equal(ok.status, 200);
-    assert.deepEqual(JSON.parse(ok.text).apps.map((a: { name: string }) => a.name), ['demo']);
+    assert.deepEqual(
+      JSON.parse(ok.text).apps.map((a: { name: string }) => a.name),
+      ['demo'],
+    );
     assert.equal(ok.headers['cache-control'], 'no-store');
     assert.equal((await request(`${u.adminUrl}/metrics`, { headers: bearer(TOKEN) })).status, 200);
     const nothing = await request(`${u.adminUrl}/api/nothing`, { headers: bearer(TOKEN) });
@@ -120,7 +159,10 @@ test('no token: the admin surface is off and the start-up log says so', async ()
   const u = await up('admin: { port: 0, public: true }', {});
   try {
     assert.equal(u.wp.admin, undefined);
-    assert.ok(u.logs.some((l) => /admin surface off: no admin token \(set WARMPOOL_ADMIN_TOKEN or WARMPOOL_ADMIN_TOKEN_FILE/.test(l)), u.logs.join('\n'));
+    assert.ok(
+      u.logs.some((l) => /admin surface off: no admin token \(set WARMPOOL_ADMIN_TOKEN or WARMPOOL_ADMIN_TOKEN_FILE/.test(l)),
+      u.logs.join('\n'),
+    );
     assert.equal((await request(`${u.publicUrl}/_warmpool/admin/api/apps`, { headers: bearer(TOKEN) })).status, 404, 'nothing on the public port either');
   } finally {
     await u.close();
@@ -157,7 +199,7 @@ test('not on the public port unless admin.public; then under /_warmpool/admin/ w
   }
 });
 
-test('admin.generateToken (the demo): a token made up per start, in the printed URL\'s fragment', async () => {
+test("admin.generateToken (the demo): a token made up per start, in the printed URL's fragment", async () => {
   const u = await up('admin: { port: 0, generateToken: true }', {});
   try {
     const t = u.wp.admin?.generatedToken;
@@ -174,13 +216,15 @@ test('admin.generateToken (the demo): a token made up per start, in the printed 
   }
   const fromEnv = await up('admin: { port: 0, generateToken: true }', { WARMPOOL_ADMIN_TOKEN: TOKEN });
   try {
-    assert.equal(fromEnv.wp.admin?.generatedToken, undefined, 'a token of one\'s own wins, and is never printed');
+    assert.equal(fromEnv.wp.admin?.generatedToken, undefined, "a token of one's own wins, and is never printed");
   } finally {
     await fromEnv.close();
   }
 });
 
 test('a bad token setting stops the start with CONFIG_INVALID', async () => {
-  await assert.rejects(createWarmpool(config('admin: { port: 0 }'), { env: { WARMPOOL_ADMIN_TOKEN: 'tiny' }, runtimes: { process: new FakeRuntime() }, log: () => {} }),
-    (e: unknown) => isWarmpoolError(e, 'CONFIG_INVALID') && /admin token from WARMPOOL_ADMIN_TOKEN is 4 characters/.test((e as Error).message));
+  await assert.rejects(
+    createWarmpool(config('admin: { port: 0 }'), { env: { WARMPOOL_ADMIN_TOKEN: 'tiny' }, runtimes: { process: new FakeRuntime() }, log: () => {} }),
+    (e: unknown) => isWarmpoolError(e, 'CONFIG_INVALID') && /admin token from WARMPOOL_ADMIN_TOKEN is 4 characters/.test((e as Error).message),
+  );
 });

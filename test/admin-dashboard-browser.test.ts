@@ -16,15 +16,22 @@ import { eventually, waitForStatus } from './helpers/wait.js';
 const CHROMIUM = '/usr/bin/chromium';
 const have = existsSync(CHROMIUM);
 const skip = !have && process.env.WARMPOOL_REQUIRE_BROWSER !== '1';
-if (skip) console.log(`# admin dashboard browser test skipped: ${CHROMIUM} is not installed (apt-get install chromium; WARMPOOL_REQUIRE_BROWSER=1 makes this a failure)`);
+if (skip)
+  console.log(
+    `# admin dashboard browser test skipped: ${CHROMIUM} is not installed (apt-get install chromium; WARMPOOL_REQUIRE_BROWSER=1 makes this a failure)`,
+  );
 
 const text = (page: Page, sel: string) => page.locator(sel).first().textContent();
 
-test('dashboard: sign in, watch a pool fill, see sessions appear, end one from the page', { skip: skip ? 'chromium missing' : false, timeout: 120_000 }, async () => {
+test('dashboard: sign in, watch a pool fill, see sessions appear, end one from the page', {
+  skip: skip ? 'chromium missing' : false,
+  timeout: 120_000,
+}, async () => {
   assert.ok(have, `${CHROMIUM} is required (WARMPOOL_REQUIRE_BROWSER=1)`);
   // A second app whose instances never get ready: its failures and their reason show on the page.
   const w = await adminWorld({
-    pool: '{ warm: 2, max: 3 }', env: 'STATE_BYTES: 60000, STARTUP_DELAY_MS: 700',
+    pool: '{ warm: 2, max: 3 }',
+    env: 'STATE_BYTES: 60000, STARTUP_DELAY_MS: 700',
     apps: `
   - name: lab
     command: [${process.execPath}, -e, "setInterval(() => {}, 1000)"]
@@ -32,16 +39,24 @@ test('dashboard: sign in, watch a pool fill, see sessions appear, end one from t
     pool: { warm: 1, max: 2 }
 `,
   });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
   const students: PlutoClient[] = [];
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
     const page = await context.newPage();
     const problems: string[] = [];
-    page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(m.text());
+    });
     page.on('pageerror', (e) => problems.push(e.message));
     page.on('dialog', (d) => void d.accept()); // the page confirms Refresh, Drain and End
-    page.on('response', (r) => { if (r.status() >= 400) problems.push(`${r.status()} ${r.url()}`); });
+    page.on('response', (r) => {
+      if (r.status() >= 400) problems.push(`${r.status()} ${r.url()}`);
+    });
 
     await page.goto(`${w.adminUrl}/`);
     await page.locator('#signin').waitFor({ state: 'visible' });
@@ -64,7 +79,11 @@ test('dashboard: sign in, watch a pool fill, see sessions appear, end one from t
     // Refresh from the page: the unclaimed instances are replaced and the pool fills again, live.
     await page.click(`${card} button.refresh`);
     await page.waitForFunction((c) => document.querySelector(`${c} .starting`)?.textContent === '2', card, { timeout: 30_000 });
-    await page.waitForFunction((c) => document.querySelector(`${c} .ready`)?.textContent === '2' && document.querySelector(`${c} .starting`)?.textContent === '0', card, { timeout: 30_000 });
+    await page.waitForFunction(
+      (c) => document.querySelector(`${c} .ready`)?.textContent === '2' && document.querySelector(`${c} .starting`)?.textContent === '0',
+      card,
+      { timeout: 30_000 },
+    );
 
     // Two students arrive; one works in the notebook. Their sessions appear with traffic.
     for (let i = 0; i < 2; i++) {
@@ -80,7 +99,7 @@ test('dashboard: sign in, watch a pool fill, see sessions appear, end one from t
     await page.waitForFunction((c) => document.querySelector(`${c} .claimed`)?.textContent === '2', card);
     assert.match((await text(page, `#sessions tr[data-session="${first!.id}"] td:nth-child(7)`))!, /KiB/, 'traffic in the row');
     assert.match((await text(page, `${card} .spark-total`))!, /^2 claims/);
-    assert.ok(await page.locator(`${card} svg.spark polyline`).count() === 1, 'the sparkline is drawn');
+    assert.ok((await page.locator(`${card} svg.spark polyline`).count()) === 1, 'the sparkline is drawn');
 
     // The failing app: its badge, its last error, the failures list.
     await page.waitForFunction(() => document.querySelector('.app[data-app="lab"] .badge')?.textContent === 'failing');
@@ -101,7 +120,10 @@ test('dashboard: sign in, watch a pool fill, see sessions appear, end one from t
     await page.locator(`#sessions tr[data-session="${first!.id}"]`).waitFor({ state: 'detached', timeout: 20_000 });
     await page.locator(`#ends tr[data-session="${first!.id}"]`).waitFor();
     assert.match((await text(page, `#ends tr[data-session="${first!.id}"] td:nth-child(4)`))!, /^admin/);
-    assert.deepEqual(w.wp.fleet.sessionsView().map((s) => s.id), [second!.id]);
+    assert.deepEqual(
+      w.wp.fleet.sessionsView().map((s) => s.id),
+      [second!.id],
+    );
     await page.screenshot({ path: 'test-artifacts/admin-dashboard-ended.png', fullPage: true });
 
     // Kept in this tab: a reload stays signed in.
@@ -122,7 +144,7 @@ test('dashboard: sign in, watch a pool fill, see sessions appear, end one from t
 
     assert.deepEqual(problems, [], 'no script error and no CSP violation');
     await context.close();
-    await eventually(() => w.wp.admin!.surface.streams() === 0, 'the page\'s event streams closed with it');
+    await eventually(() => w.wp.admin!.surface.streams() === 0, "the page's event streams closed with it");
   } finally {
     for (const c of students) await c.close().catch(() => undefined);
     await browser.close();

@@ -17,7 +17,11 @@ afterEach(async () => {
   assert.equal(openWebSocketSockets(), 0);
 });
 
-interface Sample { name: string; labels: Record<string, string>; value: number }
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
 
 /** The text exposition format, enough of it: TYPE lines and `name{a="b",...} value` samples. */
 function parse(text: string): { samples: Sample[]; types: Map<string, string> } {
@@ -25,7 +29,10 @@ function parse(text: string): { samples: Sample[]; types: Map<string, string> } 
   const types = new Map<string, string>();
   for (const line of text.split('\n')) {
     const t = /^# TYPE (\S+) (\S+)$/.exec(line);
-    if (t) { types.set(t[1]!, t[2]!); continue; }
+    if (t) {
+      types.set(t[1]!, t[2]!);
+      continue;
+    }
     if (line === '' || line.startsWith('#')) continue;
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     assert.ok(m, `a sample line: ${line}`);
@@ -98,7 +105,7 @@ test('metrics after a class moment: claims, a wait in line, an admin end, traffi
   await ca.close().catch(() => undefined);
   const got = await held;
   assert.equal(got.status, 302, 'B got in from the line');
-  await eventually(() => w.wp.fleet.liveSessions().length === 1, 'B\'s session');
+  await eventually(() => w.wp.fleet.liveSessions().length === 1, "B's session");
 
   m = await scrape(w);
   assert.equal(m.get('warmpool_claims_total', { app: 'demo', waited: 'true' }), 1);
@@ -107,14 +114,22 @@ test('metrics after a class moment: claims, a wait in line, an admin end, traffi
   assert.ok(waited > 0 && waited < 60, `waited ${waited} s`);
   assert.equal(m.get('warmpool_wait_in_line_seconds_bucket', { app: 'demo', le: '+Inf' }), 1);
   assert.equal(m.get('warmpool_sessions_ended_total', { app: 'demo', reason: 'admin' }), 1);
-  assert.ok(m.get('warmpool_relayed_bytes_total', { app: 'demo', direction: 'out' })! >= liveBytesOut, 'an ended session\'s bytes stay counted');
+  assert.ok(m.get('warmpool_relayed_bytes_total', { app: 'demo', direction: 'out' })! >= liveBytesOut, "an ended session's bytes stay counted");
   assert.ok(m.get('warmpool_relayed_messages_total', { app: 'demo', direction: 'in' })! >= 3);
   assert.ok(m.get('warmpool_relayed_messages_total', { app: 'demo', direction: 'out' })! >= 1);
   assert.ok(m.get('warmpool_relayed_requests_total', { app: 'demo' })! >= 2);
   assert.equal(m.get('warmpool_session_events_total', { app: 'demo', type: 'ended' }), 1);
 
-  for (const [name, type] of [['warmpool_pool_instances', 'gauge'], ['warmpool_open_sockets', 'gauge'], ['warmpool_claims_total', 'counter'], ['warmpool_sessions_ended_total', 'counter'],
-    ['warmpool_relayed_bytes_total', 'counter'], ['warmpool_activity_messages_total', 'counter'], ['warmpool_create_failures_total', 'counter'], ['warmpool_wait_in_line_seconds', 'histogram']] as const) {
+  for (const [name, type] of [
+    ['warmpool_pool_instances', 'gauge'],
+    ['warmpool_open_sockets', 'gauge'],
+    ['warmpool_claims_total', 'counter'],
+    ['warmpool_sessions_ended_total', 'counter'],
+    ['warmpool_relayed_bytes_total', 'counter'],
+    ['warmpool_activity_messages_total', 'counter'],
+    ['warmpool_create_failures_total', 'counter'],
+    ['warmpool_wait_in_line_seconds', 'histogram'],
+  ] as const) {
     assert.equal(m.types.get(name), type, name);
   }
   const names = new Set(m.samples.map((s) => s.name));

@@ -40,13 +40,23 @@ apps:
   rt.autoReady = true;
   const log = new MemoryTrafficLog();
   const monitor = new FleetMonitor(clock);
-  const fleet = new Fleet({ config, runtimes: { process: rt }, clock, portCheck: fakePortCheck, trafficLog: teeLog(log, monitor), backoffMs: { first: 1000, max: 8000 } });
+  const fleet = new Fleet({
+    config,
+    runtimes: { process: rt },
+    clock,
+    portCheck: fakePortCheck,
+    trafficLog: teeLog(log, monitor),
+    backoffMs: { first: 1000, max: 8000 },
+  });
   monitor.watch(fleet);
   return { config, clock, rt, fleet, log, monitor };
 }
 
 const view = (f: Fleet) => f.poolsView()[0]!;
-const counts = (f: Fleet) => { const s = view(f); return { ready: s.ready, starting: s.starting, claimed: s.claimed }; };
+const counts = (f: Fleet) => {
+  const s = view(f);
+  return { ready: s.ready, starting: s.starting, claimed: s.claimed };
+};
 async function session(f: Fleet) {
   const r = await f.claim('demo');
   assert.equal(r.kind, 'session');
@@ -82,13 +92,19 @@ test('resize refuses what is not allowed, naming the field, the value and the ra
   const { fleet } = setup('{ warm: 2, max: 4 }');
   await fleet.start();
   const refused = (to: Record<string, unknown>, re: RegExp) =>
-    assert.throws(() => fleet.resize('demo', to as { warm?: number; max?: number }), (e: unknown) => isWarmpoolError(e, 'BAD_REQUEST') && re.test((e as Error).message));
+    assert.throws(
+      () => fleet.resize('demo', to as { warm?: number; max?: number }),
+      (e: unknown) => isWarmpoolError(e, 'BAD_REQUEST') && re.test((e as Error).message),
+    );
   refused({ warm: -1 }, /warm is -1; expected an integer from 0 to 1000/);
   refused({ max: 0 }, /max is 0; expected an integer from 1 to 10000/);
   refused({ warm: 1.5 }, /warm is 1.5/);
   refused({ warm: '3' }, /warm is "3"/);
   refused({ max: 1 }, /warm 2 is above max 1/);
-  assert.throws(() => fleet.resize('nope', { warm: 1 }), (e: unknown) => isWarmpoolError(e, 'APP_UNKNOWN'));
+  assert.throws(
+    () => fleet.resize('nope', { warm: 1 }),
+    (e: unknown) => isWarmpoolError(e, 'APP_UNKNOWN'),
+  );
   assert.deepEqual([view(fleet).warm, view(fleet).max], [2, 4], 'unchanged');
   await fleet.stop();
 });
@@ -182,13 +198,22 @@ test('health: an unreachable engine and a failing pool are not ok; a full pool i
   await settle();
   let h = await fleet.health();
   assert.equal(h.ok, true);
-  assert.deepEqual(h.engines.map((e) => [e.runtime, e.reachable]), [['process', true]]);
-  assert.deepEqual(h.pools.map((p) => [p.app, p.state, p.canServe]), [['demo', 'ok', true]]);
+  assert.deepEqual(
+    h.engines.map((e) => [e.runtime, e.reachable]),
+    [['process', true]],
+  );
+  assert.deepEqual(
+    h.pools.map((p) => [p.app, p.state, p.canServe]),
+    [['demo', 'ok', true]],
+  );
 
   await session(fleet);
   await settle();
   h = await fleet.health();
-  assert.deepEqual(h.pools.map((p) => [p.state, p.canServe]), [['full', false]]);
+  assert.deepEqual(
+    h.pools.map((p) => [p.state, p.canServe]),
+    [['full', false]],
+  );
   assert.equal(h.ok, true, 'a class at capacity is not an outage');
 
   rt.unreachable = true;
@@ -212,7 +237,10 @@ test('health: a pool with nothing ready whose creates fail is failing', async ()
   await settle();
   const h = await fleet.health();
   assert.equal(h.ok, false);
-  assert.deepEqual(h.pools.map((p) => [p.state, p.canServe]), [['failing', false]]);
+  assert.deepEqual(
+    h.pools.map((p) => [p.state, p.canServe]),
+    [['failing', false]],
+  );
   assert.match(h.pools[0]!.lastError!, /image broken/);
   await fleet.stop();
 });
@@ -232,14 +260,20 @@ test('the monitor counts claims, ends by reason, create failures and ended traff
   assert.equal(monitor.ends.get('demo\0admin'), 1);
   assert.deepEqual(monitor.endedTraffic.get('demo'), { bytesIn: 10, bytesOut: 20, messagesIn: { update_notebook: 1 }, messagesOut: 4, requests: 0 });
   const r = monitor.recent();
-  assert.deepEqual(r.ends.map((e) => [e.session, e.reason, e.bytesOut]), [[t.session, 'admin', 20]]);
+  assert.deepEqual(
+    r.ends.map((e) => [e.session, e.reason, e.bytesOut]),
+    [[t.session, 'admin', 20]],
+  );
 
   rt.failWith = new Error('disk full');
   fleet.refresh('demo');
   await settle();
   await clock.advance(1000);
   assert.equal(monitor.createFailures.get('demo'), 2, 'each failed create counted once');
-  assert.deepEqual(monitor.recent().failures.map((f) => f.error), ['disk full', 'disk full']);
+  assert.deepEqual(
+    monitor.recent().failures.map((f) => f.error),
+    ['disk full', 'disk full'],
+  );
   assert.equal(monitor.history.series('demo').claims.at(-1), 1);
   await fleet.stop();
 });

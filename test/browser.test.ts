@@ -22,17 +22,27 @@ if (!have && process.env.WARMPOOL_REQUIRE_BROWSER !== '1') {
   console.log(`# browser test skipped: ${CHROMIUM} is not installed (apt-get install chromium; WARMPOOL_REQUIRE_BROWSER=1 makes this a failure)`);
 }
 
-test('headless Chromium: entry → editor page → live WebSocket, slider round trip', { skip: !have && process.env.WARMPOOL_REQUIRE_BROWSER !== '1' ? 'chromium missing' : false, timeout: 120_000 }, async () => {
+test('headless Chromium: entry → editor page → live WebSocket, slider round trip', {
+  skip: !have && process.env.WARMPOOL_REQUIRE_BROWSER !== '1' ? 'chromium missing' : false,
+  timeout: 120_000,
+}, async () => {
   assert.ok(have, `${CHROMIUM} is required (WARMPOOL_REQUIRE_BROWSER=1)`);
   const secret = 'Br0wser1';
   const s = await startStandin({ port: 0, secret, stateBytes: 300_000, out: () => {}, log: () => {} });
-  const pool = new FakePool([appConfig('demo', {
-    deepLink: '/open?path=webapp.jl', classifier: 'pluto',
-    secret: { env: 'PLUTO_SECRET', inject: { query: 'secret', headerFormat: '{secret}' } },
-  })]);
+  const pool = new FakePool([
+    appConfig('demo', {
+      deepLink: '/open?path=webapp.jl',
+      classifier: 'pluto',
+      secret: { env: 'PLUTO_SECRET', inject: { query: 'secret', headerFormat: '{secret}' } },
+    }),
+  ]);
   pool.addInstance('demo', { port: s.port, secret });
   const p = await startProxyServer({ config: warmpoolConfig([...pool.apps()]), pool });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
   try {
     const context = await browser.newContext();
     const page = await context.newPage();
@@ -57,11 +67,17 @@ test('headless Chromium: entry → editor page → live WebSocket, slider round 
     assert.equal(traffic.messagesIn.update_notebook, 2, 'the empty start-up update and the slider');
 
     const cookies = await context.cookies();
-    assert.deepEqual(cookies.map((c) => [c.name, c.path, c.httpOnly, c.sameSite]), [['warmpool_demo', '/demo/', true, 'Lax']]);
+    assert.deepEqual(
+      cookies.map((c) => [c.name, c.path, c.httpOnly, c.sameSite]),
+      [['warmpool_demo', '/demo/', true, 'Lax']],
+    );
     assert.ok(!(await page.content()).includes(secret), 'secret not in the page');
     assert.equal(s.connections(), 1);
     assert.equal(pool.claims.length, 1);
-    assert.ok(seen.some((l) => l.startsWith('302 ') && l.endsWith('/demo/')), seen.join('\n'));
+    assert.ok(
+      seen.some((l) => l.startsWith('302 ') && l.endsWith('/demo/')),
+      seen.join('\n'),
+    );
     await context.close();
   } finally {
     await browser.close();
@@ -72,7 +88,10 @@ test('headless Chromium: entry → editor page → live WebSocket, slider round 
   assert.equal(openWebSocketSockets(), 0);
 });
 
-test('headless Chromium: a student on an empty pool sees the waiting page and lands in the app by itself when an instance is ready', { skip: !have && process.env.WARMPOOL_REQUIRE_BROWSER !== '1' ? 'chromium missing' : false, timeout: 120_000 }, async () => {
+test('headless Chromium: a student on an empty pool sees the waiting page and lands in the app by itself when an instance is ready', {
+  skip: !have && process.env.WARMPOOL_REQUIRE_BROWSER !== '1' ? 'chromium missing' : false,
+  timeout: 120_000,
+}, async () => {
   assert.ok(have, `${CHROMIUM} is required (WARMPOOL_REQUIRE_BROWSER=1)`);
   const s = await startStandin({ port: 0, stateBytes: 50_000, out: () => {}, log: () => {} });
   const config = parseConfig(`
@@ -92,13 +111,19 @@ apps:
   const fleet = new Fleet({ config, runtimes: { process: rt }, clock, portCheck: fakePortCheck });
   const p = await startProxyServer({ config, pool: fleet, clock });
   await fleet.start();
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
   try {
     const context = await browser.newContext();
     const page = await context.newPage();
     const problems: string[] = [];
     // (Chromium logs the waiting page's own 503 as a failed resource: that one is expected.)
-    page.on('console', (m) => { if (m.type() === 'error' && !/status of 503/.test(m.text())) problems.push(m.text()); });
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !/status of 503/.test(m.text())) problems.push(m.text());
+    });
     page.on('pageerror', (e) => problems.push(String(e)));
     const first = await page.goto(`${p.url}/demo/`);
     assert.equal(first?.status(), 503);
@@ -116,7 +141,10 @@ apps:
     assert.equal(session.claimedAt, clock.now(), 'collected at the clock instant the instance was ready');
     assert.ok(session.firstRequestSeen, 'in use');
     assert.equal(session.target.traffic.openConnections, 1, 'its WebSocket is open');
-    assert.deepEqual((await context.cookies()).map((c) => [c.name, c.path, c.httpOnly]), [['warmpool_demo', '/demo/', true]]);
+    assert.deepEqual(
+      (await context.cookies()).map((c) => [c.name, c.path, c.httpOnly]),
+      [['warmpool_demo', '/demo/', true]],
+    );
     assert.deepEqual(problems, [], 'no script error, nothing refused by the CSP');
     assert.equal(fleet.status()[0]!.queued, 0);
     await context.close();
@@ -125,7 +153,7 @@ apps:
     const plain = await browser.newContext({ javaScriptEnabled: false });
     const page2 = await plain.newPage();
     const shown = await page2.goto(`${p.url}/demo/`, { waitUntil: 'commit' });
-    assert.equal(shown?.status(), 503, 'the waiting page, shown while its refresh\'s navigation is held');
+    assert.equal(shown?.status(), 503, "the waiting page, shown while its refresh's navigation is held");
     await until('the held navigation to hold its place', () => (fleet.status()[0]!.queued === 1 ? true : undefined));
     await fleet.end(session.id, 'admin'); // the first student leaves; a new instance starts
     await until('a new instance', () => (rt.live.length === 1 && rt.live[0] !== session.member.id ? true : undefined));

@@ -17,7 +17,9 @@ import { MemoryTrafficLog } from '../pool/traffic-log.js';
 import { FakeRuntime, fakePortCheck } from './helpers/fake-runtime.js';
 
 const dirs: string[] = [];
-after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), 'wp-journal-'));
@@ -52,7 +54,10 @@ apps:
   return { config, rt, dir: tempDir() };
 }
 
-const counts = (f: Fleet) => { const s = f.status()[0]!; return { ready: s.ready, starting: s.starting, claimed: s.claimed }; };
+const counts = (f: Fleet) => {
+  const s = f.status()[0]!;
+  return { ready: s.ready, starting: s.starting, claimed: s.claimed };
+};
 
 test('killed after the first request reached the instance, before the engine recorded the claim: the restart restores it as that session, no other visitor gets it, the cookie does', async () => {
   const w = world('{ warm: 2, max: 3 }');
@@ -78,7 +83,10 @@ test('killed after the first request reached the instance, before the engine rec
   await settle();
   assert.deepEqual(counts(next.fleet), { ready: 2, starting: 0, claimed: 1 }, 'adopted as claimed, not as ready');
   const others = [await next.fleet.claim('demo', { visitor: B }), await next.fleet.claim('demo', { visitor: B })];
-  assert.deepEqual(others.map((o) => o.kind), ['session', 'session']);
+  assert.deepEqual(
+    others.map((o) => o.kind),
+    ['session', 'session'],
+  );
   for (const o of others) assert.notEqual(o.kind === 'session' && o.target.instanceId, x, 'never handed to another visitor');
   assert.equal((await next.fleet.claim('demo', { visitor: B })).kind, 'queued', 'max reached: the next one waits, the journaled instance stays out of reach');
   const back = next.fleet.find(session, x);
@@ -148,11 +156,19 @@ test('a journal that cannot be written (disk full): the claim is recorded on the
   // Every write now fails the way a full disk does (ENOSPC).
   (first.journal as unknown as { fd: number }).fd = openSync('/dev/full', 'w');
   let release!: () => void;
-  const gate = new Promise<void>((res) => { release = res; });
+  const gate = new Promise<void>((res) => {
+    release = res;
+  });
   const mark = FakeRuntime.prototype.markClaimed.bind(w.rt);
-  w.rt.markClaimed = async (id, c) => { await gate; return mark(id, c); };
+  w.rt.markClaimed = async (id, c) => {
+    await gate;
+    return mark(id, c);
+  };
   let answered = false;
-  const claiming = first.fleet.claim('demo', { visitor: A }).then((r) => { answered = true; return r; });
+  const claiming = first.fleet.claim('demo', { visitor: A }).then((r) => {
+    answered = true;
+    return r;
+  });
   await settle();
   assert.equal(answered, false, 'not answered before the engine records it');
   assert.match(logged.join('\n'), /claim journal .*: cannot append \(.*ENOSPC.*\); claims are recorded on the engine before their visitor is answered/);
@@ -170,12 +186,16 @@ test('a journal that cannot be written (disk full): the claim is recorded on the
 test('the journal is compacted at start to the claims still unrecorded, and whenever it passes compactBytes', async () => {
   const dir = tempDir();
   const path = join(dir, 'claims-t.jsonl');
-  writeFileSync(path, [
-    '{"t":1,"claimed":"aaaaaaaaaa","session":"s1","app":"demo"}',
-    '{"t":2,"claimed":"bbbbbbbbbb","session":"s2","app":"demo"}',
-    '{"t":3,"returned":"aaaaaaaaaa"}',
-    '{"t":4,"claimed":"cccccccc', // cut short by a crash
-  ].join('\n'), { mode: 0o644 });
+  writeFileSync(
+    path,
+    [
+      '{"t":1,"claimed":"aaaaaaaaaa","session":"s1","app":"demo"}',
+      '{"t":2,"claimed":"bbbbbbbbbb","session":"s2","app":"demo"}',
+      '{"t":3,"returned":"aaaaaaaaaa"}',
+      '{"t":4,"claimed":"cccccccc', // cut short by a crash
+    ].join('\n'),
+    { mode: 0o644 },
+  );
   const logged: string[] = [];
   const j = ClaimJournal.forDeployment(dir, 't', { compactBytes: 400, log: (m) => logged.push(m) });
   assert.deepEqual([...j.earlier.keys()], ['bbbbbbbbbb']);
@@ -189,7 +209,11 @@ test('the journal is compacted at start to the claims still unrecorded, and when
     j.settled(id); // recorded on the engine right after
   }
   assert.ok(statSync(path).size < 400, `compacted as it grew (${statSync(path).size} bytes)`);
-  assert.deepEqual(j.claims().map((c) => c.instance), ['bbbbbbbbbb'], 'settled claims are gone, the unrecorded one stays');
+  assert.deepEqual(
+    j.claims().map((c) => c.instance),
+    ['bbbbbbbbbb'],
+    'settled claims are gone, the unrecorded one stays',
+  );
   j.compact();
   j.close();
   assert.deepEqual([...replay(readFileSync(path, 'utf8')).claims.keys()], ['bbbbbbbbbb']);
@@ -200,14 +224,31 @@ test('replay: the last word per instance stands; malformed lines are skipped and
     { lines: [], want: [], skipped: 0 },
     { lines: ['{"t":1,"claimed":"x1","session":"s1","app":"a"}'], want: ['x1:s1'], skipped: 0 },
     { lines: ['{"t":1,"claimed":"x1","session":"s1","app":"a"}', '{"t":2,"returned":"x1"}'], want: [], skipped: 0 },
-    { lines: ['{"t":1,"claimed":"x1","session":"s1","app":"a"}', '{"t":2,"returned":"x1"}', '{"t":3,"claimed":"x1","session":"s2","app":"a"}'], want: ['x1:s2'], skipped: 0 },
+    {
+      lines: ['{"t":1,"claimed":"x1","session":"s1","app":"a"}', '{"t":2,"returned":"x1"}', '{"t":3,"claimed":"x1","session":"s2","app":"a"}'],
+      want: ['x1:s2'],
+      skipped: 0,
+    },
     { lines: ['{"t":2,"returned":"x9"}'], want: [], skipped: 0 },
-    { lines: ['not json', '{"claimed":"x1","session":"s1","app":"a"}', '{"t":1,"claimed":"x/1","session":"s1","app":"a"}', '{"t":1,"claimed":"x1","session":"s1"}'], want: [], skipped: 4 },
+    {
+      lines: [
+        'not json',
+        '{"claimed":"x1","session":"s1","app":"a"}',
+        '{"t":1,"claimed":"x/1","session":"s1","app":"a"}',
+        '{"t":1,"claimed":"x1","session":"s1"}',
+      ],
+      want: [],
+      skipped: 4,
+    },
     { lines: ['{"t":1,"claimed":"x1","session":"s1","app":"a"}', '{"t":1,"claimed":"x2","se'], want: ['x1:s1'], skipped: 1 },
   ];
   for (const c of cases) {
     const r = replay(c.lines.join('\n'));
-    assert.deepEqual([...r.claims.values()].map((x) => `${x.instance}:${x.session}`), c.want, c.lines.join(' | '));
+    assert.deepEqual(
+      [...r.claims.values()].map((x) => `${x.instance}:${x.session}`),
+      c.want,
+      c.lines.join(' | '),
+    );
     assert.equal(r.skipped, c.skipped, c.lines.join(' | '));
   }
 });
@@ -215,7 +256,8 @@ test('replay: the last word per instance stands; malformed lines are skipped and
 test('without a journal (the fallback): a restart adopts the unrecorded instance as ready, and only a cookie that comes first takes it back', async () => {
   // What the journal closes: kept here so the difference stays visible.
   const w = world('{ warm: 1, max: 1 }');
-  const mk = () => new Fleet({ config: w.config, runtimes: { process: w.rt }, clock: new ManualClock(), portCheck: fakePortCheck, trafficLog: new MemoryTrafficLog() });
+  const mk = () =>
+    new Fleet({ config: w.config, runtimes: { process: w.rt }, clock: new ManualClock(), portCheck: fakePortCheck, trafficLog: new MemoryTrafficLog() });
   const first = mk();
   await first.start();
   await settle();

@@ -33,7 +33,8 @@ test('pluto: literal MsgPack messages as the client sends them', () => {
   // {type:"update_notebook", ..., body:{updates:[]}, notebook_id:"5a5d..."}
   const emptyUpdate = hex(
     '85 a4 74797065 af 7570646174655f6e6f7465626f6f6b a9 636c69656e745f6964 a5 6b336a3261 aa 726571756573745f6964 a4 3178397a' +
-      'a4 626f6479 81 a7 75706461746573 90 ab 6e6f7465626f6f6b5f6964 d9 24' + Buffer.from(NB).toString('hex'),
+      'a4 626f6479 81 a7 75706461746573 90 ab 6e6f7465626f6f6b5f6964 d9 24' +
+      Buffer.from(NB).toString('hex'),
   );
   assert.deepEqual(classifyAll(classifierFor('pluto'), [ping, emptyUpdate]), ['idle ping', 'idle update_notebook']);
 });
@@ -48,16 +49,8 @@ test('pluto: message table', () => {
     ['complete_symbols', pluto('complete_symbols', {}, {}), 'idle complete_symbols'],
     ['all_registered_package_names', pluto('all_registered_package_names', {}, {}), 'idle all_registered_package_names'],
     ['empty update_notebook', pluto('update_notebook', { updates: [] }), 'idle update_notebook'],
-    [
-      'slider moved',
-      pluto('update_notebook', { updates: [{ op: 'replace', path: ['bonds', 'x', 'value'], value: 42 }] }),
-      'active update_notebook',
-    ],
-    [
-      'code edited',
-      pluto('update_notebook', { updates: [{ op: 'replace', path: ['cell_inputs', 'c1', 'code'], value: 'x = 1' }] }),
-      'active update_notebook',
-    ],
+    ['slider moved', pluto('update_notebook', { updates: [{ op: 'replace', path: ['bonds', 'x', 'value'], value: 42 }] }), 'active update_notebook'],
+    ['code edited', pluto('update_notebook', { updates: [{ op: 'replace', path: ['cell_inputs', 'c1', 'code'], value: 'x = 1' }] }), 'active update_notebook'],
     ['update_notebook without updates', pluto('update_notebook', {}), 'active update_notebook'],
     ['run_multiple_cells', pluto('run_multiple_cells', { cells: ['c1'] }), 'active run_multiple_cells'],
     ['interrupt_all', pluto('interrupt_all'), 'active interrupt_all'],
@@ -99,11 +92,7 @@ test('pluto: start-up completes are idle, completes while typing are active', ()
     'active complete',
   ]);
   // A stand-in that sends completes without a query still gets its two start-up ones.
-  assert.deepEqual(classifyAll(c, [pluto('complete', {}), pluto('complete'), pluto('complete')]), [
-    'idle complete',
-    'idle complete',
-    'active complete',
-  ]);
+  assert.deepEqual(classifyAll(c, [pluto('complete', {}), pluto('complete'), pluto('complete')]), ['idle complete', 'idle complete', 'active complete']);
   // Per connection: a second connection has its own two.
   const a = c.newConnection();
   const b = c.newConnection();
@@ -233,7 +222,16 @@ function v1(m: KernelMsg): Buffer {
 
 /** Legacy text frame: the whole message as JSON (JupyterLab's serializeDefault without buffers). */
 function legacyJson(m: KernelMsg, spaced = false): Buffer {
-  const msg = { header: m.header, msg_id: 'b1e2', msg_type: m.header.msg_type, parent_header: m.parent_header ?? {}, metadata: m.metadata ?? {}, content: m.content ?? {}, buffers: [], channel: m.channel };
+  const msg = {
+    header: m.header,
+    msg_id: 'b1e2',
+    msg_type: m.header.msg_type,
+    parent_header: m.parent_header ?? {},
+    metadata: m.metadata ?? {},
+    content: m.content ?? {},
+    buffers: [],
+    channel: m.channel,
+  };
   return Buffer.from(spaced ? JSON.stringify(msg, null, 1) : JSON.stringify(msg));
 }
 
@@ -245,7 +243,9 @@ function legacyBinary(m: KernelMsg): Buffer {
   for (let i = 0; i < bufs.length - 1; i++) offsets.push(offsets[i] + bufs[i].length);
   const head = Buffer.alloc(4 * (bufs.length + 1));
   head.writeUInt32BE(bufs.length, 0);
-  offsets.forEach((o, i) => { head.writeUInt32BE(o, 4 * (i + 1)); });
+  offsets.forEach((o, i) => {
+    head.writeUInt32BE(o, 4 * (i + 1));
+  });
   return Buffer.concat([head, ...bufs]);
 }
 
@@ -260,13 +260,13 @@ const JUPYTER_ROWS: Array<[string, KernelMsg, string]> = [
   ['kernel_info', { channel: 'shell', header: header('kernel_info_request') }, 'idle kernel_info_request'],
   ['comm_info', { channel: 'shell', header: header('comm_info_request'), content: { target_name: 'jupyter.widget' } }, 'idle comm_info_request'],
   ['history', { channel: 'shell', header: header('history_request'), content: { hist_access_type: 'tail', n: 1000 } }, 'idle history_request'],
-  ['comm_open', { channel: 'shell', header: header('comm_open'), content: { comm_id: 'c', target_name: 'jupyter.widget.control', data: {} } }, 'idle comm_open'],
-  ['comm_close', { channel: 'shell', header: header('comm_close'), content: { comm_id: 'c', data: {} } }, 'idle comm_close'],
   [
-    'widget restore',
-    { channel: 'shell', header: header('comm_msg'), content: { comm_id: 'c', data: { method: 'request_states' } } },
-    'idle comm_msg',
+    'comm_open',
+    { channel: 'shell', header: header('comm_open'), content: { comm_id: 'c', target_name: 'jupyter.widget.control', data: {} } },
+    'idle comm_open',
   ],
+  ['comm_close', { channel: 'shell', header: header('comm_close'), content: { comm_id: 'c', data: {} } }, 'idle comm_close'],
+  ['widget restore', { channel: 'shell', header: header('comm_msg'), content: { comm_id: 'c', data: { method: 'request_states' } } }, 'idle comm_msg'],
   [
     'widget slider moved',
     { channel: 'shell', header: header('comm_msg'), content: { comm_id: 'c', data: { method: 'update', state: { value: 3 }, buffer_paths: [] } } },
@@ -331,7 +331,11 @@ test('jupyter: undecodable, compressed and oversized messages are activity', () 
     Buffer.alloc(40, 0xff),
   ];
   for (const b of bad) {
-    assert.deepEqual(conn.clientMessage(b[0] === 0x7b || b[0] === 0x5b ? 1 : 2, b, b.length, false), { kind: 'active', type: 'undecodable' }, b.toString('hex'));
+    assert.deepEqual(
+      conn.clientMessage(b[0] === 0x7b || b[0] === 0x5b ? 1 : 2, b, b.length, false),
+      { kind: 'active', type: 'undecodable' },
+      b.toString('hex'),
+    );
   }
   assert.deepEqual(conn.clientMessage(2, undefined, 80, true), { kind: 'active', type: 'compressed' });
   assert.deepEqual(conn.clientMessage(1, undefined, 1e6, false), { kind: 'active', type: 'oversize' });

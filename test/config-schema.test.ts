@@ -21,8 +21,19 @@ function warmpool(args: string[]): { code: number | null; out: string; err: stri
 }
 
 interface Schema {
-  type?: string; properties?: Record<string, Schema>; required?: string[]; additionalProperties?: boolean | Schema; items?: Schema;
-  anyOf?: Schema[]; enum?: unknown[]; const?: unknown; pattern?: string; minimum?: number; maximum?: number; description?: string; default?: unknown;
+  type?: string;
+  properties?: Record<string, Schema>;
+  required?: string[];
+  additionalProperties?: boolean | Schema;
+  items?: Schema;
+  anyOf?: Schema[];
+  enum?: unknown[];
+  const?: unknown;
+  pattern?: string;
+  minimum?: number;
+  maximum?: number;
+  description?: string;
+  default?: unknown;
 }
 
 function fits(s: Schema, v: unknown): boolean {
@@ -30,13 +41,20 @@ function fits(s: Schema, v: unknown): boolean {
   if (s.enum) return s.enum.includes(v);
   if (s.const !== undefined) return s.const === v;
   switch (s.type) {
-    case 'object': return v !== null && typeof v === 'object' && !Array.isArray(v);
-    case 'array': return Array.isArray(v);
-    case 'string': return typeof v === 'string' && (!s.pattern || new RegExp(s.pattern).test(v));
-    case 'integer': return Number.isInteger(v) && inRange(s, v as number);
-    case 'number': return typeof v === 'number' && inRange(s, v);
-    case 'boolean': return typeof v === 'boolean';
-    default: return true;
+    case 'object':
+      return v !== null && typeof v === 'object' && !Array.isArray(v);
+    case 'array':
+      return Array.isArray(v);
+    case 'string':
+      return typeof v === 'string' && (!s.pattern || new RegExp(s.pattern).test(v));
+    case 'integer':
+      return Number.isInteger(v) && inRange(s, v as number);
+    case 'number':
+      return typeof v === 'number' && inRange(s, v);
+    case 'boolean':
+      return typeof v === 'boolean';
+    default:
+      return true;
   }
 }
 const inRange = (s: Schema, n: number) => (s.minimum === undefined || n >= s.minimum) && (s.maximum === undefined || n <= s.maximum);
@@ -73,7 +91,22 @@ test('warmpool schema prints a JSON Schema of the file: strict mappings, the app
   assert.equal(s.type, 'object');
   assert.equal(s.additionalProperties, false, 'unknown top-level keys are flagged');
   assert.deepEqual(s.required, ['apps']);
-  assert.deepEqual(Object.keys(s.properties!), ['listen', 'deployment', 'landing', 'trustedProxies', 'ports', 'stateDir', 'keepOnExit', 'processUsers', 'log', 'relay', 'queue', 'swarm', 'apps', 'admin']);
+  assert.deepEqual(Object.keys(s.properties!), [
+    'listen',
+    'deployment',
+    'landing',
+    'trustedProxies',
+    'ports',
+    'stateDir',
+    'keepOnExit',
+    'processUsers',
+    'log',
+    'relay',
+    'queue',
+    'swarm',
+    'apps',
+    'admin',
+  ]);
   const app = s.properties!.apps!.items!;
   assert.equal(app.additionalProperties, false);
   assert.deepEqual(app.required, ['name']);
@@ -97,7 +130,7 @@ test('every field of the schema has a description (what an editor shows on hover
   assert.deepEqual(undescribed, []);
 });
 
-test('examples/demo.yaml fits the schema: its top-level keys and its app\'s keys are all known', () => {
+test("examples/demo.yaml fits the schema: its top-level keys and its app's keys are all known", () => {
   const demo = parseYaml(readFileSync(join(ROOT, 'examples/demo.yaml'), 'utf8')) as Record<string, unknown> & { apps: Record<string, unknown>[] };
   const s = schema();
   for (const k of Object.keys(demo)) assert.ok(k in s.properties!, `top-level ${k}`);
@@ -105,7 +138,7 @@ test('examples/demo.yaml fits the schema: its top-level keys and its app\'s keys
   assert.deepEqual(misfits(s, demo), []);
 });
 
-test('the README\'s example config fits the schema and is valid', () => {
+test("the README's example config fits the schema and is valid", () => {
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
   const block = /## Configuration[\s\S]*?```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
   assert.ok(block, 'the README has a yaml block under Configuration');

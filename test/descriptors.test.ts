@@ -30,7 +30,11 @@ test('openFilesLimit reads Max open files; the note says how many students fit a
 test('the alarm logs once per interval and counts what it left out', async () => {
   const clock = new ManualClock();
   const lines: string[] = [];
-  const alarm = new DescriptorAlarm((m) => lines.push(m), () => clock.now(), 10_000);
+  const alarm = new DescriptorAlarm(
+    (m) => lines.push(m),
+    () => clock.now(),
+    10_000,
+  );
   alarm.exhausted();
   alarm.exhausted();
   alarm.exhausted();
@@ -44,16 +48,24 @@ test('the alarm logs once per interval and counts what it left out', async () =>
 
 const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
 
-test('a proxy out of descriptors answers at capacity (or resets), never "instance not answering", and serves again once they are back', { skip: hasPrlimit ? false : 'prlimit (util-linux) is not installed' }, async () => {
+test('a proxy out of descriptors answers at capacity (or resets), never "instance not answering", and serves again once they are back', {
+  skip: hasPrlimit ? false : 'prlimit (util-linux) is not installed',
+}, async () => {
   // The instance, in this process: takes requests and never answers, so each exchange holds two proxy sockets.
   const instance = createServer((s) => {
     s.on('error', () => s.destroy());
     s.resume();
   });
   await new Promise<void>((r) => instance.listen(0, '127.0.0.1', r));
-  const child = spawn('prlimit', ['--nofile=64:64', process.execPath, join('dist', 'test', 'helpers', 'fd-proxy.js'), String((instance.address() as AddressInfo).port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    'prlimit',
+    ['--nofile=64:64', process.execPath, join('dist', 'test', 'helpers', 'fd-proxy.js'), String((instance.address() as AddressInfo).port)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   let out = '';
-  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
   const sockets: Socket[] = [];
   try {
     const ready = await until('the proxy to start', () => /READY (\d+) (.*)\n/.exec(out) ?? undefined, 20_000);
@@ -66,9 +78,15 @@ test('a proxy out of descriptors answers at capacity (or resets), never "instanc
       sockets.push(s);
       const got = await new Promise<string>((resolve) => {
         let buf = '';
-        const done = (what: string) => { clearTimeout(t); resolve(what); };
+        const done = (what: string) => {
+          clearTimeout(t);
+          resolve(what);
+        };
         const t = setTimeout(() => done('held'), 300);
-        s.on('data', (d: Buffer) => { buf += d.toString('latin1'); if (buf.includes('\r\n\r\n')) done(buf.split('\r\n')[0]!); });
+        s.on('data', (d: Buffer) => {
+          buf += d.toString('latin1');
+          if (buf.includes('\r\n\r\n')) done(buf.split('\r\n')[0]!);
+        });
         s.on('error', () => done('reset'));
         s.on('close', () => done(buf ? buf.split('\r\n')[0]! : 'closed'));
         s.write(`GET /hold/x${i} HTTP/1.1\r\nHost: a\r\nCookie: ${cookie}\r\n\r\n`);
@@ -76,15 +94,27 @@ test('a proxy out of descriptors answers at capacity (or resets), never "instanc
       answers.push(got);
     }
     assert.ok(answers.includes('held'), `some exchanges were held: ${answers.join(', ')}`);
-    assert.ok(answers.some((a) => a !== 'held'), `the limit was reached: ${answers.join(', ')}`);
-    for (const a of answers) assert.ok(a === "held" || a === "reset" || a === "closed" || a === "HTTP/1.1 503 Service Unavailable", `not an honest answer: ${a}; proxy said: ${out.slice(-600)}`);
+    assert.ok(
+      answers.some((a) => a !== 'held'),
+      `the limit was reached: ${answers.join(', ')}`,
+    );
+    for (const a of answers)
+      assert.ok(
+        a === 'held' || a === 'reset' || a === 'closed' || a === 'HTTP/1.1 503 Service Unavailable',
+        `not an honest answer: ${a}; proxy said: ${out.slice(-600)}`,
+      );
     if (answers.includes('HTTP/1.1 503 Service Unavailable')) assert.match(out, /out of file descriptors/);
     // Release everything: the proxy serves again (the entry answers without the instance).
     for (const s of sockets.splice(0)) s.destroy();
-    await until('the proxy to serve again', async () => {
-      const r = await fetch(`http://127.0.0.1:${port}/_warmpool/healthz`).catch(() => undefined);
-      return r?.status === 200 ? true : undefined;
-    }, 10_000, 100);
+    await until(
+      'the proxy to serve again',
+      async () => {
+        const r = await fetch(`http://127.0.0.1:${port}/_warmpool/healthz`).catch(() => undefined);
+        return r?.status === 200 ? true : undefined;
+      },
+      10_000,
+      100,
+    );
     assert.equal(child.exitCode, null, 'the proxy process is still running');
   } finally {
     for (const s of sockets) s.destroy();

@@ -25,7 +25,6 @@ const RUN = `t-engine-${process.pid}-${randomBytes(3).toString('hex')}`;
 const LABEL = 'warmpool.test-engine';
 const SELECT = `${LABEL}=${RUN}`;
 
-
 async function rejection(p: Promise<unknown>): Promise<unknown> {
   try {
     await p;
@@ -92,7 +91,8 @@ describe('Engine against the real Docker Engine', { skip: await dockerSkipReason
   test('create, start, inspect, list by label, logs, follow logs, rename, events, kill, remove', async () => {
     const since = Math.floor(Date.now() / 1000) - 1;
     const nm = name('life');
-    const script = "require('http').createServer((q, s) => s.end('ok')).listen(0, '127.0.0.1', function () { console.log('READY ' + this.address().port); console.error('to stderr'); })";
+    const script =
+      "require('http').createServer((q, s) => s.end('ok')).listen(0, '127.0.0.1', function () { console.log('READY ' + this.address().port); console.error('to stderr'); })";
     const { Id: id } = await engine.createContainer(nm, { ...nodeContainer(script), Env: ['WHO=engine-test'] });
     assert.match(id, /^[0-9a-f]{64}$/);
 
@@ -111,7 +111,10 @@ describe('Engine against the real Docker Engine', { skip: await dockerSkipReason
     assert.equal(info.HostConfig.NetworkMode, 'host');
 
     const listed = await engine.listContainers({ all: true, filters: { label: [SELECT] } });
-    assert.deepEqual(listed.map((c) => c.Id), [id]);
+    assert.deepEqual(
+      listed.map((c) => c.Id),
+      [id],
+    );
     assert.equal(listed[0]!.Labels[LABEL], RUN);
     assert.equal(listed[0]!.State, 'running');
     assert.deepEqual(await engine.listContainers({ filters: { label: [`${LABEL}=someone-else`] } }), []);
@@ -130,7 +133,9 @@ describe('Engine against the real Docker Engine', { skip: await dockerSkipReason
     const pieces: Array<[StreamId, string]> = [];
     const follow = new AbortController();
     const logs = await engine.followLogs(id, { signal: follow.signal }, (s, d) => pieces.push([s, d.toString('utf8')]));
-    await until('both streams followed', () => (pieces.some(([s, t]) => s === 1 && t.includes('READY')) && pieces.some(([s, t]) => s === 2 && t.includes('to stderr')) ? true : undefined));
+    await until('both streams followed', () =>
+      pieces.some(([s, t]) => s === 1 && t.includes('READY')) && pieces.some(([s, t]) => s === 2 && t.includes('to stderr')) ? true : undefined,
+    );
     follow.abort();
     await logs.done; // resolves after an abort
 
@@ -157,7 +162,10 @@ describe('Engine against the real Docker Engine', { skip: await dockerSkipReason
   });
 
   test('stop: SIGTERM, the container exits, the engine answers once it is down', async () => {
-    const { Id: id } = await engine.createContainer(name('stop'), nodeContainer("process.on('SIGTERM', () => { console.log('bye'); process.exit(3); }); setInterval(() => {}, 1e9); console.log('up')"));
+    const { Id: id } = await engine.createContainer(
+      name('stop'),
+      nodeContainer("process.on('SIGTERM', () => { console.log('bye'); process.exit(3); }); setInterval(() => {}, 1e9); console.log('up')"),
+    );
     await engine.startContainer(id);
     await until('up', async () => ((await engine.logs(id)).includes('up') ? true : undefined));
     await engine.stopContainer(id, { t: 10 });
@@ -169,7 +177,10 @@ describe('Engine against the real Docker Engine', { skip: await dockerSkipReason
   });
 
   test('a TTY container: its logs are plain text (no multiplexing), read as is', async () => {
-    const { Id: id } = await engine.createContainer(name('tty'), nodeContainer("console.log('hello from a tty'); console.error('and its stderr')", { Tty: true }));
+    const { Id: id } = await engine.createContainer(
+      name('tty'),
+      nodeContainer("console.log('hello from a tty'); console.error('and its stderr')", { Tty: true }),
+    );
     await engine.startContainer(id);
     await until('the exit', async () => ((await engine.inspectContainer(id)).State.Running ? undefined : true));
     const told = await engine.logs(id, { tty: true });
@@ -210,7 +221,11 @@ describe('Engine against a fake engine on a unix socket', () => {
         res.end();
         return;
       }
-      if (req.path === '/_ping') { res.writeHead(200); res.end('OK'); return; }
+      if (req.path === '/_ping') {
+        res.writeHead(200);
+        res.end('OK');
+        return;
+      }
       if (req.path === '/containers/gone/json') return sendJson(res, 404, { message: 'No such container: gone' });
       sendJson(res, 200, req.path.endsWith('/json') && !req.path.startsWith('/containers/') ? [] : {});
     });
@@ -225,7 +240,7 @@ describe('Engine against a fake engine on a unix socket', () => {
     assert.equal(e.call, 'GET /containers/gone/json');
     assert.equal(fake.requests.length, 8);
     for (const r of fake.requests) assert.equal(r.version, API_VERSION, `${r.method} ${r.path} named version ${r.version}`);
-    assert.equal(API_VERSION, '1.41', 'the types in engine-types.ts are 1.41\'s: change both together');
+    assert.equal(API_VERSION, '1.41', "the types in engine-types.ts are 1.41's: change both together");
   });
 
   test('an engine older than the pinned version: an error that says to upgrade it', async () => {
@@ -249,10 +264,16 @@ describe('Engine against a fake engine on a unix socket', () => {
         index++;
         return sendJson(res, 200, { Warnings: null });
       }
-      if (req.path === '/services/svc1' && req.method === 'DELETE') { res.writeHead(200); res.end(); return; }
+      if (req.path === '/services/svc1' && req.method === 'DELETE') {
+        res.writeHead(200);
+        res.end();
+        return;
+      }
       if (req.path === '/tasks') return sendJson(res, 200, [{ ID: 't1', ServiceID: 'svc1' }]);
       if (req.path === '/info') return sendJson(res, 200, { Swarm: { LocalNodeState: 'inactive' } });
-      sendJson(res, 503, { message: 'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.' });
+      sendJson(res, 503, {
+        message: 'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.',
+      });
     });
     const spec = { Name: 'n', Labels: { a: 'b' }, TaskTemplate: { ContainerSpec: { Image: 'img:1' }, RestartPolicy: { Condition: 'none' as const } } };
     assert.deepEqual(await engine.createService(spec), { ID: 'svc1' });
@@ -272,7 +293,10 @@ describe('Engine against a fake engine on a unix socket', () => {
     const [create, inspect, update] = fake.requests;
     assert.deepEqual([create!.method, create!.path, JSON.parse(create!.body)], ['POST', '/services/create', spec]);
     assert.deepEqual([inspect!.method, inspect!.path], ['GET', '/services/svc1']);
-    assert.deepEqual([update!.method, update!.path, update!.query.get('version'), JSON.parse(update!.body).Labels], ['POST', '/services/svc1/update', '5', { a: 'c' }]);
+    assert.deepEqual(
+      [update!.method, update!.path, update!.query.get('version'), JSON.parse(update!.body).Labels],
+      ['POST', '/services/svc1/update', '5', { a: 'c' }],
+    );
     const tasks = fake.requests.find((r) => r.path === '/tasks')!;
     assert.deepEqual(JSON.parse(tasks.query.get('filters')!), { service: ['svc1'] });
     assert.ok(fake.requests.some((r) => r.method === 'DELETE' && r.path === '/services/svc1'));
@@ -297,7 +321,10 @@ describe('Engine against a fake engine on a unix socket', () => {
     const { engine, fake } = await fresh({ timeoutMs: 50 });
     fake.handle(() => undefined); // never answers
     const events: unknown[] = [];
-    const e = await engineRejection(engine.events({}, (ev) => events.push(ev)), 'ENGINE_UNREACHABLE');
+    const e = await engineRejection(
+      engine.events({}, (ev) => events.push(ev)),
+      'ENGINE_UNREACHABLE',
+    );
     assert.equal(e.errno, 'TIMEOUT');
     assert.equal(e.call, 'GET /events');
     assert.match(e.message, /did not answer GET \/events within 50 ms/);
@@ -322,7 +349,8 @@ describe('Engine against a fake engine on a unix socket', () => {
   test('a 500 with a JSON message becomes ENGINE_ERROR naming the call, the status and the message', async () => {
     const { engine, fake } = await fresh();
     fake.handle((req, res) => {
-      if (req.path.endsWith('/start')) return sendJson(res, 500, { message: 'OCI runtime create failed: exec: "/no/such/binary": stat /no/such/binary: no such file or directory' });
+      if (req.path.endsWith('/start'))
+        return sendJson(res, 500, { message: 'OCI runtime create failed: exec: "/no/such/binary": stat /no/such/binary: no such file or directory' });
       res.writeHead(502, { 'content-type': 'text/plain' });
       res.end('bad gateway from a front proxy');
     });
@@ -415,15 +443,27 @@ describe('Engine against a fake engine on a unix socket', () => {
     fake.handle((req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.flushHeaders();
-      res.on('close', () => { closed = true; });
+      res.on('close', () => {
+        closed = true;
+      });
       stream = res;
     });
     const events: EngineEvent[] = [];
     const bad: string[] = [];
     const ac = new AbortController();
-    const s = await engine.events({ since: 42, filters: { type: ['container'] }, signal: ac.signal }, (ev) => events.push(ev), (l) => bad.push(l));
+    const s = await engine.events(
+      { since: 42, filters: { type: ['container'] }, signal: ac.signal },
+      (ev) => events.push(ev),
+      (l) => bad.push(l),
+    );
     assert.equal(fake.requests[0]!.query.get('since'), '42');
-    const text = JSON.stringify({ Action: 'die', time: 1, Actor: { ID: 'a', Attributes: { name: 'zürich-☃' } } }) + '\n' + JSON.stringify({ Action: 'destroy', time: 2 }) + '\nnot json\n' + JSON.stringify({ Action: 'start', time: 3 }) + '\n';
+    const text =
+      JSON.stringify({ Action: 'die', time: 1, Actor: { ID: 'a', Attributes: { name: 'zürich-☃' } } }) +
+      '\n' +
+      JSON.stringify({ Action: 'destroy', time: 2 }) +
+      '\nnot json\n' +
+      JSON.stringify({ Action: 'start', time: 3 }) +
+      '\n';
     const bytes = Buffer.from(text);
     // One HTTP chunk per cut, at awkward places: inside a line, inside the two-byte ü and three-byte ☃.
     const u = bytes.indexOf(Buffer.from('ü'));
@@ -435,7 +475,10 @@ describe('Engine against a fake engine on a unix socket', () => {
       at = c;
     }
     await until('three events', () => (events.length >= 3 ? true : undefined), 5000);
-    assert.deepEqual(events.map((e) => e.Action), ['die', 'destroy', 'start']);
+    assert.deepEqual(
+      events.map((e) => e.Action),
+      ['die', 'destroy', 'start'],
+    );
     assert.equal(events[0]!.Actor?.Attributes?.name, 'zürich-☃');
     assert.deepEqual(bad, ['not json']);
     ac.abort();
@@ -455,7 +498,11 @@ describe('Engine against a fake engine on a unix socket', () => {
     const a = await engine.events({}, (ev) => got.push(ev));
     res!.end(JSON.stringify({ Action: 'die' })); // last line without a newline
     await a.done;
-    assert.deepEqual(got.map((e) => e.Action), ['die'], 'the last line is delivered at the end');
+    assert.deepEqual(
+      got.map((e) => e.Action),
+      ['die'],
+      'the last line is delivered at the end',
+    );
     const b = await engine.events({}, () => undefined);
     res!.socket!.destroy();
     const e = await engineRejection(b.done, 'ENGINE_UNREACHABLE');
@@ -484,7 +531,15 @@ describe('Engine against a fake engine on a unix socket', () => {
     const s = await engine.followLogs('c1', { signal: ac.signal }, (id, d) => (id === 2 ? err : out).push(d.toString()));
     assert.equal(fake.requests[0]!.query.get('follow'), '1');
     // Cuts: inside the first header, between header and payload, inside the second header, mid-payload.
-    for (const [a, b] of [[0, 3], [3, 8], [8, 14], [14, 17], [17, 30], [30, bytes.length]] as const) res!.write(bytes.subarray(a, b));
+    for (const [a, b] of [
+      [0, 3],
+      [3, 8],
+      [8, 14],
+      [14, 17],
+      [17, 30],
+      [30, bytes.length],
+    ] as const)
+      res!.write(bytes.subarray(a, b));
     await until('all three frames', () => (out.join('') === 'READY\nline two\n' && err.join('') === 'warn: x\n' ? true : undefined), 5000);
     ac.abort();
     await s.done;
@@ -514,7 +569,9 @@ describe('Engine against a fake engine on a unix socket', () => {
 
       // A socket file nobody listens on (its server was SIGKILLed, so the file stays): ECONNREFUSED.
       const stale = join(dir, 'stale.sock');
-      const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(stale)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(stale)}, () => console.log('up'))`], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
       child.kill('SIGKILL');
       await new Promise((r) => child.once('exit', r));
@@ -525,7 +582,10 @@ describe('Engine against a fake engine on a unix socket', () => {
       assert.match(e2.message, /GET \/containers\/json/);
       assert.match(e2.message, /dockerd/);
       // Streams too.
-      await engineRejection(refused.events({}, () => undefined), 'ENGINE_UNREACHABLE');
+      await engineRejection(
+        refused.events({}, () => undefined),
+        'ENGINE_UNREACHABLE',
+      );
       missing.close();
       refused.close();
     } finally {
@@ -569,7 +629,10 @@ describe('DOCKER_HOST and options', () => {
     ['/var/run/docker.sock', {}, /expected a URL/],
   ] as const) {
     test(`${value} is refused, saying what works`, () => {
-      assert.throws(() => parseDockerHost(value, env), (e: unknown) => isWarmpoolError(e, 'CONFIG_INVALID') && why.test(e.message) && e.message.includes(value));
+      assert.throws(
+        () => parseDockerHost(value, env),
+        (e: unknown) => isWarmpoolError(e, 'CONFIG_INVALID') && why.test(e.message) && e.message.includes(value),
+      );
     });
   }
   test('the constructor rejects unknown options and bad values', () => {
@@ -586,7 +649,11 @@ describe('stream parsers (literal bytes, cut at every position)', () => {
   const mux = hex('0100000000000003 68690a 0200000000000005 6f6f70730a 0100000000000000 0100000000000003 c3a90a');
 
   test('Demuxer: every single cut and every pair of cuts gives the same frames', () => {
-    const want = [[1, 'hi\n'], [2, 'oops\n'], [1, 'é\n']];
+    const want = [
+      [1, 'hi\n'],
+      [2, 'oops\n'],
+      [1, 'é\n'],
+    ];
     const run = (cuts: number[]) => {
       const got: Array<[StreamId, Buffer]> = [];
       const d = new Demuxer((s, b) => got.push([s, Buffer.from(b)]));

@@ -3,8 +3,19 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  DOCKER_NAME_RE, claimedName, containerFacts, decodeNamePart, deploymentFilter, encodeNamePart, envList, instanceLabels,
-  instanceName, parseEnv, parseName, recordFromContainer, type ContainerLike,
+  DOCKER_NAME_RE,
+  claimedName,
+  containerFacts,
+  decodeNamePart,
+  deploymentFilter,
+  encodeNamePart,
+  envList,
+  instanceLabels,
+  instanceName,
+  parseEnv,
+  parseName,
+  recordFromContainer,
+  type ContainerLike,
 } from '../pool/runtimes/docker-labels.js';
 import type { ClaimMark, InstanceRecord } from '../pool/runtime.js';
 
@@ -109,8 +120,15 @@ describe('env', () => {
 describe('recordFromContainer', () => {
   const ID = 'f00dfeedcafe0123456789abcdef0123456789abcdef0123456789abcdef0123';
   const base: InstanceRecord = {
-    instanceId: 'k3x9a0b1c2', app: 'vdma', deployment: 'prod', runtimeId: ID, host: '127.0.0.1', port: 20001,
-    running: true, createdAt: 1_700_000_000_000, env: { PORT: '20001', SECRET: 's3' },
+    instanceId: 'k3x9a0b1c2',
+    app: 'vdma',
+    deployment: 'prod',
+    runtimeId: ID,
+    host: '127.0.0.1',
+    port: 20001,
+    running: true,
+    createdAt: 1_700_000_000_000,
+    env: { PORT: '20001', SECRET: 's3' },
   };
   const hostInspect: ContainerLike = {
     Id: ID,
@@ -131,14 +149,66 @@ describe('recordFromContainer', () => {
   const ok: Array<[string, ContainerLike, Partial<InstanceRecord>, 'host' | 'bridge']> = [
     ['host network, inspect: port from the label', hostInspect, {}, 'host'],
     ['host network, stopped', { ...hostInspect, State: { Running: false, Status: 'exited' } }, { running: false }, 'host'],
-    ['claimed name', { ...hostInspect, Name: '/warmpool-prod-vdma-k3x9a0b1c2.claimed-1700000000500-Ab_-9' }, { claim: { session: 'Ab_-9', at: 1_700_000_000_500 } }, 'host'],
+    [
+      'claimed name',
+      { ...hostInspect, Name: '/warmpool-prod-vdma-k3x9a0b1c2.claimed-1700000000500-Ab_-9' },
+      { claim: { session: 'Ab_-9', at: 1_700_000_000_500 } },
+      'host',
+    ],
     ['bridge, inspect: port from the binding', bridgeInspect, { port: 49153, env: { PORT: '8080' } }, 'bridge'],
-    ['bridge, IPv6 binding listed first: IPv4 preferred', { ...bridgeInspect, NetworkSettings: { Ports: { '8080/tcp': [{ HostIp: '::1', HostPort: '49999' }, { HostIp: '127.0.0.1', HostPort: '49153' }] } } }, { port: 49153, env: { PORT: '8080' } }, 'bridge'],
-    ['bridge, custom network name counts as bridge', { ...bridgeInspect, HostConfig: { NetworkMode: 'warmpool-net' } }, { port: 49153, env: { PORT: '8080' } }, 'bridge'],
-    ['bridge, stopped (no binding): port 0', { ...bridgeInspect, State: { Running: false }, NetworkSettings: { Ports: {} } }, { port: 0, running: false, env: { PORT: '8080' } }, 'bridge'],
-    ['list entry, host network (no env in a list entry)', { Id: ID, Names: ['/warmpool-prod-vdma-k3x9a0b1c2'], Labels: LABELS, State: 'running', HostConfig: { NetworkMode: 'host' }, Ports: [] }, { env: {} }, 'host'],
-    ['list entry, bridge', { Id: ID, Names: ['/warmpool-prod-vdma-k3x9a0b1c2'], Labels: bridgeLabels, State: 'running', HostConfig: { NetworkMode: 'bridge' }, Ports: [{ IP: '127.0.0.1', PrivatePort: 8080, PublicPort: 49153, Type: 'tcp' }] }, { port: 49153, env: {} }, 'bridge'],
-    ['list entry, exited', { Id: ID, Names: ['/x'], Labels: LABELS, State: 'exited', HostConfig: { NetworkMode: 'host' } }, { running: false, env: {} }, 'host'],
+    [
+      'bridge, IPv6 binding listed first: IPv4 preferred',
+      {
+        ...bridgeInspect,
+        NetworkSettings: {
+          Ports: {
+            '8080/tcp': [
+              { HostIp: '::1', HostPort: '49999' },
+              { HostIp: '127.0.0.1', HostPort: '49153' },
+            ],
+          },
+        },
+      },
+      { port: 49153, env: { PORT: '8080' } },
+      'bridge',
+    ],
+    [
+      'bridge, custom network name counts as bridge',
+      { ...bridgeInspect, HostConfig: { NetworkMode: 'warmpool-net' } },
+      { port: 49153, env: { PORT: '8080' } },
+      'bridge',
+    ],
+    [
+      'bridge, stopped (no binding): port 0',
+      { ...bridgeInspect, State: { Running: false }, NetworkSettings: { Ports: {} } },
+      { port: 0, running: false, env: { PORT: '8080' } },
+      'bridge',
+    ],
+    [
+      'list entry, host network (no env in a list entry)',
+      { Id: ID, Names: ['/warmpool-prod-vdma-k3x9a0b1c2'], Labels: LABELS, State: 'running', HostConfig: { NetworkMode: 'host' }, Ports: [] },
+      { env: {} },
+      'host',
+    ],
+    [
+      'list entry, bridge',
+      {
+        Id: ID,
+        Names: ['/warmpool-prod-vdma-k3x9a0b1c2'],
+        Labels: bridgeLabels,
+        State: 'running',
+        HostConfig: { NetworkMode: 'bridge' },
+        Ports: [{ IP: '127.0.0.1', PrivatePort: 8080, PublicPort: 49153, Type: 'tcp' }],
+      },
+      { port: 49153, env: {} },
+      'bridge',
+    ],
+    [
+      'list entry, exited',
+      { Id: ID, Names: ['/x'], Labels: LABELS, State: 'exited', HostConfig: { NetworkMode: 'host' } },
+      { running: false, env: {} },
+      'host',
+    ],
   ];
   for (const [what, c, diff, network] of ok) {
     test(`reads: ${what}`, () => {
@@ -161,7 +231,10 @@ describe('recordFromContainer', () => {
   for (const [what, c, why] of broken) {
     test(`skips, without throwing: ${what}`, () => {
       const reasons: string[] = [];
-      assert.equal(recordFromContainer(c, (r) => reasons.push(r)), undefined);
+      assert.equal(
+        recordFromContainer(c, (r) => reasons.push(r)),
+        undefined,
+      );
       assert.equal(reasons.length, 1);
       assert.match(reasons[0]!, why);
     });

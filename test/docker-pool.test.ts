@@ -88,7 +88,10 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(), tim
   before(() => {
     startedAt = Date.now();
     // Idempotent and offline (a no-op when the images match dist/): never test a stale stand-in.
-    const r = spawnSync('bash', [fileURLToPath(new URL('../../scripts/build-images.sh', import.meta.url))], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 300_000 });
+    const r = spawnSync('bash', [fileURLToPath(new URL('../../scripts/build-images.sh', import.meta.url))], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      timeout: 300_000,
+    });
     assert.equal(r.status, 0, 'scripts/build-images.sh failed: see its output above');
   });
 
@@ -127,10 +130,14 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(), tim
   test('readiness gating: a port that answers before the notebook has executed is not handed out', async () => {
     const { fleet, rt } = world({ pool: '{ warm: 1, max: 1 }', env: 'STATE_BYTES: 2000, STARTUP_DELAY_MS: 2500, LISTEN_EARLY: 1' });
     await fleet.start();
-    const rec = await eventually(async () => {
-      const r = (await rt.list())[0];
-      return r && (await ping(r.host, r.port)) ? r : undefined;
-    }, 'the early port to answer', 30_000);
+    const rec = await eventually(
+      async () => {
+        const r = (await rt.list())[0];
+        return r && (await ping(r.host, r.port)) ? r : undefined;
+      },
+      'the early port to answer',
+      30_000,
+    );
     assert.equal(fleet.status()[0]!.ready, 0, 'port open, notebook still executing: not ready');
     const early = await fleet.claim('standin');
     assert.equal(early.kind, 'queued');
@@ -166,8 +173,15 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(), tim
 
     // The first 10 in line get the 10 new containers; the other 20 still wait (max reached).
     const late = await Promise.all(queued.slice(0, 10).map((h) => collectOffer(fleet, 'standin', h)));
-    assert.deepEqual(queued.slice(10).map((h) => h.settled()), Array(20).fill(undefined), 'in the order of the line');
-    assert.deepEqual(queued.slice(10).map((h) => h.lines.at(-1)?.position), Array.from({ length: 20 }, (_, i) => i + 1));
+    assert.deepEqual(
+      queued.slice(10).map((h) => h.settled()),
+      Array(20).fill(undefined),
+      'in the order of the line',
+    );
+    assert.deepEqual(
+      queued.slice(10).map((h) => h.lines.at(-1)?.position),
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
     const all = [...got, ...late];
     assert.equal(new Set(all.map((t) => t.instanceId)).size, 30, 'thirty sessions, thirty containers');
     assert.equal(new Set(all.map((t) => t.port)).size, 30);
@@ -193,7 +207,7 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(), tim
     for (const r of fresh) await answers(r.host, r.port);
 
     await fleet.end(a.target.session, 'admin');
-    await eventually(async () => !(await rt.list()).some((r) => r.instanceId === a.target.instanceId), 'the ended session\'s container to be removed', 30_000);
+    await eventually(async () => !(await rt.list()).some((r) => r.instanceId === a.target.instanceId), "the ended session's container to be removed", 30_000);
     assert.equal(await countByLabel(SELECT), 3, 'not replaced: the pool already holds warm ready ones');
     assert.deepEqual(fleet.find(a.target.session, a.target.instanceId).kind, 'ended');
   });
@@ -264,7 +278,14 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(), tim
       return (await inspectContainer(rec.runtimeId)).HostConfig.CpuShares;
     };
     await w.fleet.start();
-    const warming = await until('two running containers', async () => { const r = await running(w.rt); return r.length === 2 ? r : undefined; }, 30_000);
+    const warming = await until(
+      'two running containers',
+      async () => {
+        const r = await running(w.rt);
+        return r.length === 2 ? r : undefined;
+      },
+      30_000,
+    );
     assert.equal(w.fleet.status()[0]!.ready, 0, 'still executing');
     for (const r of warming) assert.equal(await shares(r.instanceId), 128, 'executing its notebook at the warming weight');
     await waitForStatus(w.fleet, 'standin', (s) => s.ready === 2, 60_000);
@@ -305,7 +326,11 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(), tim
   });
 
   test('bridge networking: each container publishes its port on 127.0.0.1; HTTP readiness', async () => {
-    const { fleet, rt } = world({ pool: '{ warm: 2, max: 2 }', readiness: '{ http: { path: /ping, status: 200 }, timeout: 60s, interval: 100ms }', extra: ['network: bridge', 'port: 8080'] });
+    const { fleet, rt } = world({
+      pool: '{ warm: 2, max: 2 }',
+      readiness: '{ http: { path: /ping, status: 200 }, timeout: 60s, interval: 100ms }',
+      extra: ['network: bridge', 'port: 8080'],
+    });
     await fleet.start();
     await waitForStatus(fleet, 'standin', (s) => s.ready === 2, 60_000);
     const recs = await running(rt);
@@ -380,7 +405,11 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(), tim
     open();
     await stopped;
     const made = await Promise.allSettled(creates);
-    assert.deepEqual(made.map((r) => r.status), ['fulfilled', 'fulfilled', 'fulfilled'], 'the engine created all three after stop() began');
+    assert.deepEqual(
+      made.map((r) => r.status),
+      ['fulfilled', 'fulfilled', 'fulfilled'],
+      'the engine created all three after stop() began',
+    );
     assert.equal(await countByLabel(SELECT), 0, 'removed before stop() resolved');
   });
 });

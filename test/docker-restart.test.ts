@@ -25,7 +25,12 @@ const RUN = `t-drestart-${process.pid}-${randomBytes(3).toString('hex')}`;
 /** Noticing a container that died or was removed, from the engine's events (the class-day goal: "within a second"). */
 const NOTICE_WITHIN_MS = 1000;
 
-interface Container { id: string; name: string; running: boolean; instance: string }
+interface Container {
+  id: string;
+  name: string;
+  running: boolean;
+  instance: string;
+}
 
 const made: Site[] = [];
 let seq = 0;
@@ -35,7 +40,9 @@ function site(startupMs: number, pool = '{ warm: 2, max: 6, parallel: 2 }'): Sit
   const dir = mkdtempSync(join(tmpdir(), 'wp-drestart-'));
   const s: Site = { dir, file: join(dir, 'warmpool.yaml'), stateDir: join(dir, 'state'), marker: '', deployment: `${RUN}-${seq++}` };
   made.push(s);
-  writeFileSync(s.file, `
+  writeFileSync(
+    s.file,
+    `
 listen: { host: 127.0.0.1, port: 0 }
 deployment: ${s.deployment}
 stateDir: ${s.stateDir}
@@ -50,17 +57,29 @@ apps:
     readiness: { log: "^READY$", timeout: 60s }
     pool: ${pool}
     secret: { env: PLUTO_SECRET, inject: { query: secret } }
-`);
+`,
+  );
   return s;
 }
 
 /** The deployment's containers, from the docker CLI (not warmpool's own engine client). */
 async function containers(s: Site): Promise<Container[]> {
-  const out = await dockerCli(['ps', '-a', '--no-trunc', '--filter', `label=warmpool.deployment=${s.deployment}`, '--format', '{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Label "warmpool.instance"}}']);
-  return out.split('\n').filter(Boolean).map((l) => {
-    const [id, name, state, instance] = l.split('\t') as [string, string, string, string];
-    return { id, name, running: state === 'running', instance };
-  });
+  const out = await dockerCli([
+    'ps',
+    '-a',
+    '--no-trunc',
+    '--filter',
+    `label=warmpool.deployment=${s.deployment}`,
+    '--format',
+    '{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Label "warmpool.instance"}}',
+  ]);
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [id, name, state, instance] = l.split('\t') as [string, string, string, string];
+      return { id, name, running: state === 'running', instance };
+    });
 }
 
 /** The cookie reaches a live editor; its container runs and carries the claim in its name (for the next restart). */
@@ -68,20 +87,28 @@ async function routesToOwn(url: string, s: Site, v: { jar: CookieJar; session: s
   const r = await request(`${url}/demo/open?path=webapp.jl`, { jar: v.jar, headers: { accept: 'text/html' } });
   assert.equal(r.status, 302, `session ${v.session} answered ${r.status}: ${r.text.slice(0, 300)}`);
   assert.match(String(r.headers.location), /edit\?id=/, 'the notebook answered, through the session');
-  await until(`the claim of ${v.session} in the name of container ${v.instance}`, async () => {
-    const c = (await containers(s)).find((x) => x.instance === v.instance);
-    return c?.running && parseName(c.name).claim?.session === v.session ? true : undefined;
-  }, 10_000);
+  await until(
+    `the claim of ${v.session} in the name of container ${v.instance}`,
+    async () => {
+      const c = (await containers(s)).find((x) => x.instance === v.instance);
+      return c?.running && parseName(c.name).claim?.session === v.session ? true : undefined;
+    },
+    10_000,
+  );
 }
 
 /** Every container of the deployment runs and is one warmpool counts (ready + starting + claimed). */
 async function noOrphans(s: Site, cli: Cli): Promise<void> {
   let last: Container[] = [];
-  await until('containers and warmpool\'s counts to agree', async () => {
-    last = await containers(s);
-    const p = cli.progress('demo');
-    return p && last.every((c) => c.running) && last.length === p.ready + p.starting + p.claimed ? true : undefined;
-  }, 20_000).catch((e: Error) => {
+  await until(
+    "containers and warmpool's counts to agree",
+    async () => {
+      last = await containers(s);
+      const p = cli.progress('demo');
+      return p && last.every((c) => c.running) && last.length === p.ready + p.starting + p.claimed ? true : undefined;
+    },
+    20_000,
+  ).catch((e: Error) => {
     throw new Error(`${e.message}: ${JSON.stringify(last)} vs ${JSON.stringify(cli.progress('demo'))}`);
   });
 }
@@ -96,10 +123,15 @@ const settled = (n: number) => (p: Progress) => p.ready === 2 && p.starting === 
 
 /** Polls the cookie until it gets the ended page; resolves with how long that took from `from`. */
 async function endedAfter(url: string, v: { jar: CookieJar }, from: number, why: RegExp): Promise<number> {
-  const page = await until('the ended page', async () => {
-    const r = await request(`${url}/demo/open?path=webapp.jl`, { jar: v.jar, headers: { accept: 'text/html' } });
-    return r.status === 410 ? r : undefined;
-  }, 10_000, 10);
+  const page = await until(
+    'the ended page',
+    async () => {
+      const r = await request(`${url}/demo/open?path=webapp.jl`, { jar: v.jar, headers: { accept: 'text/html' } });
+      return r.status === 410 ? r : undefined;
+    },
+    10_000,
+    10,
+  );
   const ms = Date.now() - from;
   assert.match(page.text, /This session has ended/);
   assert.match(page.text, why);
@@ -110,7 +142,10 @@ async function endedAfter(url: string, v: { jar: CookieJar }, from: number, why:
 describe('class-day restarts and vanished containers on the Docker Engine', { skip: await dockerSkipReason(), timeout: 300_000 }, () => {
   before(() => {
     // Idempotent and offline (a no-op when the images match dist/): never test a stale stand-in.
-    const r = spawnSync('bash', [fileURLToPath(new URL('../../scripts/build-images.sh', import.meta.url))], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 300_000 });
+    const r = spawnSync('bash', [fileURLToPath(new URL('../../scripts/build-images.sh', import.meta.url))], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      timeout: 300_000,
+    });
     assert.equal(r.status, 0, 'scripts/build-images.sh failed: see its output above');
   });
 
@@ -184,7 +219,7 @@ describe('class-day restarts and vanished containers on the Docker Engine', { sk
     await stopClean(s, again.cli);
   });
 
-  test('containers killed or removed behind warmpool\'s back: noticed from engine events within a second, the visitor gets the ended page', async () => {
+  test("containers killed or removed behind warmpool's back: noticed from engine events within a second, the visitor gets the ended page", async () => {
     const s = site(300, '{ warm: 2, max: 8, parallel: 2 }');
     const cli = start(s);
     const url = `http://127.0.0.1:${await cli.port(30_000)}`;
@@ -215,10 +250,14 @@ describe('class-day restarts and vanished containers on the Docker Engine', { sk
     await cli.waitProgress('demo', settled(0), 60_000);
     const [spare] = (await containers(s)).filter((c) => c.running);
     await dockerCli(['rm', '-f', spare!.id]);
-    await until('the removed container to be replaced', async () => {
-      const cs = await containers(s);
-      return !cs.some((c) => c.id === spare!.id) && cs.filter((c) => c.running).length === 2 ? true : undefined;
-    }, 60_000);
+    await until(
+      'the removed container to be replaced',
+      async () => {
+        const cs = await containers(s);
+        return !cs.some((c) => c.id === spare!.id) && cs.filter((c) => c.running).length === 2 ? true : undefined;
+      },
+      60_000,
+    );
     await cli.waitProgress('demo', settled(0), 60_000);
 
     // Killed while warmpool itself was down: the next start finds it dead, and its visitor is told.

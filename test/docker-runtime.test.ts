@@ -25,17 +25,27 @@ const PORTS = { from: 42000 + (process.pid % 500) * 10, to: 42000 + (process.pid
 
 function app(over: Partial<AppConfig> = {}): AppConfig {
   return {
-    name: 'standin', runtime: 'docker', image: IMAGE, port: 0, env: { APP_ONLY: 'a' }, deepLink: '/',
-    prefix: { mode: 'strip' }, pool: { warm: 0, max: 4, parallel: 2 },
+    name: 'standin',
+    runtime: 'docker',
+    image: IMAGE,
+    port: 0,
+    env: { APP_ONLY: 'a' },
+    deepLink: '/',
+    prefix: { mode: 'strip' },
+    pool: { warm: 0, max: 4, parallel: 2 },
     readiness: { http: { path: '/ping', status: 200 }, timeoutMs: 20_000, intervalMs: 100 },
-    limits: {}, network: 'host', idleTimeoutMs: 60_000, maxLifetimeMs: 60_000, graceMs: 0, classifier: 'pluto',
+    limits: {},
+    network: 'host',
+    idleTimeoutMs: 60_000,
+    maxLifetimeMs: 60_000,
+    graceMs: 0,
+    classifier: 'pluto',
     ...over,
   };
 }
 
 let seq = 0;
 const spec = (env: Record<string, string> = {}) => ({ app: 'standin', instanceId: `i${Date.now().toString(36)}${seq++}`, env });
-
 
 async function pingOk(port: number): Promise<true | undefined> {
   try {
@@ -51,7 +61,10 @@ async function rejectsWith(p: Promise<unknown>, code: WarmpoolError['code']): Pr
   try {
     await p;
   } catch (e) {
-    assert.ok(isWarmpoolError(e, code), `expected WarmpoolError ${code}, got ${e instanceof Error ? `${e.name} ${(e as WarmpoolError).code ?? ''}: ${e.message}` : String(e)}`);
+    assert.ok(
+      isWarmpoolError(e, code),
+      `expected WarmpoolError ${code}, got ${e instanceof Error ? `${e.name} ${(e as WarmpoolError).code ?? ''}: ${e.message}` : String(e)}`,
+    );
     return e as WarmpoolError;
   }
   assert.fail(`expected a rejection with ${code}`);
@@ -66,7 +79,10 @@ describe('DockerRuntime (real engine)', { skip: await dockerSkipReason(), timeou
   before(() => {
     // Idempotent and offline: a no-op (~0.2 s) when the images match dist/, a build (a few s) when not,
     // so the suite never tests a stale stand-in and also runs on a machine that skipped .ci/run.
-    const r = spawnSync('bash', [fileURLToPath(new URL('../../scripts/build-images.sh', import.meta.url))], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 300_000 });
+    const r = spawnSync('bash', [fileURLToPath(new URL('../../scripts/build-images.sh', import.meta.url))], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      timeout: 300_000,
+    });
     assert.equal(r.status, 0, 'scripts/build-images.sh failed: see its output above');
   });
 
@@ -188,7 +204,10 @@ describe('DockerRuntime (real engine)', { skip: await dockerSkipReason(), timeou
     const lines: string[] = [];
     const stop = rt.output(rec.instanceId, (l) => lines.push(l));
     await until('READY in the output', () => (lines.some((l) => l.includes('READY')) ? true : undefined));
-    assert.ok(lines.every((l) => !l.includes('\n')), 'split into lines');
+    assert.ok(
+      lines.every((l) => !l.includes('\n')),
+      'split into lines',
+    );
     stop();
     await rt.remove(rec.instanceId);
   });
@@ -207,7 +226,10 @@ describe('DockerRuntime (real engine)', { skip: await dockerSkipReason(), timeou
     assert.match(exits[0]![1], /exited with code 137/);
     assert.ok(!exits.some(([id]) => id === mine.instanceId), 'our own removal is not an exit');
     const listed = await rt.list();
-    assert.deepEqual(listed.map((r) => [r.instanceId, r.running]), [[victim.instanceId, false]]);
+    assert.deepEqual(
+      listed.map((r) => [r.instanceId, r.running]),
+      [[victim.instanceId, false]],
+    );
     await rt.remove(victim.instanceId);
     stop();
   });
@@ -246,7 +268,13 @@ describe('DockerRuntime without an engine', () => {
   test('watch() retries with doubling backoff on the injected clock until stopped', async () => {
     const clock = new ManualClock();
     const logs: string[] = [];
-    const rt = new DockerRuntime({ deployment: DEPLOYMENT, ports: new PortAllocator(PORTS.from, PORTS.to), engine: deadEngine(), clock, log: (m) => logs.push(m) });
+    const rt = new DockerRuntime({
+      deployment: DEPLOYMENT,
+      ports: new PortAllocator(PORTS.from, PORTS.to),
+      engine: deadEngine(),
+      clock,
+      log: (m) => logs.push(m),
+    });
     const stop = rt.watch(() => assert.fail('no exits without an engine'));
     await until('first failure', () => (logs.length >= 1 ? true : undefined), 5000);
     assert.match(logs[0]!, /ENGINE_UNREACHABLE|unreachable/i);
@@ -274,7 +302,9 @@ describe('DockerRuntime without an engine', () => {
       calls.push(req.query);
       const i = streams.length;
       closed[i] = false;
-      res.on('close', () => { closed[i] = true; });
+      res.on('close', () => {
+        closed[i] = true;
+      });
       res.writeHead(200, { 'content-type': 'application/json' });
       res.flushHeaders();
       streams.push(res);
@@ -285,19 +315,38 @@ describe('DockerRuntime without an engine', () => {
       const exits: Array<[string, string]> = [];
       const stop = rt.watch((id, detail) => exits.push([id, detail]));
       const ev = (action: string, instance: string, time: number, extra: Record<string, string> = {}, deployment = 'prod') =>
-        JSON.stringify({ status: action, id: `c-${instance}`, Type: 'container', Action: action, time, Actor: { ID: `c-${instance}`, Attributes: { 'warmpool.deployment': deployment, 'warmpool.instance': instance, 'warmpool.app': 'a', ...extra } } }) + '\n';
+        JSON.stringify({
+          status: action,
+          id: `c-${instance}`,
+          Type: 'container',
+          Action: action,
+          time,
+          Actor: { ID: `c-${instance}`, Attributes: { 'warmpool.deployment': deployment, 'warmpool.instance': instance, 'warmpool.app': 'a', ...extra } },
+        }) + '\n';
 
       await until('first connection', () => streams[0]);
       assert.equal(calls[0]!.get('since'), null, 'the first connection only sees new events');
       assert.deepEqual(JSON.parse(calls[0]!.get('filters')!), { type: ['container'], label: ['warmpool.deployment=prod'], event: ['die', 'oom', 'destroy'] });
-      const batch = ev('die', 'i1', 100, { exitCode: '1' }) + ev('oom', 'i2', 101) + ev('die', 'i2', 101, { exitCode: '137' }) + ev('die', 'other', 101, { exitCode: '0' }, 'staging') + ev('destroy', 'i1', 102);
+      const batch =
+        ev('die', 'i1', 100, { exitCode: '1' }) +
+        ev('oom', 'i2', 101) +
+        ev('die', 'i2', 101, { exitCode: '137' }) +
+        ev('die', 'other', 101, { exitCode: '0' }, 'staging') +
+        ev('destroy', 'i1', 102);
       // Two HTTP chunks, cut mid-line.
       streams[0]!.write(batch.slice(0, 37));
       streams[0]!.write(batch.slice(37));
       await until('two exits', () => (exits.length >= 2 ? true : undefined), 5000);
       streams[0]!.end();
       await until('the reconnect notice', () => (logs.some((l) => /ended; reconnecting in 250 ms/.test(l)) ? true : undefined), 5000);
-      assert.deepEqual(exits, [['i1', 'exited with code 1'], ['i2', 'exited with code 137 (out of memory)']], 'die then destroy: reported once; other deployments ignored');
+      assert.deepEqual(
+        exits,
+        [
+          ['i1', 'exited with code 1'],
+          ['i2', 'exited with code 137 (out of memory)'],
+        ],
+        'die then destroy: reported once; other deployments ignored',
+      );
 
       await clock.advance(250);
       await until('second connection', () => streams[1]);

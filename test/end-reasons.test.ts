@@ -36,7 +36,14 @@ test('warmpool sessions knows every end reason: --reason accepts it, totals has 
     const run = async (args: string[]) => {
       let out = '';
       let err = '';
-      const code = await sessionsCommand(['--dir', dir, ...args], { out: (s) => { out += s; }, err: (s) => { err += s; } });
+      const code = await sessionsCommand(['--dir', dir, ...args], {
+        out: (s) => {
+          out += s;
+        },
+        err: (s) => {
+          err += s;
+        },
+      });
       return { code, out, err };
     };
     for (const r of END_REASON_NAMES) {

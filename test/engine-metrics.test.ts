@@ -27,8 +27,14 @@ for (const [method, path, want] of routes) {
 
 test('the Engine client reports each call with its route, duration and outcome', async () => {
   const fake = await startFakeEngine((req, res) => {
-    if (req.path === '/_ping') { res.end('OK'); return; }
-    if (req.path.endsWith('/json')) { sendJson(res, 404, { message: 'No such container: c9' }); return; }
+    if (req.path === '/_ping') {
+      res.end('OK');
+      return;
+    }
+    if (req.path.endsWith('/json')) {
+      sendJson(res, 404, { message: 'No such container: c9' });
+      return;
+    }
     sendJson(res, 500, { message: 'boom' });
   });
   const calls: [string, number, boolean][] = [];
@@ -36,7 +42,13 @@ test('the Engine client reports each call with its route, duration and outcome',
   try {
     await engine.ping();
     await engine.inspectContainer('c9').catch(() => undefined);
-    assert.deepEqual(calls.map(([r, , ok]) => [r, ok]), [['GET /_ping', true], ['GET /containers/{id}/json', false]]);
+    assert.deepEqual(
+      calls.map(([r, , ok]) => [r, ok]),
+      [
+        ['GET /_ping', true],
+        ['GET /containers/{id}/json', false],
+      ],
+    );
     assert.ok(calls.every(([, ms]) => ms >= 0 && ms < 30_000));
   } finally {
     await engine.close();

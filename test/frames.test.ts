@@ -98,7 +98,7 @@ test('fragmented message with a ping between fragments (RFC 6455 5.4, 5.7)', () 
   assert.deepEqual(parse(stream), ['ctl 9 5', `msg 1 5 ${HELLO}`]);
 });
 
-test('masked fragments are unmasked with each frame\'s own key', () => {
+test("masked fragments are unmasked with each frame's own key", () => {
   const stream = Buffer.concat([
     frame({ opcode: 2, fin: false, payload: Buffer.from('ab'), mask: hex('01020304') }),
     frame({ opcode: 0xa, payload: Buffer.from('p'), mask: hex('05060708') }),
@@ -188,10 +188,7 @@ test('a fragmented message that outgrows the capture limit stops being captured'
   ]);
   assert.deepEqual(parse(stream, { captureLimit: 5 }), ['msg 2 9 -', 'msg 2 5 0404050505']);
   // growth path: a small first fragment, then a larger continuation, still under the limit
-  const grown = Buffer.concat([
-    frame({ opcode: 2, fin: false, payload: Buffer.alloc(1, 1) }),
-    frame({ opcode: 0, payload: Buffer.alloc(1000, 2) }),
-  ]);
+  const grown = Buffer.concat([frame({ opcode: 2, fin: false, payload: Buffer.alloc(1, 1) }), frame({ opcode: 0, payload: Buffer.alloc(1000, 2) })]);
   const ev = parse(grown);
   assert.equal(ev.length, 1);
   assert.equal(ev[0], `msg 2 1001 01${'02'.repeat(1000)}`);

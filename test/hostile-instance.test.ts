@@ -8,8 +8,21 @@ import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { WebSocket } from 'ws';
 import {
-  MiB, corpus, drip, fetchWithin, hasResponse, headerValues, liveBytes, rawExchange, readResponses, switching, targetOf, withDeadline,
-  type Behaviour, type Fetched, type Stage,
+  MiB,
+  corpus,
+  drip,
+  fetchWithin,
+  hasResponse,
+  headerValues,
+  liveBytes,
+  rawExchange,
+  readResponses,
+  switching,
+  targetOf,
+  withDeadline,
+  type Behaviour,
+  type Fetched,
+  type Stage,
 } from './helpers/hostile.js';
 import { eventually, until } from './helpers/wait.js';
 
@@ -39,7 +52,11 @@ function assertRefused(s: Stage, r: Fetched, what: string, rule?: RegExp): void 
   assert.equal(r.outcome, 'answered', `${what}: ${r.outcome} ${r.error ?? ''}`);
   assert.equal(r.status, 502, what);
   assert.equal(JSON.parse(r.text).error.code, 'INSTANCE_NOT_READY', what);
-  if (rule) assert.ok(s.logs.some((l) => l.includes(s.evil.id) && rule.test(l)), `${what}: a log line naming ${s.evil.id} and ${rule}; got ${JSON.stringify(s.logs)}`);
+  if (rule)
+    assert.ok(
+      s.logs.some((l) => l.includes(s.evil.id) && rule.test(l)),
+      `${what}: a log line naming ${s.evil.id} and ${rule}; got ${JSON.stringify(s.logs)}`,
+    );
 }
 
 /** A WebSocket handshake written by hand, with the evil session's cookie. */
@@ -66,12 +83,17 @@ const plantedLines = [...PLANTED, 'theme=dark; Path=/'].map((c) => `Set-Cookie: 
 async function stalled(fn: () => number, what: string, polls = 6, everyMs = 25): Promise<number> {
   let last = -1;
   let same = 0;
-  return until(what, () => {
-    const now = fn();
-    same = now === last ? same + 1 : 0;
-    last = now;
-    return same >= polls ? now : undefined;
-  }, 15_000, everyMs);
+  return until(
+    what,
+    () => {
+      const now = fn();
+      same = now === last ? same + 1 : 0;
+      last = now;
+      return same >= polls ? now : undefined;
+    },
+    15_000,
+    everyMs,
+  );
 }
 
 describe('broken heads: refused before anything reaches the visitor', () => {
@@ -124,8 +146,8 @@ describe('headers named like Object.prototype members', () => {
   }
 });
 
-describe('cookies the instance tries to plant in warmpool\'s name', () => {
-  kase('in an ordinary response: no warmpool_* Set-Cookie reaches the visitor, the instance\'s own cookies do', {}, async (s) => {
+describe("cookies the instance tries to plant in warmpool's name", () => {
+  kase("in an ordinary response: no warmpool_* Set-Cookie reaches the visitor, the instance's own cookies do", {}, async (s) => {
     s.evil.behave(answer(`HTTP/1.1 200 OK\r\n${plantedLines}Content-Length: 2\r\n\r\nok`));
     const r = await get(s, '/plant');
     assert.equal(r.status, 200);
@@ -180,7 +202,7 @@ describe('the 101 answer', () => {
     assertRefused(s, await get(s, '/plain'), '101 to GET', /101/);
   });
 
-  kase('a 101 followed by bytes that are no WebSocket frames: the visitor\'s client fails, both sockets are let go', {}, async (s) => {
+  kase("a 101 followed by bytes that are no WebSocket frames: the visitor's client fails, both sockets are let go", {}, async (s) => {
     s.evil.behave({ request: (head, c) => void c.socket.write(Buffer.concat([Buffer.from(switching(head), 'latin1'), Buffer.alloc(64, 0xff)])) });
     const ws = new WebSocket(s.url('/evil/ws').replace('http', 'ws'), { headers: { cookie: s.evilCookie } });
     ws.on('error', () => undefined);
@@ -188,13 +210,17 @@ describe('the 101 answer', () => {
     assert.notEqual(code, 1000, 'not a clean close');
   });
 
-  kase('a refusal whose body never completes: the visitor gets an answer or a close within the handshake deadline; the proxy closes the held socket', {}, async (s) => {
-    s.evil.behave(answer('HTTP/1.1 403 Forbidden\r\nContent-Length: 1000\r\n\r\nshort'));
-    // wsHandshakeTimeoutMs is 300: two seconds tells a deadline kept from a hang without timing it to the millisecond.
-    const r = await rawExchange(s.p.port, upgradeHead(s), { until: hasResponse, deadlineMs: 2000 });
-    assert.ok(!r.timedOut, `the visitor waited ${r.ms} ms; got ${JSON.stringify(r.text.slice(0, 120))}`);
-    await eventually(() => s.evil.open === 0, 'the proxy closing the held upstream socket', 2000, 10);
-  });
+  kase(
+    'a refusal whose body never completes: the visitor gets an answer or a close within the handshake deadline; the proxy closes the held socket',
+    {},
+    async (s) => {
+      s.evil.behave(answer('HTTP/1.1 403 Forbidden\r\nContent-Length: 1000\r\n\r\nshort'));
+      // wsHandshakeTimeoutMs is 300: two seconds tells a deadline kept from a hang without timing it to the millisecond.
+      const r = await rawExchange(s.p.port, upgradeHead(s), { until: hasResponse, deadlineMs: 2000 });
+      assert.ok(!r.timedOut, `the visitor waited ${r.ms} ms; got ${JSON.stringify(r.text.slice(0, 120))}`);
+      await eventually(() => s.evil.open === 0, 'the proxy closing the held upstream socket', 2000, 10);
+    },
+  );
 });
 
 describe('Location', () => {
@@ -241,7 +267,7 @@ describe('the instance secret echoed in response headers', () => {
 
   kase('base64 (standard alphabet) at each of the 3 alignments: the header never reaches the visitor', {}, async (s) => {
     const forms = b64('base64');
-    for (const f of forms) assert.match(f, /[+/]/, 'the test secret exercises the alphabets\' difference');
+    for (const f of forms) assert.match(f, /[+/]/, "the test secret exercises the alphabets' difference");
     await neverRelayed(s, forms);
   });
 
@@ -269,7 +295,11 @@ describe('a kept-alive connection the instance closes under a request', () => {
       const warm = await get(s, '/warm');
       assert.equal(warm.status, 200);
       // Raw, so the POST carries exactly the framing named (node's client would add a chunked body).
-      const r = await rawExchange(s.p.port, `POST /evil/p HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nCookie: ${s.evilCookie}\r\n${length}Connection: close\r\n\r\n`, { deadlineMs: 3000 });
+      const r = await rawExchange(
+        s.p.port,
+        `POST /evil/p HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nCookie: ${s.evilCookie}\r\n${length}Connection: close\r\n\r\n`,
+        { deadlineMs: 3000 },
+      );
       const [res] = readResponses(r.buf, { eof: true }).responses;
       const posts = s.evil.heads.filter((h) => h.startsWith('POST ')).length;
       assert.ok(posts <= 1, `${JSON.stringify(length)}: the instance received the POST ${posts} times`);
@@ -294,7 +324,7 @@ describe('framing attacks', () => {
     assertRefused(s, await get(s, '/endless-head'), 'endless head', /larger than/);
   });
 
-  kase('an endless chunk-size line (digits, or an extension): the visitor\'s response is cut or refused, promptly', {}, async (s) => {
+  kase("an endless chunk-size line (digits, or an extension): the visitor's response is cut or refused, promptly", {}, async (s) => {
     for (const line of ['0'.repeat(100 * 1024), '1;' + 'e'.repeat(100 * 1024)]) {
       s.evil.behave({ request: (_h, c) => void c.socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n' + line) });
       const r = await get(s, '/endless-chunk-line');
@@ -302,13 +332,13 @@ describe('framing attacks', () => {
     }
   });
 
-  kase('a chunk size of 2^60: the visitor\'s response is cut or refused, promptly', {}, async (s) => {
+  kase("a chunk size of 2^60: the visitor's response is cut or refused, promptly", {}, async (s) => {
     s.evil.behave(answer('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\nabc'));
     const r = await get(s, '/huge-chunk');
     assert.ok(r.outcome === 'cut' || r.outcome === 'reset' || (r.outcome === 'answered' && r.status === 502), `${r.outcome} ${r.status}`);
   });
 
-  kase('a Content-Length larger than the body, then close: the visitor\'s connection is cut, not left hanging', {}, async (s) => {
+  kase("a Content-Length larger than the body, then close: the visitor's connection is cut, not left hanging", {}, async (s) => {
     s.evil.behave({ request: (_h, c) => void c.socket.end('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly this') });
     const r = await get(s, '/short');
     assert.equal(r.outcome, 'cut', `${r.outcome} after ${r.ms} ms`);
@@ -385,7 +415,7 @@ describe('framing attacks', () => {
   kase('binary garbage (with CRLFCRLF in it): 502', {}, async (s) => {
     // Deterministic bytes: a seeded LCG, a blank line planted in the middle.
     let x = 12345;
-    const junk = Buffer.from(Array.from({ length: 4096 }, () => ((x = (x * 1103515245 + 12345) >>> 0) >>> 24)));
+    const junk = Buffer.from(Array.from({ length: 4096 }, () => (x = (x * 1103515245 + 12345) >>> 0) >>> 24));
     junk.write('\r\n\r\n', 2000, 'latin1');
     s.evil.behave(answer(junk));
     assertRefused(s, await get(s, '/garbage'), 'garbage');
@@ -404,8 +434,13 @@ describe('framing attacks', () => {
 describe('slow and large', () => {
   kase('a valid response dripped a byte at a time: relayed intact', {}, async (s) => {
     const body = 'the quick brown fox jumps over the lazy dog';
-    const chunks = body.match(/.{1,7}/g)!.map((p) => `${p.length.toString(16)}\r\n${p}\r\n`).join('');
-    s.evil.behave({ request: (_h, c) => void drip(c.socket, `HTTP/1.1 200 Fine\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n${chunks}0\r\n\r\n`, 2) });
+    const chunks = body
+      .match(/.{1,7}/g)!
+      .map((p) => `${p.length.toString(16)}\r\n${p}\r\n`)
+      .join('');
+    s.evil.behave({
+      request: (_h, c) => void drip(c.socket, `HTTP/1.1 200 Fine\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n${chunks}0\r\n\r\n`, 2),
+    });
     const r = await get(s, '/drip', { deadlineMs: 10_000 });
     assert.equal(r.outcome, 'answered');
     assert.equal(r.status, 200);

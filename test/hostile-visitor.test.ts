@@ -9,8 +9,22 @@ import type { WebSocket } from 'ws';
 import { cookieName } from '../proxy/index.js';
 import { wsOpen } from './helpers/http.js';
 import {
-  ResponseStream, corpus, drip, echo, fetchWithin, hasResponse, headerValues, rawExchange, readResponses, switching, targetOf, withDeadline,
-  type Behaviour, type RawResult, type Stage, type StageOptions,
+  ResponseStream,
+  corpus,
+  drip,
+  echo,
+  fetchWithin,
+  hasResponse,
+  headerValues,
+  rawExchange,
+  readResponses,
+  switching,
+  targetOf,
+  withDeadline,
+  type Behaviour,
+  type RawResult,
+  type Stage,
+  type StageOptions,
 } from './helpers/hostile.js';
 import { eventually, until } from './helpers/wait.js';
 
@@ -73,7 +87,11 @@ describe('request smuggling', () => {
   });
 
   kase('Content-Length beside Transfer-Encoding, and a Transfer-Encoding not ending in chunked: 400, nothing reaches the instance', {}, async (s) => {
-    for (const framing of ['Content-Length: 5\r\nTransfer-Encoding: chunked\r\n', 'Transfer-Encoding: chunked, identity\r\n', 'Content-Length: 5\r\nContent-Length: 6\r\n']) {
+    for (const framing of [
+      'Content-Length: 5\r\nTransfer-Encoding: chunked\r\n',
+      'Transfer-Encoding: chunked, identity\r\n',
+      'Content-Length: 5\r\nContent-Length: 6\r\n',
+    ]) {
       const r = await raw(s, `POST /evil/x HTTP/1.1\r\nHost: x\r\nCookie: ${s.evilCookie}\r\n${framing}\r\n5\r\nhello\r\n0\r\n\r\n`);
       assert.equal(statusOf(r), 400, `${JSON.stringify(framing)}: ${JSON.stringify(r.text.slice(0, 80))}`);
       nothingReached(s, framing);
@@ -91,18 +109,22 @@ describe('pipelining', () => {
 
   /** Writes the whole pipeline at once; resolves once `stopAt` answers are in (or the connection ends). */
   function pipelined(s: Stage, stopAt: number): Promise<{ bodies: string[]; socket: Socket }> {
-    return withDeadline(new Promise((resolve) => {
-      const socket = connect(s.p.port, '127.0.0.1');
-      const reader = new ResponseStream();
-      const bodies: string[] = [];
-      socket.on('error', () => undefined);
-      socket.on('data', (d: Buffer) => {
-        for (const r of reader.push(d)) bodies.push(`${r.status} ${r.body.toString('latin1')}`);
-        if (bodies.length >= stopAt) resolve({ bodies, socket });
-      });
-      socket.on('close', () => resolve({ bodies, socket }));
-      socket.write(pipeline(s));
-    }), 20_000, 'the pipelined answers');
+    return withDeadline(
+      new Promise((resolve) => {
+        const socket = connect(s.p.port, '127.0.0.1');
+        const reader = new ResponseStream();
+        const bodies: string[] = [];
+        socket.on('error', () => undefined);
+        socket.on('data', (d: Buffer) => {
+          for (const r of reader.push(d)) bodies.push(`${r.status} ${r.body.toString('latin1')}`);
+          if (bodies.length >= stopAt) resolve({ bodies, socket });
+        });
+        socket.on('close', () => resolve({ bodies, socket }));
+        socket.write(pipeline(s));
+      }),
+      20_000,
+      'the pipelined answers',
+    );
   }
 
   kase(`${N} pipelined GETs on one connection: answered in order; at most 2 connections to the instance at once`, {}, async (s) => {
@@ -134,9 +156,13 @@ describe('pipelining', () => {
 
 describe('request head limits', () => {
   kase('a request head dripped a byte every 50 ms: closed (408 or without a word) once the header timeout passes', {}, async (s) => {
-    const r = await rawExchange(s.p.port, (sock) => {
-      void drip(sock, `GET /evil/slow HTTP/1.1\r\nHost: x\r\nCookie: ${s.evilCookie}\r\nX-Slow: ${'a'.repeat(200)}`, 50);
-    }, { deadlineMs: 3000 });
+    const r = await rawExchange(
+      s.p.port,
+      (sock) => {
+        void drip(sock, `GET /evil/slow HTTP/1.1\r\nHost: x\r\nCookie: ${s.evilCookie}\r\nX-Slow: ${'a'.repeat(200)}`, 50);
+      },
+      { deadlineMs: 3000 },
+    );
     // headerTimeoutMs is 500: three seconds tells a timeout kept from none without timing it to the millisecond.
     assert.ok(r.closed, `still open after ${r.ms} ms`);
     if (r.buf.length > 0) assert.equal(statusOf(r), 408, JSON.stringify(r.text.slice(0, 80)));
@@ -144,10 +170,16 @@ describe('request head limits', () => {
   });
 
   kase('200 connections that never send a byte: all closed by the header timeout', {}, async (s) => {
-    const socks = await Promise.all(Array.from({ length: 200 }, () => new Promise<Socket>((resolve) => {
-      const c = connect(s.p.port, '127.0.0.1', () => resolve(c));
-      c.on('error', () => undefined);
-    })));
+    const socks = await Promise.all(
+      Array.from(
+        { length: 200 },
+        () =>
+          new Promise<Socket>((resolve) => {
+            const c = connect(s.p.port, '127.0.0.1', () => resolve(c));
+            c.on('error', () => undefined);
+          }),
+      ),
+    );
     let closed = 0;
     for (const c of socks) c.on('close', () => closed++);
     try {
@@ -200,7 +232,7 @@ describe('request targets', () => {
     nothingReached(s, 'absolute-form');
   });
 
-  kase('.. and %2e%2e in paths: routed by the literal first segment, never to another app\'s instance', {}, async (s) => {
+  kase(".. and %2e%2e in paths: routed by the literal first segment, never to another app's instance", {}, async (s) => {
     const both = `${s.evilCookie}; ${s.goodJar.header('/good/')}`;
     const before = s.good.targets.length;
     for (const path of ['/evil/../good/ping', '/evil/..%2fgood/ping', '/evil/%2e%2e/good/ping', '/evil/%2E%2E%2Fgood/ping']) {
@@ -227,73 +259,107 @@ describe('connection limits', () => {
 
   /** A kept-alive connection that has had one answered request through the bystander's session. */
   async function keptAlive(s: Stage, i: number): Promise<RawResult> {
-    return rawExchange(s.p.port, `GET /good/kept-${i} HTTP/1.1\r\nHost: x\r\nCookie: ${s.goodJar.header('/good/')}\r\n\r\n`, { until: hasResponse, keepOpen: true, deadlineMs: 3000 });
+    return rawExchange(s.p.port, `GET /good/kept-${i} HTTP/1.1\r\nHost: x\r\nCookie: ${s.goodJar.header('/good/')}\r\n\r\n`, {
+      until: hasResponse,
+      keepOpen: true,
+      deadlineMs: 3000,
+    });
   }
 
-  alone('connectionsPerAddress 5: the 6th concurrent connection gets a raw 429 with Connection: close and is closed; after some close, connections are accepted again', FLOOD, {}, async (s) => {
-    const kept: Socket[] = [];
-    try {
-      for (let i = 0; i < 5; i++) {
-        const r = await keptAlive(s, i);
-        assert.equal(statusOf(r), 200, `connection ${i}`);
-        kept.push(r.socket);
+  alone(
+    'connectionsPerAddress 5: the 6th concurrent connection gets a raw 429 with Connection: close and is closed; after some close, connections are accepted again',
+    FLOOD,
+    {},
+    async (s) => {
+      const kept: Socket[] = [];
+      try {
+        for (let i = 0; i < 5; i++) {
+          const r = await keptAlive(s, i);
+          assert.equal(statusOf(r), 200, `connection ${i}`);
+          kept.push(r.socket);
+        }
+        const sixth = await rawExchange(s.p.port, `GET /good/sixth HTTP/1.1\r\nHost: x\r\nCookie: ${s.goodJar.header('/good/')}\r\n\r\n`, { deadlineMs: 2000 });
+        assert.equal(statusOf(sixth), 429, JSON.stringify(sixth.text.slice(0, 80)));
+        const [res] = readResponses(sixth.buf, { eof: true }).responses;
+        assert.deepEqual(
+          headerValues(res!.headers, 'connection').map((v) => v.toLowerCase()),
+          ['close'],
+        );
+        assert.ok(sixth.closed, 'closed after the answer');
+        kept.shift()!.destroy();
+        kept.shift()!.destroy();
+        await until(
+          'a connection accepted again',
+          async () => {
+            const r = await keptAlive(s, 99);
+            r.socket.destroy();
+            return statusOf(r) === 200 ? true : undefined;
+          },
+          3000,
+          20,
+        );
+      } finally {
+        for (const k of kept) k.destroy();
       }
-      const sixth = await rawExchange(s.p.port, `GET /good/sixth HTTP/1.1\r\nHost: x\r\nCookie: ${s.goodJar.header('/good/')}\r\n\r\n`, { deadlineMs: 2000 });
-      assert.equal(statusOf(sixth), 429, JSON.stringify(sixth.text.slice(0, 80)));
-      const [res] = readResponses(sixth.buf, { eof: true }).responses;
-      assert.deepEqual(headerValues(res!.headers, 'connection').map((v) => v.toLowerCase()), ['close']);
-      assert.ok(sixth.closed, 'closed after the answer');
-      kept.shift()!.destroy();
-      kept.shift()!.destroy();
-      await until('a connection accepted again', async () => {
-        const r = await keptAlive(s, 99);
-        r.socket.destroy();
-        return statusOf(r) === 200 ? true : undefined;
-      }, 3000, 20);
-    } finally {
-      for (const k of kept) k.destroy();
-    }
-  });
+    },
+  );
 
-  alone('connectionsPerAddress 5 with 127.0.0.1 a trusted proxy: its connections are not limited this way', { ...FLOOD, trustedProxies: ['127.0.0.1'] }, {}, async (s) => {
-    const kept: Socket[] = [];
-    try {
-      for (let i = 0; i < 10; i++) {
-        const r = await keptAlive(s, i);
-        assert.equal(statusOf(r), 200, `connection ${i}`);
-        kept.push(r.socket);
+  alone(
+    'connectionsPerAddress 5 with 127.0.0.1 a trusted proxy: its connections are not limited this way',
+    { ...FLOOD, trustedProxies: ['127.0.0.1'] },
+    {},
+    async (s) => {
+      const kept: Socket[] = [];
+      try {
+        for (let i = 0; i < 10; i++) {
+          const r = await keptAlive(s, i);
+          assert.equal(statusOf(r), 200, `connection ${i}`);
+          kept.push(r.socket);
+        }
+      } finally {
+        for (const k of kept) k.destroy();
       }
-    } finally {
-      for (const k of kept) k.destroy();
-    }
-  });
+    },
+  );
 
-  kase('websocketsPerSession 2: a 3rd simultaneous upgrade of one session is refused with 429; after one closes a new one is accepted; another session is unaffected', {}, async (s) => {
-    for (const e of s.evils) e.behave(echoAndSwitch);
-    const a = await s.evilSession(0);
-    const b = await s.evilSession(1);
-    const open: WebSocket[] = [];
-    const opener = (jar: typeof a.jar) => () => wsOpen(s.url('/evil/ws'), { jar, perMessageDeflate: false }).then((ws) => (open.push(ws), ws));
-    try {
-      const first = await opener(a.jar)();
-      await opener(a.jar)();
-      const third = await rawExchange(s.p.port, upgradeHead(s, { cookie: a.jar.header('/evil/') }), { until: hasResponse, deadlineMs: 3000 });
-      assert.equal(statusOf(third), 429, JSON.stringify(third.text.slice(0, 80)));
-      // Another session, while the first holds its two.
-      await opener(b.jar)();
-      await opener(b.jar)();
-      const closed = new Promise((resolve) => first.once('close', resolve));
-      // This instance never answers a close frame: the tab goes away without the closing handshake.
-      first.terminate();
-      await withDeadline(closed, 3000, 'the first WebSocket closing');
-      await until('a new WebSocket for the first session', async () => {
-        const r = await rawExchange(s.p.port, upgradeHead(s, { cookie: a.jar.header('/evil/') }), { until: (buf) => buf.includes('\r\n\r\n'), deadlineMs: 3000 });
-        return statusOf(r) === 101 ? true : undefined;
-      }, 3000, 20);
-    } finally {
-      for (const ws of open) ws.terminate();
-    }
-  });
+  kase(
+    'websocketsPerSession 2: a 3rd simultaneous upgrade of one session is refused with 429; after one closes a new one is accepted; another session is unaffected',
+    {},
+    async (s) => {
+      for (const e of s.evils) e.behave(echoAndSwitch);
+      const a = await s.evilSession(0);
+      const b = await s.evilSession(1);
+      const open: WebSocket[] = [];
+      const opener = (jar: typeof a.jar) => () => wsOpen(s.url('/evil/ws'), { jar, perMessageDeflate: false }).then((ws) => (open.push(ws), ws));
+      try {
+        const first = await opener(a.jar)();
+        await opener(a.jar)();
+        const third = await rawExchange(s.p.port, upgradeHead(s, { cookie: a.jar.header('/evil/') }), { until: hasResponse, deadlineMs: 3000 });
+        assert.equal(statusOf(third), 429, JSON.stringify(third.text.slice(0, 80)));
+        // Another session, while the first holds its two.
+        await opener(b.jar)();
+        await opener(b.jar)();
+        const closed = new Promise((resolve) => first.once('close', resolve));
+        // This instance never answers a close frame: the tab goes away without the closing handshake.
+        first.terminate();
+        await withDeadline(closed, 3000, 'the first WebSocket closing');
+        await until(
+          'a new WebSocket for the first session',
+          async () => {
+            const r = await rawExchange(s.p.port, upgradeHead(s, { cookie: a.jar.header('/evil/') }), {
+              until: (buf) => buf.includes('\r\n\r\n'),
+              deadlineMs: 3000,
+            });
+            return statusOf(r) === 101 ? true : undefined;
+          },
+          3000,
+          20,
+        );
+      } finally {
+        for (const ws of open) ws.terminate();
+      }
+    },
+  );
 });
 
 describe('cookies', () => {
@@ -304,7 +370,7 @@ describe('cookies', () => {
   }
   const name = cookieName('evil');
 
-  kase('two valid warmpool_evil cookies of different sessions: routed to the newer one\'s instance, whatever their order', {}, async (s) => {
+  kase("two valid warmpool_evil cookies of different sessions: routed to the newer one's instance, whatever their order", {}, async (s) => {
     const now = Date.now();
     const older = await signed(s, 0, now - 2000);
     const newer = await signed(s, 1, now - 1000);
@@ -352,8 +418,11 @@ describe('cookies', () => {
     }
   });
 
-  kase('another app\'s warmpool cookie sent to /evil/: never forwarded to the instance; the visitor\'s other cookies are', {}, async (s) => {
-    const r = await raw(s, `GET /evil/c HTTP/1.1\r\nHost: x\r\nCookie: ${s.evilCookie}; ${s.goodJar.header('/good/')}; theme=dark\r\nConnection: close\r\n\r\n`);
+  kase("another app's warmpool cookie sent to /evil/: never forwarded to the instance; the visitor's other cookies are", {}, async (s) => {
+    const r = await raw(
+      s,
+      `GET /evil/c HTTP/1.1\r\nHost: x\r\nCookie: ${s.evilCookie}; ${s.goodJar.header('/good/')}; theme=dark\r\nConnection: close\r\n\r\n`,
+    );
     assert.equal(statusOf(r), 200);
     const head = s.evil.heads[0]!;
     assert.doesNotMatch(head, /warmpool_/i);
@@ -361,7 +430,10 @@ describe('cookies', () => {
   });
 
   kase('X-Forwarded-* and Forwarded from an untrusted visitor: replaced, not relayed', {}, async (s) => {
-    const r = await raw(s, `GET /evil/xff HTTP/1.1\r\nHost: x\r\nCookie: ${s.evilCookie}\r\nX-Forwarded-For: 10.9.8.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: admin.example\r\nForwarded: for=10.9.8.7\r\n\r\n`);
+    const r = await raw(
+      s,
+      `GET /evil/xff HTTP/1.1\r\nHost: x\r\nCookie: ${s.evilCookie}\r\nX-Forwarded-For: 10.9.8.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: admin.example\r\nForwarded: for=10.9.8.7\r\n\r\n`,
+    );
     assert.equal(statusOf(r), 200);
     const head = s.evil.heads[0]!;
     assert.match(head, /\r\nX-Forwarded-For: 127\.0\.0\.1(\r\n|$)/);

@@ -34,18 +34,25 @@ function viaWarmpool(bytes: Buffer, headOnly: boolean, cuts: number[] = []): Rea
   const p = new ResponseParser();
   const r: Reading = { refused: false, head: null, body: '', complete: false };
   const body: Buffer[] = [];
-  p.start({
-    onHead(pp) {
-      const pairs: [string, string][] = [];
-      for (const k in pp.headers) {
-        const v = pp.headers[k]!;
-        for (const one of typeof v === 'string' ? [v] : v) pairs.push([k, one]);
-      }
-      r.head = { status: pp.status, reason: pp.reason, minor: pp.minor, fields: normalFields(pairs) };
+  p.start(
+    {
+      onHead(pp) {
+        const pairs: [string, string][] = [];
+        for (const k in pp.headers) {
+          const v = pp.headers[k]!;
+          for (const one of typeof v === 'string' ? [v] : v) pairs.push([k, one]);
+        }
+        r.head = { status: pp.status, reason: pp.reason, minor: pp.minor, fields: normalFields(pairs) };
+      },
+      onBody(c) {
+        body.push(Buffer.from(c));
+      },
+      onEnd() {
+        r.complete = true;
+      },
     },
-    onBody(c) { body.push(Buffer.from(c)); },
-    onEnd() { r.complete = true; },
-  }, headOnly);
+    headOnly,
+  );
   const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
   try {
     let from = 0;
@@ -112,15 +119,21 @@ function viaNode(bytes: Buffer, headOnly: boolean): Promise<Reading> {
       resolve(r);
     };
     const req = request({ host: '127.0.0.1', port, path, method: headOnly ? 'HEAD' : 'GET', agent: false, insecureHTTPParser: false });
-    req.on('error', (e: NodeJS.ErrnoException) => { r.why ??= `${e.code ?? ''} ${e.message}`; });
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      r.why ??= `${e.code ?? ''} ${e.message}`;
+    });
     req.on('response', (res) => {
       open++;
       const pairs: [string, string][] = [];
       for (let i = 0; i < res.rawHeaders.length; i += 2) pairs.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
       r.head = { status: res.statusCode!, reason: res.statusMessage!, minor: res.httpVersionMinor, fields: normalFields(pairs) };
       res.on('data', (d: Buffer) => body.push(d));
-      res.on('end', () => { r.complete = true; });
-      res.on('error', (e: NodeJS.ErrnoException) => { r.why ??= `${e.code ?? ''} ${e.message}`; });
+      res.on('end', () => {
+        r.complete = true;
+      });
+      res.on('error', (e: NodeJS.ErrnoException) => {
+        r.why ??= `${e.code ?? ''} ${e.message}`;
+      });
       res.on('close', closed);
     });
     req.on('close', closed);
@@ -158,8 +171,8 @@ async function compare(bytes: Buffer, headOnly: boolean, cuts: number[]): Promis
 
 const TCHARS = [..."!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"];
 const token = fc.string({ unit: fc.constantFrom(...TCHARS), minLength: 1, maxLength: 10 });
-const mixedCase = (s: string) => fc.array(fc.boolean(), { minLength: s.length, maxLength: s.length })
-  .map((up) => [...s].map((c, i) => (up[i] ? c.toUpperCase() : c.toLowerCase())).join(''));
+const mixedCase = (s: string) =>
+  fc.array(fc.boolean(), { minLength: s.length, maxLength: s.length }).map((up) => [...s].map((c, i) => (up[i] ? c.toUpperCase() : c.toLowerCase())).join(''));
 /** Bytes of a field value: mostly visible ASCII, some SP, HTAB and obs-text. */
 const valueChar = fc.oneof(
   { weight: 8, arbitrary: fc.constantFrom(...'abcXYZ019=;,/"()<>@ -_.~'.split('')) },
@@ -176,13 +189,36 @@ const fieldName = fc.oneof(
 );
 const fieldLine = fc.oneof(
   { weight: 24, arbitrary: fc.tuple(fieldName, ows, value, ows).map(([n, a, v, b]) => `${n}:${a}${v}${b}\r\n`) },
-  { weight: 4, arbitrary: fc.tuple(fc.constantFrom('Connection').chain(mixedCase), fc.constantFrom('keep-alive', 'close', 'Keep-Alive', 'x, close', 'upgrade', 'closed', 'close\t')).map(([n, v]) => `${n}: ${v}\r\n`) },
+  {
+    weight: 4,
+    arbitrary: fc
+      .tuple(fc.constantFrom('Connection').chain(mixedCase), fc.constantFrom('keep-alive', 'close', 'Keep-Alive', 'x, close', 'upgrade', 'closed', 'close\t'))
+      .map(([n, v]) => `${n}: ${v}\r\n`),
+  },
   // Lines llhttp refuses: obs-fold, an empty name, whitespace before the colon, NUL or a control byte, no colon.
-  { weight: 1, arbitrary: odd(' folded\r\n', '\tfolded\r\n', ': empty\r\n', 'X-A : 1\r\n', 'X-A\t: 1\r\n', 'X\x00Y: 1\r\n', 'X-A: a\x01b\r\n', 'X-A: a\x7fb\r\n', 'no colon\r\n', 'X{}: 1\r\n') },
+  {
+    weight: 1,
+    arbitrary: odd(
+      ' folded\r\n',
+      '\tfolded\r\n',
+      ': empty\r\n',
+      'X-A : 1\r\n',
+      'X-A\t: 1\r\n',
+      'X\x00Y: 1\r\n',
+      'X-A: a\x01b\r\n',
+      'X-A: a\x7fb\r\n',
+      'no colon\r\n',
+      'X{}: 1\r\n',
+    ),
+  },
 );
 const fields = fc.array(fieldLine, { maxLength: 5 }).map((l) => l.join(''));
 
-const version = fc.oneof({ weight: 16, arbitrary: fc.constant('HTTP/1.1') }, { weight: 4, arbitrary: fc.constant('HTTP/1.0') }, { weight: 1, arbitrary: fc.constantFrom('HTTP/1.2', 'HTTP/2.0', 'HTTP/0.9', 'http/1.1') });
+const version = fc.oneof(
+  { weight: 16, arbitrary: fc.constant('HTTP/1.1') },
+  { weight: 4, arbitrary: fc.constant('HTTP/1.0') },
+  { weight: 1, arbitrary: fc.constantFrom('HTTP/1.2', 'HTTP/2.0', 'HTTP/0.9', 'http/1.1') },
+);
 const finalStatus = fc.oneof(
   { weight: 16, arbitrary: fc.constantFrom('200', '201', '204', '206', '301', '304', '404', '500', '503') },
   { weight: 4, arbitrary: fc.noBias(fc.integer({ min: 100, max: 999 })).map(String) }, // noBias: fast-check favours the low end, 1xx
@@ -195,58 +231,166 @@ const reason = fc.oneof(
 );
 const statusLine = (status: fc.Arbitrary<string>) => fc.tuple(version, status, reason).map(([v, s, r]) => `${v} ${s}${r}\r\n`);
 
-const interim = fc.tuple(
-  fc.oneof({ weight: 15, arbitrary: fc.constant('HTTP/1.1') }, { weight: 1, arbitrary: fc.constant('HTTP/1.0') }),
-  fc.constantFrom('100 Continue', '102 Processing', '103 Early Hints', '199 X'),
-  fc.array(fc.oneof(
-    { weight: 4, arbitrary: fc.constant('Link: </a.css>; rel=preload\r\n') },
-    { weight: 1, arbitrary: odd('Connection: close\r\n', 'Content-Length: 3\r\n', 'Content-Length: 1\r\nContent-Length: 1\r\n', 'Transfer-Encoding: chunked\r\nContent-Length: 0\r\n', 'X-A: \x01\r\n') },
-  ), { maxLength: 2 }),
-).map(([v, s, l]) => `${v} ${s}\r\n${l.join('')}\r\n`);
+const interim = fc
+  .tuple(
+    fc.oneof({ weight: 15, arbitrary: fc.constant('HTTP/1.1') }, { weight: 1, arbitrary: fc.constant('HTTP/1.0') }),
+    fc.constantFrom('100 Continue', '102 Processing', '103 Early Hints', '199 X'),
+    fc.array(
+      fc.oneof(
+        { weight: 4, arbitrary: fc.constant('Link: </a.css>; rel=preload\r\n') },
+        {
+          weight: 1,
+          arbitrary: odd(
+            'Connection: close\r\n',
+            'Content-Length: 3\r\n',
+            'Content-Length: 1\r\nContent-Length: 1\r\n',
+            'Transfer-Encoding: chunked\r\nContent-Length: 0\r\n',
+            'X-A: \x01\r\n',
+          ),
+        },
+      ),
+      { maxLength: 2 },
+    ),
+  )
+  .map(([v, s, l]) => `${v} ${s}\r\n${l.join('')}\r\n`);
 
 const bodyBytes = fc.string({ unit: fc.constantFrom('a', 'b', '0', '\r', '\n', ' ', ';', '\x00', '\xff'), maxLength: 24 });
 
 /** Content-Length framing: the right number written several ways, or a wrong, repeated, oversize one. */
-const byLength = fc.tuple(
-  bodyBytes,
-  fc.oneof(
-    { weight: 6, arbitrary: fc.constantFrom((n: number) => `${n}`, (n: number) => `00${n}`, (n: number) => ` ${n}  `, (n: number) => `\t${n}`) },
-    {
-      weight: 2,
-      arbitrary: fc.constantFrom(
-        (n: number) => `${n}\t`, (n: number) => `${n}, ${n}`, (n: number) => `${n + 1}`, (n: number) => `${n}\r\nContent-Length: ${n}`,
-        (n: number) => `${n}\r\nContent-Length: ${n + 1}`, () => '99999999999999999999', (n: number) => `${n}\r\nTransfer-Encoding: chunked`,
-      ),
-    },
-  ),
-).map(([body, cl]) => `Content-Length: ${cl(body.length)}\r\n\r\n${body}`);
+const byLength = fc
+  .tuple(
+    bodyBytes,
+    fc.oneof(
+      {
+        weight: 6,
+        arbitrary: fc.constantFrom(
+          (n: number) => `${n}`,
+          (n: number) => `00${n}`,
+          (n: number) => ` ${n}  `,
+          (n: number) => `\t${n}`,
+        ),
+      },
+      {
+        weight: 2,
+        arbitrary: fc.constantFrom(
+          (n: number) => `${n}\t`,
+          (n: number) => `${n}, ${n}`,
+          (n: number) => `${n + 1}`,
+          (n: number) => `${n}\r\nContent-Length: ${n}`,
+          (n: number) => `${n}\r\nContent-Length: ${n + 1}`,
+          () => '99999999999999999999',
+          (n: number) => `${n}\r\nTransfer-Encoding: chunked`,
+        ),
+      },
+    ),
+  )
+  .map(([body, cl]) => `Content-Length: ${cl(body.length)}\r\n\r\n${body}`);
 
-const hex = (n: number) => fc.tuple(fc.boolean(), fc.constantFrom('', '', '0', '000')).map(([up, zeros]) => zeros + (up ? n.toString(16).toUpperCase() : n.toString(16)));
+const hex = (n: number) =>
+  fc.tuple(fc.boolean(), fc.constantFrom('', '', '0', '000')).map(([up, zeros]) => zeros + (up ? n.toString(16).toUpperCase() : n.toString(16)));
 const extension = fc.oneof(
   { weight: 6, arbitrary: fc.constant('') },
-  { weight: 3, arbitrary: fc.array(fc.tuple(token, fc.oneof(fc.constant(''), token.map((t) => `=${t}`), fc.string({ unit: fc.constantFrom('a', ' ', '\t', ';', '\\"', '\\\\', '\xff'), maxLength: 6 }).map((q) => `="${q}"`))).map(([n, v]) => `;${n}${v}`), { minLength: 1, maxLength: 3 }).map((e) => e.join('')) },
-  { weight: 1, arbitrary: odd(' ', '\t', ' ;a', '; a', ';a =b', ';a= b', ';', ';;', ';a=', ';=x', ';a=;b', ';a=b c', ';a\x01', ';a="\x01"', ';a="\\\x01"', ';a="x', ';a="x" ', ';\xff', ';a\rb') },
+  {
+    weight: 3,
+    arbitrary: fc
+      .array(
+        fc
+          .tuple(
+            token,
+            fc.oneof(
+              fc.constant(''),
+              token.map((t) => `=${t}`),
+              fc.string({ unit: fc.constantFrom('a', ' ', '\t', ';', '\\"', '\\\\', '\xff'), maxLength: 6 }).map((q) => `="${q}"`),
+            ),
+          )
+          .map(([n, v]) => `;${n}${v}`),
+        { minLength: 1, maxLength: 3 },
+      )
+      .map((e) => e.join('')),
+  },
+  {
+    weight: 1,
+    arbitrary: odd(
+      ' ',
+      '\t',
+      ' ;a',
+      '; a',
+      ';a =b',
+      ';a= b',
+      ';',
+      ';;',
+      ';a=',
+      ';=x',
+      ';a=;b',
+      ';a=b c',
+      ';a\x01',
+      ';a="\x01"',
+      ';a="\\\x01"',
+      ';a="x',
+      ';a="x" ',
+      ';\xff',
+      ';a\rb',
+    ),
+  },
 );
-const chunk = fc.string({ unit: fc.constantFrom('a', 'b', '\r', '\n', '0', ';'), minLength: 1, maxLength: 12 })
+const chunk = fc
+  .string({ unit: fc.constantFrom('a', 'b', '\r', '\n', '0', ';'), minLength: 1, maxLength: 12 })
   .chain((data) => fc.tuple(hex(data.length), extension).map(([size, ext]) => `${size}${ext}\r\n${data}\r\n`));
 const trailerLine = fc.oneof(
   { weight: 4, arbitrary: fc.tuple(token, ows, value).map(([n, a, v]) => `${n}:${a}${v}\r\n`) },
-  { weight: 1, arbitrary: odd('Content-Length: 5\r\n', 'content-length: 0\r\n', 'Transfer-Encoding: chunked\r\n', 'X-T : 1\r\n', ' folded\r\n', 'X-T: \x01\r\n', 'nocolon\r\n', ':x\r\n', 'X-T: 1\n') },
+  {
+    weight: 1,
+    arbitrary: odd(
+      'Content-Length: 5\r\n',
+      'content-length: 0\r\n',
+      'Transfer-Encoding: chunked\r\n',
+      'X-T : 1\r\n',
+      ' folded\r\n',
+      'X-T: \x01\r\n',
+      'nocolon\r\n',
+      ':x\r\n',
+      'X-T: 1\n',
+    ),
+  },
 );
 const transferEncoding = fc.oneof(
   { weight: 8, arbitrary: fc.constant('chunked') },
   { weight: 3, arbitrary: fc.constantFrom('Chunked', 'gzip, chunked', 'gzip,chunked', ' chunked ', 'gzip ,  chunked', 'gzip\r\nTransfer-Encoding: chunked') },
-  { weight: 2, arbitrary: fc.constantFrom('chunked\t', 'chunked, chunked', 'chunked\r\nTransfer-Encoding: ', 'chunked,', ',chunked', 'chunked;q=1', 'gzip chunked', 'chunked\r\nTransfer-Encoding: gzip', 'gzip,\tchunked', '"chunked"', 'chunked, gzip') },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      'chunked\t',
+      'chunked, chunked',
+      'chunked\r\nTransfer-Encoding: ',
+      'chunked,',
+      ',chunked',
+      'chunked;q=1',
+      'gzip chunked',
+      'chunked\r\nTransfer-Encoding: gzip',
+      'gzip,\tchunked',
+      '"chunked"',
+      'chunked, gzip',
+    ),
+  },
 );
-const byChunks = fc.tuple(transferEncoding, fc.array(chunk, { maxLength: 4 }), fc.constantFrom('0', '000', '0;x=1'), fc.array(trailerLine, { maxLength: 2 }))
+const byChunks = fc
+  .tuple(transferEncoding, fc.array(chunk, { maxLength: 4 }), fc.constantFrom('0', '000', '0;x=1'), fc.array(trailerLine, { maxLength: 2 }))
   .map(([te, chunks, last, trailers]) => `Transfer-Encoding: ${te}\r\n\r\n${chunks.join('')}${last}\r\n${trailers.join('')}\r\n`);
 /** A last coding other than chunked, or no framing at all: the body runs until the connection closes. */
-const untilClose = fc.tuple(fc.constantFrom('', '', 'Transfer-Encoding: gzip\r\n', 'Transfer-Encoding: identity\r\n', 'Transfer-Encoding: gzip, br\r\n'), bodyBytes)
+const untilClose = fc
+  .tuple(fc.constantFrom('', '', 'Transfer-Encoding: gzip\r\n', 'Transfer-Encoding: identity\r\n', 'Transfer-Encoding: gzip, br\r\n'), bodyBytes)
   .map(([te, body]) => `${te}\r\n${body}`);
 
 /** Head fields, framing and body of the final response, after 0-2 interim ones. */
 const interims = fc.oneof({ weight: 4, arbitrary: fc.constant([] as string[]) }, { weight: 2, arbitrary: fc.array(interim, { minLength: 1, maxLength: 2 }) });
-const response = fc.tuple(interims, statusLine(finalStatus), fields, fc.oneof(byLength, byChunks, untilClose), fc.oneof({ weight: 5, arbitrary: fc.constant('') }, { weight: 1, arbitrary: fc.constantFrom('HTTP/1.1 200 OK\r\n\r\n', 'junk', '\r\n') }))
+const response = fc
+  .tuple(
+    interims,
+    statusLine(finalStatus),
+    fields,
+    fc.oneof(byLength, byChunks, untilClose),
+    fc.oneof({ weight: 5, arbitrary: fc.constant('') }, { weight: 1, arbitrary: fc.constantFrom('HTTP/1.1 200 OK\r\n\r\n', 'junk', '\r\n') }),
+  )
   .map(([pre, line, f, framed, after]) => pre.join('') + line + f + framed + after);
 
 /** Byte-level damage at a position (as a fraction of the length, uniform: fc.double would favour tiny values, the first bytes). */
@@ -270,17 +414,31 @@ function mutate(s: string, [kind, where, ch]: Mutation): string {
     return all.length ? all[Math.min(all.length - 1, Math.floor(where * all.length))]! : -1;
   };
   switch (kind) {
-    case 'insert': return s.slice(0, at) + ch + s.slice(at);
-    case 'replace': return s.slice(0, at) + ch + s.slice(at + 1);
-    case 'delete': return s.slice(0, at) + s.slice(at + 1);
-    case 'truncate': return s.slice(0, Math.max(1, at));
-    case 'bare-lf': { const k = nth('\r\n'); return k < 0 ? s : s.slice(0, k) + s.slice(k + 1); }
-    case 'space-colon': { const k = nth(':'); return k < 0 ? s : `${s.slice(0, k)} ${s.slice(k)}`; }
+    case 'insert':
+      return s.slice(0, at) + ch + s.slice(at);
+    case 'replace':
+      return s.slice(0, at) + ch + s.slice(at + 1);
+    case 'delete':
+      return s.slice(0, at) + s.slice(at + 1);
+    case 'truncate':
+      return s.slice(0, Math.max(1, at));
+    case 'bare-lf': {
+      const k = nth('\r\n');
+      return k < 0 ? s : s.slice(0, k) + s.slice(k + 1);
+    }
+    case 'space-colon': {
+      const k = nth(':');
+      return k < 0 ? s : `${s.slice(0, k)} ${s.slice(k)}`;
+    }
   }
 }
 
 const testCase = fc.record({
-  text: fc.tuple(response, fc.oneof({ weight: 2, arbitrary: fc.constant([] as Mutation[]) }, { weight: 1, arbitrary: fc.array(mutation, { minLength: 1, maxLength: 3 }) }))
+  text: fc
+    .tuple(
+      response,
+      fc.oneof({ weight: 2, arbitrary: fc.constant([] as Mutation[]) }, { weight: 1, arbitrary: fc.array(mutation, { minLength: 1, maxLength: 3 }) }),
+    )
     .map(([r, muts]) => muts.reduce(mutate, r)),
   headOnly: fc.oneof({ weight: 6, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
   cuts: fc.array(fc.nat(), { maxLength: 6 }),
@@ -292,9 +450,12 @@ describe('warmpool against llhttp', () => {
   test('generated responses: a refusal, or the same status, fields, body and end as Node reads', { timeout: 30_000 }, async (t) => {
     const tally: Record<Verdict, number> = { same: 0, 'no-head-in-either': 0, 'warmpool-stricter': 0, 'both-refuse': 0 };
     const runs = Number(process.env.HTTP1_RUNS ?? 1000); // HTTP1_RUNS=50000 for a deeper search
-    await fc.assert(fc.asyncProperty(testCase, async ({ text, headOnly, cuts }) => {
-      tally[await compare(Buffer.from(text, 'latin1'), headOnly, cuts)]++;
-    }), { numRuns: runs });
+    await fc.assert(
+      fc.asyncProperty(testCase, async ({ text, headOnly, cuts }) => {
+        tally[await compare(Buffer.from(text, 'latin1'), headOnly, cuts)]++;
+      }),
+      { numRuns: runs },
+    );
     t.diagnostic(`${runs} cases: ${JSON.stringify(tally)}`);
     t.diagnostic(`refused by warmpool only: ${JSON.stringify(Object.fromEntries([...stricter].sort((a, b) => b[1] - a[1])))}`);
     // Not a vacuous property: a good share is accepted by both and compared field by field.
@@ -335,10 +496,19 @@ describe('warmpool against llhttp', () => {
     ['trailer line without a colon', chunked('2', '0\r\nnocolon\r\n\r\n')],
     ['obs-fold in the trailers', chunked('2', '0\r\nX-T: 1\r\n folded\r\n\r\n')],
     ['Content-Length in the trailers', chunked('2', '0\r\ncontent-length: 2\r\n\r\n')],
-    ['interim response with two Content-Lengths', 'HTTP/1.1 100 Continue\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi'],
-    ['interim response with Content-Length and Transfer-Encoding', 'HTTP/1.1 103 Hints\r\nContent-Length: 2\r\nTransfer-Encoding: gzip\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi'],
+    [
+      'interim response with two Content-Lengths',
+      'HTTP/1.1 100 Continue\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi',
+    ],
+    [
+      'interim response with Content-Length and Transfer-Encoding',
+      'HTTP/1.1 103 Hints\r\nContent-Length: 2\r\nTransfer-Encoding: gzip\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi',
+    ],
     ['interim response with a control byte in a value', 'HTTP/1.1 100 Continue\r\nX: \x01\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi'],
-    ['interim response with Connection: close, then more', 'HTTP/1.1 100 Continue\r\nConnection: x, close\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi'],
+    [
+      'interim response with Connection: close, then more',
+      'HTTP/1.1 100 Continue\r\nConnection: x, close\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi',
+    ],
     ['HTTP/1.0 interim response, then more', 'HTTP/1.0 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi'],
     ['204 with an invalid Content-Length', 'HTTP/1.1 204 No Content\r\nContent-Length: x\r\n\r\n'],
     ['204 with two Content-Lengths', 'HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n'],
@@ -357,8 +527,16 @@ describe('warmpool against llhttp', () => {
     ['gzip then chunked on two lines', `${H}Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n`, { accept: 'hi' }],
     ['chunk extensions as RFC 9112 §7.1.1 has them', chunked('2;a;b=c;d="e \\" f\xff"'), { accept: 'hi' }],
     ['obs-text and HTAB in the reason and a value', 'HTTP/1.1 200 O\tK\xff\r\nX-A: a\tb\xa0\r\nContent-Length: 2\r\n\r\nhi', { accept: 'hi' }],
-    ['headers named like Object.prototype members', `${H}constructor: 1\r\n__proto__: 2\r\ntoString: 3\r\nhasOwnProperty: 4\r\n__proto__: 5\r\nContent-Length: 2\r\n\r\nhi`, { accept: 'hi' }],
-    ['an interim response, then the final one', 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi', { accept: 'hi' }],
+    [
+      'headers named like Object.prototype members',
+      `${H}constructor: 1\r\n__proto__: 2\r\ntoString: 3\r\nhasOwnProperty: 4\r\n__proto__: 5\r\nContent-Length: 2\r\n\r\nhi`,
+      { accept: 'hi' },
+    ],
+    [
+      'an interim response, then the final one',
+      'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi',
+      { accept: 'hi' },
+    ],
   ];
   for (const [name, text, o = {}] of regressions) {
     test(`regression: ${name}`, async () => {

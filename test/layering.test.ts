@@ -9,13 +9,17 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-interface Import { spec: string; typeOnly: boolean }
+interface Import {
+  spec: string;
+  typeOnly: boolean;
+}
 
 /** Every module a source file names: static imports and re-exports (one or many lines), side-effect and dynamic imports. */
 function importsOf(src: string): Import[] {
   const out: Import[] = [];
   const code = src.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
-  for (const m of code.matchAll(/\b(import|export)\s+(type\s+)?(?:[^'";]*?\bfrom\s*)?['"]([^'"]+)['"]/g)) out.push({ spec: m[3]!, typeOnly: m[2] !== undefined });
+  for (const m of code.matchAll(/\b(import|export)\s+(type\s+)?(?:[^'";]*?\bfrom\s*)?['"]([^'"]+)['"]/g))
+    out.push({ spec: m[3]!, typeOnly: m[2] !== undefined });
   for (const m of code.matchAll(/\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g)) out.push({ spec: m[1]!, typeOnly: false });
   return out;
 }

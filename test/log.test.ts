@@ -24,7 +24,10 @@ test('levels below the chosen one are dropped; WARMPOOL_LOG_LEVEL values are che
   log('detail', undefined, 'debug');
   log('note');
   log('careful', undefined, 'warn');
-  assert.deepEqual(lines.map((l) => (JSON.parse(l) as { msg: string }).msg), ['careful']);
+  assert.deepEqual(
+    lines.map((l) => (JSON.parse(l) as { msg: string }).msg),
+    ['careful'],
+  );
   assert.equal(parseLevel('debug'), 'debug');
   assert.equal(parseLevel('loud'), undefined);
 });
@@ -38,6 +41,11 @@ test('readable lines: time, level, message, then the fields', () => {
 });
 
 test('a destination that throws (a closed output) never reaches the caller', () => {
-  const { log } = createLogger({ json: true, write: () => { throw Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }); } });
+  const { log } = createLogger({
+    json: true,
+    write: () => {
+      throw Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
+    },
+  });
   assert.doesNotThrow(() => log('still fine', { app: 'demo' }, 'error'));
 });

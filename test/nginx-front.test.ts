@@ -51,13 +51,30 @@ apps:
     classifier: pluto
     secret: { env: PLUTO_SECRET, inject: { query: secret } }
 `);
-  wp = await createWarmpool(config, { env: { WARMPOOL_COOKIE_KEY: 'nginx-front-test-key-0123456789' }, trafficLog: new MemoryTrafficLog(), log: () => undefined });
+  wp = await createWarmpool(config, {
+    env: { WARMPOOL_COOKIE_KEY: 'nginx-front-test-key-0123456789' },
+    trafficLog: new MemoryTrafficLog(),
+    log: () => undefined,
+  });
   server = createServer((req, res) => wp!.handleRequest(req, res));
   server.on('upgrade', (req, s, head) => wp!.handleUpgrade(req, s, head));
   const port = await listen(server);
 
-  const tls = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-    '-keyout', join(dir, 'privkey.pem'), '-out', join(dir, 'fullchain.pem')]);
+  const tls = spawnSync('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=localhost',
+    '-keyout',
+    join(dir, 'privkey.pem'),
+    '-out',
+    join(dir, 'fullchain.pem'),
+  ]);
   assert.equal(tls.status, 0, String(tls.stderr));
   // The shipped site config, pointed at this warmpool and this temp dir; its HTTPS server listens on a unix socket.
   const site = readFileSync('nginx/warmpool.conf', 'utf8')
@@ -67,10 +84,15 @@ apps:
     .replaceAll('/etc/nginx/tls', dir);
   assert.match(site, new RegExp(`server 127\\.0\\.0\\.1:${port};`));
   writeFileSync(join(dir, 'site.conf'), site);
-  writeFileSync(join(dir, 'nginx.conf'), `daemon off;\nuser root;\nworker_processes 1;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp {\n  access_log off;\n  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;\n  include ${dir}/site.conf;\n}\n`);
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `daemon off;\nuser root;\nworker_processes 1;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp {\n  access_log off;\n  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;\n  include ${dir}/site.conf;\n}\n`,
+  );
   nginx = spawn(NGINX!, ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
-  nginx.stderr!.on('data', (d) => { err += d; });
+  nginx.stderr!.on('data', (d) => {
+    err += d;
+  });
   await eventually(() => existsSync(sock()) || nginx!.exitCode !== null, 'nginx to listen');
   assert.equal(nginx.exitCode, null, `nginx exited: ${err}`);
   await waitForStatus(wp.fleet, 'demo', (s) => s.ready === 1);
@@ -91,12 +113,17 @@ after(async () => {
 
 function get(path: string, cookie?: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest({ socketPath: sock(), path, host: 'localhost', rejectUnauthorized: false, headers: { accept: 'text/html', ...(cookie ? { cookie } : {}) } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
-    });
+    const req = httpsRequest(
+      { socketPath: sock(), path, host: 'localhost', rejectUnauthorized: false, headers: { accept: 'text/html', ...(cookie ? { cookie } : {}) } },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => {
+          body += d;
+        });
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -112,7 +139,7 @@ test('over HTTPS through nginx: Secure session cookie, deep link, editor page an
 
   const open = await get('/demo/open?path=webapp.jl', cookie);
   assert.equal(open.status, 302);
-  assert.match(String(open.headers.location), /^\.\/edit\?id=/, 'the app\'s relative redirect passes through untouched');
+  assert.match(String(open.headers.location), /^\.\/edit\?id=/, "the app's relative redirect passes through untouched");
   assert.doesNotMatch(JSON.stringify(open.headers), /secret=/, 'the instance secret never reaches the visitor');
   const editor = await get(`/demo/${String(open.headers.location).slice(2)}`, cookie);
   assert.equal(editor.status, 200);
@@ -123,7 +150,10 @@ test('over HTTPS through nginx: Secure session cookie, deep link, editor page an
     headers: { cookie },
     createConnection: () => tlsConnect({ path: sock(), servername: 'localhost', rejectUnauthorized: false }),
   } as WebSocket.ClientOptions);
-  await new Promise<void>((res, rej) => { ws.once('open', () => res()); ws.once('error', rej); });
+  await new Promise<void>((res, rej) => {
+    ws.once('open', () => res());
+    ws.once('error', rej);
+  });
   const reply = new Promise<Record<string, unknown>>((res) => ws.once('message', (d) => res(msgpackDecode(d as Buffer) as Record<string, unknown>)));
   ws.send(msgpackEncode(plutoRequest('connect', 'nginx-test-client')));
   assert.equal((await reply).type, '👋');

@@ -24,7 +24,10 @@ test('shebangNodeFlags reads the node flags of a shebang line', () => {
 });
 
 test('the warmpool command caps the young generation, with flags this node accepts', () => {
-  assert.ok(FLAGS.some((f) => /^--max-semi-space-size=\d+$/.test(f)), `flags: ${FLAGS.join(' ')}`);
+  assert.ok(
+    FLAGS.some((f) => /^--max-semi-space-size=\d+$/.test(f)),
+    `flags: ${FLAGS.join(' ')}`,
+  );
   const r = spawnSync(process.execPath, [...FLAGS, '-e', '0'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   // The source and the compiled command carry the same shebang (tsc keeps it).
@@ -32,7 +35,9 @@ test('the warmpool command caps the young generation, with flags this node accep
 });
 
 test("the Dockerfile's CMD passes exactly the warmpool command's flags", () => {
-  const line = readFileSync(`${ROOT}Dockerfile`, 'utf8').split('\n').filter((l) => /^CMD\s/.test(l));
+  const line = readFileSync(`${ROOT}Dockerfile`, 'utf8')
+    .split('\n')
+    .filter((l) => /^CMD\s/.test(l));
   assert.equal(line.length, 1, 'one CMD');
   const cmd = JSON.parse(line[0]!.replace(/^CMD\s+/, '')) as string[];
   assert.deepEqual(cmd, ['node', ...FLAGS, '/opt/warmpool/dist/bin/warmpool.js', 'start']);
@@ -40,7 +45,10 @@ test("the Dockerfile's CMD passes exactly the warmpool command's flags", () => {
 
 test('npm start runs the warmpool command with its flags', () => {
   const start = (JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as { scripts: Record<string, string> }).scripts.start!;
-  const run = start.split('&&').map((s) => s.trim()).find((s) => s.includes('dist/bin/warmpool.js'));
+  const run = start
+    .split('&&')
+    .map((s) => s.trim())
+    .find((s) => s.includes('dist/bin/warmpool.js'));
   assert.ok(run, `start script: ${start}`);
   const words = run.split(/\s+/);
   // Either the command itself (its shebang passes the flags) or node with exactly those flags.
@@ -54,7 +62,12 @@ test('npm start runs the warmpool command with its flags', () => {
 
 test("the benchmark starts warmpool with the deployment flags first, an experiment's after (the last one wins)", () => {
   assert.deepEqual(warmpoolNodeArgv('t', [], {}), FLAGS);
-  assert.deepEqual(warmpoolNodeArgv('t', ['--x'], { BENCH_WARMPOOL_NODE_ARGS: '--max-semi-space-size=16  --y' }), [...FLAGS, '--max-semi-space-size=16', '--y', '--x']);
+  assert.deepEqual(warmpoolNodeArgv('t', ['--x'], { BENCH_WARMPOOL_NODE_ARGS: '--max-semi-space-size=16  --y' }), [
+    ...FLAGS,
+    '--max-semi-space-size=16',
+    '--y',
+    '--x',
+  ]);
 });
 
 test('missingNodeFlags: flags given on the command line or in NODE_OPTIONS, in any spelling or value, count', () => {

@@ -85,13 +85,16 @@ test('a claim whose first request is still on its way at queue.firstUse (stamped
   r.target.traffic.firstSeen = clock.now(); // what the proxy stamps as the request sets off to a slow instance
   await clock.advance(1000);
   assert.equal(fleet.find(r.target.session, r.target.instanceId).kind, 'live');
-  assert.equal(log.entries.some((e) => e.type === 'returned-unused'), false);
+  assert.equal(
+    log.entries.some((e) => e.type === 'returned-unused'),
+    false,
+  );
   await fleet.claimsRecorded();
   assert.equal(rt.instances.get(r.target.instanceId)!.claim?.session, r.target.session, 'final: recorded on the engine');
   await fleet.stop();
 });
 
-test('a ticket is held by one waiter only; a guessed ticket, another\'s ticket or a ticket as a collect token gets nothing', async () => {
+test("a ticket is held by one waiter only; a guessed ticket, another's ticket or a ticket as a collect token gets nothing", async () => {
   const { rt, fleet } = setup('{ warm: 0, max: 1 }');
   await fleet.start();
   const q = await fleet.claim('demo', { visitor: A });
@@ -103,7 +106,11 @@ test('a ticket is held by one waiter only; a guessed ticket, another\'s ticket o
   const never = new AbortController().signal;
   assert.deepEqual(await fleet.wait('demo', ticket, { kind: 'stream', signal: never }), { kind: 'gone', why: 'taken' }, 'a second stream with the same ticket');
   assert.deepEqual(await fleet.wait('demo', 'AAAAAAAAAAAAAAAAAAAAAA', { kind: 'stream', signal: never }), { kind: 'gone', why: 'unknown' });
-  assert.deepEqual(await fleet.wait('demo', `demo.${Date.now().toString(36)}.0`, { kind: 'request', signal: never }), { kind: 'gone', why: 'unknown' }, 'the old guessable form');
+  assert.deepEqual(
+    await fleet.wait('demo', `demo.${Date.now().toString(36)}.0`, { kind: 'request', signal: never }),
+    { kind: 'gone', why: 'unknown' },
+    'the old guessable form',
+  );
   assert.deepEqual(await fleet.collect('demo', ticket), { kind: 'gone' }, 'a ticket is not a collect token');
   rt.readyAll();
   await settle();
@@ -125,11 +132,18 @@ test('a waiter who leaves loses the place at once; an offer not collected in tim
   const b = hold(fleet, 'demo', ticketOf(await fleet.claim('demo', { visitor: B })));
   const c = hold(fleet, 'demo', ticketOf(await fleet.claim('demo', { visitor: B })));
   await settle();
-  assert.deepEqual([a, b, c].map((h) => h.lines.at(-1)?.position), [1, 2, 3]);
+  assert.deepEqual(
+    [a, b, c].map((h) => h.lines.at(-1)?.position),
+    [1, 2, 3],
+  );
   a.leave();
   await settle();
   assert.deepEqual(a.settled(), { kind: 'gone', why: 'left' });
-  assert.deepEqual([b, c].map((h) => h.lines.at(-1)?.position), [1, 2], 'everyone behind moves up at once');
+  assert.deepEqual(
+    [b, c].map((h) => h.lines.at(-1)?.position),
+    [1, 2],
+    'everyone behind moves up at once',
+  );
   assert.equal(fleet.status()[0]!.queued, 2);
   rt.readyAll();
   await settle();
@@ -228,7 +242,10 @@ test('per address: unused claims are capped (held requests get 429 with when to 
 test('per address: places in line are capped; over it, 429 with when to retry', async () => {
   const { fleet } = setup('{ warm: 0, max: 1 }', '{ waitingPerAddress: 2, hold: 25s }');
   await fleet.start();
-  const held = [hold(fleet, 'demo', ticketOf(await fleet.claim('demo', { visitor: A }))), hold(fleet, 'demo', ticketOf(await fleet.claim('demo', { visitor: A })))];
+  const held = [
+    hold(fleet, 'demo', ticketOf(await fleet.claim('demo', { visitor: A }))),
+    hold(fleet, 'demo', ticketOf(await fleet.claim('demo', { visitor: A }))),
+  ];
   await settle();
   assert.deepEqual(await fleet.claim('demo', { visitor: A }), { kind: 'limited', why: 'waiting-places', limit: 2, retryAfterMs: 25_000 });
   assert.equal((await fleet.claim('demo', { visitor: B })).kind, 'queued', 'another address still gets a place');
@@ -245,7 +262,11 @@ test('the claim rate: a burst, then one claim per token, each waiter offered at 
   await settle();
   const got = [];
   for (let i = 0; i < 3; i++) got.push(await fleet.claim('demo', { visitor: `10.1.0.${i}` }));
-  assert.deepEqual(got.map((r) => r.kind), ['session', 'session', 'session'], 'the burst');
+  assert.deepEqual(
+    got.map((r) => r.kind),
+    ['session', 'session', 'session'],
+    'the burst',
+  );
   const q = await fleet.claim('demo', { visitor: '10.1.0.9' });
   assert.equal(q.kind, 'queued');
   if (q.kind !== 'queued') return;
@@ -307,13 +328,15 @@ test('a client acting as 30 tabs that collect and never use, ahead of 20 student
   await settle();
   const t0 = clock.now();
   // Every tab collects its offer at once and never makes a request.
-  const tabs = Promise.all(Array.from({ length: 30 }, async () => {
-    const r = await fleet.claim('demo', { visitor: A });
-    if (r.kind === 'session') return;
-    const h = hold(fleet, 'demo', ticketOf(r));
-    const o = await h.outcome;
-    if (o.kind === 'offer') await fleet.collect('demo', o.collect);
-  }));
+  const tabs = Promise.all(
+    Array.from({ length: 30 }, async () => {
+      const r = await fleet.claim('demo', { visitor: A });
+      if (r.kind === 'session') return;
+      const h = hold(fleet, 'demo', ticketOf(r));
+      const o = await h.outcome;
+      if (o.kind === 'offer') await fleet.collect('demo', o.collect);
+    }),
+  );
   await clock.advance(1000);
   const admitted: number[] = [];
   const students = Array.from({ length: 20 }, async () => {
@@ -330,7 +353,9 @@ test('a client acting as 30 tabs that collect and never use, ahead of 20 student
   await Promise.all(students);
   await clock.advance(60_000);
   await tabs;
-  console.log(`# 30 unused tabs ahead of 20 students at one address: students admitted by ${Math.max(...admitted)} ms of clock; unused claims held at most ${maxUnused}`);
+  console.log(
+    `# 30 unused tabs ahead of 20 students at one address: students admitted by ${Math.max(...admitted)} ms of clock; unused claims held at most ${maxUnused}`,
+  );
   assert.equal(admitted.length, 20);
   assert.ok(maxUnused <= 10, `never more than unusedClaimsPerAddress unused (${maxUnused})`);
   assert.ok(Math.max(...admitted) <= 3 * 15_000 + 2000, 'within three first-use rounds (30 tabs / 10 a round)');

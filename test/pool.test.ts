@@ -27,7 +27,10 @@ ${extra}`);
   return { config, clock, rt, fleet, log };
 }
 
-const counts = (f: Fleet) => { const s = f.status()[0]!; return [s.ready, s.starting, s.claimed]; };
+const counts = (f: Fleet) => {
+  const s = f.status()[0]!;
+  return [s.ready, s.starting, s.claimed];
+};
 
 test('warms up to target with bounded parallel creates, never past max', async () => {
   const { rt, fleet } = setup('{ warm: 3, max: 4, parallel: 2 }');
@@ -70,7 +73,7 @@ test('50 concurrent claims get 50 distinct instances or a queue ticket, never on
   assert.equal(fleet.status()[0]!.ready, 30);
   const results = await Promise.all(Array.from({ length: 50 }, () => fleet.claim('demo')));
   const sessions = results.filter((r) => r.kind === 'session');
-  const instances = new Set(sessions.map((r) => r.kind === 'session' ? r.target.instanceId : ''));
+  const instances = new Set(sessions.map((r) => (r.kind === 'session' ? r.target.instanceId : '')));
   assert.equal(sessions.length, 30);
   assert.equal(instances.size, 30, 'no instance handed out twice');
   const queued = results.filter((r) => r.kind === 'queued');
@@ -81,14 +84,28 @@ test('50 concurrent claims get 50 distinct instances or a queue ticket, never on
   // Created on demand up to max: 10 more exist now, offered to the first 10 in line.
   const st = fleet.status()[0]!;
   assert.equal(st.ready + st.starting + st.claimed, 40);
-  assert.deepEqual(held.map((h) => h.settled()?.kind), [...Array(10).fill('offer'), ...Array(10).fill(undefined)]);
+  assert.deepEqual(
+    held.map((h) => h.settled()?.kind),
+    [...Array(10).fill('offer'), ...Array(10).fill(undefined)],
+  );
   const late = await Promise.all(held.slice(0, 10).map((h) => collectOffer(fleet, 'demo', h)));
   assert.equal(new Set([...instances, ...late.map((t) => t.instanceId)]).size, 40, 'forty sessions, forty instances');
   await settle();
-  assert.deepEqual(held.slice(10).map((h) => h.lines.at(-1)?.position), Array.from({ length: 10 }, (_, i) => i + 1), 'the other ten are told their places');
-  assert.deepEqual(held.slice(10).map((h) => h.lines.at(-1)?.reason), Array(10).fill('full'), 'max reached: the class is full');
+  assert.deepEqual(
+    held.slice(10).map((h) => h.lines.at(-1)?.position),
+    Array.from({ length: 10 }, (_, i) => i + 1),
+    'the other ten are told their places',
+  );
+  assert.deepEqual(
+    held.slice(10).map((h) => h.lines.at(-1)?.reason),
+    Array(10).fill('full'),
+    'max reached: the class is full',
+  );
   await fleet.stop();
-  assert.deepEqual(held.slice(10).map((h) => h.settled()), Array(10).fill({ kind: 'gone', why: 'stopped' }));
+  assert.deepEqual(
+    held.slice(10).map((h) => h.settled()),
+    Array(10).fill({ kind: 'gone', why: 'stopped' }),
+  );
 });
 
 test('refills after every claim and a claimed instance never returns to the pool', async () => {
@@ -114,7 +131,10 @@ test('pool.refillPerSecond paces creates on the clock, one at a time; parallel s
   const t0 = clock.now();
   const at: number[] = [];
   const create = rt.create.bind(rt);
-  rt.create = (app, spec) => { at.push(clock.now() - t0); return create(app, spec); };
+  rt.create = (app, spec) => {
+    at.push(clock.now() - t0);
+    return create(app, spec);
+  };
   await fleet.start();
   await settle();
   assert.deepEqual(at, [0], 'the first at once');
@@ -267,9 +287,14 @@ test('a claim is answered before it is recorded on the engine, and recorded righ
   await settle();
   // The engine takes its time: the visitor must not wait for the rename.
   let release!: () => void;
-  const gate = new Promise<void>((r) => { release = r; });
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
   const mark = rt.markClaimed.bind(rt);
-  rt.markClaimed = async (id, claim) => { await gate; return mark(id, claim); };
+  rt.markClaimed = async (id, claim) => {
+    await gate;
+    return mark(id, claim);
+  };
   const r = await fleet.claim('demo');
   assert.equal(r.kind, 'session');
   if (r.kind !== 'session') return;
@@ -303,7 +328,10 @@ test('a claim the engine cannot record is retried with backoff while the session
   await clock.advance(1);
   assert.equal(rt.instances.get(r.target.instanceId)!.claim?.session, r.target.session);
   assert.equal(fleet.find(r.target.session, r.target.instanceId).kind, 'live');
-  assert.deepEqual(traffic.entries.filter((e) => e.type === 'claim-recorded').map((e) => e.attempts), [3]);
+  assert.deepEqual(
+    traffic.entries.filter((e) => e.type === 'claim-recorded').map((e) => e.attempts),
+    [3],
+  );
   assert.equal(rt.removed.length, 0, 'nothing removed');
   await fleet.stop();
 });
@@ -315,7 +343,10 @@ test('an instance found gone while its claim is recorded ends that session', asy
   await settle();
   const id = rt.live[0]!;
   const mark = rt.markClaimed.bind(rt);
-  rt.markClaimed = async (i, c) => { rt.instances.delete(i); return mark(i, c); };
+  rt.markClaimed = async (i, c) => {
+    rt.instances.delete(i);
+    return mark(i, c);
+  };
   const r = await fleet.claim('demo');
   assert.equal(r.kind, 'session');
   if (r.kind !== 'session') return;
@@ -353,7 +384,9 @@ test('stop during a failing attempt to record a claim does not wait out a backof
   rt.markClaimed = async (id, c) => {
     attempts.push(attempts.length + 1);
     if (attempts.length === 1) {
-      await new Promise<void>((r) => { fail = r; });
+      await new Promise<void>((r) => {
+        fail = r;
+      });
       throw new Error('engine hiccup');
     }
     return mark(id, c);
@@ -362,7 +395,9 @@ test('stop during a failing attempt to record a claim does not wait out a backof
   if (r.kind !== 'session') return assert.fail('expected a session');
   await settle();
   let stopped = false;
-  const stopping = fleet.stop(true).then(() => { stopped = true; });
+  const stopping = fleet.stop(true).then(() => {
+    stopped = true;
+  });
   await settle();
   fail(); // the attempt in flight when stop() began fails now
   await settle();
@@ -372,7 +407,7 @@ test('stop during a failing attempt to record a claim does not wait out a backof
   assert.equal(rt.instances.get(r.target.instanceId)!.claim?.session, r.target.session);
 });
 
-test('after a restart inside the recording window, the visitor\'s cookie gets their instance back', async () => {
+test("after a restart inside the recording window, the visitor's cookie gets their instance back", async () => {
   const first = setup('{ warm: 2, max: 2 }');
   first.rt.autoReady = true;
   await first.fleet.start();
@@ -396,7 +431,9 @@ test('after a restart inside the recording window, the visitor\'s cookie gets th
   assert.equal(fleet.find(r.target.session, r.target.instanceId).kind, 'live', 'stays theirs');
   await settle();
   assert.equal(rt.instances.get(r.target.instanceId)!.claim?.session, r.target.session, 'and now recorded');
-  assert.ok(traffic.entries.some((e) => e.type === 'restored' && e.session === r.target.session && /restored from the visitor's cookie/.test(String(e.detail))));
+  assert.ok(
+    traffic.entries.some((e) => e.type === 'restored' && e.session === r.target.session && /restored from the visitor's cookie/.test(String(e.detail))),
+  );
   assert.equal(fleet.find('s-other', r.target.instanceId).kind, 'unknown', 'a claimed instance is never handed to another cookie');
   await fleet.stop();
 });
@@ -420,7 +457,9 @@ test('an unreachable engine at start is reported and retried with backoff, never
   const logged: string[] = [];
   const fleet = new Fleet({ config, runtimes: { process: rt }, clock, portCheck: fakePortCheck, log: (m) => logged.push(m) });
   let started = false;
-  const starting = fleet.start().then(() => { started = true; });
+  const starting = fleet.start().then(() => {
+    started = true;
+  });
   await settle();
   assert.equal(started, false);
   assert.match(logged[0]!, /cannot list instances \(attempt 1, retrying in 1000 ms\): connect ENOENT/);

@@ -20,7 +20,9 @@ import { request } from './helpers/http.js';
 import { eventually, waitForStatus } from './helpers/wait.js';
 
 const ROOT = process.platform === 'linux' && process.getuid?.() === 0;
-const needsRoot = ROOT ? false : `needs root on Linux (this is ${process.platform}, uid ${process.getuid?.()}): instances get users of their own only when warmpool runs as root`;
+const needsRoot = ROOT
+  ? false
+  : `needs root on Linux (this is ${process.platform}, uid ${process.getuid?.()}): instances get users of their own only when warmpool runs as root`;
 if (needsRoot) console.log(`# process-isolation: real-process tests skipped: ${needsRoot}`);
 
 const UIDS = { uidFrom: 1879100000, count: 20 };
@@ -47,9 +49,18 @@ http.createServer((req, res) => {
 `;
 
 const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => { while (cleanups.length) await cleanups.pop()!(); });
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
 
-interface World { base: string; stateDir: string; appDir: string; config: WarmpoolConfig; lines: string[]; start(): Promise<{ wp: Warmpool; rt: ProcessRuntime }> }
+interface World {
+  base: string;
+  stateDir: string;
+  appDir: string;
+  config: WarmpoolConfig;
+  lines: string[];
+  start(): Promise<{ wp: Warmpool; rt: ProcessRuntime }>;
+}
 
 function world(o: { warm?: number; appMode?: number } = {}): World {
   const base = mkdtempSync(join(tmpdir(), 'wp-iso-'));
@@ -67,18 +78,24 @@ function world(o: { warm?: number; appMode?: number } = {}): World {
     stateDir,
     ports: { from: 46000, to: 46999 },
     processUsers: UIDS,
-    apps: [{
-      name: 'probe',
-      command: [process.execPath, '-e', PROBE],
-      cwd: appDir,
-      readiness: { log: '^READY$', timeout: '20s' },
-      pool: { warm: o.warm ?? 2, max: 4 },
-      secret: { env: 'APP_SECRET', inject: { query: 'secret' } },
-    }],
+    apps: [
+      {
+        name: 'probe',
+        command: [process.execPath, '-e', PROBE],
+        cwd: appDir,
+        readiness: { log: '^READY$', timeout: '20s' },
+        pool: { warm: o.warm ?? 2, max: 4 },
+        secret: { env: 'APP_SECRET', inject: { query: 'secret' } },
+      },
+    ],
   });
   const lines: string[] = [];
   const w: World = {
-    base, stateDir, appDir, config, lines,
+    base,
+    stateDir,
+    appDir,
+    config,
+    lines,
     async start() {
       const log = (m: string) => lines.push(m);
       const runtimes = await buildRuntimes(config, log);
@@ -180,29 +197,43 @@ test('without isolation, start-up logs a warning naming what instances share', a
   const lines: string[] = [];
   await buildRuntimes(config, (m) => lines.push(m));
   assert.equal(lines.length, 1);
-  assert.match(lines[0]!, /^WARNING: runtime process: processUsers is off, so instances run as warmpool's own user: every instance can read the others' environment/);
+  assert.match(
+    lines[0]!,
+    /^WARNING: runtime process: processUsers is off, so instances run as warmpool's own user: every instance can read the others' environment/,
+  );
 });
 
-test('an instance reads neither another instance\'s environment nor warmpool\'s state; its own environment, home and app files work; removal leaves no process', { skip: needsRoot }, async () => {
+test("an instance reads neither another instance's environment nor warmpool's state; its own environment, home and app files work; removal leaves no process", {
+  skip: needsRoot,
+}, async () => {
   const w = world();
   const { wp, rt } = await w.start();
   let closed = false;
   cleanups.push(() => (closed ? undefined : wp.close(false)));
   await waitForStatus(wp.fleet, 'probe', (s) => s.ready === 2);
-  assert.deepEqual(w.lines.filter((l) => /WARNING/.test(l)), [], 'isolating: no warning');
+  assert.deepEqual(
+    w.lines.filter((l) => /WARNING/.test(l)),
+    [],
+    'isolating: no warning',
+  );
   const [a, b] = await live(rt);
   assert.ok(a && b);
-  const pidA = Number(a.runtimeId), pidB = Number(b.runtimeId);
+  const pidA = Number(a.runtimeId),
+    pidB = Number(b.runtimeId);
 
   // Each its own uid from the range, gid the same, no supplementary groups, a private home.
-  const whoA = (await ask(a, '/whoami')).body, whoB = (await ask(b, '/whoami')).body;
+  const whoA = (await ask(a, '/whoami')).body,
+    whoB = (await ask(b, '/whoami')).body;
   const uids = [whoA.uid as number, whoB.uid as number];
   assert.notEqual(uids[0], uids[1]);
-  for (const [who, pid] of [[whoA, pidA], [whoB, pidB]] as const) {
+  for (const [who, pid] of [
+    [whoA, pidA],
+    [whoB, pidB],
+  ] as const) {
     assert.ok((who.uid as number) >= UIDS.uidFrom && (who.uid as number) < UIDS.uidFrom + UIDS.count, `uid ${who.uid} from processUsers`);
     assert.equal(who.gid, who.uid);
-    assert.deepEqual(who.groups, [who.gid], 'root\'s supplementary groups dropped');
-    assert.equal(uidOf(pid), who.uid, 'the pid in the state file is that user\'s');
+    assert.deepEqual(who.groups, [who.gid], "root's supplementary groups dropped");
+    assert.equal(uidOf(pid), who.uid, "the pid in the state file is that user's");
     assert.equal(who.tmp, who.home);
     const st = statSync(who.home as string);
     assert.deepEqual([st.uid, st.mode & 0o777], [who.uid, 0o700]);
@@ -210,9 +241,9 @@ test('an instance reads neither another instance\'s environment nor warmpool\'s 
 
   // Another instance's environment holds its secret and port; from A it cannot be read.
   const environB = readFileSync(`/proc/${pidB}/environ`, 'latin1');
-  assert.ok(environB.includes(`APP_SECRET=${b.env.APP_SECRET}`), 'B\'s secret is in its environment (read as root)');
-  await refused(a, '/read', `/proc/${pidB}/environ`, 'B\'s environment, read from A');
-  await refused(a, '/read', `/proc/${process.pid}/environ`, 'warmpool\'s environment, read from A');
+  assert.ok(environB.includes(`APP_SECRET=${b.env.APP_SECRET}`), "B's secret is in its environment (read as root)");
+  await refused(a, '/read', `/proc/${pidB}/environ`, "B's environment, read from A");
+  await refused(a, '/read', `/proc/${process.pid}/environ`, "warmpool's environment, read from A");
   const own = await ask(a, '/read', '/proc/self/environ');
   assert.equal(own.status, 200);
   assert.ok((own.body.text as string).includes(`WARMPOOL_INSTANCE=${a.instanceId}`), 'A reads its own environment');
@@ -221,25 +252,29 @@ test('an instance reads neither another instance\'s environment nor warmpool\'s 
   // warmpool's state: the folder was 0755 before warmpool started; now nothing in it is A's to read.
   const procDir = join(w.stateDir, 'process', 'isotest');
   const modes: [string, number][] = [
-    [w.stateDir, 0o700], [join(w.stateDir, 'cookie-key'), 0o600], [join(w.stateDir, 'process'), 0o700], [procDir, 0o700],
-    [join(procDir, `${b.instanceId}.json`), 0o600], [join(procDir, `${b.instanceId}.log`), 0o600],
+    [w.stateDir, 0o700],
+    [join(w.stateDir, 'cookie-key'), 0o600],
+    [join(w.stateDir, 'process'), 0o700],
+    [procDir, 0o700],
+    [join(procDir, `${b.instanceId}.json`), 0o600],
+    [join(procDir, `${b.instanceId}.log`), 0o600],
   ];
   for (const [p, mode] of modes) assert.equal((statSync(p).mode & 0o777).toString(8), mode.toString(8), p);
   await refused(a, '/list', w.stateDir, 'listing the state directory');
   await refused(a, '/read', join(w.stateDir, 'cookie-key'), 'the cookie key');
-  await refused(a, '/read', join(procDir, `${b.instanceId}.json`), 'B\'s state file (its secret)');
-  await refused(a, '/read', join(procDir, `${a.instanceId}.json`), 'A\'s own state file');
-  await refused(a, '/read', join(procDir, `${b.instanceId}.log`), 'B\'s output');
+  await refused(a, '/read', join(procDir, `${b.instanceId}.json`), "B's state file (its secret)");
+  await refused(a, '/read', join(procDir, `${a.instanceId}.json`), "A's own state file");
+  await refused(a, '/read', join(procDir, `${b.instanceId}.log`), "B's output");
 
   // Homes: A's own works, B's is closed; what A writes in shared /tmp is A's alone (umask 077).
   assert.equal((await ask(a, '/write', join(whoA.home as string, 'notes'))).status, 200);
-  await refused(a, '/list', whoB.home as string, 'B\'s home');
-  await refused(a, '/write', join(whoB.home as string, 'planted'), 'writing into B\'s home');
+  await refused(a, '/list', whoB.home as string, "B's home");
+  await refused(a, '/write', join(whoB.home as string, 'planted'), "writing into B's home");
   const shared = join(tmpdir(), `wp-iso-shared-${a.instanceId}`);
   cleanups.push(() => rmSync(shared, { force: true }));
   assert.equal((await ask(a, '/write', shared)).status, 200);
   assert.equal(statSync(shared).mode & 0o777, 0o600);
-  await refused(b, '/read', shared, 'A\'s file in /tmp, read from B');
+  await refused(b, '/read', shared, "A's file in /tmp, read from B");
 
   // The app's files stay readable.
   assert.deepEqual(await ask(a, '/read', join(w.appDir, 'data.txt')), { status: 200, body: { text: 'course material' } });
@@ -255,7 +290,9 @@ test('an instance reads neither another instance\'s environment nor warmpool\'s 
   assert.deepEqual(readdirSync(procDir), [], 'state files and output removed');
 });
 
-test('after a restart, adopted instances keep their uids (new ones get others) and are removed cleanly, escaped children included', { skip: needsRoot }, async () => {
+test('after a restart, adopted instances keep their uids (new ones get others) and are removed cleanly, escaped children included', {
+  skip: needsRoot,
+}, async () => {
   const w = world();
   const first = await w.start();
   await waitForStatus(first.wp.fleet, 'probe', (s) => s.ready === 2);
@@ -278,11 +315,15 @@ test('after a restart, adopted instances keep their uids (new ones get others) a
   const uids = whos.map((x) => x.uid as number);
   assert.equal(new Set(uids).size, 3, `three instances, three uids (${uids.join(', ')})`);
   const fresh = all.find((r) => !adopted.some((x) => x.instanceId === r.instanceId))!;
-  await refused(fresh, '/read', `/proc/${adopted[0]!.runtimeId}/environ`, 'an adopted instance\'s environment, read from a new one');
+  await refused(fresh, '/read', `/proc/${adopted[0]!.runtimeId}/environ`, "an adopted instance's environment, read from a new one");
 
   closed = true;
   await second.wp.close(false);
-  await assertAllGone([...all.map((r) => Number(r.runtimeId)), escapee], uids, whos.map((x) => x.home as string));
+  await assertAllGone(
+    [...all.map((r) => Number(r.runtimeId)), escapee],
+    uids,
+    whos.map((x) => x.home as string),
+  );
   assert.deepEqual(readdirSync(join(w.stateDir, 'process', 'isotest')), [], 'state files removed');
 });
 

@@ -19,7 +19,9 @@ import { eventually, until, waitForStatus } from './helpers/wait.js';
 
 const SERVER = join(process.cwd(), 'dist/examples/standin/server.js');
 const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => { while (cleanups.length) await cleanups.pop()!(); });
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
 
 function world(pool: string, env = 'STATE_BYTES: 2000', readiness = '{ log: "^READY$", timeout: 20s }') {
   const stateDir = mkdtempSync(join(tmpdir(), 'wp-proc-'));
@@ -43,14 +45,25 @@ apps:
   cleanups.push(async () => {
     await first.fleet.stop(false);
     const left = await first.rt.list();
-    assert.deepEqual(left.filter((r) => r.running).map((r) => r.instanceId), [], 'no process left behind');
+    assert.deepEqual(
+      left.filter((r) => r.running).map((r) => r.instanceId),
+      [],
+      'no process left behind',
+    );
     rmSync(stateDir, { recursive: true, force: true });
   });
   return { config, stateDir, make, ...first };
 }
 
 const pids = async (rt: ProcessRuntime) => (await rt.list()).filter((r) => r.running).map((r) => Number(r.runtimeId));
-const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 test('warms up to target with real processes, each answering on its own port', async () => {
   const { fleet, rt } = world('{ warm: 3, max: 5, parallel: 3 }');
@@ -93,7 +106,7 @@ test('50 concurrent claims: distinct instances or a place in line, never one ins
   assert.equal(new Set([...got, ...late].map((t) => t.port)).size, 30);
   const st = fleet.status()[0]!;
   assert.equal(st.ready + st.starting + st.claimed, 30);
-  assert.equal(st.queued, 20, 'the other 20 still hold their places'); 
+  assert.equal(st.queued, 20, 'the other 20 still hold their places');
   assert.equal((await pids(rt)).length, 30);
 });
 
@@ -145,7 +158,10 @@ apps:
 `);
   const rt = new ProcessRuntime({ deployment: 'default', ports: new PortAllocator(42000, 42100), stateDir });
   const fleet = new Fleet({ config, runtimes: { process: rt }, backoffMs: { first: 60_000, max: 60_000 } });
-  cleanups.push(async () => { await fleet.stop(false); rmSync(stateDir, { recursive: true, force: true }); });
+  cleanups.push(async () => {
+    await fleet.stop(false);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
   await fleet.start();
   const st = await waitForStatus(fleet, 'broken', (s) => s.failures === 1);
   assert.match(st.lastError!, /cannot start \/nonexistent\/binary for app broken/);
@@ -161,14 +177,24 @@ test('a create cut short before its pid was written (warmpool killed mid-spawn) 
   // What create() leaves when killed right after spawn(): its state file without a pid, and the
   // detached process, which outlives warmpool.
   const env = { STATE_BYTES: '2000', PORT: String(port), HOST: '127.0.0.1', WARMPOOL_INSTANCE: 'cutshort01' };
-  writeFileSync(join(dir, 'cutshort01.json'), JSON.stringify({ instanceId: 'cutshort01', app: 'demo', deployment: 'proctest', pid: 0, port, createdAt: Date.now(), env }));
+  writeFileSync(
+    join(dir, 'cutshort01.json'),
+    JSON.stringify({ instanceId: 'cutshort01', app: 'demo', deployment: 'proctest', pid: 0, port, createdAt: Date.now(), env }),
+  );
   const child = spawn(process.execPath, [SERVER], { env: { PATH: process.env.PATH, ...env }, detached: true, stdio: 'ignore' });
   child.unref();
   // And one whose process never started.
-  writeFileSync(join(dir, 'nevered01.json'), JSON.stringify({ instanceId: 'nevered01', app: 'demo', deployment: 'proctest', pid: 0, port: port + 1, createdAt: Date.now(), env: {} }));
+  writeFileSync(
+    join(dir, 'nevered01.json'),
+    JSON.stringify({ instanceId: 'nevered01', app: 'demo', deployment: 'proctest', pid: 0, port: port + 1, createdAt: Date.now(), env: {} }),
+  );
   const rt = new ProcessRuntime({ deployment: 'proctest', ports: new PortAllocator(41000, 41999), stateDir });
   cleanups.push(async () => {
-    try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* removed, as it should be */ }
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      /* removed, as it should be */
+    }
     await rt.close();
     rmSync(stateDir, { recursive: true, force: true });
   });

@@ -106,21 +106,14 @@ interface Stream {
 const show = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 /** Encodes items as the given side would send them, and says what a tap must report for them. */
-function buildStream(
-  items: Array<Message | Control>,
-  close: Control | null,
-  trailing: Uint8Array,
-  masking: Masking,
-  captureLimit: number | undefined,
-): Stream {
+function buildStream(items: Array<Message | Control>, close: Control | null, trailing: Uint8Array, masking: Masking, captureLimit: number | undefined): Stream {
   const frames: Buffer[] = [];
   const events: string[] = [];
   let dataFrames = 0;
   let controlFrames = 0;
   let messages = 0;
   const limit = captureLimit ?? DEFAULT_CAPTURE_LIMIT;
-  const mask = (look: FrameLook): Uint8Array | undefined =>
-    (masking === 'client' || (masking === 'mixed' && look.masked)) ? look.key : undefined;
+  const mask = (look: FrameLook): Uint8Array | undefined => (masking === 'client' || (masking === 'mixed' && look.masked) ? look.key : undefined);
   const addControl = (c: Control): void => {
     frames.push(encodeFrame({ fin: true, rsv1: false, opcode: c.opcode, payload: c.payload, mask: mask(c.look), lenForm: c.look.lenForm }));
     events.push(`ctl ${c.opcode} ${c.payload.length}`);
@@ -195,7 +188,8 @@ function feed(chunks: Buffer[], options: FrameTapOptions): Run {
   const tap = new FrameTap({
     ...options,
     onControl: (op, len) => events.push(`ctl ${op} ${len}`),
-    onMessage: (op, len, payload, compressed) => events.push(`msg ${op} ${len} ${payload === undefined ? '-' : show(payload)}${compressed ? ' compressed' : ''}`),
+    onMessage: (op, len, payload, compressed) =>
+      events.push(`msg ${op} ${len} ${payload === undefined ? '-' : show(payload)}${compressed ? ' compressed' : ''}`),
     onDesync: (reason) => events.push(`desync ${reason}`),
   });
   for (const chunk of chunks) {
@@ -250,7 +244,12 @@ function checkArbitrary(bytes: Buffer, options: FrameTapOptions, cuts: number[])
 
 test('FrameTap never throws on arbitrary bytes, changes no chunk, and reports the same for any split', () => {
   fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 400 }).map((b) => Buffer.from(b)), anyOptions, fc.array(fc.nat(), { maxLength: 8 }), checkArbitrary),
+    fc.property(
+      fc.uint8Array({ maxLength: 400 }).map((b) => Buffer.from(b)),
+      anyOptions,
+      fc.array(fc.nat(), { maxLength: 8 }),
+      checkArbitrary,
+    ),
     { numRuns: 3000 },
   );
 });

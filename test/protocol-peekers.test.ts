@@ -33,13 +33,11 @@ function boundsChecked<T extends Uint8Array>(b: T): T {
 
 /** Random splices of a valid message: a few bytes overwritten, then cut somewhere. */
 function mutated(base: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Uint8Array> {
-  return fc
-    .tuple(base, fc.array(fc.tuple(fc.nat(), fc.nat(255)), { maxLength: 4 }), fc.nat())
-    .map(([b, edits, cut]) => {
-      const m = Uint8Array.from(b);
-      for (const [at, v] of edits) if (m.length > 0) m[at % m.length] = v;
-      return m.subarray(0, m.length === 0 ? 0 : cut % (m.length + 1));
-    });
+  return fc.tuple(base, fc.array(fc.tuple(fc.nat(), fc.nat(255)), { maxLength: 4 }), fc.nat()).map(([b, edits, cut]) => {
+    const m = Uint8Array.from(b);
+    for (const [at, v] of edits) if (m.length > 0) m[at % m.length] = v;
+    return m.subarray(0, m.length === 0 ? 0 : cut % (m.length + 1));
+  });
 }
 
 const isMap = (v: unknown): v is Record<string, unknown> =>
@@ -172,7 +170,17 @@ function plutoReference(b: Uint8Array): string {
     const q = body.query;
     return `${!hasOwn(body, 'query') || q === 'sq' || q === '\\sq' ? 'idle' : 'active'} complete`;
   }
-  const known = ['run_multiple_cells', 'interrupt_all', 'docs', 'reshow_cell', 'shutdown_notebook', 'restart_process', 'write_file', 'nbpkg_available_versions', 'pkg_update'];
+  const known = [
+    'run_multiple_cells',
+    'interrupt_all',
+    'docs',
+    'reshow_cell',
+    'shutdown_notebook',
+    'restart_process',
+    'write_file',
+    'nbpkg_available_versions',
+    'pkg_update',
+  ];
   return known.includes(t) ? `active ${t}` : 'active other';
 }
 
@@ -194,7 +202,11 @@ test('pluto classifier: the first message on a connection is classified as a dec
 /** A JSON value with its object keys in a chosen order: objects are entry lists, so any key (even __proto__) is kept. */
 type J = null | boolean | number | string | J[] | { entries: Array<[string, J]> };
 
-const jsonKey = fc.oneof(fc.string({ maxLength: 10 }), fc.string({ unit: 'binary', maxLength: 10 }), fc.constantFrom('msg_type', 'header', 'content', 'data', 'method', 'command', '__proto__'));
+const jsonKey = fc.oneof(
+  fc.string({ maxLength: 10 }),
+  fc.string({ unit: 'binary', maxLength: 10 }),
+  fc.constantFrom('msg_type', 'header', 'content', 'data', 'method', 'command', '__proto__'),
+);
 const jsonString = fc.oneof(fc.string({ maxLength: 30 }), fc.string({ unit: 'binary', maxLength: 30 }), fc.string({ unit: 'grapheme', maxLength: 20 }));
 
 const { value: jsonValue } = fc.letrec((tie) => ({
@@ -218,7 +230,13 @@ function objectOf(fields: Record<string, fc.Arbitrary<J>>): fc.Arbitrary<J> {
       fc.tuple(...names.map((n) => fields[n])),
       fc.array(fc.nat(9), { minLength: names.length, maxLength: names.length }),
       fc.array(fc.nat(19), { minLength: names.length, maxLength: names.length }),
-      fc.uniqueArray(fc.tuple(jsonKey.filter((k) => !names.includes(k)), jsonValue), { selector: (e) => e[0], maxLength: 4 }),
+      fc.uniqueArray(
+        fc.tuple(
+          jsonKey.filter((k) => !names.includes(k)),
+          jsonValue,
+        ),
+        { selector: (e) => e[0], maxLength: 4 },
+      ),
     )
     .map(([values, order, keep, extras]) => {
       const entries: Array<[string, J]> = names.flatMap((n, i): Array<[string, J]> => (keep[i] === 0 ? [] : [[n, values[i]]]));
@@ -229,30 +247,64 @@ function objectOf(fields: Record<string, fc.Arbitrary<J>>): fc.Arbitrary<J> {
 }
 
 const JUPYTER_TYPES = [
-  'execute_request', 'comm_msg', 'complete_request', 'inspect_request', 'is_complete_request', 'kernel_info_request',
-  'comm_info_request', 'history_request', 'comm_open', 'comm_close', 'shutdown_request', 'interrupt_request',
-  'debug_request', 'input_reply',
+  'execute_request',
+  'comm_msg',
+  'complete_request',
+  'inspect_request',
+  'is_complete_request',
+  'kernel_info_request',
+  'comm_info_request',
+  'history_request',
+  'comm_open',
+  'comm_close',
+  'shutdown_request',
+  'interrupt_request',
+  'debug_request',
+  'input_reply',
 ];
 /** Mostly one of names, sometimes any JSON value. */
 const oneOfOr = (names: string[]): fc.Arbitrary<J> => fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...names) }, jsonValue);
 
 const commContent = objectOf({
   comm_id: jsonString,
-  data: fc.oneof({ weight: 4, arbitrary: objectOf({ method: oneOfOr(['request_states', 'request_state', 'update']), state: jsonValue, buffer_paths: jsonValue }) }, jsonValue),
+  data: fc.oneof(
+    { weight: 4, arbitrary: objectOf({ method: oneOfOr(['request_states', 'request_state', 'update']), state: jsonValue, buffer_paths: jsonValue }) },
+    jsonValue,
+  ),
 });
 const debugContent = objectOf({ seq: jsonValue, type: jsonValue, command: oneOfOr(['debugInfo', 'next']) });
-const anyContent = fc.oneof(commContent, debugContent, objectOf({ code: fc.oneof(jsonString, fc.string({ maxLength: 2000 })), silent: fc.boolean() }), jsonValue);
+const anyContent = fc.oneof(
+  commContent,
+  debugContent,
+  objectOf({ code: fc.oneof(jsonString, fc.string({ maxLength: 2000 })), silent: fc.boolean() }),
+  jsonValue,
+);
 
 /** A kernel message; comm_msg and debug_request are drawn often, with contents mostly shaped for them. */
 const kernelMessage = oneOfOr([...JUPYTER_TYPES, 'comm_msg', 'comm_msg', 'comm_msg', 'debug_request', 'debug_request', 'frobnicate']).chain((msgType) =>
   objectOf({
     header: fc.oneof(
-      { weight: 9, arbitrary: objectOf({ date: jsonString, msg_id: jsonString, msg_type: fc.constant(msgType), session: jsonString, username: jsonString, version: fc.constant('5.2') }) },
+      {
+        weight: 9,
+        arbitrary: objectOf({
+          date: jsonString,
+          msg_id: jsonString,
+          msg_type: fc.constant(msgType),
+          session: jsonString,
+          username: jsonString,
+          version: fc.constant('5.2'),
+        }),
+      },
       jsonValue,
     ),
     parent_header: jsonValue,
     metadata: jsonValue,
-    content: msgType === 'comm_msg' ? fc.oneof({ weight: 5, arbitrary: commContent }, anyContent) : msgType === 'debug_request' ? fc.oneof({ weight: 5, arbitrary: debugContent }, anyContent) : anyContent,
+    content:
+      msgType === 'comm_msg'
+        ? fc.oneof({ weight: 5, arbitrary: commContent }, anyContent)
+        : msgType === 'debug_request'
+          ? fc.oneof({ weight: 5, arbitrary: debugContent }, anyContent)
+          : anyContent,
     channel: fc.constantFrom('shell', 'control'),
     buffers: fc.constant([]),
   }),
@@ -415,7 +467,16 @@ test('json-peek: arbitrary strings and bytes never throw nor read out of bounds'
   };
   const json = fc.tuple(kernelMessage, fc.integer()).map(([m, seed]) => Buffer.from(toJson(m, seeded(seed))));
   fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(), fc.nat(), fc.nat(), check), { numRuns: 3000 });
-  fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 300 }).map((s) => Buffer.from(s)), fc.nat(), fc.nat(), fc.nat(), check), { numRuns: 3000 });
+  fc.assert(
+    fc.property(
+      fc.string({ unit: 'binary', maxLength: 300 }).map((s) => Buffer.from(s)),
+      fc.nat(),
+      fc.nat(),
+      fc.nat(),
+      check,
+    ),
+    { numRuns: 3000 },
+  );
   fc.assert(fc.property(mutated(json), fc.nat(), fc.nat(), fc.nat(), check), { numRuns: 3000 });
 });
 
@@ -436,6 +497,12 @@ test('classifiers: arbitrary and mangled messages never throw and get a valid, s
   const opcode = fc.constantFrom(1, 2);
   fc.assert(fc.property(opcode, fc.uint8Array({ maxLength: 300 }), check), { numRuns: 3000 });
   fc.assert(fc.property(opcode, mutated(plutoMessage), check), { numRuns: 3000 });
-  fc.assert(fc.property(mutated(framedKernelMessage.map((m) => m.bytes)), (b) => check(2, b)), { numRuns: 3000 });
-  fc.assert(fc.property(mutated(framedKernelMessage.map((m) => m.bytes)), (b) => check(1, b)), { numRuns: 1000 });
+  fc.assert(
+    fc.property(mutated(framedKernelMessage.map((m) => m.bytes)), (b) => check(2, b)),
+    { numRuns: 3000 },
+  );
+  fc.assert(
+    fc.property(mutated(framedKernelMessage.map((m) => m.bytes)), (b) => check(1, b)),
+    { numRuns: 1000 },
+  );
 });

@@ -36,7 +36,16 @@ test('tampering with any field, or forging, fails; a fresh codec (no cache) agre
     const r = new CookieCodec({ keys: keyRing(KEY), clock }).verify(p.join('.'), 'demo');
     assert.equal(r.ok, false, `field ${i}`);
   }
-  for (const bad of ['', 'x', 'v1', 'v2.a.b.c.d.e.f', `${v}.extra`, v.replace('v1.', 'v0.'), 'v1.AAAAAAAA.cw.aQ.ZGVtbw.1.' + 'A'.repeat(43), 'a'.repeat(5000)]) {
+  for (const bad of [
+    '',
+    'x',
+    'v1',
+    'v2.a.b.c.d.e.f',
+    `${v}.extra`,
+    v.replace('v1.', 'v0.'),
+    'v1.AAAAAAAA.cw.aQ.ZGVtbw.1.' + 'A'.repeat(43),
+    'a'.repeat(5000),
+  ]) {
     assert.equal(codec.verify(bad, 'demo').ok, false, bad.slice(0, 40));
   }
   // Signed by another key.
@@ -71,7 +80,10 @@ test('a flood of distinct forgeries costs bounded memory', () => {
 });
 
 test('keys must be long enough', () => {
-  assert.throws(() => keyRing('short'), (e) => isWarmpoolError(e, 'CONFIG_INVALID'));
+  assert.throws(
+    () => keyRing('short'),
+    (e) => isWarmpoolError(e, 'CONFIG_INVALID'),
+  );
   assert.throws(() => keyRing(KEY, ['short']), /previous cookie key #1/);
 });
 

@@ -69,7 +69,10 @@ apps:
   test('entry → cookie → deep link → editor → WebSocket with the full state; a second visit reuses the container', async () => {
     const jar = new CookieJar();
     const { hops, final, url } = await follow(`${base}/vdma/`, { jar, headers: { accept: 'text/html' } });
-    assert.deepEqual(hops.map((h) => h.reply.status), [302, 302, 200]);
+    assert.deepEqual(
+      hops.map((h) => h.reply.status),
+      [302, 302, 200],
+    );
     assert.match(url, /\/vdma\/edit\?id=/);
     assert.match(final.text, /id="status"/);
     assert.doesNotMatch(hops.map((h) => JSON.stringify(h.reply.headers) + h.reply.text).join(''), /secret=/, 'no secret reaches the visitor');

@@ -27,7 +27,14 @@ afterEach(async () => {
 });
 after(() => assert.equal(openWebSocketSockets(), 0));
 
-interface World { config: WarmpoolConfig; fleet: Fleet; rt: ProcessRuntime; proxy: ProxyHandle; url: string; log: MemoryTrafficLog }
+interface World {
+  config: WarmpoolConfig;
+  fleet: Fleet;
+  rt: ProcessRuntime;
+  proxy: ProxyHandle;
+  url: string;
+  log: MemoryTrafficLog;
+}
 
 async function world(apps: string): Promise<World> {
   const stateDir = mkdtempSync(join(tmpdir(), 'wp-e2e-'));
@@ -51,7 +58,11 @@ ${apps}
     await closeServer(server);
     await fleet.stop(false);
     const left = (await rt.list()).filter((r) => r.running);
-    assert.deepEqual(left.map((r) => r.instanceId), [], 'no instance process left behind');
+    assert.deepEqual(
+      left.map((r) => r.instanceId),
+      [],
+      'no instance process left behind',
+    );
     rmSync(stateDir, { recursive: true, force: true });
   });
   await fleet.start();
@@ -75,7 +86,10 @@ describe('through the real fleet (process runtime)', () => {
     await waitForStatus(w.fleet, 'demo', (s) => s.ready === 2);
     const jar = new CookieJar();
     const { hops, final, url } = await follow(`${w.url}/demo/`, { jar, headers: { accept: 'text/html' } });
-    assert.deepEqual(hops.map((h) => h.reply.status), [302, 302, 200]);
+    assert.deepEqual(
+      hops.map((h) => h.reply.status),
+      [302, 302, 200],
+    );
     assert.match(url, /\/demo\/edit\?id=[0-9a-f-]{36}$/);
     assert.match(final.text, /id="bond-value"/);
     const session = w.fleet.liveSessions()[0]!;
@@ -130,7 +144,7 @@ describe('through the real fleet (process runtime)', () => {
     await b.close();
   });
 
-  test('pool empty: the waiting page\'s stream (and, without JavaScript, its held refresh) gets in the moment an instance created on demand is ready', async () => {
+  test("pool empty: the waiting page's stream (and, without JavaScript, its held refresh) gets in the moment an instance created on demand is ready", async () => {
     const w = await world(demo('demo', '{ warm: 0, max: 2 }', 'STATE_BYTES: 5000, STARTUP_DELAY_MS: 800'));
     const js = new CookieJar();
     const nojs = new CookieJar();
@@ -152,7 +166,10 @@ describe('through the real fleet (process runtime)', () => {
     assert.equal(r.headers.location, '/demo/open?path=webapp.jl');
     assert.equal((await follow(`${w.url}/demo/`, { jar: nojs, headers: { accept: 'text/html' } })).final.status, 200);
     assert.equal(w.fleet.liveSessions().length, 2);
-    assert.ok(w.fleet.liveSessions().every((s) => s.firstRequestSeen), 'both claims used');
+    assert.ok(
+      w.fleet.liveSessions().every((s) => s.firstRequestSeen),
+      'both claims used',
+    );
   });
 
   test('an instance killed mid-session: the socket closes and the visitor gets the session-ended page', async () => {

@@ -16,14 +16,17 @@ import { until } from './helpers/wait.js';
 
 const SECRET = 'S3cr3tXY';
 const quiet = { out: () => {}, log: () => {} };
-const demoApp = () => appConfig('demo', {
-  deepLink: '/open?path=webapp.jl',
-  classifier: 'pluto',
-  secret: { env: 'PLUTO_SECRET', inject: { query: 'secret', headerFormat: '{secret}' } },
-});
+const demoApp = () =>
+  appConfig('demo', {
+    deepLink: '/open?path=webapp.jl',
+    classifier: 'pluto',
+    secret: { env: 'PLUTO_SECRET', inject: { query: 'secret', headerFormat: '{secret}' } },
+  });
 
 /** A backend that records every request and answers with what it saw. */
-async function echoBackend(handler?: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; port: number; seen: { method: string; url: string; rawHeaders: string[] }[]; upgrades: number; close(): Promise<void> }> {
+async function echoBackend(
+  handler?: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ server: Server; port: number; seen: { method: string; url: string; rawHeaders: string[] }[]; upgrades: number; close(): Promise<void> }> {
   const seen: { method: string; url: string; rawHeaders: string[] }[] = [];
   const b = { upgrades: 0 } as { upgrades: number };
   const server = createServer((req, res) => {
@@ -82,7 +85,10 @@ describe('entry', () => {
     assert.equal(bare.headers.location, '/demo/');
 
     const { hops, final, url } = await follow(`${p.url}/demo/`, { jar, headers: { accept: 'text/html' } });
-    assert.deepEqual(hops.map((h) => h.reply.status), [302, 302, 200]);
+    assert.deepEqual(
+      hops.map((h) => h.reply.status),
+      [302, 302, 200],
+    );
     assert.equal(hops[0]!.reply.headers.location, '/demo/open?path=webapp.jl');
     const setCookie = hops[0]!.reply.headers['set-cookie']![0]!;
     assert.match(setCookie, /^warmpool_demo=v1\./);
@@ -265,7 +271,9 @@ describe('pages', () => {
     assert.equal((await stream.next('line')).data.position, 1);
     // Bob's API client is held in line behind Alice.
     let bobDone = false;
-    const held = request(`${p.url}/demo/`, { jar: bob, headers: { accept: 'application/json' } }).finally(() => { bobDone = true; });
+    const held = request(`${p.url}/demo/`, { jar: bob, headers: { accept: 'application/json' } }).finally(() => {
+      bobDone = true;
+    });
     await until('bob to hold a place', () => (pool.claims.length === 2 ? true : undefined));
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(bobDone, false, 'held open, not answered');
@@ -274,7 +282,7 @@ describe('pages', () => {
     const ready = await stream.next('ready');
     assert.match(ready.data.url, /^\/demo\/\?collect=[A-Za-z0-9_-]{22}$/);
     await stream.ended;
-    assert.equal(bobDone, false, 'the first instance is Alice\'s');
+    assert.equal(bobDone, false, "the first instance is Alice's");
     const ra = await follow(`${p.url}${ready.data.url}`, { jar: alice, headers: { accept: 'text/html' } });
     assert.equal(ra.hops[0]!.reply.status, 302);
     assert.equal(ra.final.status, 200);
@@ -330,7 +338,10 @@ describe('pages', () => {
     assert.ok(!nope.text.includes('<script'), 'the unknown name is escaped');
     const nopeJson = JSON.parse((await request(`${p.url}/nope/`)).text);
     assert.equal(nopeJson.error.code, 'APP_UNKNOWN');
-    assert.deepEqual(nopeJson.apps.map((a: { name: string }) => a.name), ['demo', 'a-b']);
+    assert.deepEqual(
+      nopeJson.apps.map((a: { name: string }) => a.name),
+      ['demo', 'a-b'],
+    );
     const hz = await request(`${p.url}/_warmpool/healthz`);
     assert.equal(hz.status, 200);
     assert.equal(JSON.parse(hz.text).ok, true);
@@ -354,11 +365,16 @@ describe('pages', () => {
         res.end(`operator ${req.url}`);
       });
     });
-    server.on('upgrade', (req, socket, head) => proxy.handleUpgrade(req, socket, head, () => {
-      socket.end('HTTP/1.1 418 Teapot\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    }));
+    server.on('upgrade', (req, socket, head) =>
+      proxy.handleUpgrade(req, socket, head, () => {
+        socket.end('HTTP/1.1 418 Teapot\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      }),
+    );
     const port = await listen(server);
-    cleanups.push(async () => { await proxy.close(); await closeServer(server); });
+    cleanups.push(async () => {
+      await proxy.close();
+      await closeServer(server);
+    });
     const base = `http://127.0.0.1:${port}`;
     assert.equal((await request(`${base}/mine/page`)).text, 'operator /mine/page');
     assert.equal((await request(`${base}/`)).text, 'operator /');
@@ -374,20 +390,30 @@ describe('forwarding', () => {
     const backend = await echoBackend((req, res) => {
       req.resume();
       res.writeHead(200, [
-        'Content-Type', 'application/json',
-        'Connection', 'X-Resp-Hop',
-        'X-Resp-Hop', '1',
-        'Keep-Alive', 'timeout=77',
-        'X-Kept', 'yes',
-        'Set-Cookie', 'app=1; Path=/',
-        'Set-Cookie', `auth=${'tok-' + 'en-123456789'}; Path=/`,
+        'Content-Type',
+        'application/json',
+        'Connection',
+        'X-Resp-Hop',
+        'X-Resp-Hop',
+        '1',
+        'Keep-Alive',
+        'timeout=77',
+        'X-Kept',
+        'yes',
+        'Set-Cookie',
+        'app=1; Path=/',
+        'Set-Cookie',
+        `auth=${'tok-' + 'en-123456789'}; Path=/`,
       ]);
       res.end(JSON.stringify({ url: req.url, rawHeaders: req.rawHeaders }));
     });
     cleanups.push(() => backend.close());
     const apps = [
       appConfig('q', { secret: { env: 'S', inject: { query: 'token', headerFormat: '{secret}' } } }),
-      appConfig('h', { secret: { env: 'S', inject: { header: 'Authorization', headerFormat: 'token {secret}' } }, prefix: { mode: 'base-url', env: 'BASE_URL' } }),
+      appConfig('h', {
+        secret: { env: 'S', inject: { header: 'Authorization', headerFormat: 'token {secret}' } },
+        prefix: { mode: 'base-url', env: 'BASE_URL' },
+      }),
       appConfig('c', { secret: { env: 'S', inject: { cookie: 'secret', headerFormat: '{secret}' } } }),
     ];
     const pool = new FakePool(apps);
@@ -431,9 +457,12 @@ describe('forwarding', () => {
     assert.equal(hr.url, '/h/api/x', 'base-url mode keeps the prefix');
     assert.deepEqual(headerOf(hr.rawHeaders, 'authorization'), ['token tok-en-123456789'], 'the visitor cannot override the injected header');
 
-    const cr = JSON.parse((await request(`${p.url}/c/api/x`, { jar, headers: { cookie: 'secret=visitor; mine=2' } })).text) as { url: string; rawHeaders: string[] };
+    const cr = JSON.parse((await request(`${p.url}/c/api/x`, { jar, headers: { cookie: 'secret=visitor; mine=2' } })).text) as {
+      url: string;
+      rawHeaders: string[];
+    };
     assert.equal(cr.url, '/api/x');
-    assert.deepEqual(headerOf(cr.rawHeaders, 'cookie'), ['mine=2; app=1; secret=tok-en-123456789'], 'the visitor\'s own secret cookie is replaced');
+    assert.deepEqual(headerOf(cr.rawHeaders, 'cookie'), ['mine=2; app=1; secret=tok-en-123456789'], "the visitor's own secret cookie is replaced");
   });
 
   test('a trusted proxy in front: X-Forwarded-For appended, its proto believed, cookies Secure', async () => {
@@ -445,7 +474,14 @@ describe('forwarding', () => {
     const jar = new CookieJar();
     const e = await request(`${p.url}/demo/`, { jar, headers: { accept: 'text/html', 'x-forwarded-proto': 'https', 'x-forwarded-for': '203.0.113.7' } });
     assert.match(String(e.headers['set-cookie']), /; Secure/);
-    const r = JSON.parse((await request(`${p.url}/demo/x`, { jar, headers: { 'x-forwarded-for': '203.0.113.7', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'notebooks.example' } })).text);
+    const r = JSON.parse(
+      (
+        await request(`${p.url}/demo/x`, {
+          jar,
+          headers: { 'x-forwarded-for': '203.0.113.7', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'notebooks.example' },
+        })
+      ).text,
+    );
     assert.deepEqual(headerOf(r.rawHeaders, 'x-forwarded-for'), ['203.0.113.7, 127.0.0.1']);
     assert.deepEqual(headerOf(r.rawHeaders, 'x-forwarded-proto'), ['https']);
     assert.deepEqual(headerOf(r.rawHeaders, 'x-forwarded-host'), ['notebooks.example']);
@@ -485,7 +521,10 @@ describe('forwarding', () => {
       if (req.url === '/upload') {
         const h = createHash('sha256');
         let n = 0;
-        req.on('data', (c: Buffer) => { h.update(c); n += c.length; });
+        req.on('data', (c: Buffer) => {
+          h.update(c);
+          n += c.length;
+        });
         req.on('end', () => res.end(JSON.stringify({ n, hash: h.digest('hex') })));
         return;
       }
@@ -497,7 +536,10 @@ describe('forwarding', () => {
       // /forever: a slow endless stream, until the proxy lets go.
       res.writeHead(200, { 'content-type': 'text/plain' });
       const t = setInterval(() => res.write('tick\n'), 10);
-      res.on('close', () => { clearInterval(t); upstreamClosed(); });
+      res.on('close', () => {
+        clearInterval(t);
+        upstreamClosed();
+      });
     });
     cleanups.push(() => backend.close());
     const pool = new FakePool([appConfig('demo')]);
@@ -516,11 +558,21 @@ describe('forwarding', () => {
 
     // Chunked upload (no Content-Length) streams too.
     const chunked = await new Promise<string>((resolve, reject) => {
-      const r = httpRequest({ host: '127.0.0.1', port: p.port, path: '/demo/upload', method: 'POST', agent: false, headers: { cookie: jar.header('/demo/'), 'transfer-encoding': 'chunked' } }, (res) => {
-        let s = '';
-        res.on('data', (c: Buffer) => (s += c));
-        res.on('end', () => resolve(s));
-      });
+      const r = httpRequest(
+        {
+          host: '127.0.0.1',
+          port: p.port,
+          path: '/demo/upload',
+          method: 'POST',
+          agent: false,
+          headers: { cookie: jar.header('/demo/'), 'transfer-encoding': 'chunked' },
+        },
+        (res) => {
+          let s = '';
+          res.on('data', (c: Buffer) => (s += c));
+          res.on('end', () => resolve(s));
+        },
+      );
       r.on('error', reject);
       r.write(big.subarray(0, 1000));
       r.end(big.subarray(1000, 5000));
@@ -529,7 +581,10 @@ describe('forwarding', () => {
 
     await new Promise<void>((resolve, reject) => {
       const r = httpRequest({ host: '127.0.0.1', port: p.port, path: '/demo/forever', agent: false, headers: { cookie: jar.header('/demo/') } }, (res) => {
-        res.once('data', () => { r.destroy(); resolve(); });
+        res.once('data', () => {
+          r.destroy();
+          resolve();
+        });
       });
       r.on('error', () => undefined);
       r.end();
@@ -538,7 +593,6 @@ describe('forwarding', () => {
     await closedP;
   });
 });
-
 
 describe('upstream connections per instance', () => {
   test('at most upstreamConnectionsPerInstance connections to one instance; the other requests wait their turn and all are answered', async () => {
@@ -564,7 +618,10 @@ describe('upstream connections per instance', () => {
     assert.equal((await request(`${p.url}/demo/`, { jar, headers: { accept: 'text/html' } })).status, 302);
     // Ten requests on ten client connections at once.
     const replies = await Promise.all(Array.from({ length: 10 }, (_, i) => request(`${p.url}/demo/r${i}`, { jar })));
-    assert.deepEqual(replies.map((r) => r.status), Array(10).fill(200));
+    assert.deepEqual(
+      replies.map((r) => r.status),
+      Array(10).fill(200),
+    );
     assert.equal(b.seen.length, 10);
     assert.ok(most <= 2, `the instance saw ${most} connections at once`);
   });

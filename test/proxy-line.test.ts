@@ -25,7 +25,14 @@ afterEach(async () => {
   assert.equal(openWebSocketSockets(), 0);
 });
 
-interface Room { clock: ManualClock; rt: FakeRuntime; fleet: Fleet; p: ProxyServer; log: MemoryTrafficLog; backendHits: () => number }
+interface Room {
+  clock: ManualClock;
+  rt: FakeRuntime;
+  fleet: Fleet;
+  p: ProxyServer;
+  log: MemoryTrafficLog;
+  backendHits: () => number;
+}
 
 /** The real fleet behind the proxy; every instance answers at one echo backend (200 to anything). */
 async function room(pool: string, o: { queue?: string; autoReady?: boolean } = {}): Promise<Room> {
@@ -99,7 +106,9 @@ const sessionOf = (r: Room, jar: CookieJar): string | undefined => {
 test('cookieless polling every second does not block anyone: ready instances go to connected waiters, in order', async () => {
   const r = await room('{ warm: 0, max: 3, parallel: 3 }');
   const polls: Reply[] = [];
-  const poll = async () => { polls.push(await request(`${r.p.url}/demo/`, { headers: html })); };
+  const poll = async () => {
+    polls.push(await request(`${r.p.url}/demo/`, { headers: html }));
+  };
   await poll();
   await r.clock.advance(500);
   const s1 = await waitingPage(r);
@@ -119,10 +128,16 @@ test('cookieless polling every second does not block anyone: ready instances go 
   r.rt.print(r.rt.live[1]!, 'READY');
   const ready2 = await s2.stream.next('ready');
   await enter(r, s2.jar, ready2.data.url);
-  assert.ok(polls.every((x) => x.status === 503), 'the poller got waiting pages while others waited');
+  assert.ok(
+    polls.every((x) => x.status === 503),
+    'the poller got waiting pages while others waited',
+  );
   st = r.fleet.status()[0]!;
   assert.deepEqual([st.claimed, st.queued], [2, 0]);
-  assert.ok(r.fleet.liveSessions().every((s) => s.firstRequestSeen), 'both students are in their app');
+  assert.ok(
+    r.fleet.liveSessions().every((s) => s.firstRequestSeen),
+    'both students are in their app',
+  );
   // The stream of a page still waiting gets a heartbeat every 15 s on the clock.
   const s3 = await waitingPage(r);
   await r.clock.advance(15_000);
@@ -134,7 +149,10 @@ test('an abandoned page frees its place at once; an instance offered to a page t
   const a = await waitingPage(r);
   const b = await waitingPage(r);
   const c = await waitingPage(r);
-  assert.deepEqual([a, b, c].map((x) => x.stream.events.at(-1)!.data.position), [1, 2, 3]);
+  assert.deepEqual(
+    [a, b, c].map((x) => x.stream.events.at(-1)!.data.position),
+    [1, 2, 3],
+  );
   a.stream.close(); // the tab is closed
   const at = r.clock.now();
   await until('b and c to move up', () => (b.stream.events.at(-1)?.data.position === 1 && c.stream.events.at(-1)?.data.position === 2 ? true : undefined));
@@ -146,7 +164,10 @@ test('an abandoned page frees its place at once; an instance offered to a page t
   await b.stream.ended;
   // b's page never comes to collect (closed right after the event).
   await r.clock.advance(10_000 - 1);
-  assert.equal(c.stream.events.some((e) => e.event === 'ready'), false);
+  assert.equal(
+    c.stream.events.some((e) => e.event === 'ready'),
+    false,
+  );
   await r.clock.advance(1);
   const cReady = await c.stream.next('ready');
   assert.equal(r.clock.now(), offeredAt + 10_000, 'offered to the next at the collect deadline');
@@ -156,7 +177,7 @@ test('an abandoned page frees its place at once; an instance offered to a page t
   assert.equal(sessionOf(r, b.jar), undefined);
 });
 
-test('guessed tickets: a random one, another\'s, or a ticket used as a collect token gets nothing and takes no place', async () => {
+test("guessed tickets: a random one, another's, or a ticket used as a collect token gets nothing and takes no place", async () => {
   const r = await room('{ warm: 0, max: 1 }');
   const alice = await waitingPage(r);
   const ticket = decodeURIComponent(/wait=([^&"]+)/.exec(waitUrlOf(alice.page))![1]!);
@@ -249,7 +270,7 @@ test('the page tells the truth when the class is full: no "being started", the p
   assert.match(body.wait, /^\/demo\/\?wait=[A-Za-z0-9_-]{22}$/);
 });
 
-test('a drain of 1,000 claims from one address while 60 students behind that same address arrive: all 60 get in; the drainer\'s claims go back', async () => {
+test("a drain of 1,000 claims from one address while 60 students behind that same address arrive: all 60 get in; the drainer's claims go back", async () => {
   const POOL = 80;
   const r = await room(`{ warm: 10, max: ${POOL}, parallel: ${POOL} }`, { autoReady: true });
   assert.equal(r.fleet.status()[0]!.ready, 10);
@@ -270,12 +291,14 @@ test('a drain of 1,000 claims from one address while 60 students behind that sam
       const due = t0 + k * 10;
       if (r.clock.now() < due) await r.clock.sleep(due - r.clock.now());
       drain.fired++;
-      inflight.push(request(`${r.p.url}/demo/`, { headers: { accept: '*/*' } }).then((x) => {
-        if (x.status === 302) drain.claimed++;
-        else if (x.status === 429) drain.refused++;
-        else if (x.status === 503) drain.held++;
-        else drain.other++;
-      }));
+      inflight.push(
+        request(`${r.p.url}/demo/`, { headers: { accept: '*/*' } }).then((x) => {
+          if (x.status === 302) drain.claimed++;
+          else if (x.status === 429) drain.refused++;
+          else if (x.status === 503) drain.held++;
+          else drain.other++;
+        }),
+      );
     }
   })();
 
@@ -313,7 +336,9 @@ test('a drain of 1,000 claims from one address while 60 students behind that sam
   };
   const students = Promise.all(Array.from({ length: 60 }, (_, i) => student(i)));
   let done = false;
-  void students.then(() => { done = true; });
+  void students.then(() => {
+    done = true;
+  });
 
   // The clock, in small steps while requests fly (larger once all are in), letting loopback I/O through between steps.
   let drainEnd = Infinity;
@@ -333,13 +358,21 @@ test('a drain of 1,000 claims from one address while 60 students behind that sam
   const heldAtEnd = drainerHeld();
   const st = r.fleet.status()[0]!;
   const free = POOL - heldAtEnd;
-  console.log(`# drain: ${JSON.stringify(drain)}; the drainer held at most ${maxDrainerHeld} instances, ${heldAtEnd} at drain end + 30 s; `
-    + `students admitted within ${Math.max(...admittedAt)} ms of clock (median ${[...admittedAt].sort((x, y) => x - y)[30]} ms); `
-    + `pool then: ${st.ready} ready, ${st.claimed} claimed, ${st.starting} starting of max ${POOL}; free for others ${free}/${POOL}; instances created ${r.rt.created.length}, removed ${r.rt.removed.length}`);
+  console.log(
+    `# drain: ${JSON.stringify(drain)}; the drainer held at most ${maxDrainerHeld} instances, ${heldAtEnd} at drain end + 30 s; ` +
+      `students admitted within ${Math.max(...admittedAt)} ms of clock (median ${[...admittedAt].sort((x, y) => x - y)[30]} ms); ` +
+      `pool then: ${st.ready} ready, ${st.claimed} claimed, ${st.starting} starting of max ${POOL}; free for others ${free}/${POOL}; instances created ${r.rt.created.length}, removed ${r.rt.removed.length}`,
+  );
   assert.equal(admittedAt.filter((x) => x !== undefined).length, 60, 'all 60 students got instances');
   const studentSessions = new Set(studentJars.map((j) => sessionOf(r, j)));
   assert.equal(studentSessions.size, 60);
-  assert.ok(r.fleet.liveSessions().filter((s) => studentSessions.has(s.id)).every((s) => s.firstRequestSeen), 'each student is in the app');
+  assert.ok(
+    r.fleet
+      .liveSessions()
+      .filter((s) => studentSessions.has(s.id))
+      .every((s) => s.firstRequestSeen),
+    'each student is in the app',
+  );
   assert.equal(drain.fired, 1000);
   assert.ok(maxDrainerHeld <= 10, `the drainer never held more than queue.unusedClaimsPerAddress (held ${maxDrainerHeld})`);
   assert.ok(free / POOL >= 0.8, `at least 80 % of the pool free for others 30 s after the drain (${free}/${POOL})`);

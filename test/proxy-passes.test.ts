@@ -64,33 +64,98 @@ test('upstreamPath: strip or keep the prefix; the secret query parameter set exa
 
 test('upstreamHeaders: hop-by-hop out, Connection-listed out, X-Forwarded-* ours, Host kept, upgrade kept for WebSockets', () => {
   const raw = [
-    'Host', 'pub.example', 'Connection', 'keep-alive, X-Foo', 'Connection', 'Upgrade', 'X-Foo', '1', 'Keep-Alive', '300',
-    'Transfer-Encoding', 'chunked', 'TE', 'trailers', 'Trailer', 'X-T', 'Upgrade', 'websocket', 'Proxy-Authorization', 'x',
-    'Expect', '100-continue', 'X-Forwarded-For', '6.6.6.6', 'Forwarded', 'for=6.6.6.6', 'Cookie', 'a=1; warmpool_demo=v',
-    'Cookie', 'b=2', 'Sec-WebSocket-Key', 'k', 'Sec-WebSocket-Protocol', 'v1.kernel.websocket.jupyter.org', 'Origin', 'http://pub.example',
+    'Host',
+    'pub.example',
+    'Connection',
+    'keep-alive, X-Foo',
+    'Connection',
+    'Upgrade',
+    'X-Foo',
+    '1',
+    'Keep-Alive',
+    '300',
+    'Transfer-Encoding',
+    'chunked',
+    'TE',
+    'trailers',
+    'Trailer',
+    'X-T',
+    'Upgrade',
+    'websocket',
+    'Proxy-Authorization',
+    'x',
+    'Expect',
+    '100-continue',
+    'X-Forwarded-For',
+    '6.6.6.6',
+    'Forwarded',
+    'for=6.6.6.6',
+    'Cookie',
+    'a=1; warmpool_demo=v',
+    'Cookie',
+    'b=2',
+    'Sec-WebSocket-Key',
+    'k',
+    'Sec-WebSocket-Protocol',
+    'v1.kernel.websocket.jupyter.org',
+    'Origin',
+    'http://pub.example',
   ];
   const app = appConfig('demo');
   const out = pairs(upstreamHeaders(raw, { app, target: target(), visit }));
   assert.deepEqual(out, [
-    ['Host', 'pub.example'], ['Sec-WebSocket-Key', 'k'], ['Sec-WebSocket-Protocol', 'v1.kernel.websocket.jupyter.org'], ['Origin', 'http://pub.example'],
-    ['Cookie', 'a=1; b=2'], ['X-Forwarded-For', '10.0.0.9'], ['X-Forwarded-Proto', 'http'], ['X-Forwarded-Host', 'pub.example'],
+    ['Host', 'pub.example'],
+    ['Sec-WebSocket-Key', 'k'],
+    ['Sec-WebSocket-Protocol', 'v1.kernel.websocket.jupyter.org'],
+    ['Origin', 'http://pub.example'],
+    ['Cookie', 'a=1; b=2'],
+    ['X-Forwarded-For', '10.0.0.9'],
+    ['X-Forwarded-Proto', 'http'],
+    ['X-Forwarded-Host', 'pub.example'],
   ]);
   const ws = pairs(upstreamHeaders(raw, { app, target: target(), visit, upgrade: 'websocket' }));
-  assert.deepEqual(ws.filter(([k]) => /^(connection|upgrade)$/i.test(k)), [['Connection', 'Upgrade'], ['Upgrade', 'websocket']]);
+  assert.deepEqual(
+    ws.filter(([k]) => /^(connection|upgrade)$/i.test(k)),
+    [
+      ['Connection', 'Upgrade'],
+      ['Upgrade', 'websocket'],
+    ],
+  );
 
   const hdr = appConfig('jup', { secret: { env: 'T', inject: { header: 'Authorization', headerFormat: 'token {secret}', cookie: 'sc' } } });
   const withSecret = pairs(upstreamHeaders(['authorization', 'token evil', 'cookie', 'sc=evil; x=1'], { app: hdr, target: target({ secret: 'S' }), visit }));
-  assert.deepEqual(withSecret, [['Cookie', 'x=1; sc=S'], ['Authorization', 'token S'], ['X-Forwarded-For', '10.0.0.9'], ['X-Forwarded-Proto', 'http'], ['X-Forwarded-Host', 'pub.example']]);
+  assert.deepEqual(withSecret, [
+    ['Cookie', 'x=1; sc=S'],
+    ['Authorization', 'token S'],
+    ['X-Forwarded-For', '10.0.0.9'],
+    ['X-Forwarded-Proto', 'http'],
+    ['X-Forwarded-Host', 'pub.example'],
+  ]);
 });
 
 test('downstreamHeaders and Location: hop-by-hop out, the secret never shown', () => {
   const app = appConfig('demo', { secret: { env: 'S', inject: { query: 'secret', headerFormat: '{secret}' } } });
   const t = target({ secret: 'Sec12345' });
-  const out = pairs(downstreamHeaders({
-    connection: 'x-hop', 'x-hop': '1', 'keep-alive': 'timeout=5', 'transfer-encoding': 'chunked', 'content-type': 'text/html',
-    'set-cookie': ['secret=Sec12345; HttpOnly', 'app=1'], 'x-debug': 'token Sec12345', location: './edit?id=1&secret=Sec12345',
-  }, { app, target: t }));
-  assert.deepEqual(out, [['content-type', 'text/html'], ['set-cookie', 'app=1'], ['location', './edit?id=1']]);
+  const out = pairs(
+    downstreamHeaders(
+      {
+        connection: 'x-hop',
+        'x-hop': '1',
+        'keep-alive': 'timeout=5',
+        'transfer-encoding': 'chunked',
+        'content-type': 'text/html',
+        'set-cookie': ['secret=Sec12345; HttpOnly', 'app=1'],
+        'x-debug': 'token Sec12345',
+        location: './edit?id=1&secret=Sec12345',
+      },
+      { app, target: t },
+    ),
+  );
+  assert.deepEqual(out, [
+    ['content-type', 'text/html'],
+    ['set-cookie', 'app=1'],
+    ['location', './edit?id=1'],
+  ]);
 
   const o = { app, target: t };
   assert.equal(publicLocation('/tree?x=1', o), '/demo/tree?x=1');
@@ -116,10 +181,24 @@ test('trusted proxies and the visit', () => {
   assert.throws(() => new TrustedProxies(['nope']), /trustedProxies\[0\]/);
   assert.throws(() => new TrustedProxies(['10.0.0.0/33']), /prefix length/);
 
-  const req = (peer: string, headers: Record<string, string>) => ({ socket: { remoteAddress: peer }, headers } as unknown as IncomingMessage);
+  const req = (peer: string, headers: Record<string, string>) => ({ socket: { remoteAddress: peer }, headers }) as unknown as IncomingMessage;
   const h = { host: 'pub.example', 'x-forwarded-for': '1.2.3.4', 'x-forwarded-proto': 'https, http', 'x-forwarded-host': 'outer.example' };
-  assert.deepEqual(visitOf(req('10.0.0.2', h), trust), { peer: '10.0.0.2', trusted: true, proto: 'https', forwardedFor: '1.2.3.4, 10.0.0.2', forwardedHost: 'outer.example', visitor: '1.2.3.4' });
-  assert.deepEqual(visitOf(req('8.8.8.8', h), trust), { peer: '8.8.8.8', trusted: false, proto: 'http', forwardedFor: '8.8.8.8', forwardedHost: 'pub.example', visitor: '8.8.8.8' });
+  assert.deepEqual(visitOf(req('10.0.0.2', h), trust), {
+    peer: '10.0.0.2',
+    trusted: true,
+    proto: 'https',
+    forwardedFor: '1.2.3.4, 10.0.0.2',
+    forwardedHost: 'outer.example',
+    visitor: '1.2.3.4',
+  });
+  assert.deepEqual(visitOf(req('8.8.8.8', h), trust), {
+    peer: '8.8.8.8',
+    trusted: false,
+    proto: 'http',
+    forwardedFor: '8.8.8.8',
+    forwardedHost: 'pub.example',
+    visitor: '8.8.8.8',
+  });
   // The visitor behind trusted proxies: the nearest untrusted hop; what the client wrote further left does not count.
   assert.equal(visitOf(req('10.0.0.2', { host: 'x', 'x-forwarded-for': '6.6.6.6, 5.5.5.5, 10.9.9.9' }), trust).visitor, '5.5.5.5');
   assert.equal(visitOf(req('10.0.0.2', { host: 'x', 'x-forwarded-for': '10.1.1.1' }), trust).visitor, '10.1.1.1', 'all hops trusted: the farthest');
@@ -163,8 +242,16 @@ test('the waiting page: one script by nonce, its stream, a refresh without JavaS
   const nonce = /script-src 'nonce-([A-Za-z0-9+/=]+)'/.exec(csp)?.[1];
   assert.ok(nonce && nonce.length >= 22, csp);
   assert.equal(csp, `default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-${nonce}'; connect-src 'self'; frame-ancestors 'none'`);
-  assert.deepEqual([...w.body.matchAll(/<script([^>]*)>/g)].map((m) => m[1]), [` nonce="${nonce}"`], 'exactly one script, carrying the nonce');
-  assert.notEqual(String(render({ kind: 'waiting', app: 'demo', ticket: 't1', line: line() }, true).headers['content-security-policy']), csp, 'a nonce per response');
+  assert.deepEqual(
+    [...w.body.matchAll(/<script([^>]*)>/g)].map((m) => m[1]),
+    [` nonce="${nonce}"`],
+    'exactly one script, carrying the nonce',
+  );
+  assert.notEqual(
+    String(render({ kind: 'waiting', app: 'demo', ticket: 't1', line: line() }, true).headers['content-security-policy']),
+    csp,
+    'a nonce per response',
+  );
   assert.match(w.body, /<noscript><meta http-equiv="refresh" content="0;url=\/demo\/\?wait=t1"><\/noscript>/);
   assert.match(w.body, /data-wait="\/demo\/\?wait=t1"/);
   assert.match(w.body, /number 3 in line/);
@@ -172,9 +259,15 @@ test('the waiting page: one script by nonce, its stream, a refresh without JavaS
   assert.match(w.body, /ready in about 40 seconds/);
   assert.equal(w.headers['retry-after'], undefined, 'the page waits live, not on a retry period');
   // Every other page keeps the script-free policy.
-  assert.equal(render({ kind: 'landing', apps: ['demo'] }, true).headers['content-security-policy'], "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'");
+  assert.equal(
+    render({ kind: 'landing', apps: ['demo'] }, true).headers['content-security-policy'],
+    "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+  );
 
-  const full = render({ kind: 'waiting', app: 'demo', ticket: 't1', line: line({ reason: 'full', position: 2, starting: 0, claimed: 10, estimatedWaitMs: 12 * 60_000 }) }, true).body;
+  const full = render(
+    { kind: 'waiting', app: 'demo', ticket: 't1', line: line({ reason: 'full', position: 2, starting: 0, claimed: 10, estimatedWaitMs: 12 * 60_000 }) },
+    true,
+  ).body;
   assert.match(full, /The class is full: all 10 instances of demo are in use\./);
   assert.match(full, /number 2 in line/);
   assert.match(full, /free up in about 12 minutes, when the earliest session ends/);

@@ -46,7 +46,9 @@ function parse(chunks: Buffer[], o: { head?: boolean; eof?: boolean } = {}): Par
       body.push(Buffer.from(c));
       if (last) r.lasts++;
     },
-    onEnd() { r.ends++; },
+    onEnd() {
+      r.ends++;
+    },
   };
   p.start(h, o.head ?? false);
   for (const c of chunks) p.execute(c);
@@ -99,11 +101,11 @@ describe('response parser', () => {
   test('chunked with extensions and trailers, cut at every position: the same body, one end', () => {
     const msg = b(
       'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n' +
-      '5;name=value;q="x;y"\r\nhello\r\n' +
-      '1;ext\r\n,\r\n' +
-      'A\r\n world 123\r\n' +
-      '000\r\n' +
-      'X-Checksum: abc\r\nX-Other: 1\r\n\r\n',
+        '5;name=value;q="x;y"\r\nhello\r\n' +
+        '1;ext\r\n,\r\n' +
+        'A\r\n world 123\r\n' +
+        '000\r\n' +
+        'X-Checksum: abc\r\nX-Other: 1\r\n\r\n',
     );
     for (const parts of splits(msg)) {
       const r = parse(parts);
@@ -229,7 +231,8 @@ describe('response parser', () => {
       'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n;ext\r\n',
       'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffff\r\n',
       'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\n\r\n',
-    ]) throwsProtocol(msg);
+    ])
+      throwsProtocol(msg);
     const huge = b(`HTTP/1.1 200 OK\r\n${'X-Big: ' + 'a'.repeat(70 * 1024)}\r\n\r\n`);
     assert.throws(() => parse([huge]), /larger than 65536/);
     assert.throws(() => parse([huge.subarray(0, 40_000), huge.subarray(40_000)]), /larger than 65536/);
@@ -285,10 +288,11 @@ async function rawBackend(onRequest: (head: string, socket: Socket, nOnSocket: n
   const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
   return Object.assign(r, {
     port,
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   });
 }
 
@@ -297,7 +301,13 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-interface Setup { p: ProxyServer; jar: CookieJar; pool: FakePool; logs: string[]; url: (path: string) => string }
+interface Setup {
+  p: ProxyServer;
+  jar: CookieJar;
+  pool: FakePool;
+  logs: string[];
+  url: (path: string) => string;
+}
 
 /** A proxy in front of one instance at `port`, with a session cookie already in the jar. */
 async function through(port: number, o: { headersTimeoutMs?: number } = {}): Promise<Setup> {
@@ -324,7 +334,6 @@ async function nodeBackend(handler: (req: IncomingMessage, res: ServerResponse) 
   cleanups.push(() => closeServer(server));
   return { server, port, accepted: () => accepted };
 }
-
 
 describe('upstream client through the proxy', () => {
   test('chunked answers (extensions, trailers, written in pieces) arrive whole; the connection is reused', async () => {
@@ -452,7 +461,10 @@ describe('upstream client through the proxy', () => {
     assert.equal(again.status, 200);
     assert.equal(again.text, 'first');
     assert.equal(be.accepted, 3);
-    assert.deepEqual(be.heads.slice(-2).map((h) => h.split('\r\n')[0]), ['GET /b HTTP/1.1', 'GET /b HTTP/1.1']);
+    assert.deepEqual(
+      be.heads.slice(-2).map((h) => h.split('\r\n')[0]),
+      ['GET /b HTTP/1.1', 'GET /b HTTP/1.1'],
+    );
 
     // Dies under a POST: a body is not sent twice.
     const post = await request(url('/c'), { jar, method: 'POST', body: 'data', headers: { accept: 'application/json' } });
@@ -476,7 +488,10 @@ describe('upstream client through the proxy', () => {
       assert.equal(r.status, 502, path);
       assert.equal(JSON.parse(r.text).error.code, 'INSTANCE_NOT_READY');
     }
-    assert.ok(logs.some((l) => l.includes('inst-7') && l.includes('/fold') && /folding/.test(l)), logs.join('\n'));
+    assert.ok(
+      logs.some((l) => l.includes('inst-7') && l.includes('/fold') && /folding/.test(l)),
+      logs.join('\n'),
+    );
     assert.equal((await request(url('/fine'), { jar })).text, 'ok', 'the proxy carries on');
   });
 
@@ -546,18 +561,33 @@ describe('upstream client through the proxy', () => {
     const be = await nodeBackend((req, res) => {
       const h = createHash('sha256');
       let n = 0;
-      req.on('data', (c: Buffer) => { h.update(c); n += c.length; });
-      req.on('end', () => res.end(JSON.stringify({ n, hash: h.digest('hex'), te: req.headers['transfer-encoding'] ?? null, cl: req.headers['content-length'] ?? null })));
+      req.on('data', (c: Buffer) => {
+        h.update(c);
+        n += c.length;
+      });
+      req.on('end', () =>
+        res.end(JSON.stringify({ n, hash: h.digest('hex'), te: req.headers['transfer-encoding'] ?? null, cl: req.headers['content-length'] ?? null })),
+      );
     });
     const { url, jar, pool } = await through(be.port);
     const data = randomBytes(3 * 1024 * 1024 + 17);
     const got = await new Promise<string>((resolve, reject) => {
       const u = new URL(url('/upload'));
-      const req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname, method: 'PUT', agent: false, headers: { cookie: jar.header('/demo/'), 'transfer-encoding': 'chunked' } }, (res) => {
-        let s = '';
-        res.on('data', (c: Buffer) => (s += c));
-        res.on('end', () => resolve(s));
-      });
+      const req = httpRequest(
+        {
+          host: u.hostname,
+          port: u.port,
+          path: u.pathname,
+          method: 'PUT',
+          agent: false,
+          headers: { cookie: jar.header('/demo/'), 'transfer-encoding': 'chunked' },
+        },
+        (res) => {
+          let s = '';
+          res.on('data', (c: Buffer) => (s += c));
+          res.on('end', () => resolve(s));
+        },
+      );
       req.on('error', reject);
       let i = 0;
       const step = 100_003;
@@ -585,7 +615,10 @@ describe('upstream client through the proxy', () => {
       if (req.url === '/forever') {
         res.writeHead(200, { 'content-type': 'text/plain' });
         const t = setInterval(() => res.write('tick\n'), 5);
-        res.on('close', () => { clearInterval(t); closed++; });
+        res.on('close', () => {
+          clearInterval(t);
+          closed++;
+        });
         return;
       }
       res.end('ok');
@@ -594,7 +627,10 @@ describe('upstream client through the proxy', () => {
     await new Promise<void>((resolve, reject) => {
       const u = new URL(url('/forever'));
       const req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname, agent: false, headers: { cookie: jar.header('/demo/') } }, (res) => {
-        res.once('data', () => { req.destroy(); resolve(); });
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
       });
       req.on('error', () => undefined);
       req.end();

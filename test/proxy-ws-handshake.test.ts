@@ -49,16 +49,21 @@ async function rawInstance(onRequest: (head: string, socket: Socket) => void): P
     });
   });
   const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
-  cleanups.push(() => new Promise<void>((resolve) => {
-    for (const s of sockets) s.destroy();
-    server.close(() => resolve());
-  }));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  );
   return { port, heads, received };
 }
 
 function acceptFor(requestHead: string): string {
   const key = /\r\nsec-websocket-key: *([^\r]+)/i.exec(requestHead)![1]!;
-  return createHash('sha1').update(key + GUID).digest('base64');
+  return createHash('sha1')
+    .update(key + GUID)
+    .digest('base64');
 }
 
 function switchingHead(requestHead: string, extra = ''): string {
@@ -80,7 +85,12 @@ async function byteByByte(socket: Socket, data: Buffer): Promise<void> {
   }
 }
 
-interface Setup { p: ProxyServer; pool: FakePool; jar: CookieJar; logs: string[] }
+interface Setup {
+  p: ProxyServer;
+  pool: FakePool;
+  jar: CookieJar;
+  logs: string[];
+}
 
 async function through(port: number, o: { wsHandshakeTimeoutMs?: number; secret?: boolean } = {}): Promise<Setup> {
   const pool = new FakePool([appConfig('demo', o.secret ? { secret: { env: 'S', inject: { query: 'secret', headerFormat: '{secret}' } } } : {})]);
@@ -116,7 +126,9 @@ function rawVisitor(s: Setup, until: (got: Buffer) => boolean): Promise<{ text: 
     });
     socket.on('close', done);
     socket.on('error', reject);
-    socket.write(`GET /demo/ws HTTP/1.1\r\nHost: 127.0.0.1:${s.p.port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nCookie: ${s.jar.header('/demo/')}\r\n\r\n`);
+    socket.write(
+      `GET /demo/ws HTTP/1.1\r\nHost: 127.0.0.1:${s.p.port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nCookie: ${s.jar.header('/demo/')}\r\n\r\n`,
+    );
   });
 }
 
@@ -143,7 +155,10 @@ describe('the parser in upgrade mode', () => {
   }
 
   test('a 101 ends the parse: names kept as written, the offset of the first WebSocket byte returned', () => {
-    const bytes = Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: v1.kernel\r\n\r\n\x81\x02hi', 'latin1');
+    const bytes = Buffer.from(
+      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: v1.kernel\r\n\r\n\x81\x02hi',
+      'latin1',
+    );
     for (const split of [bytes.length, 10, 1]) {
       const chunks: Buffer[] = [];
       for (let i = 0; i < bytes.length; i += split) chunks.push(bytes.subarray(i, i + split));
@@ -154,7 +169,7 @@ describe('the parser in upgrade mode', () => {
       assert.equal(r.p.reason, 'Switching Protocols');
       assert.deepEqual(r.p.rawHeaders, ['Upgrade', 'websocket', 'Connection', 'Upgrade', 'Sec-WebSocket-Protocol', 'v1.kernel']);
       assert.equal(r.p.headers['sec-websocket-protocol'], 'v1.kernel');
-      assert.equal(r.rest, '\x81\x02hi', 'the rest of the read is the WebSocket\'s');
+      assert.equal(r.rest, '\x81\x02hi', "the rest of the read is the WebSocket's");
     }
   });
 
@@ -173,7 +188,7 @@ describe('the parser in upgrade mode', () => {
   });
 });
 
-describe('WebSocket handshake on the relay\'s own socket', () => {
+describe("WebSocket handshake on the relay's own socket", () => {
   test('a 101 head split byte by byte reaches the visitor as the instance wrote it, less the secret', async () => {
     const inst = await rawInstance((head, socket) => {
       const answer = switchingHead(head, `X-Mixed-Case: Kept\r\nX-Echo: token=${SECRET}\r\nsec-websocket-protocol: chat\r\n`);
@@ -182,8 +197,9 @@ describe('WebSocket handshake on the relay\'s own socket', () => {
     const s = await through(inst.port, { secret: true });
     const r = await rawVisitor(s, (got) => got.includes('after the split head'));
     r.socket.destroy();
-    const want = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
-      + `Sec-WebSocket-Accept: ${acceptFor(inst.heads[0]!)}\r\nX-Mixed-Case: Kept\r\nsec-websocket-protocol: chat\r\n\r\n`;
+    const want =
+      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      `Sec-WebSocket-Accept: ${acceptFor(inst.heads[0]!)}\r\nX-Mixed-Case: Kept\r\nsec-websocket-protocol: chat\r\n\r\n`;
     assert.equal(r.text, want + textFrame('after the split head').toString('latin1'));
     assert.ok(!r.text.includes(SECRET));
     // The request went up in the relay's form: method, path (prefix stripped) with the secret, Connection/Upgrade, visitor's Host.
@@ -220,7 +236,10 @@ describe('WebSocket handshake on the relay\'s own socket', () => {
     for (const split of [false, true]) {
       const inst = await rawInstance((_head, socket) => {
         const body = `no entry without ${SECRET}`;
-        const answer = Buffer.from(`HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nX-Echo: ${SECRET}\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`, 'latin1');
+        const answer = Buffer.from(
+          `HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nX-Echo: ${SECRET}\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`,
+          'latin1',
+        );
         if (split) void byteByByte(socket, answer);
         else socket.write(answer);
       });
@@ -251,7 +270,10 @@ describe('WebSocket handshake on the relay\'s own socket', () => {
       assert.match(r.body, /INSTANCE_NOT_READY/);
       assert.equal(s.logs.length, 1);
       assert.match(s.logs[0]!, /websocket handshake for \/ws with demo instance inst-ws-9 \(127\.0\.0\.1:\d+\) failed: /);
-      assert.deepEqual(s.pool.eventsOf('upstream-error').map((e) => e.detail), [{ code: 'UPSTREAM_BAD_RESPONSE', path: '/ws', websocket: true }]);
+      assert.deepEqual(
+        s.pool.eventsOf('upstream-error').map((e) => e.detail),
+        [{ code: 'UPSTREAM_BAD_RESPONSE', path: '/ws', websocket: true }],
+      );
       assert.equal(s.pool.opened, 0);
     }
   });
@@ -262,7 +284,10 @@ describe('WebSocket handshake on the relay\'s own socket', () => {
       const s = await through(inst.port);
       const r = await rawUpgrade(`${s.p.url}/demo/ws`, { cookie: s.jar.header('/demo/') });
       assert.equal(r.status, 502);
-      assert.deepEqual(s.pool.eventsOf('upstream-error').map((e) => e.detail!.code), ['ECONNRESET']);
+      assert.deepEqual(
+        s.pool.eventsOf('upstream-error').map((e) => e.detail!.code),
+        ['ECONNRESET'],
+      );
       assert.equal(s.logs.length, 0);
     }
   });
@@ -278,10 +303,13 @@ describe('WebSocket handshake on the relay\'s own socket', () => {
     const s = await through(inst.port, { wsHandshakeTimeoutMs: 50 });
     const r = await rawUpgrade(`${s.p.url}/demo/ws`, { cookie: s.jar.header('/demo/') });
     assert.equal(r.status, 504);
-    assert.deepEqual(s.pool.eventsOf('upstream-error').map((e) => e.detail!.code), ['handshake-timeout']);
+    assert.deepEqual(
+      s.pool.eventsOf('upstream-error').map((e) => e.detail!.code),
+      ['handshake-timeout'],
+    );
   });
 
-  test('a close frame in the 101\'s read: the instance\'s close code reaches the visitor', async () => {
+  test("a close frame in the 101's read: the instance's close code reaches the visitor", async () => {
     const inst = await rawInstance((head, socket) => {
       socket.write(switchingHead(head));
       // Close frame 4003 "bye", unmasked.

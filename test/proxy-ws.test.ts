@@ -44,7 +44,12 @@ async function standin(o: Parameters<typeof startStandin>[0] = {}): Promise<Stan
 /** A ws echo server (optionally deflating) standing in for an instance; records close codes it saw. */
 async function echoServer(o: { perMessageDeflate?: boolean; handleProtocols?: (p: Set<string>) => string | false } = {}) {
   const server = createServer();
-  const wss = new WebSocketServer({ server, maxPayload: 256 * 1024 * 1024, perMessageDeflate: o.perMessageDeflate ?? false, handleProtocols: o.handleProtocols });
+  const wss = new WebSocketServer({
+    server,
+    maxPayload: 256 * 1024 * 1024,
+    perMessageDeflate: o.perMessageDeflate ?? false,
+    handleProtocols: o.handleProtocols,
+  });
   const closes: { code: number; reason: string }[] = [];
   const sockets = new Set<WebSocket>();
   wss.on('connection', (ws) => {
@@ -55,11 +60,17 @@ async function echoServer(o: { perMessageDeflate?: boolean; handleProtocols?: (p
       if (text.startsWith('close-me:')) ws.close(Number(text.slice(9)), 'server says bye');
       else ws.send(data, { binary: isBinary });
     });
-    ws.on('close', (code, reason) => { sockets.delete(ws); closes.push({ code, reason: reason.toString() }); });
+    ws.on('close', (code, reason) => {
+      sockets.delete(ws);
+      closes.push({ code, reason: reason.toString() });
+    });
   });
   const port = await listen(server);
   const h = {
-    port, closes, wss, sockets,
+    port,
+    closes,
+    wss,
+    sockets,
     async close() {
       for (const s of sockets) s.terminate();
       wss.close();
@@ -81,7 +92,16 @@ describe('Pluto session', () => {
   test('realistic traffic relayed; only user activity reaches the pool, coalesced; counters and events', async () => {
     const s = await standin({ secret: SECRET });
     const clock = new ManualClock();
-    const pool = new FakePool([appConfig('demo', { classifier: 'pluto', deepLink: '/open?path=webapp.jl', secret: { env: 'PLUTO_SECRET', inject: { query: 'secret', headerFormat: '{secret}' } } })], clock);
+    const pool = new FakePool(
+      [
+        appConfig('demo', {
+          classifier: 'pluto',
+          deepLink: '/open?path=webapp.jl',
+          secret: { env: 'PLUTO_SECRET', inject: { query: 'secret', headerFormat: '{secret}' } },
+        }),
+      ],
+      clock,
+    );
     pool.addInstance('demo', { port: s.port, secret: SECRET });
     const p = await proxyFor(pool, { clock });
     const jar = await enter(p, 'demo');
@@ -116,7 +136,9 @@ describe('Pluto session', () => {
 
     // Server pushes never count.
     s.push();
-    await new Promise<void>((resolve) => { c.onPush = () => resolve(); });
+    await new Promise<void>((resolve) => {
+      c.onPush = () => resolve();
+    });
     assert.equal(pool.activities.length, 2);
 
     const msgsIn = Object.values(traffic.messagesIn).reduce((a, b) => a + b, 0);
@@ -248,10 +270,14 @@ describe('transparent relay', () => {
     const token = 'a'.repeat(48);
     const j = await startJupyterStandin({ port: 0, baseUrl: '/jup/', token, pingIntervalMs: 50, ...quiet });
     cleanups.push(() => j.close());
-    const pool = new FakePool([appConfig('jup', {
-      classifier: 'jupyter', deepLink: '/lab', prefix: { mode: 'base-url', env: 'BASE_URL' },
-      secret: { env: 'JUPYTER_TOKEN', inject: { header: 'Authorization', headerFormat: 'token {secret}' } },
-    })]);
+    const pool = new FakePool([
+      appConfig('jup', {
+        classifier: 'jupyter',
+        deepLink: '/lab',
+        prefix: { mode: 'base-url', env: 'BASE_URL' },
+        secret: { env: 'JUPYTER_TOKEN', inject: { header: 'Authorization', headerFormat: 'token {secret}' } },
+      }),
+    ]);
     pool.addInstance('jup', { port: j.port, secret: token });
     const p = await proxyFor(pool);
     const jar = await enter(p, 'jup');
@@ -349,7 +375,9 @@ describe('limits', () => {
     assert.equal((await request(`${p.url}/echo/`, { jar, headers: { accept: 'text/html' } })).status, 302);
     const ws = await wsOpen(`${p.url}/echo/`, { jar });
     let closed = false;
-    ws.on('close', () => { closed = true; });
+    ws.on('close', () => {
+      closed = true;
+    });
     // Several head-timeout periods and checking rounds of Node's server pass with the socket silent.
     await new Promise((r) => setTimeout(r, 900));
     assert.equal(closed, false, 'the idle WebSocket is still open');

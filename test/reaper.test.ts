@@ -110,7 +110,10 @@ test('idle and active-again are noted in the traffic log', async () => {
   const { clock, fleet, t, log } = await claimed();
   fleet.connectionOpened(t.session);
   await clock.advance(MIN);
-  assert.deepEqual(log.entries.filter((e) => e.type === 'idle').map((e) => e.t), [t.claimedAt + MIN]);
+  assert.deepEqual(
+    log.entries.filter((e) => e.type === 'idle').map((e) => e.t),
+    [t.claimedAt + MIN],
+  );
   await clock.advance(30_000);
   fleet.activity(t.session, clock.now());
   assert.equal(log.entries.at(-1)?.type, 'active-again');
@@ -121,7 +124,10 @@ test('idle and active-again are noted in the traffic log', async () => {
 
 test('the reaper keeps one timer, however many sessions', async () => {
   const { clock, fleet } = await claimed('idleTimeout: 10m');
-  for (let i = 0; i < 2; i++) { await settle(); assert.equal((await fleet.claim('demo')).kind, 'session'); }
+  for (let i = 0; i < 2; i++) {
+    await settle();
+    assert.equal((await fleet.claim('demo')).kind, 'session');
+  }
   await settle();
   assert.equal(fleet.liveSessions().length, 3);
   assert.equal(clock.timers, 1);
@@ -152,7 +158,15 @@ test('a deadline that does not move after it was handled is reported and skipped
   const stuck: string[] = [];
   let handled = 0;
   // A buggy `due` that neither ends the session nor moves its deadline.
-  const r = new Reaper(clock, () => [['s1', s] as [string, typeof s]], () => { handled++; return false; }, (id, reason) => stuck.push(`${id} ${reason}`));
+  const r = new Reaper(
+    clock,
+    () => [['s1', s] as [string, typeof s]],
+    () => {
+      handled++;
+      return false;
+    },
+    (id, reason) => stuck.push(`${id} ${reason}`),
+  );
   r.schedule();
   assert.equal(handled, 0);
   await clock.advance(600); // the timer fires inside the clock: a throw here would escape the callback

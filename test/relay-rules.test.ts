@@ -30,7 +30,8 @@ for (const [what, raw, problem] of requests) {
 }
 
 test('setsWarmpoolCookie: any warmpool_ name in any case, nothing else', () => {
-  for (const v of ['warmpool_demo=x; Path=/', ' warmpool_other=1', 'WARMPOOL_DEMO=x', 'Warmpool_=', 'warmpool_demo']) assert.equal(setsWarmpoolCookie(v), true, v);
+  for (const v of ['warmpool_demo=x; Path=/', ' warmpool_other=1', 'WARMPOOL_DEMO=x', 'Warmpool_=', 'warmpool_demo'])
+    assert.equal(setsWarmpoolCookie(v), true, v);
   for (const v of ['theme=dark', 'xwarmpool_demo=1', 'warmpool=1', '__Host-warmpool_demo=1', '']) assert.equal(setsWarmpoolCookie(v), false, v);
 });
 

@@ -15,7 +15,6 @@ import { until } from './helpers/wait.js';
 
 afterEach(cleanupSites);
 
-
 test('SIGKILL while instances warm, restarted at once: listens, adopts or replaces them, no orphan', async () => {
   const s = site(2500);
   const first = start(s);
@@ -24,12 +23,16 @@ test('SIGKILL while instances warm, restarted at once: listens, adopts or replac
   await first.waitProgress('demo', (p) => p.starting === 2);
   await until('two state files with pids', () => (states(s).filter((x) => x.pid > 0).length === 2 ? true : undefined));
   assert.equal(first.progress('demo')!.ready, 0, 'killed before any instance was ready');
-  const warming = states(s).map((x) => x.pid).sort();
+  const warming = states(s)
+    .map((x) => x.pid)
+    .sort();
 
   const { cli } = await killAndRestart(s, first);
   await cli.waitProgress('demo', (p) => p.ready === 2 && p.starting === 0);
   await noOrphans(s);
-  const kept = states(s).map((x) => x.pid).filter((p) => warming.includes(p)).length;
+  const kept = states(s)
+    .map((x) => x.pid)
+    .filter((p) => warming.includes(p)).length;
   console.error(`restart: ${kept} of 2 warming instances adopted, ${2 - kept} replaced`);
   await stopClean(s, cli);
 });
@@ -67,12 +70,19 @@ test('SIGKILL right after the first request of a session, before its claim is re
   assert.match(r.url, /\/demo\/edit\?id=/);
   await first.when('the failed record', () => first.lines.find((l) => l.includes(`could not record the claim of instance ${v.instance}`)));
   assert.equal(states(s).find((x) => x.instanceId === v.instance)?.claim, undefined, 'not on the engine (the state file)');
-  assert.match(readFileSync(join(s.stateDir, `claims-${s.deployment}.jsonl`), 'utf8'), new RegExp(`"claimed":"${v.instance}","session":"${v.session}"`), 'in the journal');
+  assert.match(
+    readFileSync(join(s.stateDir, `claims-${s.deployment}.jsonl`), 'utf8'),
+    new RegExp(`"claimed":"${v.instance}","session":"${v.session}"`),
+    'in the journal',
+  );
   await first.waitProgress('demo', (p) => p.ready === 1 && p.starting === 0 && p.claimed === 1);
 
   const { cli, url } = await killAndRestart(s, first);
   rmdirSync(blocker); // the engine (the state file) takes records again
-  assert.ok(cli.lines.some((l) => /found 2 instance\(s\) of an earlier run \(1 claimed, 1 of them known from the claim journal only\)/.test(l)), cli.output());
+  assert.ok(
+    cli.lines.some((l) => /found 2 instance\(s\) of an earlier run \(1 claimed, 1 of them known from the claim journal only\)/.test(l)),
+    cli.output(),
+  );
   // A new visitor gets the other instance; the next one, with max reached, waits: neither gets the claimed one.
   const w = await claim(url);
   assert.notEqual(w.instance, v.instance, 'never handed to another visitor');
@@ -102,12 +112,20 @@ test('SIGKILL mid-refill, restarted at once: claimed sessions keep their instanc
   await cli.waitProgress('demo', (p) => p.ready === 2 && p.starting === 0 && p.claimed === 2);
   await noOrphans(s);
   // Killed again straight after, with everything settled: the same sessions, nothing new.
-  const before = states(s).map((x) => x.instanceId).sort();
+  const before = states(s)
+    .map((x) => x.instanceId)
+    .sort();
   const again = await killAndRestart(s, cli);
   await routesToOwn(again.url, s, a);
   await routesToOwn(again.url, s, b);
   await again.cli.waitProgress('demo', (p) => p.ready === 2 && p.starting === 0 && p.claimed === 2);
-  assert.deepEqual(states(s).map((x) => x.instanceId).sort(), before, 'all adopted, nothing created');
+  assert.deepEqual(
+    states(s)
+      .map((x) => x.instanceId)
+      .sort(),
+    before,
+    'all adopted, nothing created',
+  );
   await noOrphans(s);
   await stopClean(s, again.cli);
 });
@@ -127,15 +145,18 @@ test('SIGTERM while a restarted warmpool checks what it found: start-up finishes
   assert.deepEqual(states(s), [], 'every state file removed');
 });
 
-test('a start-up that Node would abandon (every timer unref\'d, as the Clock\'s were) says why and exits non-zero, not 0 in silence', async () => {
+test("a start-up that Node would abandon (every timer unref'd, as the Clock's were) says why and exits non-zero, not 0 in silence", async () => {
   const s = site(2500);
   // Puts back the cause of the silent exit from outside: every timer and interval unref'd.
   const preload = join(s.dir, 'unref-timers.mjs');
-  writeFileSync(preload, `for (const name of ['setTimeout', 'setInterval']) {
+  writeFileSync(
+    preload,
+    `for (const name of ['setTimeout', 'setInterval']) {
   const orig = globalThis[name];
   globalThis[name] = function (...a) { const t = orig.apply(this, a); t?.unref?.(); return t; };
 }
-`);
+`,
+  );
   const first = start(s);
   await first.waitProgress('demo', (p) => p.starting === 2);
   await until('two state files with pids', () => (states(s).filter((x) => x.pid > 0).length === 2 ? true : undefined));

@@ -8,8 +8,14 @@ import { Backoff, backoffDelay, retry, type RetryFailure } from '../core/retry.j
 
 test('backoffDelay: firstMs, doubled after each failure, capped at maxMs', () => {
   const p = { firstMs: 250, maxMs: 10_000 };
-  assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8].map((n) => backoffDelay(p, n)), [250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000]);
-  assert.deepEqual([1, 2, 3].map((n) => backoffDelay({ firstMs: 100, maxMs: 1e6, factor: 3 }, n)), [100, 300, 900]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5, 6, 7, 8].map((n) => backoffDelay(p, n)),
+    [250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000],
+  );
+  assert.deepEqual(
+    [1, 2, 3].map((n) => backoffDelay({ firstMs: 100, maxMs: 1e6, factor: 3 }, n)),
+    [100, 300, 900],
+  );
   assert.equal(backoffDelay(p, 0), 250, 'no failure yet counts as the first');
   assert.equal(backoffDelay({ firstMs: 1000, maxMs: 60_000 }, 200), 60_000, 'a long run of failures stays at the cap');
 });
@@ -58,7 +64,14 @@ test('retry: attempts at 0, firstMs, then doubling waits, and resolves with the 
   await clock.advance(10_000);
   assert.equal(await p, 'ok after 4');
   assert.deepEqual(at, [0, 1000, 3000, 7000]);
-  assert.deepEqual(seen.map((f) => [f.attempt, f.retryInMs, (f.error as Error).message]), [[1, 1000, 'down 1'], [2, 2000, 'down 2'], [3, 4000, 'down 3']]);
+  assert.deepEqual(
+    seen.map((f) => [f.attempt, f.retryInMs, (f.error as Error).message]),
+    [
+      [1, 1000, 'down 1'],
+      [2, 2000, 'down 2'],
+      [3, 4000, 'down 3'],
+    ],
+  );
   assert.equal(clock.timers, 0, 'no timer left behind');
 });
 
@@ -87,9 +100,19 @@ test('retry: a failure retryIf refuses is thrown at once, without onFailure', as
   const clock = new ManualClock();
   let calls = 0;
   const seen: unknown[] = [];
-  const p = retry(async () => { calls++; throw new Error(calls === 1 ? 'transient' : 'fatal'); }, {
-    clock, firstMs: 100, maxMs: 100, retryIf: (e) => (e as Error).message === 'transient', onFailure: (f) => seen.push(f.error),
-  });
+  const p = retry(
+    async () => {
+      calls++;
+      throw new Error(calls === 1 ? 'transient' : 'fatal');
+    },
+    {
+      clock,
+      firstMs: 100,
+      maxMs: 100,
+      retryIf: (e) => (e as Error).message === 'transient',
+      onFailure: (f) => seen.push(f.error),
+    },
+  );
   const r = assert.rejects(p, /fatal/);
   await clock.advance(1000);
   await r;
@@ -108,7 +131,7 @@ test('retry: the signal ends a wait under way; no attempt follows; rejects with 
   await r;
   await clock.advance(10_000);
   assert.deepEqual(at, [0, 1000]);
-  assert.equal(clock.timers, 0, 'the wait\'s timer is cancelled');
+  assert.equal(clock.timers, 0, "the wait's timer is cancelled");
 });
 
 test('retry: an aborted signal before the start: no attempt at all; with lastTryOnAbort, exactly one', async () => {
@@ -116,10 +139,28 @@ test('retry: an aborted signal before the start: no attempt at all; with lastTry
   const ac = new AbortController();
   ac.abort(new Error('stopping'));
   let calls = 0;
-  await assert.rejects(retry(async () => { calls++; throw new Error('down'); }, { clock, firstMs: 1, maxMs: 1, signal: ac.signal }), /stopping/);
+  await assert.rejects(
+    retry(
+      async () => {
+        calls++;
+        throw new Error('down');
+      },
+      { clock, firstMs: 1, maxMs: 1, signal: ac.signal },
+    ),
+    /stopping/,
+  );
   assert.equal(calls, 0);
   const seen: (number | undefined)[] = [];
-  await assert.rejects(retry(async () => { calls++; throw new Error('down'); }, { clock, firstMs: 1, maxMs: 1, signal: ac.signal, lastTryOnAbort: true, onFailure: (f) => seen.push(f.retryInMs) }), /down/);
+  await assert.rejects(
+    retry(
+      async () => {
+        calls++;
+        throw new Error('down');
+      },
+      { clock, firstMs: 1, maxMs: 1, signal: ac.signal, lastTryOnAbort: true, onFailure: (f) => seen.push(f.retryInMs) },
+    ),
+    /down/,
+  );
   assert.equal(calls, 1);
   assert.deepEqual(seen, [undefined], 'the one attempt is the last');
 });
@@ -146,11 +187,14 @@ test('retry: lastTryOnAbort, signal aborted while an attempt was in flight: the 
   const at: number[] = [];
   const start = clock.now();
   const seen: (number | undefined)[] = [];
-  const p = retry(async (attempt) => {
-    at.push(clock.now() - start);
-    if (attempt === 1) ac.abort();
-    throw new Error(`down ${attempt}`);
-  }, { clock, firstMs: 1000, maxMs: 1000, signal: ac.signal, lastTryOnAbort: true, onFailure: (f) => seen.push(f.retryInMs) });
+  const p = retry(
+    async (attempt) => {
+      at.push(clock.now() - start);
+      if (attempt === 1) ac.abort();
+      throw new Error(`down ${attempt}`);
+    },
+    { clock, firstMs: 1000, maxMs: 1000, signal: ac.signal, lastTryOnAbort: true, onFailure: (f) => seen.push(f.retryInMs) },
+  );
   await assert.rejects(p, /down 2/);
   assert.deepEqual(at, [0, 0]);
   assert.deepEqual(seen, [0, undefined]);

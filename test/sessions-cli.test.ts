@@ -11,8 +11,18 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { JsonlTrafficLog } from '../pool/traffic-log.js';
 import {
-  activeTime, buildRecord, buildSessions, filterSessions, findSession, newReadStats, readEntries, readSessions,
-  sortLogFiles, totals, uniquePrefixLength, type TrafficEntry,
+  activeTime,
+  buildRecord,
+  buildSessions,
+  filterSessions,
+  findSession,
+  newReadStats,
+  readEntries,
+  readSessions,
+  sortLogFiles,
+  totals,
+  uniquePrefixLength,
+  type TrafficEntry,
 } from '../pool/traffic-log-reader.js';
 import { parseTimeArg, toCsv } from '../bin/sessions.js';
 
@@ -28,7 +38,14 @@ const S6 = 'EEEE6666ffffffffffffff';
 
 type Entry = Record<string, unknown> & { t: number };
 const summary = (o: Record<string, unknown>) => ({
-  requests: {}, bytesIn: 0, bytesOut: 0, framesIn: { control: 0, data: 0 }, framesOut: { control: 0, data: 0 }, messagesIn: {}, messagesOut: 0, ...o,
+  requests: {},
+  bytesIn: 0,
+  bytesOut: 0,
+  framesIn: { control: 0, data: 0 },
+  framesOut: { control: 0, data: 0 },
+  messagesIn: {},
+  messagesOut: 0,
+  ...o,
 });
 
 // What the fleet would have written for six sessions over two UTC days (idle notice after 60 s).
@@ -45,11 +62,25 @@ const script: Entry[] = [
   { t: T + 26 * MIN, type: 'idle', session: S1, app: 'vdma', since: T + 25 * MIN },
   { t: T + 30 * MIN, type: 'ws-close', session: S1, app: 'vdma', code: 1001, durationMs: 30 * MIN - 1000 },
   {
-    t: T + 32 * MIN, type: 'ended', session: S1, app: 'vdma', instance: 'i-vdma-1', reason: 'grace', deadline: T + 32 * MIN, late: 0,
+    t: T + 32 * MIN,
+    type: 'ended',
+    session: S1,
+    app: 'vdma',
+    instance: 'i-vdma-1',
+    reason: 'grace',
+    deadline: T + 32 * MIN,
+    late: 0,
     summary: summary({
-      claimedAt: T, durationMs: 32 * MIN, lastActive: T + 25 * MIN, requests: { 'GET 2xx': 10, 'GET 3xx': 1, 'POST 2xx': 2 },
-      bytesIn: 12_000, bytesOut: 340_000, framesIn: { control: 30, data: 120 }, framesOut: { control: 30, data: 200 },
-      messagesIn: { ping: 30, update_notebook: 50, run_multiple_cells: 40 }, messagesOut: 200,
+      claimedAt: T,
+      durationMs: 32 * MIN,
+      lastActive: T + 25 * MIN,
+      requests: { 'GET 2xx': 10, 'GET 3xx': 1, 'POST 2xx': 2 },
+      bytesIn: 12_000,
+      bytesOut: 340_000,
+      framesIn: { control: 30, data: 120 },
+      framesOut: { control: 30, data: 200 },
+      messagesIn: { ping: 30, update_notebook: 50, run_multiple_cells: 40 },
+      messagesOut: 200,
     }),
   },
   // S2 vdma: waited in line, active to the end of its lifetime (75 m), reaped 120 ms late.
@@ -57,11 +88,25 @@ const script: Entry[] = [
   { t: T + 5 * MIN + 300, type: 'first-request', session: S2, app: 'vdma' },
   { t: T + 5 * MIN + 800, type: 'ws-open', session: S2, app: 'vdma' },
   {
-    t: T + 80 * MIN + 120, type: 'ended', session: S2, app: 'vdma', instance: 'i-vdma-2', reason: 'lifetime', deadline: T + 80 * MIN, late: 120,
+    t: T + 80 * MIN + 120,
+    type: 'ended',
+    session: S2,
+    app: 'vdma',
+    instance: 'i-vdma-2',
+    reason: 'lifetime',
+    deadline: T + 80 * MIN,
+    late: 120,
     summary: summary({
-      claimedAt: T + 5 * MIN, durationMs: 75 * MIN + 120, lastActive: T + 79 * MIN, requests: { 'GET 2xx': 20, 'GET 4xx': 1 },
-      bytesIn: 50_000, bytesOut: 1_500_000, framesIn: { control: 150, data: 462 }, framesOut: { control: 150, data: 900 },
-      messagesIn: { update_notebook: 300, ping: 150, run_multiple_cells: 12 }, messagesOut: 900,
+      claimedAt: T + 5 * MIN,
+      durationMs: 75 * MIN + 120,
+      lastActive: T + 79 * MIN,
+      requests: { 'GET 2xx': 20, 'GET 4xx': 1 },
+      bytesIn: 50_000,
+      bytesOut: 1_500_000,
+      framesIn: { control: 150, data: 462 },
+      framesOut: { control: 150, data: 900 },
+      messagesIn: { update_notebook: 300, ping: 150, run_multiple_cells: 12 },
+      messagesOut: 900,
     }),
   },
   // S3 lab: the instance died.
@@ -70,11 +115,23 @@ const script: Entry[] = [
   { t: T + 10 * MIN + 2000, type: 'ws-open', session: S3, app: 'lab' },
   { t: T + 40 * MIN, type: 'instance-exited', session: S3, app: 'lab', detail: 'exit code 137' },
   {
-    t: T + 40 * MIN, type: 'ended', session: S3, app: 'lab', instance: 'i-lab-1', reason: 'instance-exited',
+    t: T + 40 * MIN,
+    type: 'ended',
+    session: S3,
+    app: 'lab',
+    instance: 'i-lab-1',
+    reason: 'instance-exited',
     summary: summary({
-      claimedAt: T + 10 * MIN, durationMs: 30 * MIN, lastActive: T + 30 * MIN, requests: { 'GET 2xx': 40, 'PUT 2xx': 3 },
-      bytesIn: 80_000, bytesOut: 200_000, framesIn: { control: 10, data: 45 }, framesOut: { control: 10, data: 300 },
-      messagesIn: { execute_request: 40, comm_msg: 5 }, messagesOut: 300,
+      claimedAt: T + 10 * MIN,
+      durationMs: 30 * MIN,
+      lastActive: T + 30 * MIN,
+      requests: { 'GET 2xx': 40, 'PUT 2xx': 3 },
+      bytesIn: 80_000,
+      bytesOut: 200_000,
+      framesIn: { control: 10, data: 45 },
+      framesOut: { control: 10, data: 300 },
+      messagesIn: { execute_request: 40, comm_msg: 5 },
+      messagesOut: 300,
     }),
   },
   // S4 vdma: claimed before midnight, reaped idle after it (the next day's file).
@@ -82,7 +139,14 @@ const script: Entry[] = [
   { t: T4 + 1000, type: 'first-request', session: S4, app: 'vdma' },
   { t: T4 + 6 * MIN, type: 'idle', session: S4, app: 'vdma', since: T4 + 5 * MIN },
   {
-    t: T4 + 25 * MIN + 250, type: 'ended', session: S4, app: 'vdma', instance: 'i-vdma-3', reason: 'idle', deadline: T4 + 25 * MIN, late: 250,
+    t: T4 + 25 * MIN + 250,
+    type: 'ended',
+    session: S4,
+    app: 'vdma',
+    instance: 'i-vdma-3',
+    reason: 'idle',
+    deadline: T4 + 25 * MIN,
+    late: 250,
     summary: summary({ claimedAt: T4, durationMs: 25 * MIN + 250, lastActive: T4 + 5 * MIN, requests: { 'GET 2xx': 3 }, bytesIn: 1500, bytesOut: 90_000 }),
   },
   // S6 vdma: warmpool restarted under it (restored), then shut down.
@@ -90,10 +154,23 @@ const script: Entry[] = [
   { t: T6 + 1000, type: 'first-request', session: S6, app: 'vdma' },
   { t: T6 + 30 * MIN, type: 'restored', session: S6, app: 'vdma', instance: 'i-vdma-4', claimedAt: T6 },
   {
-    t: T6 + 45 * MIN, type: 'ended', session: S6, app: 'vdma', instance: 'i-vdma-4', reason: 'shutdown',
+    t: T6 + 45 * MIN,
+    type: 'ended',
+    session: S6,
+    app: 'vdma',
+    instance: 'i-vdma-4',
+    reason: 'shutdown',
     summary: summary({
-      claimedAt: T6, durationMs: 45 * MIN, lastActive: T6 + 40 * MIN, requests: { 'GET 2xx': 5 }, bytesIn: 2000, bytesOut: 3000,
-      framesIn: { control: 2, data: 8 }, framesOut: { control: 2, data: 10 }, messagesIn: { update_notebook: 8 }, messagesOut: 10,
+      claimedAt: T6,
+      durationMs: 45 * MIN,
+      lastActive: T6 + 40 * MIN,
+      requests: { 'GET 2xx': 5 },
+      bytesIn: 2000,
+      bytesOut: 3000,
+      framesIn: { control: 2, data: 8 },
+      framesOut: { control: 2, data: 10 },
+      messagesIn: { update_notebook: 8 },
+      messagesOut: 10,
     }),
   },
   // S5 lab: still live.
@@ -125,11 +202,15 @@ async function writeLog(): Promise<void> {
   const log = new JsonlTrafficLog(logDir, 1500);
   for (const e of [...script].sort((a, b) => a.t - b.t)) log.write(e);
   await log.close();
-  appendFileSync(join(logDir, 'sessions-2024-05-01.1.jsonl'),
-    'not json at all\n'
-    + '\n'
-    + JSON.stringify({ t: 'yesterday', type: 'claimed', session: 'ZZZZ', app: 'vdma' }) + '\n'
-    + JSON.stringify({ t: T, type: 'pool-started' }) + '\n');
+  appendFileSync(
+    join(logDir, 'sessions-2024-05-01.1.jsonl'),
+    'not json at all\n' +
+      '\n' +
+      JSON.stringify({ t: 'yesterday', type: 'claimed', session: 'ZZZZ', app: 'vdma' }) +
+      '\n' +
+      JSON.stringify({ t: T, type: 'pool-started' }) +
+      '\n',
+  );
   // The writer died mid-line at the end of the newest file.
   appendFileSync(join(logDir, 'sessions-2024-05-02.jsonl'), '{"t":1714640400000,"type":"ws-cl');
   writeFileSync(join(logDir, 'README.txt'), 'not a log file\n');
@@ -144,15 +225,22 @@ function cliEntry(): string[] {
   if (entry) return entry;
   const probe = spawnSync(process.execPath, [WARMPOOL, 'sessions', '--help'], { encoding: 'utf8' });
   if (probe.status === 0) return (entry = [WARMPOOL, 'sessions']);
-  console.error(`note: dist/bin/warmpool.js does not load (${probe.stderr.split('\n').find((l) => /Error/.test(l)) ?? probe.status}); running bin/sessions.js directly`);
+  console.error(
+    `note: dist/bin/warmpool.js does not load (${probe.stderr.split('\n').find((l) => /Error/.test(l)) ?? probe.status}); running bin/sessions.js directly`,
+  );
   const runner = join(root, 'run-sessions.mjs');
-  writeFileSync(runner, `const { sessionsCommand } = await import(${JSON.stringify(SESSIONS)});\nprocess.exitCode = await sessionsCommand(process.argv.slice(2));\n`);
+  writeFileSync(
+    runner,
+    `const { sessionsCommand } = await import(${JSON.stringify(SESSIONS)});\nprocess.exitCode = await sessionsCommand(process.argv.slice(2));\n`,
+  );
   return (entry = [runner]);
 }
 
 function cli(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): { code: number | null; out: string; err: string } {
   const r = spawnSync(process.execPath, [...cliEntry(), ...args], {
-    encoding: 'utf8', cwd: opts.cwd ?? root, env: { ...process.env, WARMPOOL_CONFIG: '', ...opts.env },
+    encoding: 'utf8',
+    cwd: opts.cwd ?? root,
+    env: { ...process.env, WARMPOOL_CONFIG: '', ...opts.env },
   });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
@@ -167,19 +255,49 @@ async function list(args: string[] = []): Promise<Record<string, unknown>[]> {
 /** RFC 4180 parser: quoted fields, doubled quotes, CRLF records. */
 function parseCsv(text: string): string[][] {
   const rows: string[][] = [];
-  let row: string[] = [], field = '', i = 0, quoted = false;
+  let row: string[] = [],
+    field = '',
+    i = 0,
+    quoted = false;
   while (i < text.length) {
     const c = text[i]!;
     if (quoted) {
-      if (c === '"' && text[i + 1] === '"') { field += '"'; i += 2; continue; }
-      if (c === '"') { quoted = false; i++; continue; }
-      field += c; i++; continue;
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i += 2;
+        continue;
+      }
+      if (c === '"') {
+        quoted = false;
+        i++;
+        continue;
+      }
+      field += c;
+      i++;
+      continue;
     }
-    if (c === '"' && field === '') { quoted = true; i++; continue; }
-    if (c === ',') { row.push(field); field = ''; i++; continue; }
-    if (c === '\r' && text[i + 1] === '\n') { row.push(field); rows.push(row); row = []; field = ''; i += 2; continue; }
+    if (c === '"' && field === '') {
+      quoted = true;
+      i++;
+      continue;
+    }
+    if (c === ',') {
+      row.push(field);
+      field = '';
+      i++;
+      continue;
+    }
+    if (c === '\r' && text[i + 1] === '\n') {
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+      i += 2;
+      continue;
+    }
     assert.notEqual(c, '\n', 'records end with CRLF');
-    field += c; i++;
+    field += c;
+    i++;
   }
   assert.equal(field, '', 'the last record ends with CRLF');
   assert.equal(row.length, 0);
@@ -199,7 +317,9 @@ function csvObjects(text: string): Record<string, string>[] {
 
 test('the scripted log is rotated into parts and spans two days', async () => {
   await writeLog();
-  const files = readdirSync(logDir).filter((f) => f.endsWith('.jsonl')).sort();
+  const files = readdirSync(logDir)
+    .filter((f) => f.endsWith('.jsonl'))
+    .sort();
   assert.ok(files.includes('sessions-2024-05-01.jsonl'));
   assert.ok(files.includes('sessions-2024-05-01.1.jsonl'), `a rotated part: ${files.join(', ')}`);
   assert.ok(files.includes('sessions-2024-05-02.jsonl'));
@@ -213,7 +333,10 @@ test('list --json: every session with exact values, garbage and the torn line sk
   assert.match(r.err, /sessions-2024-05-01\.1\.jsonl:\d+/);
   assert.match(r.err, /sessions-2024-05-02\.jsonl:\d+/);
   const rows = JSON.parse(r.out) as Record<string, unknown>[];
-  assert.deepEqual(rows.map((x) => x.session), ORDER);
+  assert.deepEqual(
+    rows.map((x) => x.session),
+    ORDER,
+  );
   for (const x of rows) {
     const [app, claimedAt, reason, durationMs, activeMs, requests, bytesIn, bytesOut, messagesIn] = EXPECTED[x.session as string]!;
     assert.deepEqual(
@@ -240,7 +363,20 @@ test('list as text: one line per session, short ids, durations, live marked', as
   assert.equal(lines.length, 1 + 6 + 1, r.out);
   assert.match(lines[0]!, /^SESSION\s+APP\s+CLAIMED \(UTC\)\s+DURATION\s+ACTIVE\s+END\s+IN\s+OUT\s+REQUESTS\s+MSGS IN$/);
   assert.deepEqual(lines[1]!.split(/\s+/), ['AAAA1111', 'vdma', '2024-05-01T10:00:00Z', '32m00s', '15m00s', 'grace', '12.0', 'kB', '340.0', 'kB', '13', '120']);
-  assert.deepEqual(lines[2]!.split(/\s+/), ['BBBB2222', 'vdma', '2024-05-01T10:05:00Z', '1h15m00s', '1h14m00s', 'lifetime', '50.0', 'kB', '1.5', 'MB', '21', '462']);
+  assert.deepEqual(lines[2]!.split(/\s+/), [
+    'BBBB2222',
+    'vdma',
+    '2024-05-01T10:05:00Z',
+    '1h15m00s',
+    '1h14m00s',
+    'lifetime',
+    '50.0',
+    'kB',
+    '1.5',
+    'MB',
+    '21',
+    '462',
+  ]);
   assert.deepEqual(lines[6]!.split(/\s+/), ['-DDD5555', 'lab', '2024-05-02T09:00:00Z', '2s+', '2s+', 'live', '-', '-', '-', '-']);
   assert.equal(lines[7], '6 sessions: 1 live, 5 ended (grace 1, idle 1, instance-exited 1, lifetime 1, shutdown 1)');
 });
@@ -273,7 +409,10 @@ test('list --csv: header, RFC 4180 quoting, values parse back', async () => {
   assert.ok(r.out.includes('"{""GET 2xx"":10,""GET 3xx"":1,""POST 2xx"":2}"'), 'quotes doubled inside a quoted field');
   const rows = csvObjects(r.out);
   assert.equal(rows.length, 6);
-  assert.deepEqual(rows.map((x) => x.session), ORDER);
+  assert.deepEqual(
+    rows.map((x) => x.session),
+    ORDER,
+  );
   for (const x of rows) {
     const [app, claimedAt, reason, durationMs, activeMs, requests, bytesIn, bytesOut, messagesIn] = EXPECTED[x.session!]!;
     const n = (v: number | null) => (v === null ? '' : String(v));
@@ -289,7 +428,10 @@ test('list --csv: header, RFC 4180 quoting, values parse back', async () => {
   assert.equal(rows[5]!.ended_at, '');
   assert.equal(rows[4]!.restarts, '1');
   const filtered = csvObjects(cli(['--dir', logDir, '--csv', '--reason', 'idle']).out);
-  assert.deepEqual(filtered.map((x) => x.session), [S4]);
+  assert.deepEqual(
+    filtered.map((x) => x.session),
+    [S4],
+  );
 });
 
 test('show: the timeline with offsets from the claim, then the summary with messages by type', async () => {
@@ -303,8 +445,14 @@ test('show: the timeline with offsets from the claim, then the summary with mess
   const timeline = lines.slice(4, lines.indexOf('summary') - 1);
   assert.equal(timeline.length, 1 + 8, 'header and eight entries');
   const cells = timeline.slice(1).map((l) => l.split(/\s{2,}/));
-  assert.deepEqual(cells.map((c) => c[2]), ['claimed', 'first-request', 'ws-open', 'idle', 'active-again', 'idle', 'ws-close', 'ended']);
-  assert.deepEqual(cells.map((c) => c[1]), ['+0.000s', '+0.500s', '+1.000s', '+11m00s', '+20m00s', '+26m00s', '+30m00s', '+32m00s']);
+  assert.deepEqual(
+    cells.map((c) => c[2]),
+    ['claimed', 'first-request', 'ws-open', 'idle', 'active-again', 'idle', 'ws-close', 'ended'],
+  );
+  assert.deepEqual(
+    cells.map((c) => c[1]),
+    ['+0.000s', '+0.500s', '+1.000s', '+11m00s', '+20m00s', '+26m00s', '+30m00s', '+32m00s'],
+  );
   assert.equal(cells[0]![0], '2024-05-01T10:00:00.000Z');
   assert.equal(cells[3]![3], 'since=+10m00s');
   assert.equal(cells[6]![3], 'code=1001 durationMs=29m59s');
@@ -345,7 +493,10 @@ test('show: a restored session, a live session whose id starts with "-", --json,
   assert.equal(rec.reason, 'idle');
   assert.equal(rec.lateMs, 250);
   assert.equal(rec.activeMs, 5 * MIN);
-  assert.deepEqual(rec.entries.map((e) => e.type), ['claimed', 'first-request', 'idle', 'ended']);
+  assert.deepEqual(
+    rec.entries.map((e) => e.type),
+    ['claimed', 'first-request', 'idle', 'ended'],
+  );
 
   const ambiguous = cli(['--dir', logDir, 'show', 'BBBB']);
   assert.equal(ambiguous.code, 1);
@@ -361,7 +512,23 @@ test('totals --json per app and claim hour, and by day', async () => {
   const r = cli(['--dir', logDir, 'totals', '--json']);
   assert.equal(r.code, 0, r.err);
   const rows = JSON.parse(r.out) as Record<string, unknown>[];
-  const pick = (x: Record<string, unknown>) => [x.app, x.hour ?? x.day, x.started, x.live, x.ended, x.endedBy, x.durationTotalMs, x.durationMeanMs, x.activeTotalMs, x.activeMeanMs, x.requests, x.bytesIn, x.bytesOut, x.messagesIn, x.messagesOut];
+  const pick = (x: Record<string, unknown>) => [
+    x.app,
+    x.hour ?? x.day,
+    x.started,
+    x.live,
+    x.ended,
+    x.endedBy,
+    x.durationTotalMs,
+    x.durationMeanMs,
+    x.activeTotalMs,
+    x.activeMeanMs,
+    x.requests,
+    x.bytesIn,
+    x.bytesOut,
+    x.messagesIn,
+    x.messagesOut,
+  ];
   assert.deepEqual(rows.map(pick), [
     ['lab', '2024-05-01T10:00Z', 1, 0, 1, { 'instance-exited': 1 }, 30 * MIN, 30 * MIN, 20 * MIN, 20 * MIN, 43, 80_000, 200_000, 45, 300],
     ['vdma', '2024-05-01T10:00Z', 2, 0, 2, { grace: 1, lifetime: 1 }, 107 * MIN + 120, 53.5 * MIN + 60, 89 * MIN, 44.5 * MIN, 34, 62_000, 1_840_000, 582, 1100],
@@ -372,15 +539,21 @@ test('totals --json per app and claim hour, and by day', async () => {
   assert.deepEqual(rows[1]!.messagesInByType, { ping: 180, update_notebook: 350, run_multiple_cells: 52 });
 
   const days = JSON.parse(cli(['--dir', logDir, 'totals', '--json', '--by', 'day']).out) as Record<string, unknown>[];
-  assert.deepEqual(days.map((x) => [x.app, x.day, x.started, x.live, x.endedBy, x.durationTotalMs, x.durationMeanMs]), [
-    ['lab', '2024-05-01', 1, 0, { 'instance-exited': 1 }, 30 * MIN, 30 * MIN],
-    ['vdma', '2024-05-01', 3, 0, { grace: 1, lifetime: 1, idle: 1 }, 132 * MIN + 370, Math.round((132 * MIN + 370) / 3)],
-    ['lab', '2024-05-02', 1, 1, {}, 0, null],
-    ['vdma', '2024-05-02', 1, 0, { shutdown: 1 }, 45 * MIN, 45 * MIN],
-  ]);
+  assert.deepEqual(
+    days.map((x) => [x.app, x.day, x.started, x.live, x.endedBy, x.durationTotalMs, x.durationMeanMs]),
+    [
+      ['lab', '2024-05-01', 1, 0, { 'instance-exited': 1 }, 30 * MIN, 30 * MIN],
+      ['vdma', '2024-05-01', 3, 0, { grace: 1, lifetime: 1, idle: 1 }, 132 * MIN + 370, Math.round((132 * MIN + 370) / 3)],
+      ['lab', '2024-05-02', 1, 1, {}, 0, null],
+      ['vdma', '2024-05-02', 1, 0, { shutdown: 1 }, 45 * MIN, 45 * MIN],
+    ],
+  );
 
   const filtered = JSON.parse(cli(['--dir', logDir, 'totals', '--json', '--app', 'vdma', '--until', '2024-05-01T12:00']).out) as Record<string, unknown>[];
-  assert.deepEqual(filtered.map((x) => [x.app, x.hour, x.started]), [['vdma', '2024-05-01T10:00Z', 2]]);
+  assert.deepEqual(
+    filtered.map((x) => [x.app, x.hour, x.started]),
+    [['vdma', '2024-05-01T10:00Z', 2]],
+  );
 });
 
 test('totals --csv has a fixed column per end reason and parses back; text has an "all" row', async () => {
@@ -389,21 +562,63 @@ test('totals --csv has a fixed column per end reason and parses back; text has a
   assert.equal(r.code, 0, r.err);
   const [header] = parseCsv(r.out);
   assert.deepEqual(header, [
-    'app', 'hour', 'started', 'live', 'ended', 'ended_idle', 'ended_lifetime', 'ended_grace', 'ended_instance-exited', 'ended_admin',
-    'ended_shutdown', 'ended_fresh-requested', 'ended_lost', 'ended_unused', 'duration_total_ms', 'duration_mean_ms', 'active_total_ms', 'active_mean_ms',
-    'requests', 'bytes_in', 'bytes_out', 'messages_in', 'messages_out',
+    'app',
+    'hour',
+    'started',
+    'live',
+    'ended',
+    'ended_idle',
+    'ended_lifetime',
+    'ended_grace',
+    'ended_instance-exited',
+    'ended_admin',
+    'ended_shutdown',
+    'ended_fresh-requested',
+    'ended_lost',
+    'ended_unused',
+    'duration_total_ms',
+    'duration_mean_ms',
+    'active_total_ms',
+    'active_mean_ms',
+    'requests',
+    'bytes_in',
+    'bytes_out',
+    'messages_in',
+    'messages_out',
   ]);
   const rows = csvObjects(r.out);
   assert.equal(rows.length, 5);
   assert.deepEqual(rows[1], {
-    app: 'vdma', hour: '2024-05-01T10:00Z', started: '2', live: '0', ended: '2', ended_idle: '0', ended_lifetime: '1', ended_grace: '1',
-    'ended_instance-exited': '0', ended_admin: '0', ended_shutdown: '0', 'ended_fresh-requested': '0', ended_lost: '0', ended_unused: '0',
-    duration_total_ms: String(107 * MIN + 120), duration_mean_ms: String(53.5 * MIN + 60), active_total_ms: String(89 * MIN), active_mean_ms: String(44.5 * MIN),
-    requests: '34', bytes_in: '62000', bytes_out: '1840000', messages_in: '582', messages_out: '1100',
+    app: 'vdma',
+    hour: '2024-05-01T10:00Z',
+    started: '2',
+    live: '0',
+    ended: '2',
+    ended_idle: '0',
+    ended_lifetime: '1',
+    ended_grace: '1',
+    'ended_instance-exited': '0',
+    ended_admin: '0',
+    ended_shutdown: '0',
+    'ended_fresh-requested': '0',
+    ended_lost: '0',
+    ended_unused: '0',
+    duration_total_ms: String(107 * MIN + 120),
+    duration_mean_ms: String(53.5 * MIN + 60),
+    active_total_ms: String(89 * MIN),
+    active_mean_ms: String(44.5 * MIN),
+    requests: '34',
+    bytes_in: '62000',
+    bytes_out: '1840000',
+    messages_in: '582',
+    messages_out: '1100',
   });
   assert.equal(rows[4]!.live, '1');
   assert.equal(rows[4]!.duration_mean_ms, '', 'no mean without an ended session');
-  assert.equal(rows.reduce((n, x) => n + Number(x.started), 0), 6);
+  assert.equal(
+    rows.reduce((n, x) => n + Number(x.started), 0),
+    6,
+  );
 
   const text = cli(['--dir', logDir, 'totals', '--by', 'day']);
   assert.equal(text.code, 0, text.err);
@@ -423,7 +638,10 @@ test('where the log is: --config and WARMPOOL_CONFIG (log.dir relative to the cw
   assert.equal((JSON.parse(byFlag.out) as unknown[]).length, 6);
   const byEnv = cli(['--json', '--live'], { cwd: root, env: { WARMPOOL_CONFIG: cfg, WARMPOOL_PORT: 'not-a-port' } });
   assert.equal(byEnv.code, 0, byEnv.err);
-  assert.deepEqual((JSON.parse(byEnv.out) as { session: string }[]).map((x) => x.session), [S5]);
+  assert.deepEqual(
+    (JSON.parse(byEnv.out) as { session: string }[]).map((x) => x.session),
+    [S5],
+  );
 
   const bare = join(root, 'bare');
   mkdirSync(bare, { recursive: true });
@@ -490,33 +708,62 @@ test('usage errors exit 2 and name the problem; --help exits 0', async () => {
 const e = (t: number, type: string, extra: Record<string, unknown> = {}, session = 's1', app = 'a'): TrafficEntry => ({ t, type, session, app, ...extra });
 
 test('log files are read by day, then by part as a number; other files are ignored', () => {
-  assert.deepEqual(sortLogFiles([
-    'sessions-2024-05-02.jsonl', 'sessions-2024-05-01.10.jsonl', 'notes.txt', 'sessions-2024-05-01.2.jsonl',
-    'sessions-2024-05-01.jsonl', 'sessions-2024-05-01.jsonl.gz', 'sessions-2024-5-1.jsonl',
-  ]), ['sessions-2024-05-01.jsonl', 'sessions-2024-05-01.2.jsonl', 'sessions-2024-05-01.10.jsonl', 'sessions-2024-05-02.jsonl']);
+  assert.deepEqual(
+    sortLogFiles([
+      'sessions-2024-05-02.jsonl',
+      'sessions-2024-05-01.10.jsonl',
+      'notes.txt',
+      'sessions-2024-05-01.2.jsonl',
+      'sessions-2024-05-01.jsonl',
+      'sessions-2024-05-01.jsonl.gz',
+      'sessions-2024-5-1.jsonl',
+    ]),
+    ['sessions-2024-05-01.jsonl', 'sessions-2024-05-01.2.jsonl', 'sessions-2024-05-01.10.jsonl', 'sessions-2024-05-02.jsonl'],
+  );
 });
 
 test('readEntries: garbage, blank, CRLF, non-session lines, a torn line with an entry appended, a torn last line, UTF-8 across chunks', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'warmpool-reader-'));
   try {
     const line = (x: TrafficEntry) => JSON.stringify(x);
-    writeFileSync(join(dir, 'sessions-2024-05-01.jsonl'), [
-      line(e(1, 'claimed')), 'garbage', '', line(e(2, 'first-request')) + '\r', JSON.stringify({ t: 3, type: 'pool-started' }),
-      '[1,2,3]', JSON.stringify({ t: 4, type: 'x', session: 's1' }) /* no app */,
-    ].join('\n') + '\n');
+    writeFileSync(
+      join(dir, 'sessions-2024-05-01.jsonl'),
+      [
+        line(e(1, 'claimed')),
+        'garbage',
+        '',
+        line(e(2, 'first-request')) + '\r',
+        JSON.stringify({ t: 3, type: 'pool-started' }),
+        '[1,2,3]',
+        JSON.stringify({ t: 4, type: 'x', session: 's1' }) /* no app */,
+      ].join('\n') + '\n',
+    );
     // A run died mid-line; the next run appended a whole entry to the same line.
-    writeFileSync(join(dir, 'sessions-2024-05-01.1.jsonl'), `{"t":5,"type":"ws-o${line(e(6, 'ws-open'))}\n${line(e(7, 'idle', { since: 2 }))}\n{"t":8,"type":"en`);
+    writeFileSync(
+      join(dir, 'sessions-2024-05-01.1.jsonl'),
+      `{"t":5,"type":"ws-o${line(e(6, 'ws-open'))}\n${line(e(7, 'idle', { since: 2 }))}\n{"t":8,"type":"en`,
+    );
     // Long lines of multi-byte characters: chunk boundaries fall inside characters.
     const many = Array.from({ length: 3000 }, (_, i) => line(e(100 + i, 'ws-close', { detail: 'é漢🙂'.repeat(20) }, `u${i}`)));
     writeFileSync(join(dir, 'sessions-2024-05-02.jsonl'), many.join('\n') + '\n');
     const stats = newReadStats();
     const got: TrafficEntry[] = [];
     for await (const x of readEntries(dir, stats)) got.push(x);
-    assert.deepEqual(got.slice(0, 4).map((x) => [x.t, x.type]), [[1, 'claimed'], [2, 'first-request'], [6, 'ws-open'], [7, 'idle']]);
+    assert.deepEqual(
+      got.slice(0, 4).map((x) => [x.t, x.type]),
+      [
+        [1, 'claimed'],
+        [2, 'first-request'],
+        [6, 'ws-open'],
+        [7, 'idle'],
+      ],
+    );
     assert.equal(got.length, 4 + 3000);
     assert.ok(got.slice(4).every((x) => x.detail === 'é漢🙂'.repeat(20)));
-    assert.deepEqual({ entries: stats.entries, garbage: stats.garbage, torn: stats.torn, recovered: stats.recovered, ignored: stats.ignored },
-      { entries: 3004, garbage: 3, torn: 2, recovered: 1, ignored: 1 });
+    assert.deepEqual(
+      { entries: stats.entries, garbage: stats.garbage, torn: stats.torn, recovered: stats.recovered, ignored: stats.ignored },
+      { entries: 3004, garbage: 3, torn: 2, recovered: 1, ignored: 1 },
+    );
     assert.deepEqual(stats.examples, [
       { file: 'sessions-2024-05-01.jsonl', line: 2, kind: 'garbage' },
       { file: 'sessions-2024-05-01.jsonl', line: 6, kind: 'garbage' },
@@ -536,14 +783,17 @@ test('active time: stretches from claim/active-again/restore to the last activit
   const cases: [string, TrafficEntry[], { ms: number; open: boolean; from: 'fleet' | 'log' }][] = [
     ['claim to the end', [e(0, 'claimed'), e(5, 'first-request'), ended(100, 40)], { ms: 40, open: false, from: 'log' }],
     ['never used', [e(0, 'claimed'), e(60, 'idle', { since: 0 }), ended(1200, 0)], { ms: 0, open: false, from: 'log' }],
-    ['idle and back twice', [
-      e(0, 'claimed'), e(70, 'idle', { since: 10 }), e(100, 'active-again'), e(190, 'idle', { since: 130 }),
-      e(300, 'active-again'), ended(500, 350),
-    ], { ms: 10 + 30 + 50, open: false, from: 'log' }],
+    [
+      'idle and back twice',
+      [e(0, 'claimed'), e(70, 'idle', { since: 10 }), e(100, 'active-again'), e(190, 'idle', { since: 130 }), e(300, 'active-again'), ended(500, 350)],
+      { ms: 10 + 30 + 50, open: false, from: 'log' },
+    ],
     ['ended while idle', [e(0, 'claimed'), e(80, 'idle', { since: 20 }), ended(1000, 20)], { ms: 20, open: false, from: 'log' }],
-    ['restart closes the open stretch at the last entry before it', [
-      e(0, 'claimed'), e(7, 'ws-open'), e(50, 'restored', { claimedAt: 0 }), ended(200, 90),
-    ], { ms: 7 + 40, open: false, from: 'log' }],
+    [
+      'restart closes the open stretch at the last entry before it',
+      [e(0, 'claimed'), e(7, 'ws-open'), e(50, 'restored', { claimedAt: 0 }), ended(200, 90)],
+      { ms: 7 + 40, open: false, from: 'log' },
+    ],
     ['live: to the last entry, still open', [e(0, 'claimed'), e(3, 'first-request'), e(9, 'ws-open')], { ms: 9, open: true, from: 'log' }],
     ['live and idle', [e(0, 'claimed'), e(70, 'idle', { since: 10 })], { ms: 10, open: false, from: 'log' }],
     ['the fleet counted it', [e(0, 'claimed'), ended(100, 40, { activeMs: 33 })], { ms: 33, open: false, from: 'fleet' }],
@@ -554,7 +804,9 @@ test('active time: stretches from claim/active-again/restore to the last activit
 });
 
 test('records: claim time from the claim, the restore or the summary; malformed summaries read as zero', () => {
-  const r = buildRecord([e(900, 'ended', { reason: 'admin', summary: { claimedAt: 100, durationMs: 800, lastActive: 700, bytesIn: 'x', requests: { 'GET 2xx': 2, bad: 'y' } } })]);
+  const r = buildRecord([
+    e(900, 'ended', { reason: 'admin', summary: { claimedAt: 100, durationMs: 800, lastActive: 700, bytesIn: 'x', requests: { 'GET 2xx': 2, bad: 'y' } } }),
+  ]);
   assert.equal(r.claimedAt, 100);
   assert.equal(r.partial, true);
   assert.equal(r.durationMs, 800);
@@ -573,13 +825,24 @@ test('records: claim time from the claim, the restore or the summary; malformed 
 test('filters, lookup by prefix, unique prefix length, totals by claim hour', () => {
   const H = 3_600_000;
   const sessions = buildSessions([
-    e(0, 'claimed', {}, 'abc1', 'x'), e(H - 1, 'ended', { reason: 'idle', summary: { durationMs: H - 1, messagesIn: { a: 2 } } }, 'abc1', 'x'),
-    e(H - 1, 'claimed', {}, 'abc2', 'x'), e(2 * H, 'ended', { reason: 'grace', summary: { durationMs: H + 1, messagesIn: { a: 1, b: 4 } } }, 'abc2', 'x'),
+    e(0, 'claimed', {}, 'abc1', 'x'),
+    e(H - 1, 'ended', { reason: 'idle', summary: { durationMs: H - 1, messagesIn: { a: 2 } } }, 'abc1', 'x'),
+    e(H - 1, 'claimed', {}, 'abc2', 'x'),
+    e(2 * H, 'ended', { reason: 'grace', summary: { durationMs: H + 1, messagesIn: { a: 1, b: 4 } } }, 'abc2', 'x'),
     e(H, 'claimed', {}, 'zz', 'y'),
   ]);
-  assert.deepEqual(filterSessions(sessions, { since: H - 1 }).map((s) => s.session), ['abc2', 'zz']);
-  assert.deepEqual(filterSessions(sessions, { until: H - 1 }).map((s) => s.session), ['abc1']);
-  assert.deepEqual(filterSessions(sessions, { reasons: ['live', 'idle'] }).map((s) => s.session), ['abc1', 'zz']);
+  assert.deepEqual(
+    filterSessions(sessions, { since: H - 1 }).map((s) => s.session),
+    ['abc2', 'zz'],
+  );
+  assert.deepEqual(
+    filterSessions(sessions, { until: H - 1 }).map((s) => s.session),
+    ['abc1'],
+  );
+  assert.deepEqual(
+    filterSessions(sessions, { reasons: ['live', 'idle'] }).map((s) => s.session),
+    ['abc1', 'zz'],
+  );
   assert.equal(findSession(sessions, 'abc').kind, 'ambiguous');
   assert.equal(findSession(sessions, 'q').kind, 'none');
   assert.equal(findSession(sessions, '').kind, 'none');
@@ -588,11 +851,20 @@ test('filters, lookup by prefix, unique prefix length, totals by claim hour', ()
   assert.equal(uniquePrefixLength(['abc1', 'abc2', 'zz'], 2), 4);
   assert.equal(uniquePrefixLength(['aaaaaaaaaaX1', 'aaaaaaaaaaX2']), 12);
   const rows = totals(sessions, 'hour');
-  assert.deepEqual(rows.map((r) => [r.app, r.periodStart, r.started, r.live, r.endedBy, r.durationTotalMs, r.durationMeanMs, r.messagesIn, r.messagesInByType]), [
-    ['x', 0, 2, 0, { idle: 1, grace: 1 }, 2 * H, H, 7, { a: 3, b: 4 }],
-    ['y', H, 1, 1, {}, 0, undefined, 0, {}],
-  ]);
-  assert.deepEqual(totals(sessions, 'day').map((r) => [r.app, r.started]), [['x', 2], ['y', 1]]);
+  assert.deepEqual(
+    rows.map((r) => [r.app, r.periodStart, r.started, r.live, r.endedBy, r.durationTotalMs, r.durationMeanMs, r.messagesIn, r.messagesInByType]),
+    [
+      ['x', 0, 2, 0, { idle: 1, grace: 1 }, 2 * H, H, 7, { a: 3, b: 4 }],
+      ['y', H, 1, 1, {}, 0, undefined, 0, {}],
+    ],
+  );
+  assert.deepEqual(
+    totals(sessions, 'day').map((r) => [r.app, r.started]),
+    [
+      ['x', 2],
+      ['y', 1],
+    ],
+  );
 });
 
 test('--since/--until values: ISO dates and times (UTC unless zoned), times ago', () => {
@@ -620,7 +892,19 @@ test('--since/--until values: ISO dates and times (UTC unless zoned), times ago'
 });
 
 test('CSV fields are quoted only when needed, quotes doubled, records end with CRLF', () => {
-  const text = toCsv(['a', 'b,c'], [['plain', 'say "hi"'], ['line\nbreak', undefined], [1, null]]);
+  const text = toCsv(
+    ['a', 'b,c'],
+    [
+      ['plain', 'say "hi"'],
+      ['line\nbreak', undefined],
+      [1, null],
+    ],
+  );
   assert.equal(text, 'a,"b,c"\r\nplain,"say ""hi"""\r\n"line\nbreak",\r\n1,\r\n');
-  assert.deepEqual(parseCsv(text), [['a', 'b,c'], ['plain', 'say "hi"'], ['line\nbreak', ''], ['1', '']]);
+  assert.deepEqual(parseCsv(text), [
+    ['a', 'b,c'],
+    ['plain', 'say "hi"'],
+    ['line\nbreak', ''],
+    ['1', ''],
+  ]);
 });

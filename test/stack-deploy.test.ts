@@ -60,8 +60,7 @@ const ids = async (kind: 'config' | 'secret' | 'network' | 'volume', selector: s
   (await dockerCli([kind, 'ls', '-q', '--filter', `label=${selector}`])).split('\n').filter(Boolean);
 
 /** The warmpool task's container (running or not), once there is one. */
-const warmpoolContainer = async (): Promise<string | undefined> =>
-  (await containersByLabel(`com.docker.swarm.service.name=${STACK}_warmpool`))[0];
+const warmpoolContainer = async (): Promise<string | undefined> => (await containersByLabel(`com.docker.swarm.service.name=${STACK}_warmpool`))[0];
 
 /** What to read when something times out: the tasks, and the warmpool container's output. */
 async function diagnose(): Promise<string> {
@@ -88,11 +87,17 @@ describe('docker stack deploy -c docker-compose.yml (warmpool in its image, on t
   let removedByStack = false;
 
   before(async () => {
-    const built = spawnSync('bash', ['scripts/build-images.sh'], { cwd: ROOT, env: { ...process.env, IMAGES: 'all' }, stdio: ['ignore', 'inherit', 'inherit'] });
+    const built = spawnSync('bash', ['scripts/build-images.sh'], {
+      cwd: ROOT,
+      env: { ...process.env, IMAGES: 'all' },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
     assert.equal(built.status, 0, 'scripts/build-images.sh (IMAGES=all) failed');
     mark('images ready');
     dir = mkdtempSync(join(tmpdir(), 'wp-stack-'));
-    writeFileSync(join(dir, 'warmpool.yaml'), `
+    writeFileSync(
+      join(dir, 'warmpool.yaml'),
+      `
 listen: { host: 127.0.0.1, port: ${PORT} }
 deployment: ${DEPLOYMENT}
 ports: { from: ${PORT + 1}, to: ${PORT + 39} }
@@ -108,7 +113,8 @@ apps:
     limits: { cpus: 0.5, memory: 256m }
     classifier: pluto
     secret: { env: PLUTO_SECRET, inject: { query: secret } }
-`);
+`,
+    );
     writeFileSync(join(dir, 'cookie.key'), `${randomBytes(32).toString('base64url')}\n`, { mode: 0o644 });
     const started = Date.now();
     await docker(['stack', 'deploy', '--resolve-image', 'never', '-c', 'docker-compose.yml', STACK], {
@@ -120,10 +126,14 @@ apps:
       NGINX_REPLICAS: '0',
     });
     mark('stack deployed');
-    await waitFor('GET /_warmpool/healthz to answer 200', async () => {
-      const r = await request(`${BASE}/_warmpool/healthz`).catch(() => undefined);
-      return r?.status === 200 ? r : undefined;
-    }, 60_000);
+    await waitFor(
+      'GET /_warmpool/healthz to answer 200',
+      async () => {
+        const r = await request(`${BASE}/_warmpool/healthz`).catch(() => undefined);
+        return r?.status === 200 ? r : undefined;
+      },
+      60_000,
+    );
     figures.push(`deploy → healthz 200: ${((Date.now() - started) / 1000).toFixed(1)} s`);
     mark('healthz 200');
   });
@@ -131,8 +141,9 @@ apps:
   after(async () => {
     // Whatever the tests left: the stack, then what warmpool made, then what the stack made besides services.
     if (!removedByStack) await docker(['stack', 'rm', STACK]).catch(() => undefined);
-    await eventually(async () => (await containersByLabel(IN_STACK)).length === 0, 'the warmpool container to stop', 70_000, 250)
-      .catch(async () => { await dockerCli(['rm', '-f', '-v', ...(await containersByLabel(IN_STACK))]).catch(() => undefined); });
+    await eventually(async () => (await containersByLabel(IN_STACK)).length === 0, 'the warmpool container to stop', 70_000, 250).catch(async () => {
+      await dockerCli(['rm', '-f', '-v', ...(await containersByLabel(IN_STACK))]).catch(() => undefined);
+    });
     await removeServicesByLabel(OURS);
     await removeServicesByLabel(IN_STACK);
     for (const kind of ['config', 'secret', 'network'] as const) {
@@ -156,10 +167,14 @@ apps:
       networks: await ids('network', IN_STACK),
       volumes: await ids('volume', IN_STACK),
     };
-    assert.deepEqual(left, { stackServices: [], stackContainers: [], instanceServices: [], instanceContainers: [], configs: [], secrets: [], networks: [], volumes: [] }, 'nothing left behind');
+    assert.deepEqual(
+      left,
+      { stackServices: [], stackContainers: [], instanceServices: [], instanceContainers: [], configs: [], secrets: [], networks: [], volumes: [] },
+      'nothing left behind',
+    );
   });
 
-  test('warmpool runs as uid 1000 in the socket\'s group, on the host network, on a manager', async () => {
+  test("warmpool runs as uid 1000 in the socket's group, on the host network, on a manager", async () => {
     const c = await waitFor('the warmpool container', warmpoolContainer, 10_000);
     const info = await inspectContainer(c);
     assert.equal((info.Config as { User?: string }).User, `1000:${statSync(SOCKET).gid}`);
@@ -170,11 +185,15 @@ apps:
 
   test('a visit: entry 302 with the cookie → deep link → editor 200 → WebSocket exchange', async () => {
     // A warm instance first: warmpool prints its pool status on every change.
-    await waitFor('a ready instance (warmpool prints "standin: 1 ready")', async () => {
-      const c = await warmpoolContainer();
-      const out = c ? await dockerCli(['logs', c]).catch(() => '') : '';
-      return /standin: [1-9]\d* ready/.test(out) ? true : undefined;
-    }, 90_000);
+    await waitFor(
+      'a ready instance (warmpool prints "standin: 1 ready")',
+      async () => {
+        const c = await warmpoolContainer();
+        const out = c ? await dockerCli(['logs', c]).catch(() => '') : '';
+        return /standin: [1-9]\d* ready/.test(out) ? true : undefined;
+      },
+      90_000,
+    );
     mark('instance ready');
 
     const jar = new CookieJar();
@@ -206,10 +225,14 @@ apps:
   test("the image's HEALTHCHECK (node, asking /_warmpool/healthz) reports healthy", async () => {
     const c = (await warmpoolContainer())!;
     // First probe 10 s (the interval) after the start.
-    const status = await waitFor('Docker to call the container healthy', async () => {
-      const s = (await inspectContainer(c)).State as { Health?: { Status: string } };
-      return s.Health?.Status === 'healthy' || s.Health?.Status === 'unhealthy' ? s.Health.Status : undefined;
-    }, 60_000);
+    const status = await waitFor(
+      'Docker to call the container healthy',
+      async () => {
+        const s = (await inspectContainer(c)).State as { Health?: { Status: string } };
+        return s.Health?.Status === 'healthy' || s.Health?.Status === 'unhealthy' ? s.Health.Status : undefined;
+      },
+      60_000,
+    );
     assert.equal(status, 'healthy');
     mark('healthy');
   });
@@ -218,8 +241,11 @@ apps:
     assert.ok((await servicesByLabel(OURS)).length > 0, 'instances to remove');
     await docker(['stack', 'rm', STACK]);
     removedByStack = true;
-    await waitFor('the stack\'s services and warmpool\'s instance services to go', async () =>
-      (await servicesByLabel(IN_STACK)).length === 0 && (await servicesByLabel(OURS)).length === 0 ? true : undefined, 60_000);
+    await waitFor(
+      "the stack's services and warmpool's instance services to go",
+      async () => ((await servicesByLabel(IN_STACK)).length === 0 && (await servicesByLabel(OURS)).length === 0 ? true : undefined),
+      60_000,
+    );
     mark('stack removed, instances gone');
   });
 });

@@ -56,7 +56,10 @@ const wsUrl = (h: { url: string }) => h.url.replace(/^http/, 'ws');
 function pushes(c: PlutoClient, n: number): Promise<PlutoUpdate[]> {
   const seen: PlutoUpdate[] = [];
   return new Promise((resolve) => {
-    c.onPush = (u) => { seen.push(u); if (seen.length === n) resolve(seen); };
+    c.onPush = (u) => {
+      seen.push(u);
+      if (seen.length === n) resolve(seen);
+    };
   });
 }
 
@@ -295,10 +298,10 @@ test('pluto: active requests (complete, docs, run, interrupt, reshow, edit) are 
 test('pluto: garbage on the socket is ignored and the connection keeps working', async () => {
   const h = await pluto();
   const c = await openPluto(wsUrl(h));
-  c.sendRaw(new Uint8Array([0xc1, 0xff, 0x00, 0x13]));        // not MsgPack
-  c.sendRaw(msgpackEncode([1, 2, 3]));                        // not a map
-  c.sendRaw(msgpackEncode({ body: {} }));                     // no type
-  c.sendRaw('{"type":"ping"}');                               // a text frame
+  c.sendRaw(new Uint8Array([0xc1, 0xff, 0x00, 0x13])); // not MsgPack
+  c.sendRaw(msgpackEncode([1, 2, 3])); // not a map
+  c.sendRaw(msgpackEncode({ body: {} })); // no type
+  c.sendRaw('{"type":"ping"}'); // a text frame
   c.sendRaw(msgpackEncode({ type: 'no_such_type', client_id: 'x', request_id: 'y', body: {} }));
   c.sendRaw(msgpackEncode({ type: 'update_notebook', client_id: 'x', request_id: 'y', body: { updates: [] } })); // no notebook_id
   const pong = await c.ping();
@@ -331,11 +334,17 @@ test('pluto: the executable reads its env and prints READY and a Jupyter-style t
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise((r) => child.once('exit', r));
-  cleanups.push(async () => { child.kill('SIGTERM'); await exited; });
+  cleanups.push(async () => {
+    child.kill('SIGTERM');
+    await exited;
+  });
   const lines: string[] = [];
   const rl = createInterface({ input: child.stdout! });
   const tokenLine = await new Promise<string>((resolve, reject) => {
-    rl.on('line', (l) => { lines.push(l); if (/\?token=/.test(l)) resolve(l); });
+    rl.on('line', (l) => {
+      lines.push(l);
+      if (/\?token=/.test(l)) resolve(l);
+    });
     child.once('exit', () => reject(new Error(`exited early: ${lines.join(' | ')}`)));
   });
   assert.equal(lines[0], 'READY');
@@ -360,7 +369,10 @@ test('jupyter: GET {base}api needs no token; everything else does, by query, hea
   const byQuery = await get(h.url + 'api/kernels?token=tok123');
   assert.equal(byQuery.status, 200);
   const kernels = (await byQuery.json()) as { id: string }[];
-  assert.deepEqual(kernels.map((k) => k.id), [h.kernelId]);
+  assert.deepEqual(
+    kernels.map((k) => k.id),
+    [h.kernelId],
+  );
   assert.equal((await get(h.url + 'api/kernels', { headers: { Authorization: 'token tok123' } })).status, 200);
   const login = (byQuery.headers.get('set-cookie') ?? '').split(';')[0]!;
   assert.equal((await get(h.url + 'api/me', { headers: { Cookie: login } })).status, 200);
@@ -372,7 +384,10 @@ test('jupyter: GET {base}api needs no token; everything else does, by query, hea
   assert.equal(page.status, 200);
   assert.match(await page.text(), /"baseUrl":"\/"/);
   assert.equal((await get(h.url + 'tree?token=tok123')).status, 200);
-  assert.ok(h.lines.some((l) => l.endsWith('/?token=...')), 'a configured token is not printed');
+  assert.ok(
+    h.lines.some((l) => l.endsWith('/?token=...')),
+    'a configured token is not printed',
+  );
 });
 
 test('jupyter: BASE_URL is kept, not stripped: the same paths without it are 404', async () => {
@@ -408,7 +423,10 @@ test('jupyter: v1 subprotocol chosen when offered, legacy JSON otherwise; execut
   assert.equal(ex.reply?.header.msg_type, 'execute_reply');
   assert.equal(ex.reply?.content.status, 'ok');
   assert.equal(ex.reply?.channel, 'shell');
-  assert.deepEqual(ex.iopub.map((m) => m.header.msg_type), ['status', 'execute_input', 'execute_result', 'status']);
+  assert.deepEqual(
+    ex.iopub.map((m) => m.header.msg_type),
+    ['status', 'execute_input', 'execute_result', 'status'],
+  );
   assert.equal((await v1.complete('pri')).reply?.content.matches[0], 'print');
   assert.equal((await v1.inspect('print')).reply?.content.found, true);
   const echo = await v1.commMsg('w1', { method: 'update', state: { value: 3 } });
@@ -449,7 +467,12 @@ test('jupyter: the server sends ping frames every PING_INTERVAL_MS and drops a c
 
   const alive = await openJupyter(url, { token: 't' });
   const times: number[] = [];
-  await new Promise<void>((resolve) => { alive.onPing = () => { times.push(Date.now()); if (times.length === 3) resolve(); }; });
+  await new Promise<void>((resolve) => {
+    alive.onPing = () => {
+      times.push(Date.now());
+      if (times.length === 3) resolve();
+    };
+  });
   for (let i = 1; i < times.length; i++) assert.ok(times[i]! - times[i - 1]! >= 40, `ping gap ${times[i]! - times[i - 1]!} ms`);
   assert.equal(alive.readyState, 1, 'a client that pongs stays connected');
 

@@ -25,10 +25,23 @@ class SharedFake implements Runtime {
   readonly kind = 'process' as const;
   readonly sharedClaims = true;
   readonly conflicts: string[] = [];
-  constructor(readonly replica: string, readonly store: Store) {}
+  constructor(
+    readonly replica: string,
+    readonly store: Store,
+  ) {}
 
   async create(app: AppConfig, spec: InstanceSpec): Promise<InstanceRecord> {
-    const rec: InstanceRecord = { instanceId: spec.instanceId, app: app.name, deployment: 't', runtimeId: spec.instanceId, host: '127.0.0.1', port: this.store.nextPort++, running: true, createdAt: 0, env: {} };
+    const rec: InstanceRecord = {
+      instanceId: spec.instanceId,
+      app: app.name,
+      deployment: 't',
+      runtimeId: spec.instanceId,
+      host: '127.0.0.1',
+      port: this.store.nextPort++,
+      running: true,
+      createdAt: 0,
+      env: {},
+    };
     this.store.instances.set(spec.instanceId, { ...rec });
     return rec;
   }
@@ -56,7 +69,9 @@ class SharedFake implements Runtime {
     onLine('READY');
     return () => {};
   }
-  watch(): () => void { return () => {}; }
+  watch(): () => void {
+    return () => {};
+  }
   async close(): Promise<void> {}
 }
 
@@ -101,7 +116,9 @@ test('two fleets on one shared engine: 40 claims at once, never one instance to 
   await warm(a.fleet, 4);
   await warm(b.fleet, 4); // adopted a's four
   assert.equal(store.instances.size, 4, 'b created none');
-  const results = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? b.fleet : a.fleet).claim('demo').then((r) => ({ r, by: i % 2 ? 'b' : 'a' }))));
+  const results = await Promise.all(
+    Array.from({ length: 40 }, (_, i) => (i % 2 ? b.fleet : a.fleet).claim('demo').then((r) => ({ r, by: i % 2 ? 'b' : 'a' }))),
+  );
   const granted = results.flatMap(({ r, by }) => (r.kind === 'session' ? [{ t: r.target, by }] : []));
   assert.equal(new Set(granted.map((g) => g.t.instanceId)).size, granted.length, 'never one instance twice');
   assert.ok(granted.length >= 4, `the four shared ones are handed out, got ${granted.length}`);
@@ -114,9 +131,9 @@ test('two fleets on one shared engine: 40 claims at once, never one instance to 
   assert.ok([...a.logs, ...b.logs].some((l) => /claimed first by replica .*; trying another instance/.test(l)));
   // Each fleet counts only its own claims; what it lost is dropped, not removed.
   assert.equal(a.fleet.status()[0]!.claimed + b.fleet.status()[0]!.claimed, granted.length);
-  for (const g of granted) assert.ok(store.instances.has(g.t.instanceId), 'a lost claim never removed the winner\'s instance');
+  for (const g of granted) assert.ok(store.instances.has(g.t.instanceId), "a lost claim never removed the winner's instance");
   await b.fleet.stop(false);
-  for (const g of granted.filter((x) => x.by === 'a')) assert.ok(store.instances.has(g.t.instanceId), 'b stopping leaves a\'s visitors their instances');
+  for (const g of granted.filter((x) => x.by === 'a')) assert.ok(store.instances.has(g.t.instanceId), "b stopping leaves a's visitors their instances");
   await a.fleet.stop(false);
 });
 
@@ -146,7 +163,7 @@ test('an instance gone before its claim landed: dropped, and the visitor gets th
   await fleet.stop(false);
 });
 
-test('a visitor\'s claim on a shared engine is recorded before its answer too; unused at queue.firstUse it is replaced, not handed out again', async () => {
+test("a visitor's claim on a shared engine is recorded before its answer too; unused at queue.firstUse it is replaced, not handed out again", async () => {
   const store = new Store();
   const clock = new ManualClock();
   const { fleet } = fleetOn(store, 'a', clock, '{ warm: 1, max: 2 }');
@@ -171,7 +188,9 @@ test('an offer another replica claimed before it was collected: the visitor join
   const q = await a.fleet.claim('demo', { visitor: '10.0.0.1' });
   if (q.kind !== 'queued') return assert.fail('expected a place in line');
   let offer: Awaited<ReturnType<Fleet['wait']>> | undefined;
-  void a.fleet.wait('demo', q.ticket, { kind: 'stream', signal: new AbortController().signal }).then((w) => { offer = w; });
+  void a.fleet.wait('demo', q.ticket, { kind: 'stream', signal: new AbortController().signal }).then((w) => {
+    offer = w;
+  });
   for (let i = 0; i < 20 && offer === undefined; i++) await settle();
   if (offer?.kind !== 'offer') return assert.fail(`expected an offer, got ${JSON.stringify(offer)}`);
   const b = fleetOn(store, 'b', clock, '{ warm: 1, max: 1 }');

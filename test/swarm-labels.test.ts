@@ -5,8 +5,23 @@ import assert from 'node:assert/strict';
 import type { AppConfig } from '../core/config.js';
 import type { TaskInfo } from '../pool/runtimes/engine-types.js';
 import {
-  SERVICE_NAME_RE, STOP_GRACE_NS, SWARM_LABEL, containerLabels, latestTask, lostReason, parseClaim, serviceFacts, serviceLabels, serviceName,
-  serviceSpec, taskAddress, taskPhase, withClaim, withRemoving, type ServiceFacts, type ServiceLike,
+  SERVICE_NAME_RE,
+  STOP_GRACE_NS,
+  SWARM_LABEL,
+  containerLabels,
+  latestTask,
+  lostReason,
+  parseClaim,
+  serviceFacts,
+  serviceLabels,
+  serviceName,
+  serviceSpec,
+  taskAddress,
+  taskPhase,
+  withClaim,
+  withRemoving,
+  type ServiceFacts,
+  type ServiceLike,
 } from '../pool/runtimes/swarm-labels.js';
 
 const LABELS = {
@@ -20,19 +35,38 @@ const LABELS = {
 
 function app(over: Partial<AppConfig> = {}): AppConfig {
   return {
-    name: 'vdma', runtime: 'swarm', image: 'course/vdma:2026', port: 0, env: {}, deepLink: '/', prefix: { mode: 'strip' },
-    pool: { warm: 1, max: 2, parallel: 1 }, readiness: { log: /^READY$/, timeoutMs: 1000, intervalMs: 100 }, limits: {}, network: 'host',
-    idleTimeoutMs: 1, maxLifetimeMs: 1, graceMs: 0, classifier: 'pluto', swarm: { constraints: [], spread: [], reservations: {} },
+    name: 'vdma',
+    runtime: 'swarm',
+    image: 'course/vdma:2026',
+    port: 0,
+    env: {},
+    deepLink: '/',
+    prefix: { mode: 'strip' },
+    pool: { warm: 1, max: 2, parallel: 1 },
+    readiness: { log: /^READY$/, timeoutMs: 1000, intervalMs: 100 },
+    limits: {},
+    network: 'host',
+    idleTimeoutMs: 1,
+    maxLifetimeMs: 1,
+    graceMs: 0,
+    classifier: 'pluto',
+    swarm: { constraints: [], spread: [], reservations: {} },
     ...over,
   };
 }
 
 describe('labels', () => {
   test('serviceLabels: app, instance, deployment, port, creation time and the creating replica, as strings', () => {
-    assert.deepEqual(serviceLabels({ deployment: 'prod', app: 'vdma', instanceId: 'k3x9a0b1c2', port: 20001, createdAt: 1_700_000_000_000, replica: 'web-1' }), LABELS);
+    assert.deepEqual(
+      serviceLabels({ deployment: 'prod', app: 'vdma', instanceId: 'k3x9a0b1c2', port: 20001, createdAt: 1_700_000_000_000, replica: 'web-1' }),
+      LABELS,
+    );
   });
   test('serviceLabels: overlay mode names its network', () => {
-    assert.equal(serviceLabels({ deployment: 'p', app: 'a', instanceId: 'i', port: 8888, createdAt: 0, replica: 'r', network: 'nb' })['warmpool.network'], 'nb');
+    assert.equal(
+      serviceLabels({ deployment: 'p', app: 'a', instanceId: 'i', port: 8888, createdAt: 0, replica: 'r', network: 'nb' })['warmpool.network'],
+      'nb',
+    );
   });
   test('containerLabels: the instance labels, never a claim or a removal mark (those change after creation)', () => {
     const l = { ...LABELS, [SWARM_LABEL.claimSession]: 's', [SWARM_LABEL.removing]: 'r', other: 'x' };
@@ -44,7 +78,11 @@ describe('serviceName', () => {
   const table: Array<[string, [string, string, string], string]> = [
     ['plain parts', ['prod', 'vdma', 'k3x9a0b1c2'], 'warmpool-prod-vdma-k3x9a0b1c2'],
     ['dashes stay', ['ci-7', 'my-app', 'a1'], 'warmpool-ci-7-my-app-a1'],
-    ['too long for a service name: hashed deployment and app, instance id kept', ['d'.repeat(40), 'a'.repeat(40), 'k3x9a0b1c2'], 'warmpool-ec6f6d2e8e3b-k3x9a0b1c2'],
+    [
+      'too long for a service name: hashed deployment and app, instance id kept',
+      ['d'.repeat(40), 'a'.repeat(40), 'k3x9a0b1c2'],
+      'warmpool-ec6f6d2e8e3b-k3x9a0b1c2',
+    ],
   ];
   for (const [what, [d, a, i], want] of table) {
     test(what, () => {
@@ -66,34 +104,69 @@ describe('serviceSpec', () => {
   const labels = { ...LABELS };
   const env = { PORT: '20001', HOST: '127.0.0.1', PLUTO_SECRET: 's' };
   const table: Array<[string, Partial<AppConfig>, (spec: ReturnType<typeof serviceSpec>) => void]> = [
-    ['host networking, one replica, restart none, nothing reserved or limited', {}, (s) => {
-      assert.deepEqual(s, {
-        Name: 'n',
-        Labels: LABELS,
-        TaskTemplate: {
-          ContainerSpec: { Image: 'course/vdma:2026', Env: ['PORT=20001', 'HOST=127.0.0.1', 'PLUTO_SECRET=s'], Labels: LABELS, StopGracePeriod: STOP_GRACE_NS },
-          RestartPolicy: { Condition: 'none', MaxAttempts: 0 },
-          Networks: [{ Target: 'host' }],
-        },
-        Mode: { Replicated: { Replicas: 1 } },
-      });
-    }],
-    ['limits and reservations in NanoCPUs and bytes', { limits: { cpus: 1.5, memoryBytes: 2 * 1024 ** 3 }, swarm: { constraints: [], spread: [], reservations: { cpus: 0.25, memoryBytes: 512 * 1024 ** 2 } } }, (s) => {
-      assert.deepEqual(s.TaskTemplate.Resources, { Limits: { NanoCPUs: 1_500_000_000, MemoryBytes: 2 * 1024 ** 3 }, Reservations: { NanoCPUs: 250_000_000, MemoryBytes: 512 * 1024 ** 2 } });
-    }],
-    ['only a memory limit', { limits: { memoryBytes: 1024 ** 3 } }, (s) => {
-      assert.deepEqual(s.TaskTemplate.Resources, { Limits: { MemoryBytes: 1024 ** 3 } });
-    }],
-    ['constraints and spread preferences', { swarm: { constraints: ['node.role==worker'], spread: ['node.labels.zone', 'node.labels.rack'], reservations: {} } }, (s) => {
-      assert.deepEqual(s.TaskTemplate.Placement, { Constraints: ['node.role==worker'], Preferences: [{ Spread: { SpreadDescriptor: 'node.labels.zone' } }, { Spread: { SpreadDescriptor: 'node.labels.rack' } }] });
-    }],
-    ['args override the image command', { args: ['julia', 'start.jl'] }, (s) => {
-      assert.deepEqual(s.TaskTemplate.ContainerSpec.Args, ['julia', 'start.jl']);
-    }],
-    ['overlay: on that network, no virtual IP (dnsrr): warmpool dials the task', { port: 8888, swarm: { constraints: [], spread: [], reservations: {}, network: 'nb' } }, (s) => {
-      assert.deepEqual(s.TaskTemplate.Networks, [{ Target: 'nb' }]);
-      assert.deepEqual(s.EndpointSpec, { Mode: 'dnsrr' });
-    }],
+    [
+      'host networking, one replica, restart none, nothing reserved or limited',
+      {},
+      (s) => {
+        assert.deepEqual(s, {
+          Name: 'n',
+          Labels: LABELS,
+          TaskTemplate: {
+            ContainerSpec: {
+              Image: 'course/vdma:2026',
+              Env: ['PORT=20001', 'HOST=127.0.0.1', 'PLUTO_SECRET=s'],
+              Labels: LABELS,
+              StopGracePeriod: STOP_GRACE_NS,
+            },
+            RestartPolicy: { Condition: 'none', MaxAttempts: 0 },
+            Networks: [{ Target: 'host' }],
+          },
+          Mode: { Replicated: { Replicas: 1 } },
+        });
+      },
+    ],
+    [
+      'limits and reservations in NanoCPUs and bytes',
+      { limits: { cpus: 1.5, memoryBytes: 2 * 1024 ** 3 }, swarm: { constraints: [], spread: [], reservations: { cpus: 0.25, memoryBytes: 512 * 1024 ** 2 } } },
+      (s) => {
+        assert.deepEqual(s.TaskTemplate.Resources, {
+          Limits: { NanoCPUs: 1_500_000_000, MemoryBytes: 2 * 1024 ** 3 },
+          Reservations: { NanoCPUs: 250_000_000, MemoryBytes: 512 * 1024 ** 2 },
+        });
+      },
+    ],
+    [
+      'only a memory limit',
+      { limits: { memoryBytes: 1024 ** 3 } },
+      (s) => {
+        assert.deepEqual(s.TaskTemplate.Resources, { Limits: { MemoryBytes: 1024 ** 3 } });
+      },
+    ],
+    [
+      'constraints and spread preferences',
+      { swarm: { constraints: ['node.role==worker'], spread: ['node.labels.zone', 'node.labels.rack'], reservations: {} } },
+      (s) => {
+        assert.deepEqual(s.TaskTemplate.Placement, {
+          Constraints: ['node.role==worker'],
+          Preferences: [{ Spread: { SpreadDescriptor: 'node.labels.zone' } }, { Spread: { SpreadDescriptor: 'node.labels.rack' } }],
+        });
+      },
+    ],
+    [
+      'args override the image command',
+      { args: ['julia', 'start.jl'] },
+      (s) => {
+        assert.deepEqual(s.TaskTemplate.ContainerSpec.Args, ['julia', 'start.jl']);
+      },
+    ],
+    [
+      'overlay: on that network, no virtual IP (dnsrr): warmpool dials the task',
+      { port: 8888, swarm: { constraints: [], spread: [], reservations: {}, network: 'nb' } },
+      (s) => {
+        assert.deepEqual(s.TaskTemplate.Networks, [{ Target: 'nb' }]);
+        assert.deepEqual(s.EndpointSpec, { Mode: 'dnsrr' });
+      },
+    ],
   ];
   for (const [what, over, check] of table) test(what, () => check(serviceSpec(app(over), { name: 'n', labels, env })));
   test('no image: refused', () => assert.throws(() => serviceSpec(app({ image: undefined }), { name: 'n', labels, env }), /no image/));
@@ -121,7 +194,11 @@ describe('claims and removal marks (compare-and-swap payloads)', () => {
   });
 
   const claims: Array<[string, Record<string, string> | null | undefined, unknown]> = [
-    ['a claim', { ...LABELS, 'warmpool.claim.session': 's1', 'warmpool.claim.at': '5', 'warmpool.claim.replica': 'web-2' }, { session: 's1', at: 5, replica: 'web-2' }],
+    [
+      'a claim',
+      { ...LABELS, 'warmpool.claim.session': 's1', 'warmpool.claim.at': '5', 'warmpool.claim.replica': 'web-2' },
+      { session: 's1', at: 5, replica: 'web-2' },
+    ],
     ['none', LABELS, undefined],
     ['null labels', null, undefined],
     ['no replica: not one warmpool wrote', { 'warmpool.claim.session': 's1', 'warmpool.claim.at': '5' }, undefined],
@@ -134,21 +211,52 @@ describe('claims and removal marks (compare-and-swap payloads)', () => {
 });
 
 type T = Pick<TaskInfo, 'Status' | 'DesiredState'>;
-const task = (State: string, DesiredState = 'running', extra: Partial<TaskInfo['Status']> = {}): T => ({ DesiredState: DesiredState as TaskInfo['DesiredState'], Status: { State: State as TaskInfo['Status']['State'], ...extra } });
+const task = (State: string, DesiredState = 'running', extra: Partial<TaskInfo['Status']> = {}): T => ({
+  DesiredState: DesiredState as TaskInfo['DesiredState'],
+  Status: { State: State as TaskInfo['Status']['State'], ...extra },
+});
 
 describe('taskPhase', () => {
   const table: Array<[string, T | undefined, unknown]> = [
     ['no task yet', undefined, { phase: 'starting', state: 'none' }],
     ['pending, being scheduled', task('pending'), { phase: 'starting', state: 'pending' }],
-    ['pending, no node can take it', task('pending', 'running', { Err: 'no suitable node (insufficient resources on 1 node)' }), { phase: 'starting', state: 'pending', unschedulable: 'no suitable node (insufficient resources on 1 node)' }],
+    [
+      'pending, no node can take it',
+      task('pending', 'running', { Err: 'no suitable node (insufficient resources on 1 node)' }),
+      { phase: 'starting', state: 'pending', unschedulable: 'no suitable node (insufficient resources on 1 node)' },
+    ],
     ['preparing (image on the node)', task('preparing'), { phase: 'starting', state: 'preparing' }],
     ['running', task('running'), { phase: 'running', state: 'running' }],
-    ['running but told to shut down', task('running', 'shutdown'), { phase: 'ended', state: 'running', detail: 'task running with desired state shutdown', imageMissing: false }],
-    ['failed with an exit code', task('failed', 'shutdown', { Err: 'task: non-zero exit (137)', ContainerStatus: { ExitCode: 137 } }), { phase: 'ended', state: 'failed', detail: 'task failed: task: non-zero exit (137) (exit code 137)', imageMissing: false, exitCode: 137 }],
-    ['complete (exit 0)', task('complete', 'shutdown', { ContainerStatus: { ExitCode: 0 } }), { phase: 'ended', state: 'complete', detail: 'task exited with code 0', imageMissing: false, exitCode: 0 }],
-    ['rejected: the image is not on the node', task('rejected', 'shutdown', { Err: 'No such image: course/vdma:2026' }), { phase: 'ended', state: 'rejected', detail: 'task rejected by its node: No such image: course/vdma:2026', imageMissing: true }],
-    ['rejected: something else', task('rejected', 'shutdown', { Err: 'invalid mount config' }), { phase: 'ended', state: 'rejected', detail: 'task rejected by its node: invalid mount config', imageMissing: false }],
-    ['orphaned: its node went away', task('orphaned', 'shutdown'), { phase: 'ended', state: 'orphaned', detail: 'task orphaned: its node has been unreachable too long', imageMissing: false }],
+    [
+      'running but told to shut down',
+      task('running', 'shutdown'),
+      { phase: 'ended', state: 'running', detail: 'task running with desired state shutdown', imageMissing: false },
+    ],
+    [
+      'failed with an exit code',
+      task('failed', 'shutdown', { Err: 'task: non-zero exit (137)', ContainerStatus: { ExitCode: 137 } }),
+      { phase: 'ended', state: 'failed', detail: 'task failed: task: non-zero exit (137) (exit code 137)', imageMissing: false, exitCode: 137 },
+    ],
+    [
+      'complete (exit 0)',
+      task('complete', 'shutdown', { ContainerStatus: { ExitCode: 0 } }),
+      { phase: 'ended', state: 'complete', detail: 'task exited with code 0', imageMissing: false, exitCode: 0 },
+    ],
+    [
+      'rejected: the image is not on the node',
+      task('rejected', 'shutdown', { Err: 'No such image: course/vdma:2026' }),
+      { phase: 'ended', state: 'rejected', detail: 'task rejected by its node: No such image: course/vdma:2026', imageMissing: true },
+    ],
+    [
+      'rejected: something else',
+      task('rejected', 'shutdown', { Err: 'invalid mount config' }),
+      { phase: 'ended', state: 'rejected', detail: 'task rejected by its node: invalid mount config', imageMissing: false },
+    ],
+    [
+      'orphaned: its node went away',
+      task('orphaned', 'shutdown'),
+      { phase: 'ended', state: 'orphaned', detail: 'task orphaned: its node has been unreachable too long', imageMissing: false },
+    ],
     ['shut down', task('shutdown', 'shutdown'), { phase: 'ended', state: 'shutdown', detail: 'task shut down', imageMissing: false }],
   ];
   for (const [what, t, want] of table) test(what, () => assert.deepEqual(taskPhase(t), want));
@@ -165,19 +273,36 @@ describe('taskPhase', () => {
 });
 
 describe('serviceFacts', () => {
-  const svc = (labels: Record<string, string> | null, env: string[] | null = ['PORT=20001', 'S=1']): ServiceLike => ({ ID: 'svc123456789abc', Version: { Index: 42 }, Spec: { Name: 'warmpool-prod-vdma-k3x9a0b1c2', Labels: labels, TaskTemplate: { ContainerSpec: { Env: env } } } });
+  const svc = (labels: Record<string, string> | null, env: string[] | null = ['PORT=20001', 'S=1']): ServiceLike => ({
+    ID: 'svc123456789abc',
+    Version: { Index: 42 },
+    Spec: { Name: 'warmpool-prod-vdma-k3x9a0b1c2', Labels: labels, TaskTemplate: { ContainerSpec: { Env: env } } },
+  });
   const running = task('running');
 
   test('a running host-network service: 127.0.0.1 at its port label, env from the spec', () => {
     const f = serviceFacts(svc(LABELS), running)!;
     assert.deepEqual(f.record, {
-      instanceId: 'k3x9a0b1c2', app: 'vdma', deployment: 'prod', runtimeId: 'svc123456789abc', host: '127.0.0.1', port: 20001,
-      running: true, createdAt: 1_700_000_000_000, env: { PORT: '20001', S: '1' },
+      instanceId: 'k3x9a0b1c2',
+      app: 'vdma',
+      deployment: 'prod',
+      runtimeId: 'svc123456789abc',
+      host: '127.0.0.1',
+      port: 20001,
+      running: true,
+      createdAt: 1_700_000_000_000,
+      env: { PORT: '20001', S: '1' },
     });
-    assert.deepEqual([f.name, f.version, f.replica, f.network, f.claim, f.removing], ['warmpool-prod-vdma-k3x9a0b1c2', 42, 'web-1', undefined, undefined, undefined]);
+    assert.deepEqual(
+      [f.name, f.version, f.replica, f.network, f.claim, f.removing],
+      ['warmpool-prod-vdma-k3x9a0b1c2', 42, 'web-1', undefined, undefined, undefined],
+    );
   });
   test('claimed and being removed', () => {
-    const f = serviceFacts(svc({ ...LABELS, 'warmpool.claim.session': 's1', 'warmpool.claim.at': '7', 'warmpool.claim.replica': 'web-2', 'warmpool.removing': 'web-3' }), running)!;
+    const f = serviceFacts(
+      svc({ ...LABELS, 'warmpool.claim.session': 's1', 'warmpool.claim.at': '7', 'warmpool.claim.replica': 'web-2', 'warmpool.removing': 'web-3' }),
+      running,
+    )!;
     assert.deepEqual(f.record.claim, { session: 's1', at: 7 });
     assert.deepEqual(f.claim, { session: 's1', at: 7, replica: 'web-2' });
     assert.equal(f.removing, 'web-3');
@@ -187,9 +312,15 @@ describe('serviceFacts', () => {
     assert.equal(serviceFacts(svc(LABELS), task('failed', 'shutdown'))!.record.running, false);
     assert.equal(serviceFacts(svc(LABELS), undefined)!.record.running, false);
   });
-  test('overlay: the task\'s own address on the named network; not running until it has one', () => {
+  test("overlay: the task's own address on the named network; not running until it has one", () => {
     const labels = { ...LABELS, 'warmpool.port': '8888', 'warmpool.network': 'nb' };
-    const withAddr = { ...running, NetworksAttachments: [{ Network: { ID: 'n0', Spec: { Name: 'ingress' } }, Addresses: ['10.0.0.9/24'] }, { Network: { ID: 'n1', Spec: { Name: 'nb' } }, Addresses: ['10.0.1.5/24'] }] };
+    const withAddr = {
+      ...running,
+      NetworksAttachments: [
+        { Network: { ID: 'n0', Spec: { Name: 'ingress' } }, Addresses: ['10.0.0.9/24'] },
+        { Network: { ID: 'n1', Spec: { Name: 'nb' } }, Addresses: ['10.0.1.5/24'] },
+      ],
+    };
     const f = serviceFacts(svc(labels), withAddr)!;
     assert.deepEqual([f.record.host, f.record.port, f.record.running, f.network], ['10.0.1.5', 8888, true, 'nb']);
     const none = serviceFacts(svc(labels), running)!;
@@ -213,7 +344,10 @@ describe('serviceFacts', () => {
   for (const [what, s, why] of broken) {
     test(`skipped, saying why: ${what}`, () => {
       const reasons: string[] = [];
-      assert.equal(serviceFacts(s, running, (r) => reasons.push(r)), undefined);
+      assert.equal(
+        serviceFacts(s, running, (r) => reasons.push(r)),
+        undefined,
+      );
       assert.equal(reasons.length, 1);
       assert.match(reasons[0]!, why);
     });
@@ -230,8 +364,18 @@ describe('lostReason: what watch() reports for an instance this replica holds', 
     ['claimed by another replica', f({ claim: { session: 's', at: 1, replica: 'web-2' } }), false, 'claimed by warmpool replica web-2'],
     ['being removed by another replica', f({ removing: 'web-2' }), false, 'being removed by warmpool replica web-2'],
     ['being removed by this one: its own removal, not reported', f({ removing: 'web-1' }), false, undefined],
-    ['task ended', f({ task: taskPhase(task('failed', 'shutdown', { Err: 'task: non-zero exit (137)', ContainerStatus: { ExitCode: 137 } })) }), false, 'task failed: task: non-zero exit (137) (exit code 137)'],
-    ['task ended after an out-of-memory kill', f({ task: taskPhase(task('failed', 'shutdown', { Err: 'task: non-zero exit (137)', ContainerStatus: { ExitCode: 137 } })) }), true, 'task failed: task: non-zero exit (137) (exit code 137) (out of memory)'],
+    [
+      'task ended',
+      f({ task: taskPhase(task('failed', 'shutdown', { Err: 'task: non-zero exit (137)', ContainerStatus: { ExitCode: 137 } })) }),
+      false,
+      'task failed: task: non-zero exit (137) (exit code 137)',
+    ],
+    [
+      'task ended after an out-of-memory kill',
+      f({ task: taskPhase(task('failed', 'shutdown', { Err: 'task: non-zero exit (137)', ContainerStatus: { ExitCode: 137 } })) }),
+      true,
+      'task failed: task: non-zero exit (137) (exit code 137) (out of memory)',
+    ],
     ['task still starting: not lost', f({ task: taskPhase(task('preparing')) }), false, undefined],
   ];
   for (const [what, facts, oom, want] of table) test(what, () => assert.equal(lostReason(facts, 'web-1', oom), want));

@@ -77,8 +77,22 @@ ${o.limits ? `    limits: ${o.limits}` : ''}
   const make = (replica: 'a' | 'b' = 'a') => {
     const log = (m: string) => logs.push(`[${replica}] ${m}`);
     const range = replica === 'a' ? PORTS_A : PORTS_B;
-    const rt = new SwarmRuntime({ deployment: DEPLOYMENT, replica, ports: new PortAllocator(range.from, range.to), engine, log, relistMs: 1000, schedulingTimeoutMs: o.schedulingTimeoutMs });
-    const fleet = new Fleet({ config: { ...config, swarm: { replica, schedulingTimeoutMs: o.schedulingTimeoutMs ?? 60_000 } }, runtimes: { swarm: rt }, trafficLog: new MemoryTrafficLog(), log, backoffMs: o.backoffMs });
+    const rt = new SwarmRuntime({
+      deployment: DEPLOYMENT,
+      replica,
+      ports: new PortAllocator(range.from, range.to),
+      engine,
+      log,
+      relistMs: 1000,
+      schedulingTimeoutMs: o.schedulingTimeoutMs,
+    });
+    const fleet = new Fleet({
+      config: { ...config, swarm: { replica, schedulingTimeoutMs: o.schedulingTimeoutMs ?? 60_000 } },
+      runtimes: { swarm: rt },
+      trafficLog: new MemoryTrafficLog(),
+      log,
+      backoffMs: o.backoffMs,
+    });
     cleanups.push(() => fleet.stop(false));
     return { rt, fleet };
   };
@@ -88,17 +102,36 @@ ${o.limits ? `    limits: ${o.limits}` : ''}
 /** A bare runtime (no fleet) for replica a or b. */
 function runtime(replica: 'a' | 'b' = 'a', over: { schedulingTimeoutMs?: number } = {}): SwarmRuntime {
   const range = replica === 'a' ? PORTS_A : PORTS_B;
-  const rt = new SwarmRuntime({ deployment: DEPLOYMENT, replica, ports: new PortAllocator(range.from, range.to), engine, log: (m) => logs.push(`[${replica}] ${m}`), relistMs: 1000, ...over });
+  const rt = new SwarmRuntime({
+    deployment: DEPLOYMENT,
+    replica,
+    ports: new PortAllocator(range.from, range.to),
+    engine,
+    log: (m) => logs.push(`[${replica}] ${m}`),
+    relistMs: 1000,
+    ...over,
+  });
   cleanups.push(() => rt.close());
   return rt;
 }
 
 function app(over: Partial<AppConfig> = {}): AppConfig {
   return {
-    name: 'standin', runtime: 'swarm', image: IMAGE, port: 0, env: { STATE_BYTES: '2000' }, deepLink: '/',
-    prefix: { mode: 'strip' }, pool: { warm: 0, max: 4, parallel: 2 },
+    name: 'standin',
+    runtime: 'swarm',
+    image: IMAGE,
+    port: 0,
+    env: { STATE_BYTES: '2000' },
+    deepLink: '/',
+    prefix: { mode: 'strip' },
+    pool: { warm: 0, max: 4, parallel: 2 },
     readiness: { http: { path: '/ping', status: 200 }, timeoutMs: 20_000, intervalMs: 100 },
-    limits: {}, network: 'host', idleTimeoutMs: 60_000, maxLifetimeMs: 60_000, graceMs: 0, classifier: 'pluto',
+    limits: {},
+    network: 'host',
+    idleTimeoutMs: 60_000,
+    maxLifetimeMs: 60_000,
+    graceMs: 0,
+    classifier: 'pluto',
     swarm: { constraints: [], spread: [], reservations: {} },
     ...over,
   };
@@ -115,7 +148,10 @@ async function rejectsWith(p: Promise<unknown>, code: WarmpoolError['code']): Pr
   try {
     await p;
   } catch (e) {
-    assert.ok(isWarmpoolError(e, code), `expected WarmpoolError ${code}, got ${e instanceof Error ? `${(e as WarmpoolError).code ?? e.name}: ${e.message}` : String(e)}`);
+    assert.ok(
+      isWarmpoolError(e, code),
+      `expected WarmpoolError ${code}, got ${e instanceof Error ? `${(e as WarmpoolError).code ?? e.name}: ${e.message}` : String(e)}`,
+    );
     return e as WarmpoolError;
   }
   assert.fail(`expected a rejection with ${code}`);
@@ -127,7 +163,10 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 /** The container of an instance's task (on this node). */
 async function taskContainer(serviceId: string): Promise<string> {
-  return until('the task container', async () => (await serviceTasks(serviceId)).find((t) => t.Status.ContainerStatus?.ContainerID)?.Status.ContainerStatus?.ContainerID);
+  return until(
+    'the task container',
+    async () => (await serviceTasks(serviceId)).find((t) => t.Status.ContainerStatus?.ContainerID)?.Status.ContainerStatus?.ContainerID,
+  );
 }
 
 const skip = await swarmSkipReason();
@@ -135,7 +174,10 @@ const skip = await swarmSkipReason();
 describe('SwarmRuntime on a real single-node swarm', { skip, timeout: 900_000 }, () => {
   before(() => {
     // Idempotent and offline (a no-op when the images match dist/): never test a stale stand-in.
-    const r = spawnSync('bash', [fileURLToPath(new URL('../../scripts/build-images.sh', import.meta.url))], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 300_000 });
+    const r = spawnSync('bash', [fileURLToPath(new URL('../../scripts/build-images.sh', import.meta.url))], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      timeout: 300_000,
+    });
     assert.equal(r.status, 0, 'scripts/build-images.sh failed: see its output above');
   });
 
@@ -144,12 +186,18 @@ describe('SwarmRuntime on a real single-node swarm', { skip, timeout: 900_000 },
     while (cleanups.length) await cleanups.pop()!();
     const services = await servicesByLabel(SELECT);
     // A removed service's task container stops on its node after the service is gone (SIGTERM, then up to 10 s).
-    const containers = await until('the task containers to go', async () => ((await containersByLabel(SELECT)).length === 0 ? [] : undefined), 30_000).catch(async () => containersByLabel(SELECT));
+    const containers = await until('the task containers to go', async () => ((await containersByLabel(SELECT)).length === 0 ? [] : undefined), 30_000).catch(
+      async () => containersByLabel(SELECT),
+    );
     const networks = await networksByLabel(SELECT);
     await removeServicesByLabel(SELECT);
     if (services.length + containers.length + networks.length > 0) console.error(logs.join('\n'));
     logs = [];
-    assert.deepEqual([services.length, containers.length, networks.length], [0, 0, 0], `services, containers, networks of deployment ${DEPLOYMENT} left behind`);
+    assert.deepEqual(
+      [services.length, containers.length, networks.length],
+      [0, 0, 0],
+      `services, containers, networks of deployment ${DEPLOYMENT} left behind`,
+    );
   });
 
   after(async () => {
@@ -167,7 +215,9 @@ describe('SwarmRuntime on a real single-node swarm', { skip, timeout: 900_000 },
     const t0 = Date.now();
     await fleet.start();
     const st = await waitForStatus(fleet, 'standin', (s) => s.ready === 3, 60_000);
-    figures.push(`3 warm instances (service create → task running, then READY) in ${Date.now() - t0} ms; create → running per service ${rt.stats.createMs.join(', ')} ms`);
+    figures.push(
+      `3 warm instances (service create → task running, then READY) in ${Date.now() - t0} ms; create → running per service ${rt.stats.createMs.join(', ')} ms`,
+    );
     assert.deepEqual([st.starting, st.claimed, st.failures], [0, 0, 0]);
     const recs = await running(rt);
     assert.equal(recs.length, 3);
@@ -181,14 +231,21 @@ describe('SwarmRuntime on a real single-node swarm', { skip, timeout: 900_000 },
       const t = svc.Spec.TaskTemplate;
       assert.deepEqual(svc.Spec.Mode, { Replicated: { Replicas: 1 } });
       assert.equal(t.RestartPolicy?.Condition, 'none');
-      assert.deepEqual(t.Resources, { Limits: { NanoCPUs: 500_000_000, MemoryBytes: 256 * 1024 ** 2 }, Reservations: { NanoCPUs: 50_000_000, MemoryBytes: 32 * 1024 ** 2 } });
+      assert.deepEqual(t.Resources, {
+        Limits: { NanoCPUs: 500_000_000, MemoryBytes: 256 * 1024 ** 2 },
+        Reservations: { NanoCPUs: 50_000_000, MemoryBytes: 32 * 1024 ** 2 },
+      });
       assert.deepEqual(t.Placement?.Constraints, ['node.role==manager']);
       assert.deepEqual(t.Placement?.Preferences, [{ Spread: { SpreadDescriptor: 'node.labels.zone' } }]);
       assert.equal(t.ContainerSpec.Image, IMAGE);
       assert.ok(t.ContainerSpec.Env?.includes(`PORT=${r.port}`) && t.ContainerSpec.Env.includes('HOST=127.0.0.1'), 'bound to loopback on its port');
       assert.deepEqual(svc.Spec.Labels, {
-        'warmpool.app': 'standin', 'warmpool.instance': r.instanceId, 'warmpool.deployment': DEPLOYMENT,
-        'warmpool.port': String(r.port), 'warmpool.created': String(r.createdAt), 'warmpool.replica': 'a',
+        'warmpool.app': 'standin',
+        'warmpool.instance': r.instanceId,
+        'warmpool.deployment': DEPLOYMENT,
+        'warmpool.port': String(r.port),
+        'warmpool.created': String(r.createdAt),
+        'warmpool.replica': 'a',
       });
       assert.equal(svc.Spec.Name, `warmpool-${DEPLOYMENT}-standin-${r.instanceId}`);
     }
@@ -198,10 +255,14 @@ describe('SwarmRuntime on a real single-node swarm', { skip, timeout: 900_000 },
   test('readiness: a running task whose notebook is still executing is not handed out', async () => {
     const { fleet, rt } = world({ pool: '{ warm: 1, max: 1 }', env: 'STATE_BYTES: 2000, STARTUP_DELAY_MS: 2500, LISTEN_EARLY: 1' });
     await fleet.start();
-    const rec = await eventually(async () => {
-      const r = (await rt.list())[0];
-      return r?.running && (await ping(r.host, r.port)) ? r : undefined;
-    }, 'the early port to answer', 30_000);
+    const rec = await eventually(
+      async () => {
+        const r = (await rt.list())[0];
+        return r?.running && (await ping(r.host, r.port)) ? r : undefined;
+      },
+      'the early port to answer',
+      30_000,
+    );
     assert.equal(fleet.status()[0]!.ready, 0, 'task running, port open, notebook still executing: not ready');
     const early = await fleet.claim('standin');
     assert.equal(early.kind, 'queued');
@@ -215,7 +276,9 @@ describe('SwarmRuntime on a real single-node swarm', { skip, timeout: 900_000 },
     await fleet.start();
     await waitForStatus(fleet, 'standin', (s) => s.ready === 20, 240_000);
     const warmedIn = Date.now() - t0;
-    const tasksBefore = new Map(await Promise.all((await rt.list()).map(async (r) => [r.instanceId, (await serviceTasks(r.runtimeId)).map((t) => t.ID)] as const)));
+    const tasksBefore = new Map(
+      await Promise.all((await rt.list()).map(async (r) => [r.instanceId, (await serviceTasks(r.runtimeId)).map((t) => t.ID)] as const)),
+    );
 
     const c0 = Date.now();
     const results = await Promise.all(Array.from({ length: 50 }, () => fleet.claim('standin')));
@@ -231,18 +294,31 @@ describe('SwarmRuntime on a real single-node swarm', { skip, timeout: 900_000 },
     const listed = new Map((await rt.list()).map((r) => [r.instanceId, r]));
     for (const t of got) assert.deepEqual(listed.get(t.instanceId)?.claim, { session: t.session, at: t.claimedAt }, 'the claim is on the service');
     // A label-only update does not restart the task.
-    for (const t of got) assert.deepEqual((await serviceTasks(listed.get(t.instanceId)!.runtimeId)).map((x) => x.ID), tasksBefore.get(t.instanceId), `the task of ${t.instanceId} is the same`);
+    for (const t of got)
+      assert.deepEqual(
+        (await serviceTasks(listed.get(t.instanceId)!.runtimeId)).map((x) => x.ID),
+        tasksBefore.get(t.instanceId),
+        `the task of ${t.instanceId} is the same`,
+      );
 
     const st = await waitForStatus(fleet, 'standin', (s) => s.ready === 10, 240_000);
     assert.deepEqual([st.starting, st.claimed, st.queued], [0, 20, 30]);
     assert.equal((await servicesByLabel(SELECT)).length, 30, 'never more services than max');
     const late = await Promise.all(queued.slice(0, 10).map((h) => collectOffer(fleet, 'standin', h)));
-    assert.deepEqual(queued.slice(10).map((h) => h.settled()), Array(20).fill(undefined), 'in the order of the line');
+    assert.deepEqual(
+      queued.slice(10).map((h) => h.settled()),
+      Array(20).fill(undefined),
+      'in the order of the line',
+    );
     const all = [...got, ...late];
     assert.equal(new Set(all.map((t) => t.instanceId)).size, 30, 'thirty sessions, thirty services');
     for (const t of late) assert.ok(await ping(t.host, t.port));
-    figures.push(`20 warm in ${(warmedIn / 1000).toFixed(1)} s (parallel 10); 30 after ${((Date.now() - t0) / 1000).toFixed(1)} s; create → running median ${median(rt.stats.createMs)} ms, max ${Math.max(...rt.stats.createMs)} ms over ${rt.stats.createMs.length}`);
-    figures.push(`50 concurrent claims (20 granted, each a compare-and-swap label update) answered in ${claimMs} ms; out-of-sequence retries ${rt.stats.casRetries}`);
+    figures.push(
+      `20 warm in ${(warmedIn / 1000).toFixed(1)} s (parallel 10); 30 after ${((Date.now() - t0) / 1000).toFixed(1)} s; create → running median ${median(rt.stats.createMs)} ms, max ${Math.max(...rt.stats.createMs)} ms over ${rt.stats.createMs.length}`,
+    );
+    figures.push(
+      `50 concurrent claims (20 granted, each a compare-and-swap label update) answered in ${claimMs} ms; out-of-sequence retries ${rt.stats.casRetries}`,
+    );
   });
 
   test('refills after claims; an ended session removes its service', async () => {
@@ -257,7 +333,7 @@ describe('SwarmRuntime on a real single-node swarm', { skip, timeout: 900_000 },
     await waitForStatus(fleet, 'standin', (s) => s.ready === 2 && s.claimed === 2 && s.starting === 0, 60_000);
     assert.equal((await running(rt)).length, 4);
     await fleet.end(a.target.session, 'admin');
-    await eventually(async () => !(await rt.list()).some((r) => r.instanceId === a.target.instanceId), 'the ended session\'s service to be removed', 30_000);
+    await eventually(async () => !(await rt.list()).some((r) => r.instanceId === a.target.instanceId), "the ended session's service to be removed", 30_000);
     assert.equal((await servicesByLabel(SELECT)).length, 3, 'not replaced: the pool already holds warm ready ones');
     assert.equal(fleet.find(a.target.session, a.target.instanceId).kind, 'ended');
   });
@@ -268,10 +344,13 @@ describe('SwarmRuntime on a real single-node swarm', { skip, timeout: 900_000 },
     await waitForStatus(fleet, 'standin', (s) => s.ready === 2, 60_000);
     const [victim] = await rt.list();
     await killContainer(await taskContainer(victim!.runtimeId));
-    await eventually(async () => !(await rt.list()).some((r) => r.instanceId === victim!.instanceId), 'the dead instance\'s service to be removed', 30_000);
+    await eventually(async () => !(await rt.list()).some((r) => r.instanceId === victim!.instanceId), "the dead instance's service to be removed", 30_000);
     await waitForStatus(fleet, 'standin', (s) => s.ready === 2, 60_000);
     assert.ok(!(await running(rt)).some((r) => r.instanceId === victim!.instanceId), 'replaced by a new service');
-    assert.ok(logs.some((l) => l.includes(victim!.instanceId) && /task failed.*137/.test(l)), 'the exit is reported with the task\'s reason');
+    assert.ok(
+      logs.some((l) => l.includes(victim!.instanceId) && /task failed.*137/.test(l)),
+      "the exit is reported with the task's reason",
+    );
 
     const s = await fleet.claim('standin');
     assert.equal(s.kind, 'session');
@@ -280,7 +359,7 @@ describe('SwarmRuntime on a real single-node swarm', { skip, timeout: 900_000 },
     await eventually(() => fleet.find(s.target.session, s.target.instanceId).kind === 'ended', 'the session to end', 30_000);
     const found = fleet.find(s.target.session, s.target.instanceId);
     assert.equal(found.kind === 'ended' && found.reason, 'instance-exited');
-    await eventually(async () => !(await rt.list()).some((r) => r.instanceId === s.target.instanceId), 'the claimed instance\'s service to be removed', 30_000);
+    await eventually(async () => !(await rt.list()).some((r) => r.instanceId === s.target.instanceId), "the claimed instance's service to be removed", 30_000);
     await waitForStatus(fleet, 'standin', (x) => x.ready === 2 && x.claimed === 0 && x.starting === 0, 60_000);
   });
 
@@ -327,16 +406,26 @@ describe('SwarmRuntime on a real single-node swarm', { skip, timeout: 900_000 },
     assert.equal(svc.Spec.Labels?.[SWARM_LABEL.claimSession], `s${won[0]}`);
     assert.equal(svc.Spec.Labels?.[SWARM_LABEL.claimReplica], won[0]! % 2 ? 'b' : 'a');
     assert.ok(svc.Version.Index > v0, 'the version moved');
-    assert.deepEqual((await serviceTasks(rec.runtimeId)).map((t) => t.ID), task, 'same task: label updates do not restart it');
+    assert.deepEqual(
+      (await serviceTasks(rec.runtimeId)).map((t) => t.ID),
+      task,
+      'same task: label updates do not restart it',
+    );
     assert.ok(await ping(rec.host, rec.port), 'still answering');
     const retries = a.stats.casRetries + b.stats.casRetries;
-    figures.push(`20 racing claims on one service: 1 landed, ${a.stats.claimConflicts + b.stats.claimConflicts} CLAIM_CONFLICT, ${retries} out-of-sequence re-reads`);
+    figures.push(
+      `20 racing claims on one service: 1 landed, ${a.stats.claimConflicts + b.stats.claimConflicts} CLAIM_CONFLICT, ${retries} out-of-sequence re-reads`,
+    );
 
     // The loser may not remove the winner's instance; the winner may.
     const [winner, loser] = won[0]! % 2 ? [b, a] : [a, b];
     await loser.remove(rec.instanceId);
     assert.equal((await servicesByLabel(SELECT)).length, 1, 'left to the replica whose visitor has it');
-    assert.deepEqual((await loser.list()).map((r) => r.instanceId), [], 'not listed by the other replica either');
+    assert.deepEqual(
+      (await loser.list()).map((r) => r.instanceId),
+      [],
+      'not listed by the other replica either',
+    );
     await winner.remove(rec.instanceId);
     assert.equal((await servicesByLabel(SELECT)).length, 0);
   });
@@ -347,10 +436,12 @@ describe('SwarmRuntime on a real single-node swarm', { skip, timeout: 900_000 },
     await waitForStatus(w.fleet, 'standin', (s) => s.ready === 10, 120_000);
     const b = w.make('b');
     await b.fleet.start();
-    assert.equal(b.fleet.status()[0]!.ready, 10, 'replica b adopted a\'s ten ready instances');
+    assert.equal(b.fleet.status()[0]!.ready, 10, "replica b adopted a's ten ready instances");
     assert.equal(b.fleet.status()[0]!.starting, 0, 'and created none');
 
-    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? b.fleet : w.fleet).claim('standin').then((r) => ({ r, by: i % 2 ? 'b' : 'a' }))));
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => (i % 2 ? b.fleet : w.fleet).claim('standin').then((r) => ({ r, by: i % 2 ? 'b' : 'a' }))),
+    );
     const granted = results.flatMap(({ r, by }) => (r.kind === 'session' ? [{ t: r.target, by }] : []));
     assert.ok(granted.length >= 10, `at least the ten shared ready ones are handed out, got ${granted.length}`);
     assert.equal(new Set(granted.map((g) => g.t.instanceId)).size, granted.length, 'never one instance to two visitors');
@@ -360,7 +451,9 @@ describe('SwarmRuntime on a real single-node swarm', { skip, timeout: 900_000 },
       assert.deepEqual([labels[SWARM_LABEL.claimSession], labels[SWARM_LABEL.claimReplica]], [g.t.session, g.by]);
     }
     const conflicts = w.rt.stats.claimConflicts + b.rt.stats.claimConflicts;
-    figures.push(`two replicas, 50 claims at once on 10 shared ready instances: ${granted.length} granted, ${conflicts} lost to the other replica (CLAIM_CONFLICT), ${w.rt.stats.casRetries + b.rt.stats.casRetries} out-of-sequence re-reads`);
+    figures.push(
+      `two replicas, 50 claims at once on 10 shared ready instances: ${granted.length} granted, ${conflicts} lost to the other replica (CLAIM_CONFLICT), ${w.rt.stats.casRetries + b.rt.stats.casRetries} out-of-sequence re-reads`,
+    );
 
     // Each replica refills; neither counts the other's claimed ones as its own.
     await waitForStatus(w.fleet, 'standin', (s) => s.starting === 0 && s.ready + s.claimed <= 20, 120_000);
@@ -384,7 +477,10 @@ describe('SwarmRuntime on a real single-node swarm', { skip, timeout: 900_000 },
     assert.ok(e1.message.includes(image), e1.message);
     assert.match(e1.message, /never pulls/);
     assert.match(e1.message, /every node/);
-    const e2 = await rejectsWith(rt.create(app({ swarm: { constraints: ['node.labels.warmpool-test-nope==1'], spread: [], reservations: {} } }), spec()), 'NO_SUITABLE_NODE');
+    const e2 = await rejectsWith(
+      rt.create(app({ swarm: { constraints: ['node.labels.warmpool-test-nope==1'], spread: [], reservations: {} } }), spec()),
+      'NO_SUITABLE_NODE',
+    );
     assert.match(e2.message, /scheduling constraints not satisfied/);
     assert.match(e2.message, /swarm\.constraints/);
     const e3 = await rejectsWith(rt.create(app({ swarm: { constraints: [], spread: [], reservations: { cpus: 1000 } } }), spec()), 'NO_SUITABLE_NODE');
@@ -430,7 +526,14 @@ describe('SwarmRuntime watch against a fake engine', () => {
     const streams: ServerResponse[] = [];
     const versions = new Set<string | undefined>();
     let state = 'running';
-    const labels = { 'warmpool.app': 'a', 'warmpool.instance': 'i1', 'warmpool.deployment': 'prod', 'warmpool.port': '20001', 'warmpool.created': '1', 'warmpool.replica': 'r1' };
+    const labels = {
+      'warmpool.app': 'a',
+      'warmpool.instance': 'i1',
+      'warmpool.deployment': 'prod',
+      'warmpool.port': '20001',
+      'warmpool.created': '1',
+      'warmpool.replica': 'r1',
+    };
     const fake = await startFakeEngine((req, res) => {
       versions.add(req.version);
       if (req.path === '/events') {
@@ -439,16 +542,49 @@ describe('SwarmRuntime watch against a fake engine', () => {
         streams.push(res);
         return;
       }
-      if (req.path === '/services') return sendJson(res, 200, [{ ID: 'svc1', Version: { Index: 7 }, CreatedAt: '', UpdatedAt: '', Spec: { Name: 'warmpool-prod-a-i1', Labels: labels, TaskTemplate: { ContainerSpec: { Image: 'x', Env: ['PORT=20001'] } } } }]);
+      if (req.path === '/services')
+        return sendJson(res, 200, [
+          {
+            ID: 'svc1',
+            Version: { Index: 7 },
+            CreatedAt: '',
+            UpdatedAt: '',
+            Spec: { Name: 'warmpool-prod-a-i1', Labels: labels, TaskTemplate: { ContainerSpec: { Image: 'x', Env: ['PORT=20001'] } } },
+          },
+        ]);
       if (req.path === '/tasks') {
-        return sendJson(res, 200, [{ ID: 't1', Version: { Index: 9 }, CreatedAt: '2026-01-01T00:00:00Z', ServiceID: 'svc1', DesiredState: state === 'running' ? 'running' : 'shutdown', Status: { State: state, Err: state === 'failed' ? 'task: non-zero exit (1)' : undefined, ContainerStatus: { ExitCode: state === 'failed' ? 1 : 0 } } }]);
+        return sendJson(res, 200, [
+          {
+            ID: 't1',
+            Version: { Index: 9 },
+            CreatedAt: '2026-01-01T00:00:00Z',
+            ServiceID: 'svc1',
+            DesiredState: state === 'running' ? 'running' : 'shutdown',
+            Status: {
+              State: state,
+              Err: state === 'failed' ? 'task: non-zero exit (1)' : undefined,
+              ContainerStatus: { ExitCode: state === 'failed' ? 1 : 0 },
+            },
+          },
+        ]);
       }
       sendJson(res, 404, { message: `unexpected ${req.method} ${req.path}` });
     });
     const engine = new Engine({ socketPath: fake.socketPath });
-    const rt = new SwarmRuntime({ deployment: 'prod', replica: 'r1', ports: new PortAllocator(PORTS_A.from, PORTS_A.to), engine, clock, log: (m) => logs.push(m), relistMs: 3_600_000 });
+    const rt = new SwarmRuntime({
+      deployment: 'prod',
+      replica: 'r1',
+      ports: new PortAllocator(PORTS_A.from, PORTS_A.to),
+      engine,
+      clock,
+      log: (m) => logs.push(m),
+      relistMs: 3_600_000,
+    });
     try {
-      assert.deepEqual((await rt.list()).map((r) => [r.instanceId, r.running]), [['i1', true]]);
+      assert.deepEqual(
+        (await rt.list()).map((r) => [r.instanceId, r.running]),
+        [['i1', true]],
+      );
       const exits: Array<[string, string]> = [];
       const stop = rt.watch((id, detail) => exits.push([id, detail]));
       await until('first connection', () => streams[0]);

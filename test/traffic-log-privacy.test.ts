@@ -40,21 +40,24 @@ test('hashAddress: keyed, stable, not the address; another key gives another val
   assert.notEqual(hashAddress('192.0.2.77', k2), h);
 });
 
-test('the log gets the policy\'s form of the visitor address; other fields and entries untouched', () => {
+test("the log gets the policy's form of the visitor address; other fields and entries untouched", () => {
   const mem = new MemoryTrafficLog();
   const log = new AddressPolicyLog(mem, 'truncate');
   const entry = { t: 1, type: 'claimed', session: 's', app: 'a', visitor: '203.0.113.200' };
   log.write(entry);
   log.write({ t: 2, type: 'ended', session: 's', app: 'a' });
-  assert.deepEqual(mem.entries, [{ t: 1, type: 'claimed', session: 's', app: 'a', visitor: '203.0.113.0/24' }, { t: 2, type: 'ended', session: 's', app: 'a' }]);
-  assert.equal(entry.visitor, '203.0.113.200', 'the caller\'s object is not changed');
+  assert.deepEqual(mem.entries, [
+    { t: 1, type: 'claimed', session: 's', app: 'a', visitor: '203.0.113.0/24' },
+    { t: 2, type: 'ended', session: 's', app: 'a' },
+  ]);
+  assert.equal(entry.visitor, '203.0.113.200', "the caller's object is not changed");
 
   const dir = mkdtempSync(join(tmpdir(), 'wp-privacy-'));
   try {
     const hashed = new MemoryTrafficLog();
     withAddressPolicy(hashed, 'hash', dir).write({ t: 1, type: 'claimed', session: 's', app: 'a', visitor: '203.0.113.200' });
     const key = loadLogHashKey(dir);
-    assert.equal(statSync(join(dir, 'log-hash-key')).mode & 0o777, 0o600, 'the key is warmpool\'s alone');
+    assert.equal(statSync(join(dir, 'log-hash-key')).mode & 0o777, 0o600, "the key is warmpool's alone");
     assert.equal(hashed.entries[0]!.visitor, hashAddress('203.0.113.200', key), 'the same key on the next start');
     const plain = new MemoryTrafficLog();
     assert.equal(withAddressPolicy(plain, 'full', dir), plain);
@@ -63,24 +66,48 @@ test('the log gets the policy\'s form of the visitor address; other fields and e
   }
 });
 
-test('expiredLogFiles: a day\'s file goes once its last possible entry is older than the retention', () => {
+test("expiredLogFiles: a day's file goes once its last possible entry is older than the retention", () => {
   const now = Date.UTC(2025, 0, 31, 12, 0, 0);
-  const names = ['sessions-2025-01-01.jsonl', 'sessions-2025-01-01.2.jsonl', 'sessions-2025-01-29.jsonl', 'sessions-2025-01-30.jsonl', 'sessions-2025-01-31.jsonl', 'other.txt', 'log-hash-key'];
+  const names = [
+    'sessions-2025-01-01.jsonl',
+    'sessions-2025-01-01.2.jsonl',
+    'sessions-2025-01-29.jsonl',
+    'sessions-2025-01-30.jsonl',
+    'sessions-2025-01-31.jsonl',
+    'other.txt',
+    'log-hash-key',
+  ];
   assert.deepEqual(expiredLogFiles(names, now, 2 * DAY), ['sessions-2025-01-01.jsonl', 'sessions-2025-01-01.2.jsonl']);
-  assert.deepEqual(expiredLogFiles(names, Date.UTC(2025, 1, 1, 0, 0, 0), 2 * DAY), ['sessions-2025-01-01.jsonl', 'sessions-2025-01-01.2.jsonl', 'sessions-2025-01-29.jsonl'], 'Jan 29 ends Jan 30 00:00: two days later');
+  assert.deepEqual(
+    expiredLogFiles(names, Date.UTC(2025, 1, 1, 0, 0, 0), 2 * DAY),
+    ['sessions-2025-01-01.jsonl', 'sessions-2025-01-01.2.jsonl', 'sessions-2025-01-29.jsonl'],
+    'Jan 29 ends Jan 30 00:00: two days later',
+  );
   assert.deepEqual(expiredLogFiles(names, now, 365 * DAY), []);
 });
 
-test('LogRetention removes old files at start and then hourly on the clock, never today\'s or others\'', async () => {
+test("LogRetention removes old files at start and then hourly on the clock, never today's or others'", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'wp-retention-'));
   const clock = new ManualClock(Date.UTC(2025, 0, 10, 23, 30, 0));
   const lines: string[] = [];
-  for (const n of ['sessions-2025-01-01.jsonl', 'sessions-2025-01-02.jsonl', 'sessions-2025-01-08.jsonl', 'sessions-2025-01-09.jsonl', 'sessions-2025-01-10.jsonl', 'notes.txt']) writeFileSync(join(dir, n), '{}\n');
+  for (const n of [
+    'sessions-2025-01-01.jsonl',
+    'sessions-2025-01-02.jsonl',
+    'sessions-2025-01-08.jsonl',
+    'sessions-2025-01-09.jsonl',
+    'sessions-2025-01-10.jsonl',
+    'notes.txt',
+  ])
+    writeFileSync(join(dir, n), '{}\n');
   const r = new LogRetention({ dir, retentionMs: 7 * DAY, clock, log: (m) => lines.push(m) });
   try {
     r.start();
     await r.idle();
-    assert.deepEqual(readdirSync(dir).sort(), ['notes.txt', 'sessions-2025-01-08.jsonl', 'sessions-2025-01-09.jsonl', 'sessions-2025-01-10.jsonl'], 'Jan 1 and 2 are over 7 days old');
+    assert.deepEqual(
+      readdirSync(dir).sort(),
+      ['notes.txt', 'sessions-2025-01-08.jsonl', 'sessions-2025-01-09.jsonl', 'sessions-2025-01-10.jsonl'],
+      'Jan 1 and 2 are over 7 days old',
+    );
     assert.match(lines[0]!, /removed 2 file\(s\) older than 7 day\(s\)/);
 
     await clock.advance(59 * 60_000);

@@ -21,7 +21,10 @@ function dir(): string {
 
 const lines = (file: string): number[] => {
   try {
-    return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { n: number }).n);
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { n: number }).n);
   } catch {
     return [];
   }
@@ -68,7 +71,11 @@ test('64 KiB of gathered lines are written at once, without waiting for the time
   const pad = 'y'.repeat(1000);
   for (let n = 0; n < 70; n++) log.write({ t: DAY1, n, pad });
   await eventually(() => lines(file).length >= 60, 'a 64 KiB batch in the file');
-  assert.deepEqual(lines(file), Array.from({ length: lines(file).length }, (_, i) => i), 'in order');
+  assert.deepEqual(
+    lines(file),
+    Array.from({ length: lines(file).length }, (_, i) => i),
+    'in order',
+  );
   await log.close();
   assert.equal(lines(file).length, 70);
 });

@@ -4,16 +4,30 @@
 import { WebSocket, type RawData } from 'ws';
 import { randomUUID } from 'node:crypto';
 import {
-  DEFAULT_NOTEBOOK_ID, JUPYTER_V1_SUBPROTOCOL, applyPatches, deserializeLegacy, deserializeV1, jupyterMessage,
-  msgpackDecode, msgpackEncode, serializeLegacy, serializeV1, shortId,
-  type JupyterChannel, type JupyterMessage, type PlutoUpdate,
+  DEFAULT_NOTEBOOK_ID,
+  JUPYTER_V1_SUBPROTOCOL,
+  applyPatches,
+  deserializeLegacy,
+  deserializeV1,
+  jupyterMessage,
+  msgpackDecode,
+  msgpackEncode,
+  serializeLegacy,
+  serializeV1,
+  shortId,
+  type JupyterChannel,
+  type JupyterMessage,
+  type PlutoUpdate,
 } from './protocol.js';
 
 export { msgpackEncode, msgpackDecode } from './protocol.js';
 
 /** An error opening a socket; `status` is the HTTP status of a refused upgrade (e.g. 403). */
 export class DriverError extends Error {
-  constructor(message: string, readonly status?: number) {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
     super(message);
     this.name = 'DriverError';
   }
@@ -65,7 +79,11 @@ export interface PlutoClientOptions {
 /** A server message that answered one of our requests, with the size of its frame. */
 export type PlutoReply = PlutoUpdate & { bytes: number };
 
-interface Pending { resolve: (r: PlutoReply) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
+interface Pending {
+  resolve: (r: PlutoReply) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
 
 export class PlutoClient {
   readonly clientId = shortId();
@@ -88,14 +106,20 @@ export class PlutoClient {
   private idleTimers: NodeJS.Timeout[] = [];
   private readonly timeoutMs: number;
 
-  private constructor(private readonly ws: WebSocket, opts: PlutoClientOptions) {
+  private constructor(
+    private readonly ws: WebSocket,
+    opts: PlutoClientOptions,
+  ) {
     this.notebookId = opts.notebookId ?? DEFAULT_NOTEBOOK_ID;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     this.closed = new Promise((resolve) => {
       ws.on('close', (code, reason) => {
         this.stopIdle();
-        for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(new DriverError(`socket closed (${code}) before the reply`)); }
+        for (const p of this.pending.values()) {
+          clearTimeout(p.timer);
+          p.reject(new DriverError(`socket closed (${code}) before the reply`));
+        }
         this.pending.clear();
         resolve({ code, reason: reason.toString() });
       });
@@ -116,7 +140,10 @@ export class PlutoClient {
   private onMessage(data: RawData, isBinary: boolean): void {
     const buf = rawToBuffer(data);
     this.bytesReceived += buf.length;
-    if (!isBinary) { bump(this.received, 'text'); return; }
+    if (!isBinary) {
+      bump(this.received, 'text');
+      return;
+    }
     let u: PlutoUpdate;
     try {
       u = msgpackDecode(buf) as PlutoUpdate;
@@ -124,7 +151,10 @@ export class PlutoClient {
       bump(this.received, 'undecodable');
       return;
     }
-    if (!u || typeof u !== 'object' || typeof u.type !== 'string') { bump(this.received, 'undecodable'); return; }
+    if (!u || typeof u !== 'object' || typeof u.type !== 'string') {
+      bump(this.received, 'undecodable');
+      return;
+    }
     bump(this.received, u.type);
     if (u.type === 'notebook_diff' && Array.isArray(u.message?.patches)) {
       this.state = applyPatches(u.message.response?.from_reset ? {} : this.state, u.message.patches);
@@ -232,20 +262,28 @@ export class PlutoClient {
   startIdle({ pingMs = 28_000, burstMs = 60_000, burstN = 18 }: { pingMs?: number; burstMs?: number; burstN?: number } = {}): void {
     this.stopIdle();
     const ping = () => {
-      this.ping().then(() => {
-        if (this.ws.readyState === WebSocket.OPEN && pingMs > 0) this.idleTimers.push(setTimeout(ping, pingMs));
-      }, () => undefined);
+      this.ping().then(
+        () => {
+          if (this.ws.readyState === WebSocket.OPEN && pingMs > 0) this.idleTimers.push(setTimeout(ping, pingMs));
+        },
+        () => undefined,
+      );
     };
     ping();
     if (burstMs > 0) {
-      const burst = () => { this.currentTimeBurst(burstN).catch(() => undefined); };
+      const burst = () => {
+        this.currentTimeBurst(burstN).catch(() => undefined);
+      };
       burst();
       this.idleTimers.push(setInterval(burst, burstMs));
     }
   }
 
   stopIdle(): void {
-    for (const t of this.idleTimers) { clearTimeout(t); clearInterval(t); }
+    for (const t of this.idleTimers) {
+      clearTimeout(t);
+      clearInterval(t);
+    }
     this.idleTimers = [];
   }
 
@@ -311,14 +349,24 @@ export class JupyterClient {
   private pending = new Map<string, KernelPending>();
   private readonly timeoutMs: number;
 
-  private constructor(private readonly ws: WebSocket, opts: JupyterClientOptions, session: string) {
+  private constructor(
+    private readonly ws: WebSocket,
+    opts: JupyterClientOptions,
+    session: string,
+  ) {
     this.session = session;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
-    ws.on('ping', () => { this.pingsReceived++; this.onPing?.(); });
+    ws.on('ping', () => {
+      this.pingsReceived++;
+      this.onPing?.();
+    });
     ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
     this.closed = new Promise((resolve) => {
       ws.on('close', (code, reason) => {
-        for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(new DriverError(`socket closed (${code}) before the reply`)); }
+        for (const p of this.pending.values()) {
+          clearTimeout(p.timer);
+          p.reject(new DriverError(`socket closed (${code}) before the reply`));
+        }
         this.pending.clear();
         resolve({ code, reason: reason.toString() });
       });
@@ -335,7 +383,9 @@ export class JupyterClient {
   /** Creates a kernel with POST api/kernels; returns its id. */
   static async createKernel(baseHttpUrl: string, headers: Record<string, string> = {}): Promise<string> {
     const r = await fetch(new URL('api/kernels', baseHttpUrl.endsWith('/') ? baseHttpUrl : baseHttpUrl + '/'), {
-      method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify({ name: 'python3' }),
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', ...headers },
+      body: JSON.stringify({ name: 'python3' }),
     });
     if (r.status !== 201 && r.status !== 200) throw new DriverError(`POST api/kernels answered ${r.status}`, r.status);
     return ((await r.json()) as { id: string }).id;
@@ -348,7 +398,10 @@ export class JupyterClient {
     const session = u.searchParams.get('session_id') ?? opts.sessionId ?? randomUUID();
     if (!u.searchParams.has('session_id')) u.searchParams.set('session_id', session);
     const ws = await openSocket(u.toString(), opts.subprotocol === false ? [] : [JUPYTER_V1_SUBPROTOCOL], {
-      headers: opts.headers, origin: opts.origin, perMessageDeflate: false, autoPong: opts.autoPong ?? true,
+      headers: opts.headers,
+      origin: opts.origin,
+      perMessageDeflate: false,
+      autoPong: opts.autoPong ?? true,
     });
     return new JupyterClient(ws, opts, session);
   }
@@ -365,7 +418,10 @@ export class JupyterClient {
   private onFrame(data: RawData, isBinary: boolean): void {
     const buf = rawToBuffer(data);
     const m = isBinary ? deserializeV1(buf) : deserializeLegacy(buf.toString('utf8'));
-    if (!m) { bump(this.received, 'undecodable'); return; }
+    if (!m) {
+      bump(this.received, 'undecodable');
+      return;
+    }
     bump(this.received, m.header.msg_type);
     this.onMessage?.(m);
     const parentId = (m.parent_header as { msg_id?: string }).msg_id;
@@ -394,7 +450,15 @@ export class JupyterClient {
         this.pending.delete(m.header.msg_id);
         reject(new DriverError(`no reply to ${msgType} within ${this.timeoutMs} ms`));
       }, this.timeoutMs);
-      this.pending.set(m.header.msg_id, { ex: { request: m, iopub: [] }, needReply: how.needReply ?? true, untilIopub: how.untilIopub, idle: false, resolve, reject, timer });
+      this.pending.set(m.header.msg_id, {
+        ex: { request: m, iopub: [] },
+        needReply: how.needReply ?? true,
+        untilIopub: how.untilIopub,
+        idle: false,
+        resolve,
+        reject,
+        timer,
+      });
       bump(this.sent, msgType);
       if (this.ws.protocol === JUPYTER_V1_SUBPROTOCOL) this.ws.send(serializeV1(m), { binary: true });
       else this.ws.send(serializeLegacy(m), { binary: false });
@@ -403,7 +467,14 @@ export class JupyterClient {
 
   /** Runs code; `text` is the execute_result's text/plain. */
   async execute(code: string): Promise<KernelExchange & { text?: string }> {
-    const ex = await this.request('shell', 'execute_request', { code, silent: false, store_history: true, user_expressions: {}, allow_stdin: false, stop_on_error: true });
+    const ex = await this.request('shell', 'execute_request', {
+      code,
+      silent: false,
+      store_history: true,
+      user_expressions: {},
+      allow_stdin: false,
+      stop_on_error: true,
+    });
     const result = ex.iopub.find((x) => x.header.msg_type === 'execute_result');
     return { ...ex, text: result?.content?.data?.['text/plain'] };
   }
@@ -449,11 +520,13 @@ export const JUPYTER_SLOW_POLLS = ['api/kernelspecs', 'api/me'] as const;
 export async function pollRest(baseHttpUrl: string, headers: Record<string, string> = {}, opts: { slow?: boolean } = {}): Promise<Record<string, number>> {
   const base = baseHttpUrl.endsWith('/') ? baseHttpUrl : baseHttpUrl + '/';
   const paths: string[] = [...JUPYTER_POLLS, ...(opts.slow ? JUPYTER_SLOW_POLLS : [])];
-  const statuses = await Promise.all(paths.map(async (p) => {
-    const r = await fetch(new URL(p, base), { headers });
-    await r.arrayBuffer();
-    return r.status;
-  }));
+  const statuses = await Promise.all(
+    paths.map(async (p) => {
+      const r = await fetch(new URL(p, base), { headers });
+      await r.arrayBuffer();
+      return r.status;
+    }),
+  );
   return Object.fromEntries(paths.map((p, i) => [p, statuses[i]!]));
 }
 

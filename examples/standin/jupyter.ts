@@ -13,8 +13,14 @@ import type { Duplex } from 'node:stream';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import {
-  JUPYTER_V1_SUBPROTOCOL, deserializeLegacy, deserializeV1, jupyterMessage, serializeLegacy, serializeV1,
-  type JupyterChannel, type JupyterMessage,
+  JUPYTER_V1_SUBPROTOCOL,
+  deserializeLegacy,
+  deserializeV1,
+  jupyterMessage,
+  serializeLegacy,
+  serializeV1,
+  type JupyterChannel,
+  type JupyterMessage,
 } from './protocol.js';
 import { runIfMain } from './main.js';
 
@@ -88,7 +94,9 @@ function evaluate(code: string): string {
     try {
       const v = Function(`"use strict"; return (${c});`)() as unknown;
       if (typeof v === 'number') return String(v);
-    } catch { /* fall through */ }
+    } catch {
+      /* fall through */
+    }
   }
   return `'${c.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
@@ -104,7 +112,9 @@ export async function startJupyterStandin(options: JupyterStandinOptions = {}): 
   const out = options.out ?? ((l: string) => process.stdout.write(l + '\n'));
   const log = options.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const stats: JupyterStandinStats = { received: {}, rest: {}, pingsSent: 0, pongs: 0, closedForNoPong: 0, saves: 0 };
-  const count = (rec: Record<string, number>, k: string) => { rec[k] = (rec[k] ?? 0) + 1; };
+  const count = (rec: Record<string, number>, k: string) => {
+    rec[k] = (rec[k] ?? 0) + 1;
+  };
   const iso = () => new Date().toISOString();
 
   const kernels = new Map<string, Kernel>();
@@ -116,8 +126,14 @@ export async function startJupyterStandin(options: JupyterStandinOptions = {}): 
   const firstKernel = newKernel();
   const kernelModel = (k: Kernel) => ({ id: k.id, name: k.name, last_activity: k.lastActivity, execution_state: 'idle', connections: k.connections.size });
   const sessions = new Map<string, { id: string; path: string; name: string; type: string; kernel: Kernel }>();
-  const sessionModel = (s: { id: string; path: string; name: string; type: string; kernel: Kernel }) =>
-    ({ id: s.id, path: s.path, name: s.name, type: s.type, kernel: kernelModel(s.kernel), notebook: { path: s.path, name: s.name } });
+  const sessionModel = (s: { id: string; path: string; name: string; type: string; kernel: Kernel }) => ({
+    id: s.id,
+    path: s.path,
+    name: s.name,
+    type: s.type,
+    kernel: kernelModel(s.kernel),
+    notebook: { path: s.path, name: s.name },
+  });
   const files = new Map<string, { content: unknown; type: string; format: string | null; last_modified: string; created: string }>();
   const logins = new Set<string>();
   let cookieName = 'username-standin';
@@ -128,10 +144,11 @@ export async function startJupyterStandin(options: JupyterStandinOptions = {}): 
     const auth = req.headers.authorization;
     if (auth && /^token\s+/i.test(auth) && auth.replace(/^token\s+/i, '').trim() === token) return 'header';
     const c = req.headers.cookie;
-    if (c) for (const part of c.split(';')) {
-      const i = part.indexOf('=');
-      if (i > 0 && part.slice(0, i).trim() === cookieName && logins.has(part.slice(i + 1).trim())) return 'cookie';
-    }
+    if (c)
+      for (const part of c.split(';')) {
+        const i = part.indexOf('=');
+        if (i > 0 && part.slice(0, i).trim() === cookieName && logins.has(part.slice(i + 1).trim())) return 'cookie';
+      }
     return undefined;
   };
 
@@ -146,7 +163,10 @@ export async function startJupyterStandin(options: JupyterStandinOptions = {}): 
 
   const keepAlive = (ws: WebSocket) => {
     let lastPong = Date.now();
-    ws.on('pong', () => { lastPong = Date.now(); stats.pongs++; });
+    ws.on('pong', () => {
+      lastPong = Date.now();
+      stats.pongs++;
+    });
     const timer = setInterval(() => {
       if (ws.readyState !== WebSocket.OPEN) return;
       // Tornado's websocket_ping_timeout: give up after 3 intervals without a pong.
@@ -167,7 +187,10 @@ export async function startJupyterStandin(options: JupyterStandinOptions = {}): 
     sockets.add(ws);
     kernel.connections.add(ws);
     ws.on('error', () => {});
-    ws.on('close', () => { sockets.delete(ws); kernel.connections.delete(ws); });
+    ws.on('close', () => {
+      sockets.delete(ws);
+      kernel.connections.delete(ws);
+    });
     keepAlive(ws);
     const send = (m: JupyterMessage) => {
       if (ws.readyState !== WebSocket.OPEN) return;
@@ -177,8 +200,12 @@ export async function startJupyterStandin(options: JupyterStandinOptions = {}): 
     };
     ws.on('message', (data: RawData, isBinary: boolean) => {
       const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
-      const msg = v1 ? (isBinary ? deserializeV1(buf) : undefined) : (isBinary ? undefined : deserializeLegacy(buf.toString('utf8')));
-      if (!msg) { count(stats.received, 'undecodable'); log(`jupyter-standin: ignored an undecodable ${isBinary ? 'binary' : 'text'} frame`); return; }
+      const msg = v1 ? (isBinary ? deserializeV1(buf) : undefined) : isBinary ? undefined : deserializeLegacy(buf.toString('utf8'));
+      if (!msg) {
+        count(stats.received, 'undecodable');
+        log(`jupyter-standin: ignored an undecodable ${isBinary ? 'binary' : 'text'} frame`);
+        return;
+      }
       count(stats.received, msg.header.msg_type);
       try {
         answer(msg, send, kernel);
@@ -194,14 +221,22 @@ export async function startJupyterStandin(options: JupyterStandinOptions = {}): 
     const replyChannel = (req.channel === 'control' ? 'control' : 'shell') as JupyterChannel;
     const busy = () => send(msg('iopub', 'status', { execution_state: 'busy' }));
     const idle = () => send(msg('iopub', 'status', { execution_state: 'idle' }));
-    const reply = (type: string, content: unknown) => { busy(); send(msg(replyChannel, type, content)); idle(); };
+    const reply = (type: string, content: unknown) => {
+      busy();
+      send(msg(replyChannel, type, content));
+      idle();
+    };
     const c = req.content ?? {};
     switch (parent.msg_type) {
       case 'kernel_info_request':
         reply('kernel_info_reply', {
-          status: 'ok', protocol_version: '5.3', implementation: 'standin', implementation_version: '1.0',
+          status: 'ok',
+          protocol_version: '5.3',
+          implementation: 'standin',
+          implementation_version: '1.0',
           language_info: { name: 'python', version: '3.12.0', mimetype: 'text/x-python', file_extension: '.py' },
-          banner: 'A Jupyter kernel stand-in', help_links: [],
+          banner: 'A Jupyter kernel stand-in',
+          help_links: [],
         });
         break;
       case 'execute_request': {
@@ -265,13 +300,20 @@ export async function startJupyterStandin(options: JupyterStandinOptions = {}): 
     res.writeHead(status, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
     res.end(text);
   };
-  const readBody = (req: IncomingMessage) => new Promise<string>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => { size += c.length; if (size > 32 * 1024 * 1024) { reject(new Error('too large')); req.destroy(); } else chunks.push(c); });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
+  const readBody = (req: IncomingMessage) =>
+    new Promise<string>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > 32 * 1024 * 1024) {
+          reject(new Error('too large'));
+          req.destroy();
+        } else chunks.push(c);
+      });
+      req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      req.on('error', reject);
+    });
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://standin');
@@ -279,7 +321,12 @@ export async function startJupyterStandin(options: JupyterStandinOptions = {}): 
     const rel = url.pathname.slice(base.length); // '' for the base itself
     const method = req.method ?? 'GET';
     if (rel === 'api' && (method === 'GET' || method === 'HEAD')) return json(res, 200, { version: JUPYTER_SERVER_VERSION });
-    if (rel === 'login') return html(res, 200, `<!doctype html><title>Jupyter Server</title><form method="get" action="${base}"><input name="token" placeholder="token"><button>Log in</button></form>`);
+    if (rel === 'login')
+      return html(
+        res,
+        200,
+        `<!doctype html><title>Jupyter Server</title><form method="get" action="${base}"><input name="token" placeholder="token"><button>Log in</button></form>`,
+      );
 
     const how = authorized(req, url);
     if (!how) {
@@ -308,18 +355,34 @@ export async function startJupyterStandin(options: JupyterStandinOptions = {}): 
 
     if (api === 'status' && method === 'GET') return json(res, 200, { connections: sockets.size, kernels: kernels.size, last_activity: iso(), started: iso() });
     if (api === 'me' && method === 'GET') {
-      return json(res, 200, { identity: { username: 'jovyan', name: 'Jovyan', display_name: 'Jovyan', initials: 'J', avatar_url: null, color: null }, permissions: {} });
+      return json(res, 200, {
+        identity: { username: 'jovyan', name: 'Jovyan', display_name: 'Jovyan', initials: 'J', avatar_url: null, color: null },
+        permissions: {},
+      });
     }
     if (api === 'terminals' && method === 'GET') return json(res, 200, []);
     if (api === 'kernelspecs' && method === 'GET') {
-      return json(res, 200, { default: 'python3', kernelspecs: { python3: { name: 'python3', spec: { argv: [], display_name: 'Python 3 (stand-in)', language: 'python', metadata: {}, interrupt_mode: 'signal', env: {} }, resources: {} } } });
+      return json(res, 200, {
+        default: 'python3',
+        kernelspecs: {
+          python3: {
+            name: 'python3',
+            spec: { argv: [], display_name: 'Python 3 (stand-in)', language: 'python', metadata: {}, interrupt_mode: 'signal', env: {} },
+            resources: {},
+          },
+        },
+      });
     }
     if (api === 'kernels') {
       if (method === 'GET') return json(res, 200, [...kernels.values()].map(kernelModel));
       if (method === 'POST') {
         const body = await readBody(req).catch(() => '');
         let name = 'python3';
-        try { name = JSON.parse(body || '{}').name || name; } catch { /* default */ }
+        try {
+          name = JSON.parse(body || '{}').name || name;
+        } catch {
+          /* default */
+        }
         return json(res, 201, kernelModel(newKernel(name)));
       }
     }
@@ -342,7 +405,11 @@ export async function startJupyterStandin(options: JupyterStandinOptions = {}): 
       if (method === 'GET') return json(res, 200, [...sessions.values()].map(sessionModel));
       if (method === 'POST') {
         let b: any = {};
-        try { b = JSON.parse((await readBody(req)) || '{}'); } catch { return json(res, 400, { message: 'Invalid JSON', reason: null }); }
+        try {
+          b = JSON.parse((await readBody(req)) || '{}');
+        } catch {
+          return json(res, 400, { message: 'Invalid JSON', reason: null });
+        }
         const path = String(b.path ?? 'Untitled.ipynb');
         const existing = [...sessions.values()].find((s) => s.path === path);
         if (existing) return json(res, 201, sessionModel(existing));
@@ -354,22 +421,56 @@ export async function startJupyterStandin(options: JupyterStandinOptions = {}): 
     }
     if ((m = /^contents(?:\/(.*))?$/.exec(api))) {
       const path = decodeURIComponent(m[1] ?? '');
-      const model = (p: string, f: { content: unknown; type: string; format: string | null; last_modified: string; created: string }, withContent: boolean) => ({
-        name: p.split('/').pop() ?? p, path: p, type: f.type, format: withContent ? f.format : null, content: withContent ? f.content : null,
-        created: f.created, last_modified: f.last_modified, mimetype: null, writable: true, size: JSON.stringify(f.content ?? '').length,
+      const model = (
+        p: string,
+        f: { content: unknown; type: string; format: string | null; last_modified: string; created: string },
+        withContent: boolean,
+      ) => ({
+        name: p.split('/').pop() ?? p,
+        path: p,
+        type: f.type,
+        format: withContent ? f.format : null,
+        content: withContent ? f.content : null,
+        created: f.created,
+        last_modified: f.last_modified,
+        mimetype: null,
+        writable: true,
+        size: JSON.stringify(f.content ?? '').length,
       });
       if (method === 'GET') {
         if (path === '') {
-          return json(res, 200, { name: '', path: '', type: 'directory', format: 'json', content: [...files.entries()].map(([p, f]) => model(p, f, false)), created: iso(), last_modified: iso(), writable: true, mimetype: null });
+          return json(res, 200, {
+            name: '',
+            path: '',
+            type: 'directory',
+            format: 'json',
+            content: [...files.entries()].map(([p, f]) => model(p, f, false)),
+            created: iso(),
+            last_modified: iso(),
+            writable: true,
+            mimetype: null,
+          });
         }
         const f = files.get(path);
-        return f ? json(res, 200, model(path, f, url.searchParams.get('content') !== '0')) : json(res, 404, { message: `No such file or directory: ${path}`, reason: null });
+        return f
+          ? json(res, 200, model(path, f, url.searchParams.get('content') !== '0'))
+          : json(res, 404, { message: `No such file or directory: ${path}`, reason: null });
       }
       if (method === 'PUT' && path) {
         let b: any;
-        try { b = JSON.parse((await readBody(req)) || '{}'); } catch { return json(res, 400, { message: 'Invalid JSON', reason: null }); }
+        try {
+          b = JSON.parse((await readBody(req)) || '{}');
+        } catch {
+          return json(res, 400, { message: 'Invalid JSON', reason: null });
+        }
         const old = files.get(path);
-        const f = { content: b.content ?? null, type: String(b.type ?? 'file'), format: b.format ?? 'text', last_modified: iso(), created: old?.created ?? iso() };
+        const f = {
+          content: b.content ?? null,
+          type: String(b.type ?? 'file'),
+          format: b.format ?? 'text',
+          last_modified: iso(),
+          created: old?.created ?? iso(),
+        };
         files.set(path, f);
         stats.saves++;
         return json(res, old ? 200 : 201, model(path, f, false));
@@ -402,7 +503,11 @@ export async function startJupyterStandin(options: JupyterStandinOptions = {}): 
     const origin = req.headers.origin;
     if (origin) {
       let originHost = '';
-      try { originHost = new URL(origin).host; } catch { /* refused below */ }
+      try {
+        originHost = new URL(origin).host;
+      } catch {
+        /* refused below */
+      }
       if (originHost !== req.headers.host) return refuse(socket, 403, 'Forbidden');
     }
     const km = /^api\/kernels\/([^/]+)\/channels$/.exec(rel);

@@ -19,12 +19,17 @@ export function runIfMain<O>(moduleUrl: string, name: string, fromEnv: () => O, 
     process.stderr.write(`${name}: ${(e as Error).message}\n`);
     process.exit(2);
   }
-  start(opts).then((h) => {
-    const stop = () => { void h.close().then(() => process.exit(0)); };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  }, (e: Error) => {
-    process.stderr.write(`${name}: ${e.message}\n`);
-    process.exit(1);
-  });
+  start(opts).then(
+    (h) => {
+      const stop = () => {
+        void h.close().then(() => process.exit(0));
+      };
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+    },
+    (e: Error) => {
+      process.stderr.write(`${name}: ${e.message}\n`);
+      process.exit(1);
+    },
+  );
 }

@@ -20,8 +20,17 @@ export const DEFAULT_NOTEBOOK_ID = '6b1e7f2a-3c4d-4e5f-8a9b-0c1d2e3f4a5b';
 
 /** Client-to-server message types the stand-in answers (Pluto 0.20 `responses[...]`). */
 export const PLUTO_CLIENT_TYPES = [
-  'connect', 'ping', 'current_time', 'update_notebook', 'reset_shared_state', 'complete', 'docs',
-  'run_multiple_cells', 'interrupt_all', 'reshow_cell', 'shutdown_notebook',
+  'connect',
+  'ping',
+  'current_time',
+  'update_notebook',
+  'reset_shared_state',
+  'complete',
+  'docs',
+  'run_multiple_cells',
+  'interrupt_all',
+  'reshow_cell',
+  'shutdown_notebook',
 ] as const;
 export type PlutoClientType = (typeof PLUTO_CLIENT_TYPES)[number];
 
@@ -199,7 +208,9 @@ export function serializeV1(msg: JupyterMessage): Buffer {
   for (const p of parts) offsets.push(offsets[offsets.length - 1]! + p.length);
   const head = Buffer.alloc(8 * (offsets.length + 1));
   head.writeBigUInt64LE(BigInt(offsets.length), 0);
-  offsets.forEach((o, i) => { head.writeBigUInt64LE(BigInt(o), 8 * (i + 1)); });
+  offsets.forEach((o, i) => {
+    head.writeBigUInt64LE(BigInt(o), 8 * (i + 1));
+  });
   return Buffer.concat([head, channel, ...parts]);
 }
 

@@ -27,10 +27,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import { encode } from '@msgpack/msgpack';
-import {
-  DEFAULT_NOTEBOOK_ID, applyPatches, parsePlutoRequest, plutoUpdate,
-  type Patch, type PlutoRequest, type PlutoUpdate,
-} from './protocol.js';
+import { DEFAULT_NOTEBOOK_ID, applyPatches, parsePlutoRequest, plutoUpdate, type Patch, type PlutoRequest, type PlutoUpdate } from './protocol.js';
 import { runIfMain } from './main.js';
 
 export interface StandinOptions {
@@ -201,11 +198,24 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
   let tick = 0;
   const now = () => Date.now() / 1000;
   const output = (body: unknown, mime = 'text/plain') => ({
-    body, mime, rootassignee: null, last_run_timestamp: now(), persist_js_state: false, has_pluto_hook_features: false,
+    body,
+    mime,
+    rootassignee: null,
+    last_run_timestamp: now(),
+    persist_js_state: false,
+    has_pluto_hook_features: false,
   });
   const result = (id: string) => ({
-    cell_id: id, depends_on_disabled_cells: false, output: output(''), published_object_keys: [], queued: true,
-    running: false, errored: false, runtime: null as number | null, logs: [], depends_on_skipped_cells: false,
+    cell_id: id,
+    depends_on_disabled_cells: false,
+    output: output(''),
+    published_object_keys: [],
+    queued: true,
+    running: false,
+    errored: false,
+    runtime: null as number | null,
+    logs: [],
+    depends_on_skipped_cells: false,
   });
   const order = Object.values(CELLS) as string[];
   const state: Record<string, any> = {
@@ -217,13 +227,25 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
     process_status: 'starting',
     last_save_time: now(),
     last_hot_reload_time: 0,
-    cell_inputs: Object.fromEntries(order.map((id) => [id, { cell_id: id, code: CODE[id], code_folded: false, metadata: { disabled: false, show_logs: true, skip_as_script: false } }])),
+    cell_inputs: Object.fromEntries(
+      order.map((id) => [id, { cell_id: id, code: CODE[id], code_folded: false, metadata: { disabled: false, show_logs: true, skip_as_script: false } }]),
+    ),
     cell_results: Object.fromEntries(order.map((id) => [id, result(id)])),
     cell_order: order,
     published_objects: {},
     bonds: {},
     metadata: {},
-    nbpkg: { enabled: false, waiting_for_permission: false, restart_recommended_msg: null, restart_required_msg: null, installed_versions: {}, terminal_outputs: {}, install_time_ns: null, busy_packages: [], instantiated: true },
+    nbpkg: {
+      enabled: false,
+      waiting_for_permission: false,
+      restart_recommended_msg: null,
+      restart_required_msg: null,
+      installed_versions: {},
+      terminal_outputs: {},
+      install_time_ns: null,
+      busy_packages: [],
+      instantiated: true,
+    },
     status_tree: null,
     cell_dependencies: {},
     cell_execution_order: order,
@@ -243,7 +265,10 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
     let len = 0;
     for (const h of [2, 3, 5]) {
       const l = stateBytes - rest - h;
-      if (l >= 0 && binHeader(l) === h) { len = l; break; }
+      if (l >= 0 && binHeader(l) === h) {
+        len = l;
+        break;
+      }
     }
     // Random bytes: a compressing hop must not shrink the state to nothing.
     state.cell_results[CELLS.data].output.body = new Uint8Array(randomBytes(len));
@@ -252,7 +277,9 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
   // ---- WebSocket ----
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: options.perMessageDeflate ?? false, maxPayload: 64 * 1024 * 1024 });
   const clients = new Set<WebSocket>();
-  const count = (rec: Record<string, number>, k: string) => { rec[k] = (rec[k] ?? 0) + 1; };
+  const count = (rec: Record<string, number>, k: string) => {
+    rec[k] = (rec[k] ?? 0) + 1;
+  };
 
   const sendTo = (ws: WebSocket, u: PlutoUpdate, bytes?: Uint8Array) => {
     if (ws.readyState !== WebSocket.OPEN) return;
@@ -274,8 +301,14 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
       sendTo(ws, fullState(req, { update_went_well: '👍' }));
       return;
     }
-    const ok = updates.every((p: any) => p && ['add', 'replace', 'remove'].includes(p.op) && Array.isArray(p.path) && p.path.length >= 1 &&
-      ['cell_inputs', 'cell_order', 'bonds', 'metadata', 'path', 'in_temp_dir', 'process_status'].includes(p.path[0]));
+    const ok = updates.every(
+      (p: any) =>
+        p &&
+        ['add', 'replace', 'remove'].includes(p.op) &&
+        Array.isArray(p.path) &&
+        p.path.length >= 1 &&
+        ['cell_inputs', 'cell_order', 'bonds', 'metadata', 'path', 'in_temp_dir', 'process_status'].includes(p.path[0]),
+    );
     if (!ok) {
       sendTo(ws, diff([], { update_went_well: '👎', why_not: 'failed to match path', should_i_tell_the_user: false }, req));
       return;
@@ -292,16 +325,26 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
     const mine = encode(diff(serverPatches, { update_went_well: '👍' }, req));
     const theirs = diff([...(updates as Patch[]), ...serverPatches], null, req);
     for (const c of clients) {
-      if (c === ws) { count(stats.sent, 'notebook_diff'); if (c.readyState === WebSocket.OPEN) c.send(mine, { binary: true }); }
-      else sendTo(c, theirs);
+      if (c === ws) {
+        count(stats.sent, 'notebook_diff');
+        if (c.readyState === WebSocket.OPEN) c.send(mine, { binary: true });
+      } else sendTo(c, theirs);
     }
   };
 
   const onMessage = (ws: WebSocket, data: RawData, isBinary: boolean) => {
-    if (!isBinary) { count(stats.received, 'text'); log('standin: ignored a text frame'); return; }
+    if (!isBinary) {
+      count(stats.received, 'text');
+      log('standin: ignored a text frame');
+      return;
+    }
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
     const req = parsePlutoRequest(buf);
-    if (!req) { count(stats.received, 'undecodable'); log(`standin: ignored an undecodable message of ${buf.length} bytes`); return; }
+    if (!req) {
+      count(stats.received, 'undecodable');
+      log(`standin: ignored an undecodable message of ${buf.length} bytes`);
+      return;
+    }
     count(stats.received, req.type);
     const nbOk = req.notebook_id === notebookId;
     const needNotebook = () => {
@@ -312,7 +355,11 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
       sendTo(ws, plutoUpdate(type, message, { initiator: req, notebookId: withNotebook ? notebookId : undefined }));
     switch (req.type) {
       case 'connect':
-        reply('👋', { notebook_exists: nbOk, options: SESSION_OPTIONS, version_info: { pluto: PLUTO_VERSION, julia: '1.11.7', dismiss_update_notification: false } });
+        reply('👋', {
+          notebook_exists: nbOk,
+          options: SESSION_OPTIONS,
+          version_info: { pluto: PLUTO_VERSION, julia: '1.11.7', dismiss_update_notification: false },
+        });
         break;
       case 'ping':
         reply('pong', {});
@@ -331,13 +378,21 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
         const q = typeof req.body.query === 'string' ? req.body.query : '';
         const word = /[\w\\]*$/.exec(q)![0];
         const names = ['sqrt', 'sq', 'sum', 'string', 'Slider', 'data', 'x'].filter((n) => n.startsWith(word.replace(/^\\/, '')));
-        reply('completion_result', { start: q.length - word.length, stop: q.length, results: names.map((n) => [n, 'function', true, false, null, null]), too_long: false }, true);
+        reply(
+          'completion_result',
+          { start: q.length - word.length, stop: q.length, results: names.map((n) => [n, 'function', true, false, null, null]), too_long: false },
+          true,
+        );
         break;
       }
       case 'docs': {
         if (!needNotebook()) break;
         const q = typeof req.body.query === 'string' ? req.body.query : '';
-        reply('doc_result', { status: '👍', doc: `<div class="pluto-docs-binding"><span>${q.replace(/[<>&"]/g, '')}</span><p>No documentation found.</p></div>` }, true);
+        reply(
+          'doc_result',
+          { status: '👍', doc: `<div class="pluto-docs-binding"><span>${q.replace(/[<>&"]/g, '')}</span><p>No documentation found.</p></div>` },
+          true,
+        );
         break;
       }
       case 'run_multiple_cells': {
@@ -430,7 +485,12 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
         if (id !== notebookId) return send(res, 404, 'Notebook not found');
         return send(res, 200, `<!doctype html><title>webapp.jl</title><h1>A stand-in notebook (export)</h1>`, 'text/html; charset=utf-8');
       case '/notebooklist':
-        return send(res, 200, JSON.stringify([{ notebook_id: notebookId, path: state.path, shortpath: state.shortpath, process_status: state.process_status }]), 'application/json');
+        return send(
+          res,
+          200,
+          JSON.stringify([{ notebook_id: notebookId, path: state.path, shortpath: state.shortpath, process_status: state.process_status }]),
+          'application/json',
+        );
       case '/shutdown':
         if (id !== notebookId) return send(res, 404, 'Notebook not found');
         return send(res, 200, 'OK!');
@@ -473,36 +533,44 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
     broadcast(diff([cellPatch(CELLS.clock, 'output')], null));
   };
 
-  const execute = () => new Promise<void>((resolve) => {
-    const done = () => {
-      if (closed) return resolve();
-      runNotebook();
-      executed = true;
-      // Clients that connected early see the results arrive as one big diff, as in Pluto.
-      if (clients.size) broadcast(diff([
-        { op: 'replace', path: ['process_status'], value: 'ready' },
-        { op: 'replace', path: ['cell_results'], value: state.cell_results },
-        { op: 'replace', path: ['bonds'], value: state.bonds },
-      ], null));
-      out('READY');
-      if (pushEvery > 0) pushTimer = setInterval(push, pushEvery);
-      markExecuted();
-      resolve();
-    };
-    execTimer = setTimeout(() => {
-      execTimer = undefined;
-      if (closed || burnMs === 0) return done();
-      void burnCpu(burnMs, () => closed).then(done);
-    }, delay);
-  });
-
-  const listen = () => new Promise<number>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 1234, host, () => {
-      server.off('error', reject);
-      resolve((server.address() as { port: number }).port);
+  const execute = () =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        if (closed) return resolve();
+        runNotebook();
+        executed = true;
+        // Clients that connected early see the results arrive as one big diff, as in Pluto.
+        if (clients.size)
+          broadcast(
+            diff(
+              [
+                { op: 'replace', path: ['process_status'], value: 'ready' },
+                { op: 'replace', path: ['cell_results'], value: state.cell_results },
+                { op: 'replace', path: ['bonds'], value: state.bonds },
+              ],
+              null,
+            ),
+          );
+        out('READY');
+        if (pushEvery > 0) pushTimer = setInterval(push, pushEvery);
+        markExecuted();
+        resolve();
+      };
+      execTimer = setTimeout(() => {
+        execTimer = undefined;
+        if (closed || burnMs === 0) return done();
+        void burnCpu(burnMs, () => closed).then(done);
+      }, delay);
     });
-  });
+
+  const listen = () =>
+    new Promise<number>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 1234, host, () => {
+        server.off('error', reject);
+        resolve((server.address() as { port: number }).port);
+      });
+    });
 
   let port: number;
   if (options.listenEarly) {
@@ -529,11 +597,17 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
     connections: () => clients.size,
     stats,
     push,
-    dropConnections: () => { for (const ws of clients) ws.terminate(); },
+    dropConnections: () => {
+      for (const ws of clients) ws.terminate();
+    },
     close: async () => {
       if (closed) return;
       closed = true;
-      if (execTimer) { clearTimeout(execTimer); execTimer = undefined; markExecuted(); }
+      if (execTimer) {
+        clearTimeout(execTimer);
+        execTimer = undefined;
+        markExecuted();
+      }
       if (pushTimer) clearInterval(pushTimer);
       for (const ws of clients) ws.terminate();
       wss.close();
@@ -548,20 +622,48 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
 // Pluto's ServerSession options as the 👋 message carries them (about 1 KB).
 const SESSION_OPTIONS = {
   server: {
-    root_url: null, base_url: '/', host: '127.0.0.1', port: null, launch_browser: false, dismiss_update_notification: false,
-    show_file_system: true, notebook_path_suggestion: '/home/pluto/', disable_writing_notebook_files: false,
-    auto_reload_from_file: false, auto_reload_from_file_cooldown: 0.4, auto_reload_from_file_ignore_pkg: false,
-    notebook: null, init_with_file_viewer: false, simulated_lag: 0, simulated_pkg_lag: 0, injected_javascript_data_url: 'data:text/javascript;base64,',
-    on_event: 'function', enable_ai_editor_features: true, history_file: null,
+    root_url: null,
+    base_url: '/',
+    host: '127.0.0.1',
+    port: null,
+    launch_browser: false,
+    dismiss_update_notification: false,
+    show_file_system: true,
+    notebook_path_suggestion: '/home/pluto/',
+    disable_writing_notebook_files: false,
+    auto_reload_from_file: false,
+    auto_reload_from_file_cooldown: 0.4,
+    auto_reload_from_file_ignore_pkg: false,
+    notebook: null,
+    init_with_file_viewer: false,
+    simulated_lag: 0,
+    simulated_pkg_lag: 0,
+    injected_javascript_data_url: 'data:text/javascript;base64,',
+    on_event: 'function',
+    enable_ai_editor_features: true,
+    history_file: null,
   },
   security: { require_secret_for_open_links: true, require_secret_for_access: true, warn_about_untrusted_code: true },
   evaluation: {
-    run_notebook_on_load: true, workspace_use_distributed: true, workspace_use_distributed_stdlib: null,
-    lazy_workspace_creation: false, capture_stdout: true, workspace_custom_startup_expr: null,
+    run_notebook_on_load: true,
+    workspace_use_distributed: true,
+    workspace_use_distributed_stdlib: null,
+    lazy_workspace_creation: false,
+    capture_stdout: true,
+    workspace_custom_startup_expr: null,
   },
   compiler: {
-    compile: null, pkgimages: null, compiled_modules: null, sysimage: null, sysimage_native_code: null, banner: null,
-    optimize: null, math_mode: null, startup_file: 'no', history_file: 'no', threads: 'roughly the number of physical cores',
+    compile: null,
+    pkgimages: null,
+    compiled_modules: null,
+    sysimage: null,
+    sysimage_native_code: null,
+    banner: null,
+    optimize: null,
+    math_mode: null,
+    startup_file: 'no',
+    history_file: 'no',
+    threads: 'roughly the number of physical cores',
     heap_size_hint: null,
   },
 };

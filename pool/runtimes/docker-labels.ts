@@ -150,11 +150,17 @@ export function containerFacts(c: ContainerLike, onSkip?: (reason: string) => vo
   const deployment = labels[LABEL.deployment];
   const portText = labels[LABEL.port];
   const createdText = labels[LABEL.created];
-  for (const [key, value] of [[LABEL.app, app], [LABEL.instance, instanceId], [LABEL.deployment, deployment]] as const) {
+  for (const [key, value] of [
+    [LABEL.app, app],
+    [LABEL.instance, instanceId],
+    [LABEL.deployment, deployment],
+  ] as const) {
     if (typeof value !== 'string' || value === '') return skip(`label ${key} is missing or empty`);
   }
-  if (typeof portText !== 'string' || !/^\d{1,5}$/.test(portText) || Number(portText) > 65535) return skip(`label ${LABEL.port} is ${JSON.stringify(portText)}, expected a port number`);
-  if (typeof createdText !== 'string' || !/^\d{1,16}$/.test(createdText)) return skip(`label ${LABEL.created} is ${JSON.stringify(createdText)}, expected ms since the epoch`);
+  if (typeof portText !== 'string' || !/^\d{1,5}$/.test(portText) || Number(portText) > 65535)
+    return skip(`label ${LABEL.port} is ${JSON.stringify(portText)}, expected a port number`);
+  if (typeof createdText !== 'string' || !/^\d{1,16}$/.test(createdText))
+    return skip(`label ${LABEL.created} is ${JSON.stringify(createdText)}, expected ms since the epoch`);
   const labelPort = Number(portText);
 
   const rawName = c.Name ?? c.Names?.[0] ?? '';

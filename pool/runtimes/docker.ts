@@ -60,7 +60,8 @@ export class DockerRuntime implements Runtime {
   private closed = false;
 
   constructor(opts: DockerRuntimeOptions) {
-    if (opts === null || typeof opts !== 'object') throw new TypeError('DockerRuntime: expected an options object { deployment, ports, engine?, clock?, log? }');
+    if (opts === null || typeof opts !== 'object')
+      throw new TypeError('DockerRuntime: expected an options object { deployment, ports, engine?, clock?, log? }');
     for (const k of Object.keys(opts)) {
       if (!OPTION_KEYS.includes(k)) throw new TypeError(`DockerRuntime: unknown option ${k}; allowed: ${OPTION_KEYS.join(', ')}`);
     }
@@ -79,13 +80,12 @@ export class DockerRuntime implements Runtime {
   async create(app: AppConfig, spec: InstanceSpec): Promise<InstanceRecord> {
     if (!app.image) throw new WarmpoolError('CONFIG_INVALID', `app ${app.name}: runtime docker needs an image`, { hint: 'set image: in the app config' });
     const hostNet = app.network === 'host';
-    if (!hostNet && !(app.port > 0)) throw new WarmpoolError('CONFIG_INVALID', `app ${app.name}: a bridge-network app needs the container port it listens on (port: 1-65535)`);
+    if (!hostNet && !(app.port > 0))
+      throw new WarmpoolError('CONFIG_INVALID', `app ${app.name}: a bridge-network app needs the container port it listens on (port: 1-65535)`);
     // Host networking: instances share the host's ports, so each gets its own and must bind loopback.
     // Bridge: the app listens on app.port in its own namespace; only the published port is on the host (127.0.0.1).
     const port = hostNet ? await this.ports.allocate() : app.port;
-    const env = hostNet
-      ? { ...app.env, ...spec.env, PORT: String(port), HOST: '127.0.0.1' }
-      : { PORT: String(port), HOST: '0.0.0.0', ...app.env, ...spec.env };
+    const env = hostNet ? { ...app.env, ...spec.env, PORT: String(port), HOST: '127.0.0.1' } : { PORT: String(port), HOST: '0.0.0.0', ...app.env, ...spec.env };
     const name = instanceName(this.deployment, app.name, spec.instanceId);
     const opts: CreateOptions = {
       Image: app.image,
@@ -122,13 +122,19 @@ export class DockerRuntime implements Runtime {
       if (!facts) throw new WarmpoolError('ENGINE_ERROR', `container ${name} started but cannot be read back (see the log line above)`);
       if (!facts.record.running) {
         const tail = await this.tail(containerId).catch(() => '');
-        throw new WarmpoolError('INSTANCE_EXITED', `instance ${spec.instanceId} of app ${app.name} (${app.image}) exited right after start with code ${info.State.ExitCode}${tail ? `; its last output:\n${tail}` : ''}`, {
-          hint: 'run the image by hand (docker run --rm <image>) to see why',
-        });
+        throw new WarmpoolError(
+          'INSTANCE_EXITED',
+          `instance ${spec.instanceId} of app ${app.name} (${app.image}) exited right after start with code ${info.State.ExitCode}${tail ? `; its last output:\n${tail}` : ''}`,
+          {
+            hint: 'run the image by hand (docker run --rm <image>) to see why',
+          },
+        );
       }
       return facts.record;
     } catch (e) {
-      await this.remove(spec.instanceId).catch((err) => this.log(`could not remove failed container ${name}: ${errorMessage(err)}`, { app: spec.app, instance: spec.instanceId }, 'warn'));
+      await this.remove(spec.instanceId).catch((err) =>
+        this.log(`could not remove failed container ${name}: ${errorMessage(err)}`, { app: spec.app, instance: spec.instanceId }, 'warn'),
+      );
       throw this.engineError(e, `start container ${name}`);
     }
   }
@@ -207,7 +213,9 @@ export class DockerRuntime implements Runtime {
   output(instanceId: string, onLine: (line: string) => void): () => void {
     const abort = new AbortController();
     let stopped = false;
-    const emit = (line: string) => { if (!stopped) onLine(line); };
+    const emit = (line: string) => {
+      if (!stopped) onLine(line);
+    };
     const stop = () => {
       if (stopped) return;
       stopped = true;
@@ -225,8 +233,15 @@ export class DockerRuntime implements Runtime {
       // follow + no `since`: everything printed so far, then what comes.
       const stream = await this.engine.followLogs(k.containerId, { signal: abort.signal }, (fd, data) => (fd === 2 ? err : out).push(data));
       await stream.done.then(
-        () => { if (!stopped) { out.flush(); err.flush(); } },
-        (e: unknown) => { if (!stopped) this.log(`output of instance ${instanceId}: ${errorMessage(e)}`, { instance: instanceId }, 'warn'); },
+        () => {
+          if (!stopped) {
+            out.flush();
+            err.flush();
+          }
+        },
+        (e: unknown) => {
+          if (!stopped) this.log(`output of instance ${instanceId}: ${errorMessage(e)}`, { instance: instanceId }, 'warn');
+        },
       );
       this.stoppers.delete(stop);
     })().catch((e) => {
@@ -275,7 +290,10 @@ export class DockerRuntime implements Runtime {
       if (stopped || this.closed) return;
       const delay = backoff.next();
       this.log(`docker events stream ${why}; reconnecting in ${delay} ms`, undefined, 'warn');
-      timer = this.clock.setTimer(delay, () => { timer = undefined; void connect(); });
+      timer = this.clock.setTimer(delay, () => {
+        timer = undefined;
+        void connect();
+      });
     };
 
     const connect = async () => {
@@ -302,7 +320,10 @@ export class DockerRuntime implements Runtime {
         if (this.clock.now() - connectedAt >= WATCH_BACKOFF.healthyMs) backoff.reset();
         retry(why);
       };
-      stream.done.then(() => end('ended'), (e: unknown) => end(`failed: ${errorMessage(e)}`));
+      stream.done.then(
+        () => end('ended'),
+        (e: unknown) => end(`failed: ${errorMessage(e)}`),
+      );
     };
 
     const stop = () => {
@@ -383,7 +404,10 @@ export class DockerRuntime implements Runtime {
       });
     }
     if (e.code === 'ENGINE_UNREACHABLE') return new WarmpoolError('ENGINE_UNREACHABLE', `${e.reason} while trying to ${doing}`, { hint: e.hint, cause: e });
-    return new WarmpoolError(e.code, `Docker Engine could not ${doing}: ${e.detail}${e.status ? ` (HTTP ${e.status}, ${e.call})` : ` (${e.call})`}`, { hint: e.hint, cause: e });
+    return new WarmpoolError(e.code, `Docker Engine could not ${doing}: ${e.detail}${e.status ? ` (HTTP ${e.status}, ${e.call})` : ` (${e.call})`}`, {
+      hint: e.hint,
+      cause: e,
+    });
   }
 }
 

@@ -52,7 +52,10 @@ export class Demuxer {
   private stream: StreamId = 1;
   private raw = false;
 
-  constructor(private readonly onData: (stream: StreamId, data: Buffer) => void, opts: { raw?: boolean } = {}) {
+  constructor(
+    private readonly onData: (stream: StreamId, data: Buffer) => void,
+    opts: { raw?: boolean } = {},
+  ) {
     this.raw = opts.raw === true;
   }
 

@@ -197,8 +197,21 @@ export interface ServiceInfo {
 
 /** swarmkit's task states, in order; a task with restart policy `none` ends in one of the last six. */
 export type TaskState =
-  | 'new' | 'allocated' | 'pending' | 'assigned' | 'accepted' | 'preparing' | 'ready' | 'starting' | 'running'
-  | 'complete' | 'shutdown' | 'failed' | 'rejected' | 'remove' | 'orphaned';
+  | 'new'
+  | 'allocated'
+  | 'pending'
+  | 'assigned'
+  | 'accepted'
+  | 'preparing'
+  | 'ready'
+  | 'starting'
+  | 'running'
+  | 'complete'
+  | 'shutdown'
+  | 'failed'
+  | 'rejected'
+  | 'remove'
+  | 'orphaned';
 
 /** One entry of GET /tasks. */
 export interface TaskInfo {

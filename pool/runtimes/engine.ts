@@ -8,8 +8,21 @@ import http from 'node:http';
 import { WarmpoolError, type ErrorCode } from '../../core/errors.js';
 import { Demuxer, LineSplitter, demuxToString, type StreamId } from './engine-streams.js';
 import type {
-  ContainerInfo, CreateOptions, CreateResult, EngineEvent, Filters, ImageInfo, InspectInfo, ServiceCreateResult, ServiceInfo, ServiceSpec,
-  SystemInfo, TaskInfo, UpdateOptions, UpdateResult, VersionInfo,
+  ContainerInfo,
+  CreateOptions,
+  CreateResult,
+  EngineEvent,
+  Filters,
+  ImageInfo,
+  InspectInfo,
+  ServiceCreateResult,
+  ServiceInfo,
+  ServiceSpec,
+  SystemInfo,
+  TaskInfo,
+  UpdateOptions,
+  UpdateResult,
+  VersionInfo,
 } from './engine-types.js';
 
 export type * from './engine-types.js';
@@ -131,7 +144,8 @@ export class Engine {
   private readonly onCall?: (route: string, ms: number, ok: boolean) => void;
 
   constructor(opts: EngineOptions = {}) {
-    if (opts === null || typeof opts !== 'object') throw new TypeError('Engine: expected an options object { host?, socketPath?, timeoutMs?, maxSockets?, env? }');
+    if (opts === null || typeof opts !== 'object')
+      throw new TypeError('Engine: expected an options object { host?, socketPath?, timeoutMs?, maxSockets?, env? }');
     for (const k of Object.keys(opts)) {
       if (!OPTION_KEYS.includes(k)) throw new TypeError(`Engine: unknown option ${k}; allowed: ${OPTION_KEYS.join(', ')}`);
     }
@@ -223,14 +237,24 @@ export class Engine {
   followLogs(id: string, q: { tail?: number; tty?: boolean; signal?: AbortSignal }, onData: (stream: StreamId, data: Buffer) => void): Promise<EngineStream> {
     const demux = new Demuxer(onData, { raw: q.tty === true });
     const path = `/containers/${enc(id)}/logs${query({ follow: true, stdout: true, stderr: true, tail: q.tail })}`;
-    return this.stream('GET', path, q.signal, (chunk) => demux.push(chunk), () => undefined);
+    return this.stream(
+      'GET',
+      path,
+      q.signal,
+      (chunk) => demux.push(chunk),
+      () => undefined,
+    );
   }
 
   /**
    * The engine's event stream: onEvent per event, from `since` (unix s; default: only new events)
    * until `signal` aborts. A line that is not JSON goes to onInvalid.
    */
-  events(q: { filters?: Filters; since?: number; signal?: AbortSignal }, onEvent: (ev: EngineEvent) => void, onInvalid?: (line: string) => void): Promise<EngineStream> {
+  events(
+    q: { filters?: Filters; since?: number; signal?: AbortSignal },
+    onEvent: (ev: EngineEvent) => void,
+    onInvalid?: (line: string) => void,
+  ): Promise<EngineStream> {
     const lines = new LineSplitter((line) => {
       if (line.trim() === '') return;
       let ev: unknown;
@@ -243,7 +267,13 @@ export class Engine {
       if (ev !== null && typeof ev === 'object') onEvent(ev as EngineEvent);
       else onInvalid?.(line);
     });
-    return this.stream('GET', `/events${query({ since: q.since, filters: q.filters })}`, q.signal, (chunk) => lines.push(chunk), () => lines.flush());
+    return this.stream(
+      'GET',
+      `/events${query({ since: q.since, filters: q.filters })}`,
+      q.signal,
+      (chunk) => lines.push(chunk),
+      () => lines.flush(),
+    );
   }
 
   /** GET /info: the engine's state, its swarm membership included. */
@@ -295,7 +325,13 @@ export class Engine {
   followServiceLogs(id: string, q: { tail?: number; signal?: AbortSignal }, onData: (stream: StreamId, data: Buffer) => void): Promise<EngineStream> {
     const demux = new Demuxer(onData);
     const path = `/services/${enc(id)}/logs${query({ follow: true, stdout: true, stderr: true, tail: q.tail })}`;
-    return this.stream('GET', path, q.signal, (chunk) => demux.push(chunk), () => undefined);
+    return this.stream(
+      'GET',
+      path,
+      q.signal,
+      (chunk) => demux.push(chunk),
+      () => undefined,
+    );
   }
 
   /** Closes pooled and streaming connections. Calls in flight fail; the engine may be used again after. */
@@ -309,7 +345,11 @@ export class Engine {
     try {
       return JSON.parse(body.toString('utf8')) as T;
     } catch (e) {
-      throw new EngineError('ENGINE_ERROR', `Docker Engine at ${this.where} answered ${callName(method, path)} with something that is not JSON: ${preview(body)}`, { call: callName(method, path), detail: 'not JSON', cause: e });
+      throw new EngineError(
+        'ENGINE_ERROR',
+        `Docker Engine at ${this.where} answered ${callName(method, path)} with something that is not JSON: ${preview(body)}`,
+        { call: callName(method, path), detail: 'not JSON', cause: e },
+      );
     }
   }
 
@@ -376,13 +416,16 @@ export class Engine {
       let answered = false;
       let endStream: ((err?: unknown) => void) | undefined;
       const limit = this.timeoutMs;
-      const headTimer = limit > 0 ? setTimeout(() => {
-        if (answered) return;
-        answered = true; // later errors from the destroyed request are not a second answer
-        signal?.removeEventListener('abort', onAbort);
-        req.destroy();
-        reject(this.timeoutError(call, limit));
-      }, limit) : undefined;
+      const headTimer =
+        limit > 0
+          ? setTimeout(() => {
+              if (answered) return;
+              answered = true; // later errors from the destroyed request are not a second answer
+              signal?.removeEventListener('abort', onAbort);
+              req.destroy();
+              reject(this.timeoutError(call, limit));
+            }, limit)
+          : undefined;
       const onAbort = () => {
         clearTimeout(headTimer);
         req.destroy();
@@ -400,7 +443,10 @@ export class Engine {
       });
       req.on('response', (res) => {
         clearTimeout(headTimer);
-        if (answered) { res.destroy(); return; } // too late: already reported as a timeout
+        if (answered) {
+          res.destroy();
+          return;
+        } // too late: already reported as a timeout
         answered = true;
         const status = res.statusCode ?? 0;
         if (status < 200 || status >= 300) {
@@ -434,7 +480,16 @@ export class Engine {
           endStream!();
         });
         res.on('error', (e) => endStream!(this.socketError(call, e)));
-        res.on('close', () => endStream!(new EngineError('ENGINE_UNREACHABLE', `Docker Engine at ${this.where} closed ${call} mid-stream`, { call, detail: 'closed mid-stream', errno: 'ECONNRESET', hint: 'is dockerd restarting? The stream is reopened by the caller' })));
+        res.on('close', () =>
+          endStream!(
+            new EngineError('ENGINE_UNREACHABLE', `Docker Engine at ${this.where} closed ${call} mid-stream`, {
+              call,
+              detail: 'closed mid-stream',
+              errno: 'ECONNRESET',
+              hint: 'is dockerd restarting? The stream is reopened by the caller',
+            }),
+          ),
+        );
         resolve({ done });
       });
       req.end();
@@ -464,12 +519,25 @@ export class Engine {
     const code = e.code ?? '';
     if (UNREACHABLE.has(code)) {
       const hint =
-        code === 'EACCES' ? 'permission denied on the socket: run warmpool as root or as a member of the docker group'
-        : code === 'ENOENT' || code === 'ENOTDIR' ? 'no socket there: is dockerd running? Start it (systemctl start docker, or dockerd &) or point DOCKER_HOST at the engine'
-        : 'is dockerd running? Start it (systemctl start docker, or dockerd &) or point DOCKER_HOST at the engine';
-      return new EngineError('ENGINE_UNREACHABLE', `Docker Engine unreachable at ${this.where} (${code}) on ${call}`, { call, detail: e.message, errno: code, hint, cause: e });
+        code === 'EACCES'
+          ? 'permission denied on the socket: run warmpool as root or as a member of the docker group'
+          : code === 'ENOENT' || code === 'ENOTDIR'
+            ? 'no socket there: is dockerd running? Start it (systemctl start docker, or dockerd &) or point DOCKER_HOST at the engine'
+            : 'is dockerd running? Start it (systemctl start docker, or dockerd &) or point DOCKER_HOST at the engine';
+      return new EngineError('ENGINE_UNREACHABLE', `Docker Engine unreachable at ${this.where} (${code}) on ${call}`, {
+        call,
+        detail: e.message,
+        errno: code,
+        hint,
+        cause: e,
+      });
     }
-    return new EngineError('ENGINE_ERROR', `Docker Engine at ${this.where} failed ${call}: ${e.message}`, { call, detail: e.message, errno: code || undefined, cause: e });
+    return new EngineError('ENGINE_ERROR', `Docker Engine at ${this.where} failed ${call}: ${e.message}`, {
+      call,
+      detail: e.message,
+      errno: code || undefined,
+      cause: e,
+    });
   }
 
   private timeoutError(call: string, ms: number): EngineError {
@@ -486,22 +554,34 @@ export class Engine {
     try {
       const j = JSON.parse(body.toString('utf8')) as { message?: unknown };
       if (typeof j?.message === 'string') detail = j.message;
-    } catch { /* not JSON: the text itself */ }
+    } catch {
+      /* not JSON: the text itself */
+    }
     if (status === 404 && /no such image/i.test(detail)) {
       return new EngineError('IMAGE_NOT_FOUND', `${detail} (${call}, HTTP 404)`, {
-        call, status, detail,
+        call,
+        status,
+        detail,
         hint: 'warmpool never pulls: build the image (docker build -t <image> <dir>) or load it (docker load -i <file>.tar) on this engine',
       });
     }
     if (status === 400 && /client version .* is too new/i.test(detail)) {
-      return new EngineError('ENGINE_ERROR', `Docker Engine at ${this.where} is older than the Engine API ${API_VERSION} warmpool speaks: ${detail} (${call})`, {
-        call, status, detail,
-        hint: `upgrade the engine to Docker 20.10 or later (\`docker version\` shows its API version, which must be at least ${API_VERSION})`,
-      });
+      return new EngineError(
+        'ENGINE_ERROR',
+        `Docker Engine at ${this.where} is older than the Engine API ${API_VERSION} warmpool speaks: ${detail} (${call})`,
+        {
+          call,
+          status,
+          detail,
+          hint: `upgrade the engine to Docker 20.10 or later (\`docker version\` shows its API version, which must be at least ${API_VERSION})`,
+        },
+      );
     }
     if (status === 503 && /not a swarm manager|not part of a swarm/i.test(detail)) {
       return new EngineError('ENGINE_ERROR', `Docker Engine at ${this.where} is not a swarm manager: ${detail} (${call})`, {
-        call, status, detail,
+        call,
+        status,
+        detail,
         hint: 'runtime swarm needs a manager node: `docker swarm init --advertise-addr <address>` on a single host, or point DOCKER_HOST at a manager',
       });
     }

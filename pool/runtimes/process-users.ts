@@ -20,17 +20,24 @@ export interface InstanceUser {
 
 export type IsolationPlan = { kind: 'isolate'; users: ProcessUsersConfig } | { kind: 'shared'; warning: string };
 
-const SHARED_RISK = "every instance can read the others' environment (their secrets, through /proc/<pid>/environ), " +
+const SHARED_RISK =
+  "every instance can read the others' environment (their secrets, through /proc/<pid>/environ), " +
   "their files and warmpool's state directory (cookie key, session ids); use runtime docker in production";
 
 /** Whether instances get users of their own here. Pure: the caller logs the warning. */
 export function isolationPlan(cfg: ProcessUsersConfig | false, euid: number | undefined, platform: string = process.platform): IsolationPlan {
   if (cfg === false) return { kind: 'shared', warning: `runtime process: processUsers is off, so instances run as warmpool's own user: ${SHARED_RISK}` };
   if (platform !== 'linux' || euid === undefined) {
-    return { kind: 'shared', warning: `runtime process: per-instance users need Linux (this is ${platform}), so instances run as warmpool's own user: ${SHARED_RISK}` };
+    return {
+      kind: 'shared',
+      warning: `runtime process: per-instance users need Linux (this is ${platform}), so instances run as warmpool's own user: ${SHARED_RISK}`,
+    };
   }
   if (euid !== 0) {
-    return { kind: 'shared', warning: `runtime process: warmpool runs as uid ${euid}, not root, so instances run as uid ${euid} too: ${SHARED_RISK}, or start warmpool as root to give each instance a uid from processUsers` };
+    return {
+      kind: 'shared',
+      warning: `runtime process: warmpool runs as uid ${euid}, not root, so instances run as uid ${euid} too: ${SHARED_RISK}, or start warmpool as root to give each instance a uid from processUsers`,
+    };
   }
   return { kind: 'isolate', users: cfg };
 }
@@ -44,12 +51,20 @@ export class UidRange {
   private readonly taken = new Set<number>();
   private next: number;
 
-  constructor(readonly from: number, readonly count: number, private readonly reserved: ReadonlySet<number> = new Set()) {
+  constructor(
+    readonly from: number,
+    readonly count: number,
+    private readonly reserved: ReadonlySet<number> = new Set(),
+  ) {
     this.next = from;
   }
 
-  has(uid: number): boolean { return uid >= this.from && uid < this.from + this.count; }
-  get inUse(): number { return this.taken.size; }
+  has(uid: number): boolean {
+    return uid >= this.from && uid < this.from + this.count;
+  }
+  get inUse(): number {
+    return this.taken.size;
+  }
 
   /** A free uid, not in `busy` (uids some process runs as), or undefined when the range is used up. */
   take(busy: ReadonlySet<number>): number | undefined {
@@ -63,8 +78,12 @@ export class UidRange {
     return undefined;
   }
 
-  hold(uid: number): void { if (this.has(uid)) this.taken.add(uid); }
-  release(uid: number): void { this.taken.delete(uid); }
+  hold(uid: number): void {
+    if (this.has(uid)) this.taken.add(uid);
+  }
+  release(uid: number): void {
+    this.taken.delete(uid);
+  }
 }
 
 /** Users for the instances of one process runtime. */
@@ -83,9 +102,13 @@ export class ProcessUsers {
     const uid = this.range.take(busy); // synchronous after the scan: two creates never take one uid
     if (uid === undefined) {
       const last = this.config.uidFrom + this.config.count - 1;
-      throw new WarmpoolError('SPAWN_FAILED', `no free uid in processUsers ${this.config.uidFrom}-${last} (${this.range.inUse} held by instances, the rest by running processes or /etc/passwd)`, {
-        hint: 'raise processUsers.count, or give this deployment a range of its own',
-      });
+      throw new WarmpoolError(
+        'SPAWN_FAILED',
+        `no free uid in processUsers ${this.config.uidFrom}-${last} (${this.range.inUse} held by instances, the rest by running processes or /etc/passwd)`,
+        {
+          hint: 'raise processUsers.count, or give this deployment a range of its own',
+        },
+      );
     }
     try {
       return { uid, gid: uid, home: this.makeHome(instanceId, uid) };
@@ -96,7 +119,9 @@ export class ProcessUsers {
   }
 
   /** An adopted instance keeps its uid. */
-  hold(user: InstanceUser): void { this.range.hold(user.uid); }
+  hold(user: InstanceUser): void {
+    this.range.hold(user.uid);
+  }
 
   /** endUser(), then the uid goes back to the range unless a process of it survived. */
   async release(user: InstanceUser): Promise<number[]> {
@@ -135,7 +160,11 @@ export async function endUser(user: InstanceUser): Promise<number[]> {
     left = (await processesByUid()).get(user.uid) ?? [];
     if (left.length === 0) break;
     for (const pid of left) {
-      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
     }
     await new Promise((r) => setTimeout(r, 25 * (round + 1)));
   }
@@ -148,25 +177,42 @@ function removeHome(home: string): void {
   const parent = dirname(resolve(home));
   if (!/^warmpool-homes-/.test(basename(parent)) || !/^[A-Za-z0-9_-]+$/.test(basename(home))) return;
   rmSync(home, { recursive: true, force: true }); // lstat-based: a symlink inside is unlinked, not followed
-  try { rmdirSync(parent); } catch { /* other homes still in it */ }
+  try {
+    rmdirSync(parent);
+  } catch {
+    /* other homes still in it */
+  }
 }
 
 /** Live processes by every uid they run as (real, effective, saved, filesystem); zombies left out. Empty without /proc. */
 export async function processesByUid(): Promise<Map<number, number[]>> {
   const out = new Map<number, number[]>();
   let names: string[];
-  try { names = await readdir('/proc'); } catch { return out; }
-  await Promise.all(names.filter((n) => /^\d+$/.test(n)).map(async (n) => {
-    let status: string;
-    try { status = await readFile(`/proc/${n}/status`, 'latin1'); } catch { return; } // exited meanwhile
-    if (/^State:\s+Z/m.test(status)) return;
-    const m = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
-    if (!m) return;
-    for (const uid of new Set(m.slice(1).map(Number))) {
-      const list = out.get(uid);
-      if (list) list.push(Number(n)); else out.set(uid, [Number(n)]);
-    }
-  }));
+  try {
+    names = await readdir('/proc');
+  } catch {
+    return out;
+  }
+  await Promise.all(
+    names
+      .filter((n) => /^\d+$/.test(n))
+      .map(async (n) => {
+        let status: string;
+        try {
+          status = await readFile(`/proc/${n}/status`, 'latin1');
+        } catch {
+          return;
+        } // exited meanwhile
+        if (/^State:\s+Z/m.test(status)) return;
+        const m = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
+        if (!m) return;
+        for (const uid of new Set(m.slice(1).map(Number))) {
+          const list = out.get(uid);
+          if (list) list.push(Number(n));
+          else out.set(uid, [Number(n)]);
+        }
+      }),
+  );
   return out;
 }
 
@@ -205,7 +251,10 @@ export function withUmask<T>(mask: number, fn: () => T): T {
 
 function idsIn(file: string): number[] {
   try {
-    return readFileSync(file, 'utf8').split('\n').map((l) => Number(l.split(':')[2])).filter((n) => Number.isInteger(n));
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .map((l) => Number(l.split(':')[2]))
+      .filter((n) => Number.isInteger(n));
   } catch {
     return [];
   }

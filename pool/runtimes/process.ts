@@ -67,7 +67,14 @@ export class ProcessRuntime implements Runtime {
       if (!app.port) this.opts.ports.release(port);
       throw e;
     }
-    const env: Record<string, string> = { ...(user ? userEnv(user) : {}), ...app.env, ...spec.env, PORT: String(port), HOST: '127.0.0.1', WARMPOOL_INSTANCE: spec.instanceId };
+    const env: Record<string, string> = {
+      ...(user ? userEnv(user) : {}),
+      ...app.env,
+      ...spec.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      WARMPOOL_INSTANCE: spec.instanceId,
+    };
     const argv = app.command.map((a) => a.replaceAll('{port}', String(port)));
     const logPath = this.path(spec.instanceId, 'log');
     // The state file comes before the process (pid 0: not known yet). The child is detached and
@@ -80,13 +87,14 @@ export class ProcessRuntime implements Runtime {
       this.writeState(state);
       const out = openSync(logPath, 'a', 0o600);
       try {
-        const start = () => spawn(argv[0]!, argv.slice(1), {
-          cwd: app.cwd,
-          env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
-          detached: true,
-          stdio: ['ignore', out, out],
-          ...(user ? { uid: user.uid, gid: user.gid } : {}),
-        });
+        const start = () =>
+          spawn(argv[0]!, argv.slice(1), {
+            cwd: app.cwd,
+            env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+            detached: true,
+            stdio: ['ignore', out, out],
+            ...(user ? { uid: user.uid, gid: user.gid } : {}),
+          });
         // Its own user also gets umask 077: what it writes outside its home (/tmp) is its alone.
         child = user ? withUmask(0o077, start) : start();
       } finally {
@@ -191,7 +199,11 @@ export class ProcessRuntime implements Runtime {
     const pump = () => {
       if (stopped || !existsSync(file)) return;
       let fd: number;
-      try { fd = openSync(file, 'r'); } catch { return; }
+      try {
+        fd = openSync(file, 'r');
+      } catch {
+        return;
+      }
       try {
         for (;;) {
           const n = readSync(fd, buf, 0, buf.length, offset);
@@ -209,7 +221,10 @@ export class ProcessRuntime implements Runtime {
     // Ref'd: whoever listens is waiting for these lines (readiness), and an adopted instance is no
     // child of ours, so nothing else keeps the process alive meanwhile. Stopped by the returned function.
     const t = setInterval(pump, 50);
-    return () => { stopped = true; clearInterval(t); };
+    return () => {
+      stopped = true;
+      clearInterval(t);
+    };
   }
 
   watch(onExit: (instanceId: string, detail: string) => void): () => void {
@@ -288,17 +303,41 @@ export class ProcessRuntime implements Runtime {
 /** Refuses, before anything starts, an app its own user could not read: the working directory and the files its command names. */
 function checkReachable(app: AppConfig, argv: readonly string[]): void {
   const cwd = app.cwd ?? process.cwd();
-  const files = argv.slice(1).map((a) => resolve(cwd, a)).filter((p) => { try { return statSync(p).isFile(); } catch { return false; } });
+  const files = argv
+    .slice(1)
+    .map((a) => resolve(cwd, a))
+    .filter((p) => {
+      try {
+        return statSync(p).isFile();
+      } catch {
+        return false;
+      }
+    });
   const bad = unreachableForOthers([{ path: cwd, dir: true }, ...files.map((path) => ({ path, dir: false }))]);
   if (bad) {
-    throw new WarmpoolError('SPAWN_FAILED', `app ${app.name} runs as a user of its own, which cannot reach ${bad.path} (mode ${bad.mode.toString(8).padStart(4, '0')})`, {
-      hint: 'make the app\'s folders searchable (o+x) and its files readable (o+r) by other users, or move it (apps[].cwd)',
-    });
+    throw new WarmpoolError(
+      'SPAWN_FAILED',
+      `app ${app.name} runs as a user of its own, which cannot reach ${bad.path} (mode ${bad.mode.toString(8).padStart(4, '0')})`,
+      {
+        hint: "make the app's folders searchable (o+x) and its files readable (o+r) by other users, or move it (apps[].cwd)",
+      },
+    );
   }
 }
 
 function toRecord(s: StateFile, running: boolean): InstanceRecord {
-  return { instanceId: s.instanceId, app: s.app, deployment: s.deployment, runtimeId: String(s.pid), host: '127.0.0.1', port: s.port, running, createdAt: s.createdAt, env: s.env, claim: s.claim };
+  return {
+    instanceId: s.instanceId,
+    app: s.app,
+    deployment: s.deployment,
+    runtimeId: String(s.pid),
+    host: '127.0.0.1',
+    port: s.port,
+    running,
+    createdAt: s.createdAt,
+    env: s.env,
+    claim: s.claim,
+  };
 }
 
 /** The pid is alive and is still our instance (pids get reused): /proc/<pid>/environ names it. */
@@ -323,21 +362,40 @@ function isOurs(s: StateFile): boolean {
 function pidOfInstance(instanceId: string): number | undefined {
   const want = `WARMPOOL_INSTANCE=${instanceId}`;
   let entries: string[];
-  try { entries = readdirSync('/proc'); } catch { return undefined; }
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return undefined;
+  }
   for (const d of entries) {
     if (!/^\d+$/.test(d)) continue;
     try {
       if (readFileSync(`/proc/${d}/environ`, 'latin1').split('\0').includes(want)) return Number(d);
-    } catch { /* gone, or not ours to read */ }
+    } catch {
+      /* gone, or not ours to read */
+    }
   }
   return undefined;
 }
 
 function killGroup(pid: number, sig: NodeJS.Signals): void {
   if (!(pid > 0)) return;
-  try { process.kill(-pid, sig); } catch { try { process.kill(pid, sig); } catch { /* gone */ } }
+  try {
+    process.kill(-pid, sig);
+  } catch {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      /* gone */
+    }
+  }
 }
 
 function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }

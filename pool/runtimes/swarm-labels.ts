@@ -169,7 +169,7 @@ export function parseClaim(labels: Record<string, string> | null | undefined): S
 
 /** Where a task is in its life, as the runtime decides on it. */
 export type TaskPhase =
-  | { phase: 'starting'; state: TaskState | 'none'; /** Set while the scheduler finds no node: its reason. */ unschedulable?: string }
+  | { phase: 'starting'; state: TaskState | 'none' /** Set while the scheduler finds no node: its reason. */; unschedulable?: string }
   | { phase: 'running'; state: 'running' }
   | { phase: 'ended'; state: TaskState; detail: string; imageMissing: boolean; exitCode?: number };
 
@@ -179,7 +179,10 @@ const STARTING: ReadonlySet<string> = new Set(['new', 'allocated', 'pending', 'a
 export function latestTask<T extends Pick<TaskInfo, 'CreatedAt' | 'Version'>>(tasks: readonly T[]): T | undefined {
   let best: T | undefined;
   for (const t of tasks) {
-    if (!best) { best = t; continue; }
+    if (!best) {
+      best = t;
+      continue;
+    }
     const a = Date.parse(t.CreatedAt) || 0;
     const b = Date.parse(best.CreatedAt) || 0;
     if (a > b || (a === b && (t.Version?.Index ?? 0) > (best.Version?.Index ?? 0))) best = t;
@@ -203,13 +206,26 @@ export function taskPhase(task: Pick<TaskInfo, 'Status' | 'DesiredState'> | unde
   const imageMissing = !!err && /no such image|pull access denied|manifest unknown|not found: manifest/i.test(err);
   let detail: string;
   switch (state) {
-    case 'complete': detail = `task exited with code ${code ?? 0}`; break;
-    case 'failed': detail = `task failed${err ? `: ${err}` : ''}${code ? ` (exit code ${code})` : ''}`; break;
-    case 'rejected': detail = `task rejected by its node${err ? `: ${err}` : ''}`; break;
-    case 'orphaned': detail = 'task orphaned: its node has been unreachable too long'; break;
-    case 'remove': detail = 'task being removed'; break;
-    case 'shutdown': detail = 'task shut down'; break;
-    default: detail = `task ${state ?? 'in an unknown state'} with desired state ${task.DesiredState}`;
+    case 'complete':
+      detail = `task exited with code ${code ?? 0}`;
+      break;
+    case 'failed':
+      detail = `task failed${err ? `: ${err}` : ''}${code ? ` (exit code ${code})` : ''}`;
+      break;
+    case 'rejected':
+      detail = `task rejected by its node${err ? `: ${err}` : ''}`;
+      break;
+    case 'orphaned':
+      detail = 'task orphaned: its node has been unreachable too long';
+      break;
+    case 'remove':
+      detail = 'task being removed';
+      break;
+    case 'shutdown':
+      detail = 'task shut down';
+      break;
+    default:
+      detail = `task ${state ?? 'in an unknown state'} with desired state ${task.DesiredState}`;
   }
   const out: TaskPhase = { phase: 'ended', state: state ?? 'shutdown', detail, imageMissing };
   if (typeof code === 'number' && (state === 'failed' || state === 'complete')) out.exitCode = code;
@@ -246,7 +262,11 @@ export interface ServiceFacts {
  * Reads one service and its newest task. Host networking: the app listens on 127.0.0.1 at the port
  * label. Overlay: at the port label on the task's own address on that network ('' until it runs).
  */
-export function serviceFacts(s: ServiceLike, task: Pick<TaskInfo, 'Status' | 'DesiredState' | 'NetworksAttachments'> | undefined, onSkip?: (reason: string) => void): ServiceFacts | undefined {
+export function serviceFacts(
+  s: ServiceLike,
+  task: Pick<TaskInfo, 'Status' | 'DesiredState' | 'NetworksAttachments'> | undefined,
+  onSkip?: (reason: string) => void,
+): ServiceFacts | undefined {
   const id = typeof s?.ID === 'string' ? s.ID : '';
   const skip = (why: string): undefined => {
     onSkip?.(`service ${id.slice(0, 12) || '(no id)'}: ${why}`);
@@ -258,16 +278,23 @@ export function serviceFacts(s: ServiceLike, task: Pick<TaskInfo, 'Status' | 'De
   const instanceId = labels[LABEL.instance];
   const deployment = labels[LABEL.deployment];
   const replica = labels[SWARM_LABEL.replica];
-  for (const [key, value] of [[LABEL.app, app], [LABEL.instance, instanceId], [LABEL.deployment, deployment], [SWARM_LABEL.replica, replica]] as const) {
+  for (const [key, value] of [
+    [LABEL.app, app],
+    [LABEL.instance, instanceId],
+    [LABEL.deployment, deployment],
+    [SWARM_LABEL.replica, replica],
+  ] as const) {
     if (typeof value !== 'string' || value === '') return skip(`label ${key} is missing or empty`);
   }
   const portText = labels[LABEL.port];
   const createdText = labels[LABEL.created];
-  if (typeof portText !== 'string' || !/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) return skip(`label ${LABEL.port} is ${JSON.stringify(portText)}, expected a port number`);
-  if (typeof createdText !== 'string' || !/^\d{1,16}$/.test(createdText)) return skip(`label ${LABEL.created} is ${JSON.stringify(createdText)}, expected ms since the epoch`);
+  if (typeof portText !== 'string' || !/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535)
+    return skip(`label ${LABEL.port} is ${JSON.stringify(portText)}, expected a port number`);
+  if (typeof createdText !== 'string' || !/^\d{1,16}$/.test(createdText))
+    return skip(`label ${LABEL.created} is ${JSON.stringify(createdText)}, expected ms since the epoch`);
   const network = labels[SWARM_LABEL.network] || undefined;
   const phase = taskPhase(task);
-  const host = network ? taskAddress(task, network) ?? '' : '127.0.0.1';
+  const host = network ? (taskAddress(task, network) ?? '') : '127.0.0.1';
   const claim = parseClaim(labels);
   const record: InstanceRecord = {
     instanceId: instanceId!,

@@ -13,7 +13,17 @@ import { deploymentFilter } from './docker-labels.js';
 import { Engine, EngineError, isOutOfSequence, type EngineEvent, type EngineStream, type ServiceInfo, type TaskInfo } from './engine.js';
 import { LineSplitter } from './engine-streams.js';
 import {
-  SWARM_LABEL, latestTask, lostReason, parseClaim, serviceFacts, serviceLabels, serviceName, serviceSpec, taskPhase, withClaim, withRemoving,
+  SWARM_LABEL,
+  latestTask,
+  lostReason,
+  parseClaim,
+  serviceFacts,
+  serviceLabels,
+  serviceName,
+  serviceSpec,
+  taskPhase,
+  withClaim,
+  withRemoving,
   type ServiceFacts,
 } from './swarm-labels.js';
 import type { Log } from '../../core/log.js';
@@ -94,12 +104,14 @@ export class SwarmRuntime implements Runtime {
   private closed = false;
 
   constructor(opts: SwarmRuntimeOptions) {
-    if (opts === null || typeof opts !== 'object') throw new TypeError('SwarmRuntime: expected an options object { deployment, replica, ports, engine?, clock?, log?, ... }');
+    if (opts === null || typeof opts !== 'object')
+      throw new TypeError('SwarmRuntime: expected an options object { deployment, replica, ports, engine?, clock?, log?, ... }');
     for (const k of Object.keys(opts)) {
       if (!OPTION_KEYS.includes(k)) throw new TypeError(`SwarmRuntime: unknown option ${k}; allowed: ${OPTION_KEYS.join(', ')}`);
     }
     for (const k of ['deployment', 'replica'] as const) {
-      if (typeof opts[k] !== 'string' || !NAME_RE.test(opts[k])) throw new TypeError(`SwarmRuntime: ${k} is ${JSON.stringify(opts[k])}; expected lower-case letters, digits and dashes (at most 40)`);
+      if (typeof opts[k] !== 'string' || !NAME_RE.test(opts[k]))
+        throw new TypeError(`SwarmRuntime: ${k} is ${JSON.stringify(opts[k])}; expected lower-case letters, digits and dashes (at most 40)`);
     }
     if (!opts.ports || typeof opts.ports.allocate !== 'function') throw new TypeError('SwarmRuntime: ports must be a PortAllocator');
     for (const k of ['pollMs', 'relistMs', 'schedulingTimeoutMs', 'startTimeoutMs'] as const) {
@@ -122,16 +134,23 @@ export class SwarmRuntime implements Runtime {
   async create(app: AppConfig, spec: InstanceSpec): Promise<InstanceRecord> {
     if (!app.image) throw new WarmpoolError('CONFIG_INVALID', `app ${app.name}: runtime swarm needs an image`, { hint: 'set image: in the app config' });
     const overlay = app.swarm?.network;
-    if (overlay && !(app.port > 0)) throw new WarmpoolError('CONFIG_INVALID', `app ${app.name}: an app on overlay network ${overlay} needs the port it listens on (port: 1-65535)`);
+    if (overlay && !(app.port > 0))
+      throw new WarmpoolError('CONFIG_INVALID', `app ${app.name}: an app on overlay network ${overlay} needs the port it listens on (port: 1-65535)`);
     // Host networking: instances share their node's ports, so each gets its own and binds loopback.
     // Overlay: the app listens on app.port in its own namespace, on the task's own address.
     const port = overlay ? app.port : await this.ports.allocate();
-    const env = overlay
-      ? { PORT: String(port), HOST: '0.0.0.0', ...app.env, ...spec.env }
-      : { ...app.env, ...spec.env, PORT: String(port), HOST: '127.0.0.1' };
+    const env = overlay ? { PORT: String(port), HOST: '0.0.0.0', ...app.env, ...spec.env } : { ...app.env, ...spec.env, PORT: String(port), HOST: '127.0.0.1' };
     const id = spec.instanceId;
     const name = serviceName(this.deployment, app.name, id);
-    const labels = serviceLabels({ deployment: this.deployment, app: app.name, instanceId: id, port, createdAt: this.clock.now(), replica: this.replica, network: overlay });
+    const labels = serviceLabels({
+      deployment: this.deployment,
+      app: app.name,
+      instanceId: id,
+      port,
+      createdAt: this.clock.now(),
+      replica: this.replica,
+      network: overlay,
+    });
     this.creating.add(id);
     try {
       const t0 = Date.now();
@@ -163,7 +182,8 @@ export class SwarmRuntime implements Runtime {
     const start = this.clock.now();
     let unschedulableSince: number | undefined;
     for (;;) {
-      if (this.removing.has(id) || this.closed) throw new WarmpoolError('INSTANCE_GONE', `instance ${id} of app ${app.name} was removed while its task was starting`);
+      if (this.removing.has(id) || this.closed)
+        throw new WarmpoolError('INSTANCE_GONE', `instance ${id} of app ${app.name} was removed while its task was starting`);
       let tasks: TaskInfo[];
       try {
         tasks = await this.engine.listTasks({ filters: { service: [serviceId] } });
@@ -187,20 +207,35 @@ export class SwarmRuntime implements Runtime {
         // Overlay: running, but no address on the network yet; read again.
       } else if (phase.phase === 'ended') {
         if (phase.imageMissing) {
-          throw new WarmpoolError('IMAGE_NOT_FOUND', `image ${app.image} is not on the node that took instance ${id} of app ${app.name} (${phase.detail}), and warmpool never pulls`, {
-            hint: `every node that may run it needs the image: build or \`docker load\` it on each (npm run images builds warmpool/standin:latest), or pin the app to nodes that have it with swarm.constraints`,
-          });
+          throw new WarmpoolError(
+            'IMAGE_NOT_FOUND',
+            `image ${app.image} is not on the node that took instance ${id} of app ${app.name} (${phase.detail}), and warmpool never pulls`,
+            {
+              hint: `every node that may run it needs the image: build or \`docker load\` it on each (npm run images builds warmpool/standin:latest), or pin the app to nodes that have it with swarm.constraints`,
+            },
+          );
         }
         const tail = phase.state === 'failed' || phase.state === 'complete' ? await this.tail(serviceId) : '';
-        throw new WarmpoolError(phase.state === 'failed' || phase.state === 'complete' ? 'INSTANCE_EXITED' : 'ENGINE_ERROR', `instance ${id} of app ${app.name} (${app.image}): ${phase.detail}${tail ? `; its last output:\n${tail}` : ''}`, {
-          hint: phase.state === 'rejected' ? 'the node refused the task: `docker service ps --no-trunc <service>` shows why' : 'run the image by hand (docker run --rm <image>) to see why',
-        });
+        throw new WarmpoolError(
+          phase.state === 'failed' || phase.state === 'complete' ? 'INSTANCE_EXITED' : 'ENGINE_ERROR',
+          `instance ${id} of app ${app.name} (${app.image}): ${phase.detail}${tail ? `; its last output:\n${tail}` : ''}`,
+          {
+            hint:
+              phase.state === 'rejected'
+                ? 'the node refused the task: `docker service ps --no-trunc <service>` shows why'
+                : 'run the image by hand (docker run --rm <image>) to see why',
+          },
+        );
       } else if (phase.unschedulable) {
         unschedulableSince ??= this.clock.now();
         if (this.clock.now() - unschedulableSince >= this.schedulingTimeoutMs) {
-          throw new WarmpoolError('NO_SUITABLE_NODE', `no swarm node can take instance ${id} of app ${app.name}: ${phase.unschedulable} (for ${this.schedulingTimeoutMs} ms)`, {
-            hint: 'check swarm.constraints and swarm.reservations against `docker node ls` and `docker node inspect <node>` (labels, free CPU and memory), or add nodes',
-          });
+          throw new WarmpoolError(
+            'NO_SUITABLE_NODE',
+            `no swarm node can take instance ${id} of app ${app.name}: ${phase.unschedulable} (for ${this.schedulingTimeoutMs} ms)`,
+            {
+              hint: 'check swarm.constraints and swarm.reservations against `docker node ls` and `docker node inspect <node>` (labels, free CPU and memory), or add nodes',
+            },
+          );
         }
       } else unschedulableSince = undefined;
       if (this.clock.now() - start >= this.startTimeoutMs) {
@@ -238,7 +273,10 @@ export class SwarmRuntime implements Runtime {
         try {
           await this.engine.updateService(svc.ID, svc.Version.Index, withRemoving(svc.Spec, this.replica));
         } catch (e) {
-          if (isOutOfSequence(e) && attempt < CAS_ATTEMPTS) { this.stats.casRetries++; continue; }
+          if (isOutOfSequence(e) && attempt < CAS_ATTEMPTS) {
+            this.stats.casRetries++;
+            continue;
+          }
           if (statusOf(e) === 404) return this.forget(instanceId);
           throw this.engineError(e, `mark service ${k.name} for removal`);
         }
@@ -288,7 +326,10 @@ export class SwarmRuntime implements Runtime {
       if (there) {
         if (there.session === claim.session && there.replica === this.replica) return;
         this.stats.claimConflicts++;
-        throw new WarmpoolError('CLAIM_CONFLICT', `instance ${instanceId} was claimed first by warmpool replica ${there.replica}${there.replica === this.replica ? ' for another session' : ''}`);
+        throw new WarmpoolError(
+          'CLAIM_CONFLICT',
+          `instance ${instanceId} was claimed first by warmpool replica ${there.replica}${there.replica === this.replica ? ' for another session' : ''}`,
+        );
       }
       const removingBy = svc.Spec.Labels?.[SWARM_LABEL.removing];
       if (removingBy) throw new WarmpoolError('INSTANCE_GONE', `instance ${instanceId} is being removed by warmpool replica ${removingBy}`);
@@ -297,7 +338,10 @@ export class SwarmRuntime implements Runtime {
         this.stats.claims++;
         return;
       } catch (e) {
-        if (isOutOfSequence(e) && attempt < CAS_ATTEMPTS) { this.stats.casRetries++; continue; }
+        if (isOutOfSequence(e) && attempt < CAS_ATTEMPTS) {
+          this.stats.casRetries++;
+          continue;
+        }
         if (statusOf(e) === 404) {
           this.forget(instanceId);
           throw new WarmpoolError('INSTANCE_GONE', `instance ${instanceId}: service ${k.name} is gone`);
@@ -310,7 +354,9 @@ export class SwarmRuntime implements Runtime {
   output(instanceId: string, onLine: (line: string) => void): () => void {
     const abort = new AbortController();
     let stopped = false;
-    const emit = (line: string) => { if (!stopped) onLine(line); };
+    const emit = (line: string) => {
+      if (!stopped) onLine(line);
+    };
     const stop = () => {
       if (stopped) return;
       stopped = true;
@@ -327,8 +373,15 @@ export class SwarmRuntime implements Runtime {
       // Service logs come through the manager from whichever node runs the task; everything so far, then what comes.
       const stream = await this.engine.followServiceLogs(k.serviceId, { signal: abort.signal }, (fd, data) => (fd === 2 ? err : out).push(data));
       await stream.done.then(
-        () => { if (!stopped) { out.flush(); err.flush(); } },
-        (e: unknown) => { if (!stopped) this.log(`output of instance ${instanceId}: ${errorMessage(e)}`, { instance: instanceId }, 'warn'); },
+        () => {
+          if (!stopped) {
+            out.flush();
+            err.flush();
+          }
+        },
+        (e: unknown) => {
+          if (!stopped) this.log(`output of instance ${instanceId}: ${errorMessage(e)}`, { instance: instanceId }, 'warn');
+        },
       );
       this.stoppers.delete(stop);
     })().catch((e) => {
@@ -366,7 +419,10 @@ export class SwarmRuntime implements Runtime {
     };
 
     const check = async () => {
-      if (reading) { again = true; return; }
+      if (reading) {
+        again = true;
+        return;
+      }
       reading = true;
       try {
         do {
@@ -389,7 +445,11 @@ export class SwarmRuntime implements Runtime {
     };
 
     const tick = () => {
-      periodic = this.clock.setTimer(this.relistMs, () => { void check().finally(() => { if (!stopped) tick(); }); });
+      periodic = this.clock.setTimer(this.relistMs, () => {
+        void check().finally(() => {
+          if (!stopped) tick();
+        });
+      });
     };
 
     const serviceIds = () => new Set([...this.known.values()].map((k) => k.serviceId));
@@ -411,7 +471,10 @@ export class SwarmRuntime implements Runtime {
       if (stopped || this.closed) return;
       const delay = backoff.next();
       this.log(`docker events stream ${why}; reconnecting in ${delay} ms`, undefined, 'warn');
-      reconnect = this.clock.setTimer(delay, () => { reconnect = undefined; void connect(); });
+      reconnect = this.clock.setTimer(delay, () => {
+        reconnect = undefined;
+        void connect();
+      });
     };
 
     const connect = async () => {
@@ -422,7 +485,11 @@ export class SwarmRuntime implements Runtime {
       try {
         // Service events carry only the service's name and id (no labels), so no label filter here:
         // container events are matched by their labels, service events by the ids this process holds.
-        stream = await this.engine.events({ filters: { type: ['service', 'container'], event: ['update', 'remove', 'die', 'oom', 'destroy'] }, signal }, onEvent, onInvalid);
+        stream = await this.engine.events(
+          { filters: { type: ['service', 'container'], event: ['update', 'remove', 'die', 'oom', 'destroy'] }, signal },
+          onEvent,
+          onInvalid,
+        );
       } catch (e) {
         if (!signal.aborted) retry(`failed: ${errorMessage(this.engineError(e, 'follow events'))}`);
         return;
@@ -435,7 +502,10 @@ export class SwarmRuntime implements Runtime {
         if (this.clock.now() - connectedAt >= WATCH_BACKOFF.healthyMs) backoff.reset();
         retry(why);
       };
-      stream.done.then(() => end('ended'), (e: unknown) => end(`failed: ${errorMessage(e)}`));
+      stream.done.then(
+        () => end('ended'),
+        (e: unknown) => end(`failed: ${errorMessage(e)}`),
+      );
     };
 
     const stop = () => {
@@ -555,7 +625,10 @@ export class SwarmRuntime implements Runtime {
   private engineError(e: unknown, doing: string): WarmpoolError {
     if (!(e instanceof EngineError)) return isWarmpoolError(e) ? e : new WarmpoolError('ENGINE_ERROR', `could not ${doing}: ${errorMessage(e)}`, { cause: e });
     if (e.code === 'ENGINE_UNREACHABLE') return new WarmpoolError('ENGINE_UNREACHABLE', `${e.reason} while trying to ${doing}`, { hint: e.hint, cause: e });
-    return new WarmpoolError(e.code, `Docker Engine could not ${doing}: ${e.detail}${e.status ? ` (HTTP ${e.status}, ${e.call})` : ` (${e.call})`}`, { hint: e.hint, cause: e });
+    return new WarmpoolError(e.code, `Docker Engine could not ${doing}: ${e.detail}${e.status ? ` (HTTP ${e.status}, ${e.call})` : ` (${e.call})`}`, {
+      hint: e.hint,
+      cause: e,
+    });
   }
 }
 

@@ -22,9 +22,20 @@ import type { ActivityKind, Classifier, ConnectionClassifier, MessageClass } fro
  */
 
 const TYPES = [
-  'execute_request', 'comm_msg', 'complete_request', 'inspect_request', 'is_complete_request', 'kernel_info_request',
-  'comm_info_request', 'history_request', 'comm_open', 'comm_close', 'shutdown_request', 'interrupt_request',
-  'debug_request', 'input_reply',
+  'execute_request',
+  'comm_msg',
+  'complete_request',
+  'inspect_request',
+  'is_complete_request',
+  'kernel_info_request',
+  'comm_info_request',
+  'history_request',
+  'comm_open',
+  'comm_close',
+  'shutdown_request',
+  'interrupt_request',
+  'debug_request',
+  'input_reply',
 ] as const;
 
 const { idle: IDLE, active: ACTIVE } = messageClasses([...TYPES, 'other', 'undecodable', 'compressed', 'oversize'] as const);
@@ -94,8 +105,25 @@ class JupyterConnection implements ConnectionClassifier {
 
 /** Top-level route segments of Jupyter Server, JupyterLab, Notebook 7 and Voila. */
 const ROOTS = new Set([
-  'api', 'lab', 'tree', 'notebooks', 'edit', 'doc', 'consoles', 'terminals', 'files', 'view', 'nbconvert', 'voila',
-  'retro', 'login', 'logout', 'static', 'nbextensions', 'custom', 'kernelspecs',
+  'api',
+  'lab',
+  'tree',
+  'notebooks',
+  'edit',
+  'doc',
+  'consoles',
+  'terminals',
+  'files',
+  'view',
+  'nbconvert',
+  'voila',
+  'retro',
+  'login',
+  'logout',
+  'static',
+  'nbextensions',
+  'custom',
+  'kernelspecs',
 ]);
 const ASSET_ROOTS = new Set(['static', 'nbextensions', 'custom', 'kernelspecs']);
 

@@ -27,9 +27,24 @@ import type { ActivityKind, Classifier, ConnectionClassifier, MessageClass } fro
  */
 
 const TYPES = [
-  'ping', 'current_time', 'update_notebook', 'complete', 'connect', 'reset_shared_state', 'get_all_notebooks',
-  'complete_symbols', 'all_registered_package_names', 'run_multiple_cells', 'interrupt_all', 'docs', 'reshow_cell',
-  'shutdown_notebook', 'restart_process', 'write_file', 'nbpkg_available_versions', 'pkg_update',
+  'ping',
+  'current_time',
+  'update_notebook',
+  'complete',
+  'connect',
+  'reset_shared_state',
+  'get_all_notebooks',
+  'complete_symbols',
+  'all_registered_package_names',
+  'run_multiple_cells',
+  'interrupt_all',
+  'docs',
+  'reshow_cell',
+  'shutdown_notebook',
+  'restart_process',
+  'write_file',
+  'nbpkg_available_versions',
+  'pkg_update',
 ] as const;
 
 const { idle: IDLE, active: ACTIVE } = messageClasses([...TYPES, 'other', 'undecodable', 'compressed', 'oversize'] as const);
@@ -41,9 +56,16 @@ const T_OTHER = -2;
 const T_UNREADABLE = -3;
 
 /** For each known type: idle no matter what (true), or active (false). update_notebook and complete are decided apart. */
-const ALWAYS_IDLE: readonly boolean[] = TYPES.map((t) =>
-  t === 'ping' || t === 'current_time' || t === 'connect' || t === 'reset_shared_state' || t === 'get_all_notebooks' ||
-  t === 'complete_symbols' || t === 'all_registered_package_names');
+const ALWAYS_IDLE: readonly boolean[] = TYPES.map(
+  (t) =>
+    t === 'ping' ||
+    t === 'current_time' ||
+    t === 'connect' ||
+    t === 'reset_shared_state' ||
+    t === 'get_all_notebooks' ||
+    t === 'complete_symbols' ||
+    t === 'all_registered_package_names',
+);
 const RESULT_IDLE: readonly MessageClass[] = TYPES.map((t) => IDLE[t]);
 const RESULT_ACTIVE: readonly MessageClass[] = TYPES.map((t) => ACTIVE[t]);
 const NAME_BYTES: readonly Buffer[] = TYPES.map((t) => Buffer.from(t, 'latin1'));

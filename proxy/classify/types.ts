@@ -53,8 +53,26 @@ export function pathOnly(path: string): string {
 
 /** File extensions of static assets (scripts, styles, fonts, images, source maps, wasm). */
 const ASSET_EXT = new Set([
-  'js', 'mjs', 'cjs', 'css', 'map', 'woff', 'woff2', 'ttf', 'otf', 'eot', 'svg', 'png', 'jpg', 'jpeg', 'gif', 'webp', 'avif',
-  'ico', 'wasm', 'webmanifest',
+  'js',
+  'mjs',
+  'cjs',
+  'css',
+  'map',
+  'woff',
+  'woff2',
+  'ttf',
+  'otf',
+  'eot',
+  'svg',
+  'png',
+  'jpg',
+  'jpeg',
+  'gif',
+  'webp',
+  'avif',
+  'ico',
+  'wasm',
+  'webmanifest',
 ]);
 
 /** True when the last segment of the path names a static asset by its extension. */

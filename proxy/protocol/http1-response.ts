@@ -43,16 +43,40 @@ const MAX_CHUNK_SIZE = 2 ** 48;
 // - an interim (1xx) response from HTTP/1.0 or naming close in Connection (llhttp refuses what follows).
 
 const enum S {
-  Idle, Head, Length, Close, Upgraded,
-  ChunkSizeStart, ChunkSize, ExtNameStart, ExtName, ExtValueStart, ExtToken, ExtQuoted, ExtQuotedPair, ExtQuotedEnd,
-  ChunkSizeLf, ChunkData, ChunkDataCr, ChunkDataLf,
+  Idle,
+  Head,
+  Length,
+  Close,
+  Upgraded,
+  ChunkSizeStart,
+  ChunkSize,
+  ExtNameStart,
+  ExtName,
+  ExtValueStart,
+  ExtToken,
+  ExtQuoted,
+  ExtQuotedPair,
+  ExtQuotedEnd,
+  ChunkSizeLf,
+  ChunkData,
+  ChunkDataCr,
+  ChunkDataLf,
   // Trailer states last: lineBytes counts against MAX_HEAD_BYTES from TrailerStart on.
-  TrailerStart, TrailerName, TrailerValue, TrailerLf, EndLf,
-  Done, Dead,
+  TrailerStart,
+  TrailerName,
+  TrailerValue,
+  TrailerLf,
+  EndLf,
+  Done,
+  Dead,
 }
 
 /** Transfer-Encoding as read so far: absent, a last coding other than chunked, or chunked last. */
-const enum Coding { None, Other, Chunked }
+const enum Coding {
+  None,
+  Other,
+  Chunked,
+}
 
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 const NO_FIELDS: readonly string[] = [];
@@ -131,7 +155,8 @@ function contentLength(s: string, from: number, to: number): number {
   }
   let end = k;
   while (end < to && s.charCodeAt(end) === SP) end++;
-  if (k === first || end !== to) throw new UpstreamProtocolError(`invalid Content-Length ${JSON.stringify(s.slice(from, Math.min(to, from + 40)))} (one decimal number)`);
+  if (k === first || end !== to)
+    throw new UpstreamProtocolError(`invalid Content-Length ${JSON.stringify(s.slice(from, Math.min(to, from + 40)))} (one decimal number)`);
   return n;
 }
 
@@ -148,7 +173,7 @@ function transferCoding(s: string, from: number, to: number, before: Coding): Co
     while (k < to && TOKEN[s.charCodeAt(k)] === 1) k++;
     const b = k;
     while (k < to && s.charCodeAt(k) === SP) k++;
-    if (a === b || (k < to && s.charCodeAt(k) !== 44 /* , */)) {
+    if (a === b || (k < to && s.charCodeAt(k) !== 44) /* , */) {
       throw new UpstreamProtocolError(`Transfer-Encoding ${JSON.stringify(s.slice(from, Math.min(to, from + 80)))} is not a list of codings`);
     }
     if (coding === Coding.Chunked) throw new UpstreamProtocolError('Transfer-Encoding with a coding after chunked');
@@ -420,7 +445,8 @@ export class ResponseParser {
   private statusLine(s: string, eol: number): void {
     // HTTP-version SP 3DIGIT SP [reason]; HTTP/1.0 and 1.1 only (the request said HTTP/1.1). llhttp
     // takes 000-099 too, but writeHead throws below 100.
-    if (eol < 12 || !s.startsWith('HTTP/1.') || s.charCodeAt(8) !== SP) throw new UpstreamProtocolError(`malformed status line ${JSON.stringify(s.slice(0, Math.min(eol, 80)))}`);
+    if (eol < 12 || !s.startsWith('HTTP/1.') || s.charCodeAt(8) !== SP)
+      throw new UpstreamProtocolError(`malformed status line ${JSON.stringify(s.slice(0, Math.min(eol, 80)))}`);
     const m = s.charCodeAt(7) - 48;
     const d0 = s.charCodeAt(9) - 48;
     const d1 = s.charCodeAt(10) - 48;
@@ -572,7 +598,12 @@ export class ResponseParser {
           break;
         case S.TrailerValue:
           if (c === CR) this.state = S.TrailerLf;
-          else if (FIELD[c] === 0) throw new UpstreamProtocolError(c === LF ? 'bare LF in the trailer section' : `byte 0x${c.toString(16).padStart(2, '0')} in a trailer field value (allowed: HTAB, SP, VCHAR, obs-text)`);
+          else if (FIELD[c] === 0)
+            throw new UpstreamProtocolError(
+              c === LF
+                ? 'bare LF in the trailer section'
+                : `byte 0x${c.toString(16).padStart(2, '0')} in a trailer field value (allowed: HTAB, SP, VCHAR, obs-text)`,
+            );
           break;
         case S.TrailerLf:
           if (c !== LF) throw new UpstreamProtocolError('trailer line not ended by CRLF');

@@ -177,31 +177,70 @@ function skip(b: Uint8Array, p: number, end: number, count: number): number {
     if (p >= end) return -1;
     const t = b[p];
     count--;
-    if (t <= 0x7f || t >= 0xe0) p += 1; // fixint
-    else if (t <= 0x8f) { count += 2 * (t & 0x0f); p += 1; } // fixmap
-    else if (t <= 0x9f) { count += t & 0x0f; p += 1; } // fixarray
-    else if (t <= 0xbf) p += 1 + (t & 0x1f); // fixstr
+    if (t <= 0x7f || t >= 0xe0)
+      p += 1; // fixint
+    else if (t <= 0x8f) {
+      count += 2 * (t & 0x0f);
+      p += 1;
+    } // fixmap
+    else if (t <= 0x9f) {
+      count += t & 0x0f;
+      p += 1;
+    } // fixarray
+    else if (t <= 0xbf)
+      p += 1 + (t & 0x1f); // fixstr
     else {
       switch (t) {
-        case 0xc0: case 0xc2: case 0xc3: p += 1; break; // nil, false, true
-        case 0xcc: case 0xd0: p += 2; break;
-        case 0xcd: case 0xd1: p += 3; break;
-        case 0xca: case 0xce: case 0xd2: p += 5; break;
-        case 0xcb: case 0xcf: case 0xd3: p += 9; break;
-        case 0xd4: p += 3; break; // fixext 1..16: type byte + data
-        case 0xd5: p += 4; break;
-        case 0xd6: p += 6; break;
-        case 0xd7: p += 10; break;
-        case 0xd8: p += 18; break;
-        case 0xc4: case 0xd9: // bin8, str8
+        case 0xc0:
+        case 0xc2:
+        case 0xc3:
+          p += 1;
+          break; // nil, false, true
+        case 0xcc:
+        case 0xd0:
+          p += 2;
+          break;
+        case 0xcd:
+        case 0xd1:
+          p += 3;
+          break;
+        case 0xca:
+        case 0xce:
+        case 0xd2:
+          p += 5;
+          break;
+        case 0xcb:
+        case 0xcf:
+        case 0xd3:
+          p += 9;
+          break;
+        case 0xd4:
+          p += 3;
+          break; // fixext 1..16: type byte + data
+        case 0xd5:
+          p += 4;
+          break;
+        case 0xd6:
+          p += 6;
+          break;
+        case 0xd7:
+          p += 10;
+          break;
+        case 0xd8:
+          p += 18;
+          break;
+        case 0xc4:
+        case 0xd9: // bin8, str8
           if (p + 2 > end) return -1;
           p += 2 + b[p + 1];
           break;
-        case 0xc5: case 0xda: // bin16, str16
+        case 0xc5:
+        case 0xda: // bin16, str16
           if (p + 3 > end) return -1;
           p += 3 + u16(b, p + 1);
           break;
-        case 0xc6: case 0xdb: // bin32, str32
+        case 0xc6:
+        case 0xdb: // bin32, str32
           if (p + 5 > end) return -1;
           p += 5 + u32(b, p + 1);
           break;

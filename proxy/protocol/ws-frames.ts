@@ -273,10 +273,14 @@ export class FrameTap {
   /** The mask byte for payload position pos of the current frame. */
   private maskAt(pos: number): number {
     switch (pos & 3) {
-      case 0: return this.mask0;
-      case 1: return this.mask1;
-      case 2: return this.mask2;
-      default: return this.mask3;
+      case 0:
+        return this.mask0;
+      case 1:
+        return this.mask1;
+      case 2:
+        return this.mask2;
+      default:
+        return this.mask3;
     }
   }
 

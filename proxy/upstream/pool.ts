@@ -41,18 +41,31 @@ const CONN = Symbol('warmpool.upstream-conn');
 type Tagged = Socket & { [CONN]: UpstreamConn };
 
 // Socket listeners shared by every connection (no closure per connection or exchange).
-function onConnect(this: Tagged): void { this[CONN].connected(); }
-function onData(this: Tagged, buf: Buffer): void { this[CONN].data(buf); }
-function onEnd(this: Tagged): void { this[CONN].ended(); }
-function onClose(this: Tagged): void { this[CONN].fail(upstreamError('the instance closed the connection', 'UPSTREAM_CLOSED')); }
-function onError(this: Tagged, err: Error): void { this[CONN].fail(err); }
-function onDrain(this: Tagged): void { this[CONN].user?.onUpstreamDrain(); }
+function onConnect(this: Tagged): void {
+  this[CONN].connected();
+}
+function onData(this: Tagged, buf: Buffer): void {
+  this[CONN].data(buf);
+}
+function onEnd(this: Tagged): void {
+  this[CONN].ended();
+}
+function onClose(this: Tagged): void {
+  this[CONN].fail(upstreamError('the instance closed the connection', 'UPSTREAM_CLOSED'));
+}
+function onError(this: Tagged, err: Error): void {
+  this[CONN].fail(err);
+}
+function onDrain(this: Tagged): void {
+  this[CONN].user?.onUpstreamDrain();
+}
 function onConnectTimeout(c: UpstreamConn): void {
   c.fail(upstreamError(`no connection to ${c.pool.origin} within ${c.pool.o.connectTimeoutMs} ms`, 'UPSTREAM_CONNECT_TIMEOUT'));
 }
 function onHeadTimer(c: UpstreamConn): void {
   // Armed (refreshed) at every request sent on this connection: when it fires, the latest request is that old.
-  if (c.user && c.parser.inHead) c.fail(upstreamError(`no response head from ${c.pool.origin} within ${c.pool.o.headersTimeoutMs} ms`, 'UPSTREAM_HEADERS_TIMEOUT'));
+  if (c.user && c.parser.inHead)
+    c.fail(upstreamError(`no response head from ${c.pool.origin} within ${c.pool.o.headersTimeoutMs} ms`, 'UPSTREAM_HEADERS_TIMEOUT'));
 }
 
 /** One TCP connection to an instance, carrying one exchange at a time. */
@@ -73,7 +86,10 @@ export class UpstreamConn {
   private connectTimer: NodeJS.Timeout | undefined;
   private headTimer: NodeJS.Timeout | undefined;
 
-  constructor(readonly pool: UpstreamPool, user: ConnUser | null) {
+  constructor(
+    readonly pool: UpstreamPool,
+    user: ConnUser | null,
+  ) {
     this.user = user;
     const s = connect({ host: pool.host, port: pool.port, noDelay: true }) as Tagged;
     s[CONN] = this;
@@ -181,7 +197,12 @@ export class UpstreamPool {
   private lastKeepAlive = '';
   private lastLimit = 0;
 
-  constructor(readonly host: string, readonly port: number, readonly instanceId: string, readonly o: PoolOptions) {
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    readonly instanceId: string,
+    readonly o: PoolOptions,
+  ) {
     this.origin = `${host}:${port}`;
   }
 

@@ -60,14 +60,23 @@ ${o.apps ?? ''}`);
   const url = `http://127.0.0.1:${port}`;
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   return {
-    wp, rt, url, adminUrl, logs,
+    wp,
+    rt,
+    url,
+    adminUrl,
+    logs,
     async api(method, path, body) {
       const reply = await request(`${adminUrl}${path}`, {
-        method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        method,
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
         body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
       });
       let json: unknown;
-      try { json = JSON.parse(reply.text); } catch { json = undefined; }
+      try {
+        json = JSON.parse(reply.text);
+      } catch {
+        json = undefined;
+      }
       return { status: reply.status, json, reply };
     },
     async enter(app = 'demo') {
@@ -102,38 +111,54 @@ export function openStateStream(adminUrl: string, token = ADMIN_TOKEN): Promise<
     const states: any[] = [];
     const waiters: (() => void)[] = [];
     import('node:http').then(({ request: req }) => {
-      const r = req({ host: u.hostname, port: u.port, path: u.pathname, headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' }, agent: false }, (res) => {
-        let buf = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => {
-          buf += c;
-          for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
-            const frame = buf.slice(0, i);
-            buf = buf.slice(i + 2);
-            const data = frame.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('');
-            if (/^event: state$/m.test(frame) && data) {
-              states.push(JSON.parse(data));
-              for (const w of waiters.splice(0)) w();
+      const r = req(
+        { host: u.hostname, port: u.port, path: u.pathname, headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' }, agent: false },
+        (res) => {
+          let buf = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => {
+            buf += c;
+            for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+              const frame = buf.slice(0, i);
+              buf = buf.slice(i + 2);
+              const data = frame
+                .split('\n')
+                .filter((l) => l.startsWith('data: '))
+                .map((l) => l.slice(6))
+                .join('');
+              if (/^event: state$/m.test(frame) && data) {
+                states.push(JSON.parse(data));
+                for (const w of waiters.splice(0)) w();
+              }
             }
-          }
-        });
-        res.on('error', () => {});
-        resolve({
-          status: res.statusCode!,
-          contentType: String(res.headers['content-type']),
-          next(pred = () => true, limitMs = 20_000) {
-            return new Promise((ok, fail) => {
-              const timer = setTimeout(() => fail(new Error(`no matching state event within ${limitMs} ms; last: ${JSON.stringify(states.at(-1))?.slice(0, 400)}`)), limitMs);
-              const look = () => {
-                const i = states.findIndex(pred);
-                if (i >= 0) { clearTimeout(timer); ok(states.splice(0, i + 1).at(-1)); } else waiters.push(look);
-              };
-              look();
-            });
-          },
-          close() { r.destroy(); res.destroy(); },
-        });
-      });
+          });
+          res.on('error', () => {});
+          resolve({
+            status: res.statusCode!,
+            contentType: String(res.headers['content-type']),
+            next(pred = () => true, limitMs = 20_000) {
+              return new Promise((ok, fail) => {
+                const timer = setTimeout(
+                  () => fail(new Error(`no matching state event within ${limitMs} ms; last: ${JSON.stringify(states.at(-1))?.slice(0, 400)}`)),
+                  limitMs,
+                );
+                const look = () => {
+                  const i = states.findIndex(pred);
+                  if (i >= 0) {
+                    clearTimeout(timer);
+                    ok(states.splice(0, i + 1).at(-1));
+                  } else waiters.push(look);
+                };
+                look();
+              });
+            },
+            close() {
+              r.destroy();
+              res.destroy();
+            },
+          });
+        },
+      );
       r.on('error', reject);
       r.end();
     }, reject);

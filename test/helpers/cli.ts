@@ -7,9 +7,17 @@ import { EventEmitter } from 'node:events';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { WARMPOOL_BIN, warmpoolNodeFlags } from '../../bin/node-flags.js';
 
-export interface Exit { code: number | null; signal: NodeJS.Signals | null }
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
 
-export interface Progress { ready: number; starting: number; target: number; claimed: number }
+export interface Progress {
+  ready: number;
+  starting: number;
+  target: number;
+  claimed: number;
+}
 
 export interface CliOptions {
   env?: Record<string, string>;
@@ -38,17 +46,22 @@ export class Cli {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.pid = this.child.pid!;
-    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => {
-      this.exit = { code, signal };
-      this.events.emit('change');
-      resolve(this.exit);
-    }));
+    this.exited = new Promise((resolve) =>
+      this.child.once('exit', (code, signal) => {
+        this.exit = { code, signal };
+        this.events.emit('change');
+        resolve(this.exit);
+      }),
+    );
     this.read(this.child.stdout!, 'out', o.stdout === 'closed');
     this.read(this.child.stderr!, 'err', o.stderr === 'closed');
   }
 
   private read(stream: NodeJS.ReadableStream & { destroy(): void }, tag: string, close: boolean): void {
-    if (close) { stream.destroy(); return; }
+    if (close) {
+      stream.destroy();
+      return;
+    }
     let rest = '';
     stream.setEncoding('utf8');
     stream.on('data', (chunk: string) => {
@@ -63,20 +76,37 @@ export class Cli {
   }
 
   /** Closes our end of its stdout now (a reader that exits mid-run). */
-  closeStdout(): void { this.child.stdout!.destroy(); }
+  closeStdout(): void {
+    this.child.stdout!.destroy();
+  }
 
-  output(): string { return this.lines.join('\n'); }
+  output(): string {
+    return this.lines.join('\n');
+  }
 
   /** Resolves with fn's first defined answer, checked on every new line or exit; rejects after ms, or when it exits first. */
   when<T>(what: string, fn: () => T | undefined, ms = 20_000): Promise<T> {
     return new Promise((resolve, reject) => {
       const check = () => {
         const v = fn();
-        if (v !== undefined) { done(); resolve(v); return; }
-        if (this.exit) { done(); reject(new Error(`warmpool exited (${JSON.stringify(this.exit)}) while waiting for ${what}; its output:\n${this.output()}`)); }
+        if (v !== undefined) {
+          done();
+          resolve(v);
+          return;
+        }
+        if (this.exit) {
+          done();
+          reject(new Error(`warmpool exited (${JSON.stringify(this.exit)}) while waiting for ${what}; its output:\n${this.output()}`));
+        }
       };
-      const timer = setTimeout(() => { done(); reject(new Error(`timed out after ${ms} ms waiting for ${what}; its output:\n${this.output()}`)); }, ms);
-      const done = () => { clearTimeout(timer); this.events.off('change', check); };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`timed out after ${ms} ms waiting for ${what}; its output:\n${this.output()}`));
+      }, ms);
+      const done = () => {
+        clearTimeout(timer);
+        this.events.off('change', check);
+      };
       this.events.on('change', check);
       check();
     });
@@ -84,13 +114,17 @@ export class Cli {
 
   /** The port from "warmpool listening on http://host:PORT/". */
   port(ms = 20_000): Promise<number> {
-    return this.when('the listening line', () => {
-      for (const l of this.lines) {
-        const m = /^out: warmpool listening on http:\/\/[^/]+:(\d+)\//.exec(l);
-        if (m) return Number(m[1]);
-      }
-      return undefined;
-    }, ms);
+    return this.when(
+      'the listening line',
+      () => {
+        for (const l of this.lines) {
+          const m = /^out: warmpool listening on http:\/\/[^/]+:(\d+)\//.exec(l);
+          if (m) return Number(m[1]);
+        }
+        return undefined;
+      },
+      ms,
+    );
   }
 
   /** The latest progress counts of an app ("demo: 2 ready / 1 starting / target 2, 1 in use"). */
@@ -104,10 +138,14 @@ export class Cli {
   }
 
   waitProgress(app: string, pred: (p: Progress) => boolean, ms = 30_000): Promise<Progress> {
-    return this.when(`progress of ${app} to match ${pred}`, () => {
-      const p = this.progress(app);
-      return p && pred(p) ? p : undefined;
-    }, ms);
+    return this.when(
+      `progress of ${app} to match ${pred}`,
+      () => {
+        const p = this.progress(app);
+        return p && pred(p) ? p : undefined;
+      },
+      ms,
+    );
   }
 
   /** Sends a signal and resolves with the exit. */
@@ -126,7 +164,9 @@ export function pidsWithEnv(name: string, value: string): number[] {
     try {
       if (/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${d}/stat`, 'utf8'))) continue;
       if (readFileSync(`/proc/${d}/environ`, 'latin1').split('\0').includes(want)) out.push(Number(d));
-    } catch { /* gone, or not ours to read */ }
+    } catch {
+      /* gone, or not ours to read */
+    }
   }
   return out.sort((a, b) => a - b);
 }
@@ -146,12 +186,18 @@ export function listeningPorts(pid: number): number[] {
     try {
       const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
       if (m) inodes.add(m[1]!);
-    } catch { /* closed meanwhile */ }
+    } catch {
+      /* closed meanwhile */
+    }
   }
   const ports: number[] = [];
   for (const table of ['tcp', 'tcp6']) {
     let text = '';
-    try { text = readFileSync(`/proc/${pid}/net/${table}`, 'utf8'); } catch { continue; }
+    try {
+      text = readFileSync(`/proc/${pid}/net/${table}`, 'utf8');
+    } catch {
+      continue;
+    }
     for (const line of text.split('\n').slice(1)) {
       const f = line.trim().split(/\s+/);
       if (f.length < 10 || f[3] !== '0A' || !inodes.has(f[9]!)) continue;

@@ -23,7 +23,10 @@ export function dockerCli(args: string[], timeoutMs = 60_000): Promise<string> {
 
 /** True when `docker version` reaches the engine within timeoutMs. */
 export async function dockerReachable(timeoutMs = 5000): Promise<boolean> {
-  return dockerCli(['version', '--format', '{{.Server.Version}}'], timeoutMs).then(() => true, () => false);
+  return dockerCli(['version', '--format', '{{.Server.Version}}'], timeoutMs).then(
+    () => true,
+    () => false,
+  );
 }
 
 function where(): string {

@@ -53,7 +53,13 @@ export async function startFakeEngine(handler?: FakeHandler): Promise<FakeEngine
     raw.on('end', () => {
       const url = new URL(raw.url ?? '/', 'http://engine');
       const m = /^\/v(\d+\.\d+)(\/.*)$/.exec(url.pathname);
-      const req: FakeRequest = { method: raw.method ?? 'GET', path: m ? m[2]! : url.pathname, version: m?.[1], query: url.searchParams, body: Buffer.concat(chunks).toString('utf8') };
+      const req: FakeRequest = {
+        method: raw.method ?? 'GET',
+        path: m ? m[2]! : url.pathname,
+        version: m?.[1],
+        query: url.searchParams,
+        body: Buffer.concat(chunks).toString('utf8'),
+      };
       requests.push(req);
       h(req, res, raw);
     });
@@ -72,7 +78,9 @@ export async function startFakeEngine(handler?: FakeHandler): Promise<FakeEngine
     requests,
     connections: () => accepted,
     openConnections: () => sockets.size,
-    handle: (next) => { h = next; },
+    handle: (next) => {
+      h = next;
+    },
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -5,7 +5,19 @@
 
 import type { Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import type { ClaimOptions, ClaimResult, CollectResult, EndReason, FindResult, LineStatus, PoolApi, SessionTarget, SessionTraffic, WaitOptions, WaitOutcome } from '../../pool/api.js';
+import type {
+  ClaimOptions,
+  ClaimResult,
+  CollectResult,
+  EndReason,
+  FindResult,
+  LineStatus,
+  PoolApi,
+  SessionTarget,
+  SessionTraffic,
+  WaitOptions,
+  WaitOutcome,
+} from '../../pool/api.js';
 import { DEFAULT_QUEUE, DEFAULT_RELAY_LIMITS, type AppConfig, type RelayLimits, type WarmpoolConfig } from '../../core/config.js';
 import type { Clock } from '../../core/clock.js';
 import { WarmpoolError } from '../../core/errors.js';
@@ -55,11 +67,31 @@ export function warmpoolConfig(apps: AppConfig[], o: Omit<Partial<WarmpoolConfig
 }
 
 export function newTraffic(): SessionTraffic {
-  return { requests: {}, bytesIn: 0, bytesOut: 0, framesIn: { control: 0, data: 0 }, framesOut: { control: 0, data: 0 }, messagesIn: {}, messagesOut: 0, openConnections: 0 };
+  return {
+    requests: {},
+    bytesIn: 0,
+    bytesOut: 0,
+    framesIn: { control: 0, data: 0 },
+    framesOut: { control: 0, data: 0 },
+    messagesIn: {},
+    messagesOut: 0,
+    openConnections: 0,
+  };
 }
 
-interface Instance { id: string; app: string; host: string; port: number; secret?: string; claimedBy?: string; offeredTo?: string }
-interface Place { ticket: string; waiter?: { resolve: (o: WaitOutcome) => void; onLine?: (s: LineStatus) => void } }
+interface Instance {
+  id: string;
+  app: string;
+  host: string;
+  port: number;
+  secret?: string;
+  claimedBy?: string;
+  offeredTo?: string;
+}
+interface Place {
+  ticket: string;
+  waiter?: { resolve: (o: WaitOutcome) => void; onLine?: (s: LineStatus) => void };
+}
 
 export class FakePool implements PoolApi {
   readonly sessions = new Map<string, SessionTarget>();
@@ -74,10 +106,17 @@ export class FakePool implements PoolApi {
   private readonly offers = new Map<string, Instance>();
   private seq = 0;
 
-  constructor(private readonly appList: AppConfig[], private readonly clock: Clock = { now: () => Date.now(), setTimer: () => ({ cancel() {} }), sleep: async () => {} }) {}
+  constructor(
+    private readonly appList: AppConfig[],
+    private readonly clock: Clock = { now: () => Date.now(), setTimer: () => ({ cancel() {} }), sleep: async () => {} },
+  ) {}
 
-  apps(): readonly AppConfig[] { return this.appList; }
-  app(name: string): AppConfig | undefined { return this.appList.find((a) => a.name === name); }
+  apps(): readonly AppConfig[] {
+    return this.appList;
+  }
+  app(name: string): AppConfig | undefined {
+    return this.appList.find((a) => a.name === name);
+  }
 
   /** Makes an instance available for claims; returns its id. */
   addInstance(app: string, where: { host?: string; port: number; secret?: string; id?: string }): string {
@@ -115,13 +154,17 @@ export class FakePool implements PoolApi {
     if (o.signal.aborted) return { kind: 'gone', why: 'left' };
     return new Promise((resolve) => {
       p.waiter = { resolve, onLine: o.onLine };
-      o.signal.addEventListener('abort', () => {
-        const i = line.indexOf(p);
-        if (i < 0) return;
-        line.splice(i, 1);
-        resolve({ kind: 'gone', why: 'left' });
-        this.tell(app);
-      }, { once: true });
+      o.signal.addEventListener(
+        'abort',
+        () => {
+          const i = line.indexOf(p);
+          if (i < 0) return;
+          line.splice(i, 1);
+          resolve({ kind: 'gone', why: 'left' });
+          this.tell(app);
+        },
+        { once: true },
+      );
       this.dispatch(app);
       this.tell(app);
     });
@@ -156,7 +199,16 @@ export class FakePool implements PoolApi {
   private open(inst: Instance): SessionTarget {
     const session = `s${++this.seq}`;
     inst.claimedBy = session;
-    const target: SessionTarget = { session, app: inst.app, instanceId: inst.id, host: inst.host, port: inst.port, secret: inst.secret, claimedAt: this.clock.now(), traffic: newTraffic() };
+    const target: SessionTarget = {
+      session,
+      app: inst.app,
+      instanceId: inst.id,
+      host: inst.host,
+      port: inst.port,
+      secret: inst.secret,
+      claimedAt: this.clock.now(),
+      traffic: newTraffic(),
+    };
     this.sessions.set(session, target);
     return target;
   }
@@ -180,7 +232,15 @@ export class FakePool implements PoolApi {
   private status(app: string, position: number): LineStatus {
     const all = [...this.instances.values()].filter((i) => i.app === app);
     const claimed = all.filter((i) => i.claimedBy).length;
-    return { position, waiting: this.lineOf(app).filter((p) => p.waiter).length, reason: 'starting', ready: all.length - claimed, starting: 0, claimed, max: this.app(app)!.pool.max };
+    return {
+      position,
+      waiting: this.lineOf(app).filter((p) => p.waiter).length,
+      reason: 'starting',
+      ready: all.length - claimed,
+      starting: 0,
+      claimed,
+      max: this.app(app)!.pool.max,
+    };
   }
 
   find(session: string, instanceId: string): FindResult {
@@ -205,10 +265,22 @@ export class FakePool implements PoolApi {
     if (inst) this.instances.delete(inst.id);
   }
 
-  activity(session: string, at: number): void { this.activities.push({ session, at }); }
-  connectionOpened(session: string): void { this.opened++; const t = this.sessions.get(session); if (t) t.traffic.openConnections++; }
-  connectionClosed(session: string): void { this.closed++; const t = this.sessions.get(session); if (t) t.traffic.openConnections--; }
-  event(session: string, type: string, detail?: Record<string, unknown>): void { this.events.push({ session, type, detail }); }
+  activity(session: string, at: number): void {
+    this.activities.push({ session, at });
+  }
+  connectionOpened(session: string): void {
+    this.opened++;
+    const t = this.sessions.get(session);
+    if (t) t.traffic.openConnections++;
+  }
+  connectionClosed(session: string): void {
+    this.closed++;
+    const t = this.sessions.get(session);
+    if (t) t.traffic.openConnections--;
+  }
+  event(session: string, type: string, detail?: Record<string, unknown>): void {
+    this.events.push({ session, type, detail });
+  }
 
   eventsOf(type: string): { session: string; type: string; detail?: Record<string, unknown> }[] {
     return this.events.filter((e) => e.type === type);

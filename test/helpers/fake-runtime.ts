@@ -27,8 +27,15 @@ export class FakeRuntime implements Runtime {
     await Promise.resolve();
     if (this.failWith) throw this.failWith;
     const rec: InstanceRecord = {
-      instanceId: spec.instanceId, app: app.name, deployment: 'test', runtimeId: `fake-${spec.instanceId}`,
-      host: '127.0.0.1', port: this.backendPort ?? this.nextPort++, running: true, createdAt: 0, env: { ...app.env, ...spec.env },
+      instanceId: spec.instanceId,
+      app: app.name,
+      deployment: 'test',
+      runtimeId: `fake-${spec.instanceId}`,
+      host: '127.0.0.1',
+      port: this.backendPort ?? this.nextPort++,
+      running: true,
+      createdAt: 0,
+      env: { ...app.env, ...spec.env },
     };
     this.instances.set(spec.instanceId, rec);
     this.created.push(spec.instanceId);
@@ -40,7 +47,9 @@ export class FakeRuntime implements Runtime {
     if (this.instances.delete(id)) this.removed.push(id);
   }
 
-  async list(): Promise<InstanceRecord[]> { return [...this.instances.values()]; }
+  async list(): Promise<InstanceRecord[]> {
+    return [...this.instances.values()];
+  }
 
   async markClaimed(id: string, claim: ClaimMark): Promise<void> {
     if (this.markFails) throw new WarmpoolError('ENGINE_UNREACHABLE', 'fake engine down');
@@ -78,8 +87,12 @@ export class FakeRuntime implements Runtime {
   }
 
   /** Instance ids still alive, not yet removed. */
-  get live(): string[] { return [...this.instances.keys()]; }
-  readyAll(): void { for (const id of this.live) this.print(id, 'READY'); }
+  get live(): string[] {
+    return [...this.instances.keys()];
+  }
+  readyAll(): void {
+    for (const id of this.live) this.print(id, 'READY');
+  }
 }
 
 /** Fake instances listen nowhere: the pool's TCP check after the readiness line always passes. */

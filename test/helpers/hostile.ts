@@ -219,7 +219,9 @@ const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 /** The Sec-WebSocket-Accept for a handshake request head. */
 export function acceptFor(head: string): string {
   const key = /\r\nsec-websocket-key: *([^\r]+)/i.exec(head)?.[1] ?? '';
-  return createHash('sha1').update(key + GUID).digest('base64');
+  return createHash('sha1')
+    .update(key + GUID)
+    .digest('base64');
 }
 
 /** A valid 101 for a request head, `extra` header lines (each ending CRLF) added. */
@@ -344,7 +346,11 @@ export interface RawResult {
  * A raw TCP client to the proxy: writes `data` (or lets `write` do it), collects everything until the
  * proxy closes, `until(bytes)` holds, or the deadline passes. The socket is destroyed unless keepOpen.
  */
-export function rawExchange(port: number, data: string | Buffer | ((s: Socket) => void), o: { until?: (b: Buffer) => boolean; deadlineMs?: number; keepOpen?: boolean } = {}): Promise<RawResult> {
+export function rawExchange(
+  port: number,
+  data: string | Buffer | ((s: Socket) => void),
+  o: { until?: (b: Buffer) => boolean; deadlineMs?: number; keepOpen?: boolean } = {},
+): Promise<RawResult> {
   const start = Date.now();
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
@@ -566,19 +572,27 @@ export class Stage {
     assert.equal(r.status, 200, 'bystander GET status');
     assert.equal(r.text, 'good');
     await wsEcho(this, `echo-${n}`);
-    await eventually(() => this.evils.every((e) => e.open === 0), `the proxy closing its connections to the hostile instance (open: ${this.evils.map((e) => e.open)})`, 5000, 10)
-      .catch((e: Error) => { throw new Error(`${e.message}; still open: ${this.evils.map((x) => x.open).join(',')}`); });
+    await eventually(
+      () => this.evils.every((e) => e.open === 0),
+      `the proxy closing its connections to the hostile instance (open: ${this.evils.map((e) => e.open)})`,
+      5000,
+      10,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}; still open: ${this.evils.map((x) => x.open).join(',')}`);
+    });
     if (o.measure) {
       // The bystander's kept-alive upstream connection (its server keeps it for 10 min) is the steady state.
       await eventually(() => this.p.proxy.openSockets() === 1, 'one kept-alive bystander connection', 5000, 10);
       this.baseline.sockets = this.p.proxy.openSockets();
       this.baseline.fds = await settledFds();
     } else {
-      await eventually(() => this.p.proxy.openSockets() === this.baseline.sockets, 'proxy.openSockets() back to its baseline', 5000, 10)
-        .catch((e: Error) => { throw new Error(`${e.message}: ${this.p.proxy.openSockets()} != ${this.baseline.sockets}`); });
+      await eventually(() => this.p.proxy.openSockets() === this.baseline.sockets, 'proxy.openSockets() back to its baseline', 5000, 10).catch((e: Error) => {
+        throw new Error(`${e.message}: ${this.p.proxy.openSockets()} != ${this.baseline.sockets}`);
+      });
       // Closed sockets give their descriptors back once libuv has run their close callbacks: polled, no slack.
-      await eventually(() => fdCount() <= this.baseline.fds, 'file descriptors back to the baseline', 5000, 10)
-        .catch((e: Error) => { throw new Error(`${e.message}: ${fdCount()} > ${this.baseline.fds}`); });
+      await eventually(() => fdCount() <= this.baseline.fds, 'file descriptors back to the baseline', 5000, 10).catch((e: Error) => {
+        throw new Error(`${e.message}: ${fdCount()} > ${this.baseline.fds}`);
+      });
     }
     for (const e of this.evils) e.reset();
     this.logs.length = 0;
@@ -600,7 +614,7 @@ export class Stage {
 /** The fd count once it stops moving (a just-closed socket's descriptor is released a tick later). */
 async function settledFds(): Promise<number> {
   let last = fdCount();
-  for (let same = 0; same < 3;) {
+  for (let same = 0; same < 3; ) {
     await new Promise((r) => setImmediate(r));
     const now = fdCount();
     same = now === last ? same + 1 : 0;
@@ -613,10 +627,14 @@ async function settledFds(): Promise<number> {
 async function wsEcho(s: Stage, text: string): Promise<void> {
   const ws: WebSocket = await withDeadline(wsOpen(`${s.url('/good/ws')}`, { jar: s.goodJar, perMessageDeflate: false }), 5000, 'bystander WebSocket open');
   try {
-    const got = await withDeadline(new Promise<string>((resolve) => {
-      ws.once('message', (d) => resolve(d.toString()));
-      ws.send(text);
-    }), 5000, 'bystander WebSocket echo');
+    const got = await withDeadline(
+      new Promise<string>((resolve) => {
+        ws.once('message', (d) => resolve(d.toString()));
+        ws.send(text);
+      }),
+      5000,
+      'bystander WebSocket echo',
+    );
     assert.equal(got, text);
   } finally {
     const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
@@ -629,7 +647,9 @@ export function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promis
   let timer: NodeJS.Timeout;
   return Promise.race([
     p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms); }),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
+    }),
   ]);
 }
 

@@ -44,7 +44,11 @@ export function request(url: string, o: RequestOptions = {}): Promise<Reply> {
   });
 }
 
-interface JarCookie { name: string; value: string; path: string }
+interface JarCookie {
+  name: string;
+  value: string;
+  path: string;
+}
 
 /** A browser-like cookie jar for one host: Path scoping, Max-Age=0 deletes, most specific path first. */
 export class CookieJar {
@@ -89,7 +93,10 @@ export class CookieJar {
 }
 
 /** Follows redirects like a browser (relative Locations resolved), storing cookies; returns every hop. */
-export async function follow(url: string, o: RequestOptions & { max?: number } = {}): Promise<{ hops: { url: string; reply: Reply }[]; final: Reply; url: string }> {
+export async function follow(
+  url: string,
+  o: RequestOptions & { max?: number } = {},
+): Promise<{ hops: { url: string; reply: Reply }[]; final: Reply; url: string }> {
   const hops: { url: string; reply: Reply }[] = [];
   let current = url;
   for (let i = 0; i <= (o.max ?? 10); i++) {
@@ -141,7 +148,10 @@ export function rawUpgrade(url: string, headers: Record<string, string> = {}): P
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const req = httpRequest({
-      host: u.hostname, port: u.port, path: u.pathname + u.search, agent: false,
+      host: u.hostname,
+      port: u.port,
+      path: u.pathname + u.search,
+      agent: false,
       headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers },
     });
     req.on('upgrade', (res, socket) => {

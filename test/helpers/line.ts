@@ -20,7 +20,9 @@ export function hold(pool: PoolApi, app: string, ticket: string, kind: WaiterKin
   const lines: LineStatus[] = [];
   let done: WaitOutcome | undefined;
   const outcome = pool.wait(app, ticket, { kind, signal: ac.signal, onLine: (l) => lines.push(l) });
-  void outcome.then((o) => { done = o; });
+  void outcome.then((o) => {
+    done = o;
+  });
   return { outcome, lines, settled: () => done, leave: () => ac.abort() };
 }
 
@@ -32,7 +34,9 @@ export function ticketOf(r: ClaimResult): string {
 /** Waits for the offer (at most limitMs of real time, which also keeps the event loop alive meanwhile) and collects it. */
 export async function collectOffer(pool: PoolApi, app: string, h: Held, limitMs = 60_000): Promise<SessionTarget> {
   let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no offer within ${limitMs} ms`)), limitMs); });
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no offer within ${limitMs} ms`)), limitMs);
+  });
   const o = await Promise.race([h.outcome, limit]).finally(() => clearTimeout(timer));
   assert.equal(o.kind, 'offer', `expected an offer, got ${JSON.stringify(o)}`);
   if (o.kind !== 'offer') throw new Error('no offer');

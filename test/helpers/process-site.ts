@@ -17,7 +17,13 @@ export const MARK = 'WARMPOOL_TEST_RUN';
 /** How long an immediate restart may take to listen: adoption checks each instance for at most 3 s. */
 export const LISTEN_WITHIN_MS = 8000;
 
-export interface Site { dir: string; file: string; stateDir: string; marker: string; deployment: string }
+export interface Site {
+  dir: string;
+  file: string;
+  stateDir: string;
+  marker: string;
+  deployment: string;
+}
 const sites: Site[] = [];
 const clis: Cli[] = [];
 
@@ -28,7 +34,13 @@ export async function cleanupSites(): Promise<void> {
   for (const s of sites.splice(0)) {
     // ...and anything left after that is an orphan: killed here, and reported.
     const left = pidsWithEnv(MARK, s.marker);
-    for (const pid of left) { try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } }
+    for (const pid of left) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
     rmSync(s.dir, { recursive: true, force: true });
     assert.deepEqual(left, [], 'no instance process outlives warmpool');
   }
@@ -39,7 +51,9 @@ export function site(startupMs = 2000, pool = '{ warm: 2, max: 6, parallel: 2 }'
   const dir = mkdtempSync(join(tmpdir(), 'wp-restart-'));
   const marker = `m${randomBytes(6).toString('hex')}`; // a letter first: YAML reads 386102e7 as a number
   const s: Site = { dir, file: join(dir, 'warmpool.yaml'), stateDir: join(dir, 'state'), marker, deployment: `t-restart-${marker}` };
-  writeFileSync(s.file, `
+  writeFileSync(
+    s.file,
+    `
 listen: { host: 127.0.0.1, port: 0 }
 deployment: ${s.deployment}
 stateDir: ${s.stateDir}
@@ -53,7 +67,8 @@ apps:
     readiness: { log: "^READY$", timeout: 30s }
     pool: ${pool}
     secret: { env: PLUTO_SECRET, inject: { query: secret } }
-`);
+`,
+  );
   sites.push(s);
   return s;
 }
@@ -64,15 +79,28 @@ export function start(s: Site, o?: CliOptions): Cli {
   return c;
 }
 
-export interface State { instanceId: string; pid: number; port: number; claim?: { session: string; at: number } }
+export interface State {
+  instanceId: string;
+  pid: number;
+  port: number;
+  claim?: { session: string; at: number };
+}
 
 /** The process runtime's state files: what a restarted warmpool finds. */
 export function states(s: Site): State[] {
   const dir = join(s.stateDir, 'process', s.deployment);
   let names: string[] = [];
-  try { names = readdirSync(dir).filter((n) => n.endsWith('.json')); } catch { return []; }
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith('.json'));
+  } catch {
+    return [];
+  }
   return names.flatMap((n) => {
-    try { return [JSON.parse(readFileSync(join(dir, n), 'utf8')) as State]; } catch { return []; }
+    try {
+      return [JSON.parse(readFileSync(join(dir, n), 'utf8')) as State];
+    } catch {
+      return [];
+    }
   });
 }
 
@@ -112,20 +140,32 @@ export async function routesToOwn(url: string, s: Site, v: { jar: CookieJar; ses
   const r = await follow(`${url}/demo/open?path=webapp.jl`, { jar: v.jar, headers: { accept: 'text/html' } });
   assert.equal(r.final.status, 200, `session ${v.session} answered ${r.final.status}: ${r.final.text.slice(0, 300)}`);
   assert.match(r.url, /\/demo\/edit\?id=/, 'the editor of the notebook');
-  const st = await until(`the claim of ${v.session} on ${v.instance} to be on disk`, () => {
-    const x = states(s).find((y) => y.instanceId === v.instance);
-    return x?.claim?.session === v.session ? x : undefined;
-  }, 5000);
+  const st = await until(
+    `the claim of ${v.session} on ${v.instance} to be on disk`,
+    () => {
+      const x = states(s).find((y) => y.instanceId === v.instance);
+      return x?.claim?.session === v.session ? x : undefined;
+    },
+    5000,
+  );
   assert.ok(pidsWithEnv(MARK, s.marker).includes(st.pid), `instance ${v.instance} (pid ${st.pid}) is running`);
 }
 
 /** Every instance process is one the running warmpool knows (a state file naming its pid), and vice versa. */
 export async function noOrphans(s: Site): Promise<void> {
-  const want = () => states(s).map((x) => x.pid).filter((p) => p > 0).sort((a, b) => a - b);
-  await until('instance processes and state files to agree', () => {
-    const live = pidsWithEnv(MARK, s.marker);
-    return JSON.stringify(live) === JSON.stringify(want()) ? true : undefined;
-  }, 10_000).catch((e: Error) => {
+  const want = () =>
+    states(s)
+      .map((x) => x.pid)
+      .filter((p) => p > 0)
+      .sort((a, b) => a - b);
+  await until(
+    'instance processes and state files to agree',
+    () => {
+      const live = pidsWithEnv(MARK, s.marker);
+      return JSON.stringify(live) === JSON.stringify(want()) ? true : undefined;
+    },
+    10_000,
+  ).catch((e: Error) => {
     throw new Error(`${e.message}: processes ${JSON.stringify(pidsWithEnv(MARK, s.marker))}, state files ${JSON.stringify(want())}`);
   });
 }

@@ -4,7 +4,10 @@
 import { request as httpRequest, type ClientRequest, type IncomingHttpHeaders } from 'node:http';
 import type { CookieJar } from './http.js';
 
-export interface SseEvent { event: string; data: any }
+export interface SseEvent {
+  event: string;
+  data: any;
+}
 
 export interface EventStream {
   status: number;
@@ -30,8 +33,12 @@ export function openEventStream(url: string, o: { jar?: CookieJar; headers?: Rec
     const waiters = new Set<() => void>();
     let cursor = 0;
     let endedResolve!: () => void;
-    const ended = new Promise<void>((r) => { endedResolve = r; });
-    const wake = (): void => { for (const w of [...waiters]) w(); };
+    const ended = new Promise<void>((r) => {
+      endedResolve = r;
+    });
+    const wake = (): void => {
+      for (const w of [...waiters]) w();
+    };
     req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname + u.search, headers, agent: false }, (res) => {
       let buf = '';
       const stream: EventStream = {
@@ -40,7 +47,9 @@ export function openEventStream(url: string, o: { jar?: CookieJar; headers?: Rec
         events,
         comments: 0,
         ended,
-        close: () => { req.destroy(); },
+        close: () => {
+          req.destroy();
+        },
         next(kind, limitMs = 20_000) {
           return new Promise((ok, fail) => {
             const check = (): boolean => {
@@ -54,10 +63,23 @@ export function openEventStream(url: string, o: { jar?: CookieJar; headers?: Rec
               }
               return false;
             };
-            const timer = setTimeout(() => { done(); fail(new Error(`no '${kind ?? 'any'}' event within ${limitMs} ms; got ${JSON.stringify(events)}`)); }, limitMs);
-            const onEnd = (): void => { if (!check()) { done(); fail(new Error(`stream ended without a '${kind ?? 'any'}' event; got ${JSON.stringify(events)}`)); } };
-            const w = (): void => { check(); };
-            function done(): void { clearTimeout(timer); waiters.delete(w); }
+            const timer = setTimeout(() => {
+              done();
+              fail(new Error(`no '${kind ?? 'any'}' event within ${limitMs} ms; got ${JSON.stringify(events)}`));
+            }, limitMs);
+            const onEnd = (): void => {
+              if (!check()) {
+                done();
+                fail(new Error(`stream ended without a '${kind ?? 'any'}' event; got ${JSON.stringify(events)}`));
+              }
+            };
+            const w = (): void => {
+              check();
+            };
+            function done(): void {
+              clearTimeout(timer);
+              waiters.delete(w);
+            }
             if (check()) return;
             waiters.add(w);
             void ended.then(onEnd);
@@ -74,11 +96,17 @@ export function openEventStream(url: string, o: { jar?: CookieJar; headers?: Rec
           let data = '';
           let any = false;
           for (const line of block.split('\n')) {
-            if (line.startsWith(':')) { stream.comments++; continue; }
+            if (line.startsWith(':')) {
+              stream.comments++;
+              continue;
+            }
             const [k, ...rest] = line.split(':');
             const v = rest.join(':').replace(/^ /, '');
             if (k === 'event') event = v;
-            if (k === 'data') { data += (data ? '\n' : '') + v; any = true; }
+            if (k === 'data') {
+              data += (data ? '\n' : '') + v;
+              any = true;
+            }
           }
           if (any) events.push({ event, data: JSON.parse(data) });
         }
@@ -89,7 +117,10 @@ export function openEventStream(url: string, o: { jar?: CookieJar; headers?: Rec
       res.on('error', endedResolve);
       resolve(stream);
     });
-    req.on('error', (e) => { endedResolve(); reject(e); });
+    req.on('error', (e) => {
+      endedResolve();
+      reject(e);
+    });
     req.end();
   });
 }

@@ -8,12 +8,24 @@ export function waitForStatus(fleet: Fleet, app: string, pred: (s: PoolStatus) =
   return new Promise((resolve, reject) => {
     const check = () => {
       const s = fleet.status().find((x) => x.app === app)!;
-      if (pred(s)) { done(); resolve(s); return true; }
+      if (pred(s)) {
+        done();
+        resolve(s);
+        return true;
+      }
       return false;
     };
-    const off = fleet.onChange(() => { check(); });
-    const timer = setTimeout(() => { done(); reject(new Error(`timed out waiting; last status ${JSON.stringify(fleet.status())}`)); }, limitMs);
-    function done() { off(); clearTimeout(timer); }
+    const off = fleet.onChange(() => {
+      check();
+    });
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`timed out waiting; last status ${JSON.stringify(fleet.status())}`));
+    }, limitMs);
+    function done() {
+      off();
+      clearTimeout(timer);
+    }
     check();
   });
 }
