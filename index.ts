@@ -108,7 +108,7 @@ export async function createWarmpool(config: WarmpoolConfig | string, opts: Warm
   });
   fleet.onInstanceRemoved((host, port) => proxy.forgetInstance(host, port));
   if (monitor && token) {
-    admin = buildAdmin({
+    admin = await buildAdmin({
       config: cfg,
       fleet,
       monitor,

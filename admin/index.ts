@@ -8,7 +8,7 @@ import type { Clock } from '../core/clock.js';
 import { errorMessage } from '../core/errors.js';
 import type { Fleet } from '../pool/fleet.js';
 import { generateAdminToken, loadAdminToken } from './auth.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import type { Metrics } from './metrics.js';
 import type { FleetMonitor } from './monitor.js';
 import { createAdmin, type AdminSurface } from './server.js';
 import type { Log } from '../core/log.js';
@@ -38,7 +38,11 @@ export interface WarmpoolAdmin {
   close(): void;
 }
 
-export function buildAdmin(o: {
+/**
+ * Builds the admin surface. prom-client (and the metrics module) is loaded here, not at import: a
+ * warmpool without an admin token never carries it (~2 MiB of heap).
+ */
+export async function buildAdmin(o: {
   config: WarmpoolConfig;
   fleet: Fleet;
   monitor: FleetMonitor;
@@ -48,7 +52,8 @@ export function buildAdmin(o: {
   logDir?: string;
   flushLog?: () => void;
   log?: Log;
-}): WarmpoolAdmin {
+}): Promise<WarmpoolAdmin> {
+  const { createMetrics } = await import('./metrics.js');
   const offWatch = o.monitor.watch(o.fleet);
   const metrics = createMetrics({ fleet: o.fleet, monitor: o.monitor, openSockets: o.openSockets });
   const surface = createAdmin({
