@@ -11,8 +11,8 @@ import type { PortAllocator } from '../ports.js';
 import { LABEL, type ClaimMark, type InstanceRecord, type InstanceSpec, type Runtime } from '../runtime.js';
 import { claimedName, containerFacts, deploymentFilter, envList, instanceLabels, instanceName, type ContainerFacts } from './docker-labels.js';
 import { Engine, EngineError, type ContainerInfo, type CreateOptions, type EngineEvent, type EngineStream, type InspectInfo } from './engine.js';
-import { LineSplitter } from './engine-streams.js';
 import type { Log } from '../../core/log.js';
+import { followOutput } from './follow-output.js';
 
 export interface DockerRuntimeOptions {
   /** Names the warmpool deployment whose containers this runtime owns (label warmpool.deployment). */
@@ -211,43 +211,16 @@ export class DockerRuntime implements Runtime {
   }
 
   output(instanceId: string, onLine: (line: string) => void): () => void {
-    const abort = new AbortController();
-    let stopped = false;
-    const emit = (line: string) => {
-      if (!stopped) onLine(line);
-    };
-    const stop = () => {
-      if (stopped) return;
-      stopped = true;
-      abort.abort();
-      this.stoppers.delete(stop);
-    };
-    this.stoppers.add(stop);
-    void (async () => {
-      const k = await this.find(instanceId);
-      if (!k) throw new WarmpoolError('INSTANCE_GONE', `no container for instance ${instanceId}`);
-      if (stopped) return;
-      // stdout and stderr each get their own splitter, so their lines never mix mid-line.
-      const out = new LineSplitter(emit);
-      const err = new LineSplitter(emit);
-      // follow + no `since`: everything printed so far, then what comes.
-      const stream = await this.engine.followLogs(k.containerId, { signal: abort.signal }, (fd, data) => (fd === 2 ? err : out).push(data));
-      await stream.done.then(
-        () => {
-          if (!stopped) {
-            out.flush();
-            err.flush();
-          }
-        },
-        (e: unknown) => {
-          if (!stopped) this.log(`output of instance ${instanceId}: ${errorMessage(e)}`, { instance: instanceId }, 'warn');
-        },
-      );
-      this.stoppers.delete(stop);
-    })().catch((e) => {
-      if (!stopped) this.log(`output of instance ${instanceId}: ${errorMessage(this.engineError(e, 'follow logs'))}`, { instance: instanceId }, 'warn');
+    return followOutput({
+      instanceId,
+      stoppers: this.stoppers,
+      kind: 'container',
+      locate: async () => (await this.find(instanceId))?.containerId,
+      open: (id, signal, onData) => this.engine.followLogs(id, { signal }, onData),
+      onLine,
+      failed: (e, opening) =>
+        this.log(`output of instance ${instanceId}: ${errorMessage(opening ? this.engineError(e, 'follow logs') : e)}`, { instance: instanceId }, 'warn'),
     });
-    return stop;
   }
 
   watch(onExit: (instanceId: string, detail: string) => void): () => void {

@@ -11,7 +11,6 @@ import type { PortAllocator } from '../ports.js';
 import { LABEL, type ClaimMark, type InstanceRecord, type InstanceSpec, type Runtime } from '../runtime.js';
 import { deploymentFilter } from './docker-labels.js';
 import { Engine, EngineError, isOutOfSequence, type EngineEvent, type EngineStream, type ServiceInfo, type TaskInfo } from './engine.js';
-import { LineSplitter } from './engine-streams.js';
 import {
   SWARM_LABEL,
   latestTask,
@@ -27,6 +26,7 @@ import {
   type ServiceFacts,
 } from './swarm-labels.js';
 import type { Log } from '../../core/log.js';
+import { followOutput } from './follow-output.js';
 
 export interface SwarmRuntimeOptions {
   /** Names the warmpool deployment whose services this runtime owns (label warmpool.deployment). */
@@ -352,42 +352,21 @@ export class SwarmRuntime implements Runtime {
   }
 
   output(instanceId: string, onLine: (line: string) => void): () => void {
-    const abort = new AbortController();
-    let stopped = false;
-    const emit = (line: string) => {
-      if (!stopped) onLine(line);
-    };
-    const stop = () => {
-      if (stopped) return;
-      stopped = true;
-      abort.abort();
-      this.stoppers.delete(stop);
-    };
-    this.stoppers.add(stop);
-    void (async () => {
-      const k = await this.find(instanceId);
-      if (!k) throw new WarmpoolError('INSTANCE_GONE', `no service for instance ${instanceId}`);
-      if (stopped) return;
-      const out = new LineSplitter(emit);
-      const err = new LineSplitter(emit);
-      // Service logs come through the manager from whichever node runs the task; everything so far, then what comes.
-      const stream = await this.engine.followServiceLogs(k.serviceId, { signal: abort.signal }, (fd, data) => (fd === 2 ? err : out).push(data));
-      await stream.done.then(
-        () => {
-          if (!stopped) {
-            out.flush();
-            err.flush();
-          }
-        },
-        (e: unknown) => {
-          if (!stopped) this.log(`output of instance ${instanceId}: ${errorMessage(e)}`, { instance: instanceId }, 'warn');
-        },
-      );
-      this.stoppers.delete(stop);
-    })().catch((e) => {
-      if (!stopped) this.log(`output of instance ${instanceId}: ${errorMessage(this.engineError(e, 'follow service logs'))}`, { instance: instanceId }, 'warn');
+    // Service logs come through the manager from whichever node runs the task.
+    return followOutput({
+      instanceId,
+      stoppers: this.stoppers,
+      kind: 'service',
+      locate: async () => (await this.find(instanceId))?.serviceId,
+      open: (id, signal, onData) => this.engine.followServiceLogs(id, { signal }, onData),
+      onLine,
+      failed: (e, opening) =>
+        this.log(
+          `output of instance ${instanceId}: ${errorMessage(opening ? this.engineError(e, 'follow service logs') : e)}`,
+          { instance: instanceId },
+          'warn',
+        ),
     });
-    return stop;
   }
 
   /**
