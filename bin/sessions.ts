@@ -9,6 +9,7 @@ import { errorMessage } from '../core/errors.js';
 import {
   filterSessions,
   findSession,
+  emptyTotals,
   readSessions,
   sumValues,
   totals,
@@ -728,20 +729,7 @@ function totalsText(rows: readonly TotalsRow[], by: Period): string {
 }
 
 function sumRows(rows: readonly TotalsRow[]): Omit<TotalsRow, 'app' | 'periodStart'> {
-  const s: Omit<TotalsRow, 'app' | 'periodStart'> = {
-    started: 0,
-    live: 0,
-    ended: 0,
-    endedBy: {},
-    durationTotalMs: 0,
-    activeTotalMs: 0,
-    requests: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    messagesIn: 0,
-    messagesInByType: {},
-    messagesOut: 0,
-  };
+  const s = emptyTotals();
   for (const r of rows) {
     s.started += r.started;
     s.live += r.live;

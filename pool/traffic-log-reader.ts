@@ -473,6 +473,24 @@ export function periodStart(t: number, by: Period): number {
 }
 
 /** Per app and claim period (UTC): each session counted once, in the period it was claimed. */
+/** A totals row's counters, all zero (a new row, or the sum of several). */
+export function emptyTotals(): Omit<TotalsRow, 'app' | 'periodStart'> {
+  return {
+    started: 0,
+    live: 0,
+    ended: 0,
+    endedBy: {},
+    durationTotalMs: 0,
+    activeTotalMs: 0,
+    requests: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    messagesIn: 0,
+    messagesInByType: {},
+    messagesOut: 0,
+  };
+}
+
 export function totals(records: readonly SessionRecord[], by: Period = 'hour'): TotalsRow[] {
   const rows = new Map<string, TotalsRow>();
   for (const r of records) {
@@ -480,22 +498,7 @@ export function totals(records: readonly SessionRecord[], by: Period = 'hour'): 
     const key = `${start}\u0000${r.app}`;
     let row = rows.get(key);
     if (!row) {
-      row = {
-        app: r.app,
-        periodStart: start,
-        started: 0,
-        live: 0,
-        ended: 0,
-        endedBy: {},
-        durationTotalMs: 0,
-        activeTotalMs: 0,
-        requests: 0,
-        bytesIn: 0,
-        bytesOut: 0,
-        messagesIn: 0,
-        messagesInByType: {},
-        messagesOut: 0,
-      };
+      row = { app: r.app, periodStart: start, ...emptyTotals() };
       rows.set(key, row);
     }
     row.started++;
