@@ -117,6 +117,9 @@ async function start(args: string[]): Promise<number> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  // The terminal that started it closed (an SSH session dropped under `npm start`): Node's default
+  // would end the process on the spot and leave every instance running. Stop as for SIGTERM instead.
+  process.on('SIGHUP', () => void stop('SIGHUP'));
 
   phase.now = `adopting what an earlier run left and starting the pools (${file})`;
   wp = await createWarmpool(file).catch((e) => {

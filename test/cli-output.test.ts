@@ -57,3 +57,13 @@ test('stdout and stderr both closed: nothing can be said, nothing breaks', async
   await noOrphans(s);
   await stopClean(s, cli);
 });
+
+test('its terminal closes (SIGHUP): warmpool stops as on SIGTERM, every instance removed, status 0', async () => {
+  const s = site(300);
+  const cli = start(s);
+  const url = `http://127.0.0.1:${await cli.port()}`;
+  const v = await claim(url);
+  await routesToOwn(url, s, v);
+  await stopClean(s, cli, 'SIGHUP');
+  assert.match(cli.output(), /SIGHUP: removing instances/);
+});

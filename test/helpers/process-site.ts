@@ -171,8 +171,8 @@ export async function noOrphans(s: Site): Promise<void> {
 }
 
 /** Stops it with SIGTERM: status 0, every instance process and state file gone. */
-export async function stopClean(s: Site, cli: Cli): Promise<void> {
-  const exit = await cli.kill('SIGTERM');
+export async function stopClean(s: Site, cli: Cli, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  const exit = await cli.kill(signal);
   assert.deepEqual(exit, { code: 0, signal: null }, cli.output());
   assert.deepEqual(pidsWithEnv(MARK, s.marker), [], 'every instance process removed');
   assert.deepEqual(states(s), [], 'every state file removed');
