@@ -357,6 +357,12 @@ export class WarmPool {
   instanceExited(id: string, detail: string): void {
     const m = this.members.get(id);
     if (!m || m.state === 'removing') return;
+    if (m.state === 'starting' && !m.adopted) {
+      // A create that dies before it is ready is a failed create: startOne() counts it and backs off
+      // (released here, an app that crashes at start-up would be recreated at once, in a loop).
+      m.abort.abort(new WarmpoolError('INSTANCE_EXITED', `instance ${id} exited while starting: ${detail}`, { hint: "check the app's output" }));
+      return;
+    }
     this.o.log?.(`${this.app.name}: instance ${id} exited while ${m.state}: ${detail}`, { app: this.app.name, instance: id }, 'warn');
     if (m.state === 'claimed') this.o.onClaimedExit?.(m, detail);
     this.release(id, `exited: ${detail}`);

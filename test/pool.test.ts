@@ -227,6 +227,30 @@ test('an instance that never becomes ready is replaced after the readiness timeo
   await fleet.stop();
 });
 
+test('an instance that exits while starting counts as a failure: the next create waits for the backoff (no crash loop)', async () => {
+  const { clock, rt, fleet } = setup('{ warm: 1, max: 1 }');
+  await fleet.start();
+  await settle();
+  rt.kill(rt.live[0]!);
+  await settle();
+  const st = fleet.status()[0]!;
+  assert.equal(st.failures, 1);
+  assert.match(st.lastError!, /exited while starting: killed by test/);
+  assert.equal(rt.created.length, 1, 'not replaced at once');
+  await clock.advance(999);
+  assert.equal(rt.created.length, 1, 'not before the backoff');
+  await clock.advance(1);
+  assert.equal(rt.created.length, 2, 'one trial create after the backoff');
+  rt.kill(rt.live[0]!);
+  await settle();
+  assert.equal(fleet.status()[0]!.failures, 2);
+  await clock.advance(1999);
+  assert.equal(rt.created.length, 2, 'the backoff doubled');
+  await clock.advance(1);
+  assert.equal(rt.created.length, 3);
+  await fleet.stop();
+});
+
 test('places in line are served in order; a ticket no waiter holds lapses and holds nothing meanwhile', async () => {
   const { clock, rt, fleet } = setup('{ warm: 0, max: 2, parallel: 2 }');
   await fleet.start();
