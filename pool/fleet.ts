@@ -27,13 +27,16 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { WarmpoolError, errorMessage, isWarmpoolError } from '../core/errors.js';
 import { retry } from '../core/retry.js';
 import { sessionId as newSessionId } from './ids.js';
-import { Reaper, endDeadline, type DeadlineReason, type ReapableSession } from './reaper.js';
+import { Reaper, endDeadline, type DeadlineReason } from './reaper.js';
+import { activeMs, newSession, noteActiveAgain, noteIdle, type Session } from './session.js';
 import { poolHealthState, sessionView, type SessionView } from './session-view.js';
 import type { ClaimMark, InstanceRecord, Runtime } from './runtime.js';
 import type { TrafficLogSink } from './traffic-log.js';
 import type { ProxyEventType, TrafficLogEntry, TrafficSummary } from './traffic-log-schema.js';
 import { WarmPool, type Member, type PoolStatus } from './warm-pool.js';
 import type { Log } from '../core/log.js';
+
+export type { Session } from './session.js';
 
 export interface FleetOptions {
   config: WarmpoolConfig;
@@ -53,20 +56,6 @@ export interface FleetOptions {
    * handed to anyone else. Unset: a claim lives only in memory until the engine records it.
    */
   journal?: ClaimJournal;
-}
-
-export interface Session extends ReapableSession {
-  id: string;
-  app: AppConfig;
-  member: Member;
-  target: SessionTarget;
-  firstRequestSeen?: boolean;
-  /** The address that claimed it (a visitor's claim: queue limits and first-use grace apply). */
-  visitor?: string;
-  /** Sum of gaps between consecutive activities no longer than the idle-notice interval. */
-  activeMs: number;
-  /** Its claim was on the engine before its visitor was answered (shared claims, or the journal failed): never given back unused. */
-  recordedAtClaim?: boolean;
 }
 
 export class Fleet implements PoolApi {
@@ -445,24 +434,17 @@ export class Fleet implements PoolApi {
     if (s) this.finish(s, reason);
   }
 
-  activity(session: string, at: number): void {
+  /**
+   * The proxy has stamped user activity on the session's traffic record, which the deadlines read
+   * (Session.lastActive), so a later deadline needs nothing here: the reaper's timer fires, finds it
+   * moved and re-arms. Only a session noted idle is re-armed now: its next idle notice is due earlier.
+   */
+  activity(session: string, _at: number): void {
     const s = this.sessions.get(session);
-    // Back from idle: the next idle notice is due earlier than the reaper's timer.
-    if (s && this.touch(s, at)) this.reaper.schedule();
-  }
-
-  /** Records user activity at `at`; true when the session was noted idle before. */
-  private touch(s: Session, at: number): boolean {
-    if (at <= s.lastActive) return false;
-    // Active time: gaps between activities up to the idle-notice interval count as active.
-    const gap = at - s.lastActive;
-    if (gap <= (s.idleNoticeMs ?? 60_000)) s.activeMs += gap;
-    s.lastActive = at;
-    if (s.target.traffic.lastActive === undefined || s.target.traffic.lastActive < at) s.target.traffic.lastActive = at;
-    if (!s.idleNoticed) return false;
-    s.idleNoticed = false;
-    this.o.trafficLog?.write({ t: at, type: 'active-again', session: s.id, app: s.app.name });
-    return true;
+    if (!s?.idleNoticed || s.lastActive <= s.stretchFrom) return;
+    noteActiveAgain(s);
+    this.o.trafficLog?.write({ t: s.lastActive, type: 'active-again', session: s.id, app: s.app.name });
+    this.reaper.schedule();
   }
 
   connectionOpened(session: string): void {
@@ -514,34 +496,9 @@ export class Fleet implements PoolApi {
     await this.o.trafficLog?.close();
   }
 
-  private addSession(app: AppConfig, m: Member, id: string, claimedAt: number): Session {
-    const traffic: SessionTraffic = {
-      requests: {},
-      bytesIn: 0,
-      bytesOut: 0,
-      framesIn: { control: 0, data: 0 },
-      framesOut: { control: 0, data: 0 },
-      messagesIn: {},
-      messagesOut: 0,
-      lastActive: claimedAt,
-      openConnections: 0,
-    };
-    const target: SessionTarget = { session: id, app: app.name, instanceId: m.id, host: m.rec!.host, port: m.rec!.port, secret: m.secret, claimedAt, traffic };
-    const s: Session = {
-      id,
-      app,
-      member: m,
-      target,
-      claimedAt,
-      lastActive: claimedAt,
-      openConnections: 0,
-      lastConnectionAt: claimedAt,
-      activeMs: 0,
-      idleTimeoutMs: app.idleTimeoutMs,
-      maxLifetimeMs: app.maxLifetimeMs,
-      graceMs: app.graceMs,
-      idleNoticeMs: this.o.idleNoticeMs ?? 60_000,
-    };
+  /** A session on a claimed instance, its idle and grace clocks running from since (default: the claim). */
+  private addSession(app: AppConfig, m: Member, id: string, claimedAt: number, since = claimedAt): Session {
+    const s = newSession(app, m, id, claimedAt, since, this.o.idleNoticeMs ?? 60_000);
     this.sessions.set(id, s);
     this.reaper.schedule();
     this.changed();
@@ -559,10 +516,7 @@ export class Fleet implements PoolApi {
     const app = pool.app;
     const now = this.clock.now();
     // Activity from before the restart is unknown: the idle clock restarts now, the lifetime does not.
-    const s = this.addSession(app, m, m.claim.session, m.claim.at);
-    s.lastActive = now;
-    s.lastConnectionAt = now;
-    s.target.traffic.lastActive = now;
+    const s = this.addSession(app, m, m.claim.session, m.claim.at, now);
     this.trafficLog({
       type: 'restored',
       session: s.id,
@@ -575,15 +529,8 @@ export class Fleet implements PoolApi {
   }
 
   private deadline(id: string, s: Session, reason: DeadlineReason, at: number): boolean {
-    // The proxy reports activity coalesced (at most once a second) but stamps traffic.lastActive
-    // exactly: catch up before judging idleness, so a session is never reaped early.
-    const exact = s.target.traffic.lastActive;
-    if ((reason === 'idle' || reason === 'idle-notice') && exact !== undefined && exact > s.lastActive) {
-      this.touch(s, exact);
-      return false;
-    }
     if (reason === 'idle-notice') {
-      s.idleNoticed = true;
+      noteIdle(s);
       this.trafficLog({ type: 'idle', session: id, app: s.app.name, since: s.lastActive });
       return false;
     }
@@ -640,7 +587,7 @@ export class Fleet implements PoolApi {
       claimedAt: s.claimedAt,
       durationMs: now - s.claimedAt,
       lastActive: s.lastActive,
-      activeMs: s.activeMs,
+      activeMs: activeMs(s),
       requests: t.requests,
       bytesIn: t.bytesIn,
       bytesOut: t.bytesOut,
