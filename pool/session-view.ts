@@ -3,7 +3,8 @@
 
 import type { PoolHealthState } from './api.js';
 import { nextDeadline } from './reaper.js';
-import { activeMs, type Session } from './session.js';
+import { activeMs } from './accounting.js';
+import type { Session } from './session.js';
 import type { PoolStatus } from './warm-pool.js';
 
 export interface SessionView {

@@ -1,6 +1,6 @@
-// A claimed session as the pool keeps it, and its active time. Its last user activity has one home:
-// the traffic record's lastActive, which the proxy stamps exactly; the reaper, the views and the
-// summary read it through Session.lastActive, and pool.activity() only re-arms the deadlines it moved.
+// A claimed session as the pool keeps it. Its last user activity has one home: the traffic record's
+// lastActive, which the proxy stamps exactly; the reaper, the views and the summary read it through
+// Session.lastActive, and pool.activity() only re-arms the deadlines it moved.
 
 import type { AppConfig } from '../core/config.js';
 import type { SessionTarget, SessionTraffic } from './api.js';
@@ -22,7 +22,7 @@ export interface Session extends ReapableSession {
   visitor?: string;
   /** Its claim was on the engine before its visitor was answered (shared claims, or the journal failed): never given back unused. */
   recordedAtClaim?: boolean;
-  /** Active time of the stretches of activity an idle notice closed, ms (see activeMs()). */
+  /** Active time of the stretches of activity an idle notice closed, ms (see accounting.ts). */
   closedActiveMs: number;
   /** Where the current stretch of activity began, or (while noted idle) where the last one ended. */
   stretchFrom: number;
@@ -63,29 +63,4 @@ export function newSession(app: AppConfig, m: Member, id: string, claimedAt: num
     graceMs: app.graceMs,
     idleNoticeMs,
   };
-}
-
-// Active time: a stretch of activity runs from its first activity to its last, and ends when the
-// idle notice comes (no activity for idleNoticeMs). Every gap inside a stretch is shorter than that
-// interval, so this is the sum of the gaps between activities no longer than it, counted from the
-// one stamp, whether or not each activity was reported.
-
-/** Active time so far, ms: the closed stretches, and the current one up to the last activity. */
-export function activeMs(s: Session): number {
-  return s.closedActiveMs + (s.idleNoticed ? 0 : s.lastActive - s.stretchFrom);
-}
-
-/** The idle notice: the current stretch ends at the last activity. */
-export function noteIdle(s: Session): void {
-  s.closedActiveMs = activeMs(s);
-  s.stretchFrom = s.lastActive;
-  s.idleNoticed = true;
-}
-
-/** Activity after the idle notice: a new stretch begins (a gap of exactly the notice interval still counts). */
-export function noteActiveAgain(s: Session): void {
-  const gap = s.lastActive - s.stretchFrom;
-  if (gap <= (s.idleNoticeMs ?? Infinity)) s.closedActiveMs += gap;
-  s.stretchFrom = s.lastActive;
-  s.idleNoticed = false;
 }
