@@ -30,6 +30,7 @@ export interface SessionTraffic {
   messagesOut: number;
   firstSeen?: number;
   lastSeen?: number;
+  /** Last user activity, stamped exactly by the proxy and never moved back: the one record of it, which the pool's deadlines read. */
   lastActive?: number;
   openConnections: number;
 }
@@ -125,7 +126,10 @@ export interface PoolApi {
   find(session: string, instanceId: string): FindResult;
   /** Ends a session now (e.g. the visitor asked for a fresh instance). */
   end(session: string, reason: EndReason): Promise<void>;
-  /** The proxy saw user activity (already classified) at time `at` (clock ms). Cheap; call it coalesced. */
+  /**
+   * The proxy saw user activity (already classified) at time `at` (clock ms) and has stamped it on the
+   * session's traffic.lastActive. Only re-arms the session's deadlines: cheap; call it coalesced.
+   */
   activity(session: string, at: number): void;
   connectionOpened(session: string): void;
   connectionClosed(session: string): void;

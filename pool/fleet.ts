@@ -1,5 +1,6 @@
-// The fleet: one WarmPool per app, the claimed sessions, the reaper and the traffic log.
-// Implements PoolApi, the seam the proxy talks to. Knows nothing of HTTP.
+// The fleet: one WarmPool per app, the claimed sessions and the reaper that ends them. Implements
+// PoolApi, the seam the proxy talks to, and the admin surface's views; knows nothing of HTTP. Its
+// parts: claim-recording.ts, restore.ts, accounting.ts (the traffic log), health.ts, session.ts.
 //
 //   const fleet = new Fleet({ config, runtimes: { process: new ProcessRuntime(...) }, clock });
 //   await fleet.start();            // adopt what an earlier run left, warm the pools
@@ -8,32 +9,26 @@
 //   await fleet.stop();             // removes every instance unless config.keepOnExit
 
 import { LRUCache } from 'lru-cache';
-import type {
-  ClaimOptions,
-  ClaimResult,
-  CollectResult,
-  EndReason,
-  FindResult,
-  PoolApi,
-  PoolHealth,
-  SessionTarget,
-  SessionTraffic,
-  WaitOptions,
-  WaitOutcome,
-} from './api.js';
-import type { ClaimJournal, JournalClaim } from './claim-journal.js';
+import { Accounting } from './accounting.js';
+import type { ClaimOptions, ClaimResult, CollectResult, EndReason, FindResult, PoolApi, PoolHealth, WaitOptions, WaitOutcome } from './api.js';
+import type { ClaimJournal } from './claim-journal.js';
+import { ClaimRecorder } from './claim-recording.js';
 import type { AppConfig, RuntimeKind, WarmpoolConfig } from '../core/config.js';
 import { systemClock, type Clock } from '../core/clock.js';
-import { WarmpoolError, errorMessage, isWarmpoolError } from '../core/errors.js';
-import { retry } from '../core/retry.js';
+import { WarmpoolError, errorMessage } from '../core/errors.js';
+import { FleetHealth } from './health.js';
 import { sessionId as newSessionId } from './ids.js';
-import { Reaper, endDeadline, type DeadlineReason, type ReapableSession } from './reaper.js';
-import { poolHealthState, sessionView, type SessionView } from './session-view.js';
-import type { ClaimMark, InstanceRecord, Runtime } from './runtime.js';
-import type { TrafficLogSink } from './traffic-log.js';
-import type { ProxyEventType, TrafficLogEntry, TrafficSummary } from './traffic-log-schema.js';
-import { WarmPool, type Member, type PoolStatus } from './warm-pool.js';
 import type { Log } from '../core/log.js';
+import { Reaper, endDeadline, type DeadlineReason } from './reaper.js';
+import { Restorer } from './restore.js';
+import type { InstanceRecord, Runtime } from './runtime.js';
+import { newSession, type Session } from './session.js';
+import { sessionView, type SessionView } from './session-view.js';
+import type { TrafficLogSink } from './traffic-log.js';
+import type { ProxyEventType, TrafficLogEntry } from './traffic-log-schema.js';
+import { WarmPool, type Member, type PoolStatus } from './warm-pool.js';
+
+export type { Session } from './session.js';
 
 export interface FleetOptions {
   config: WarmpoolConfig;
@@ -55,20 +50,6 @@ export interface FleetOptions {
   journal?: ClaimJournal;
 }
 
-export interface Session extends ReapableSession {
-  id: string;
-  app: AppConfig;
-  member: Member;
-  target: SessionTarget;
-  firstRequestSeen?: boolean;
-  /** The address that claimed it (a visitor's claim: queue limits and first-use grace apply). */
-  visitor?: string;
-  /** Sum of gaps between consecutive activities no longer than the idle-notice interval. */
-  activeMs: number;
-  /** Its claim was on the engine before its visitor was answered (shared claims, or the journal failed): never given back unused. */
-  recordedAtClaim?: boolean;
-}
-
 export class Fleet implements PoolApi {
   readonly clock: Clock;
   private readonly pools = new Map<string, WarmPool>();
@@ -79,13 +60,14 @@ export class Fleet implements PoolApi {
   private readonly changeListeners = new Set<() => void>();
   private readonly removedListeners = new Set<(host: string, port: number) => void>();
   private started = false;
-  /** Claims being recorded on the engine after their visitor was answered (see claim()). */
-  private readonly recording = new Set<Promise<void>>();
-  /** Aborted by stop(): the recordings' backoff waits end, and each gets one last attempt at once. */
-  private readonly stopped = new AbortController();
+  private readonly accounting: Accounting;
+  private readonly claims: ClaimRecorder;
+  private readonly restorer: Restorer;
+  private readonly fleetHealth: FleetHealth;
 
   constructor(private readonly o: FleetOptions) {
     this.clock = o.clock ?? systemClock;
+    this.accounting = new Accounting(this.clock, o.trafficLog);
     for (const app of o.config.apps) {
       const runtime = o.runtimes[app.runtime];
       if (!runtime)
@@ -123,6 +105,27 @@ export class Fleet implements PoolApi {
           'error',
         ),
     );
+    const trafficLog = (entry: TrafficLogEntry) => this.accounting.write(entry);
+    this.claims = new ClaimRecorder({
+      clock: this.clock,
+      log: o.log,
+      journal: o.journal,
+      trafficLog,
+      isLive: (s) => this.sessions.get(s.id) === s,
+      instanceGone: (s, detail) => this.endByInstance(s.member.id, 'instance-exited', detail),
+    });
+    this.restorer = new Restorer({
+      clock: this.clock,
+      log: o.log,
+      journal: o.journal,
+      pools: this.pools,
+      trafficLog,
+      addSession: (pool, m, id, claimedAt) => this.addSession(pool.app, m, id, claimedAt, this.clock.now()),
+      lost: (session) => this.ended.set(session, { reason: 'lost', at: this.clock.now() }),
+      record: (pool, s, mark) => this.claims.record(pool, s, mark),
+      session: (id) => this.sessions.get(id),
+    });
+    this.fleetHealth = new FleetHealth(this.clock, this.runtimesInUse(), () => this.pools.values());
   }
 
   apps(): readonly AppConfig[] {
@@ -154,81 +157,15 @@ export class Fleet implements PoolApi {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    const byKind = new Map<Runtime, AppConfig[]>();
-    for (const app of this.o.config.apps) {
-      const rt = this.o.runtimes[app.runtime]!;
-      byKind.set(rt, [...(byKind.get(rt) ?? []), app]);
-    }
-    // Claims handed out by an earlier run whose engine record may not have landed (see open()).
-    const journaled = this.o.journal?.earlier ?? new Map<string, JournalClaim>();
-    const fromJournal = new Set<string>();
-    await Promise.all(
-      [...byKind.keys()].map(async (rt) => {
-        this.unwatch.push(rt.watch((id, detail) => this.instanceExited(id, detail)));
-        const records = (await this.listWithRetry(rt)).map((r) => {
-          const j = journaled.get(r.instanceId);
-          // The engine's record wins; the journal speaks only for an instance the engine calls unclaimed.
-          if (r.claim || rt.sharedClaims || !j || j.app !== r.app) return r;
-          fromJournal.add(r.instanceId);
-          return { ...r, claim: { session: j.session, at: j.at } };
-        });
-        if (records.length > 0) {
-          const claimed = records.filter((r) => r.claim && r.running).length;
-          const journal = records.filter((r) => fromJournal.has(r.instanceId)).length;
-          this.o.log?.(
-            `${rt.kind} runtime: found ${records.length} instance(s) of an earlier run (${claimed} claimed${journal ? `, ${journal} of them known from the claim journal only` : ''}); checking them before taking visitors`,
-          );
-        }
-        const byApp = new Map<string, InstanceRecord[]>();
-        for (const r of records) {
-          if (r.claim && !r.running) {
-            // Its student's session cannot continue: close it in the log rather than leave it "live".
-            this.ended.set(r.claim.session, { reason: 'lost', at: this.clock.now() });
-            this.trafficLog({
-              type: 'ended',
-              session: r.claim.session,
-              app: r.app,
-              instance: r.instanceId,
-              reason: 'lost',
-              detail: 'instance gone when warmpool restarted',
-            });
-          }
-          if (this.pools.get(r.app)?.app.runtime === rt.kind) byApp.set(r.app, [...(byApp.get(r.app) ?? []), r]);
-          else {
-            this.o.log?.(`removing instance ${r.instanceId} of app ${r.app}, which is no longer configured`, { app: r.app, instance: r.instanceId });
-            await rt
-              .remove(r.instanceId)
-              .catch((e) => this.o.log?.(`could not remove ${r.instanceId}: ${errorMessage(e)}`, { app: r.app, instance: r.instanceId }, 'warn'));
-          }
-        }
-        await Promise.all(
-          [...this.pools.values()]
-            .filter((p) => p.app.runtime === rt.kind)
-            .map(async (pool) => {
-              const claimed = await pool.adopt(byApp.get(pool.app.name) ?? []);
-              for (const m of claimed) this.restoreSession(pool, m, fromJournal.has(m.id));
-            }),
-        );
-      }),
-    );
-    // The journal keeps only the claims of restored sessions whose engine record has not landed yet.
-    this.o.journal?.compact((c) => fromJournal.has(c.instance) && this.sessions.get(c.session)?.member.id === c.instance);
+    const runtimes = this.runtimesInUse();
+    for (const rt of runtimes) this.unwatch.push(rt.watch((id, detail) => this.instanceExited(id, detail)));
+    await this.restorer.adopt(runtimes);
     this.reaper.schedule();
   }
 
-  /** Until the engine answers: 1 s after the first failure, doubling up to 30 s. */
-  private listWithRetry(rt: Runtime): Promise<InstanceRecord[]> {
-    return retry(() => rt.list(), {
-      clock: this.clock,
-      firstMs: 1000,
-      maxMs: 30_000,
-      onFailure: (f) =>
-        this.o.log?.(
-          `${rt.kind} runtime: cannot list instances (attempt ${f.attempt}, retrying in ${f.retryInMs} ms): ${errorMessage(f.error)}`,
-          { runtime: rt.kind, attempt: f.attempt },
-          'warn',
-        ),
-    });
+  /** The runtimes the configured apps use, each once. */
+  private runtimesInUse(): Runtime[] {
+    return [...new Set(this.o.config.apps.map((a) => this.o.runtimes[a.runtime]!))];
   }
 
   /**
@@ -294,15 +231,15 @@ export class Fleet implements PoolApi {
     // still knows the instance is taken; if the journal cannot be written, the engine records it first.
     const early =
       this.sharedClaims(pool) || (this.o.journal !== undefined && !this.o.journal.claimed({ instance: m.id, session: id, app: pool.app.name, at: now }));
-    if (early && !(await this.recordBeforeAnswer(pool, m, { session: id, at: now }))) return undefined;
+    if (early && !(await this.claims.beforeAnswer(pool, m, { session: id, at: now }))) return undefined;
     const s = this.addSession(pool.app, m, id, now);
     if (early) s.recordedAtClaim = true;
-    this.trafficLog({ type: 'claimed', session: id, app: pool.app.name, instance: m.id, visitor, waitedInLine: fromLine });
+    this.accounting.write({ type: 'claimed', session: id, app: pool.app.name, instance: m.id, visitor, waitedInLine: fromLine });
     if (visitor !== undefined) {
       s.visitor = visitor;
       s.firstUseBy = now + this.o.config.queue.firstUseMs;
       this.reaper.schedule();
-    } else if (!early) this.record(pool, s, { session: id, at: now });
+    } else if (!early) this.claims.record(pool, s, { session: id, at: now });
     return s;
   }
 
@@ -311,7 +248,7 @@ export class Fleet implements PoolApi {
     s.firstUseBy = undefined;
     const pool = this.pools.get(s.app.name)!;
     pool.used(s.member.id);
-    if (!s.recordedAtClaim) this.record(pool, s, { session: s.id, at: s.claimedAt });
+    if (!s.recordedAtClaim) this.claims.record(pool, s, { session: s.id, at: s.claimedAt });
   }
 
   /** When each live session of an app ends if nothing changes, for the waiting line's estimates. */
@@ -321,123 +258,21 @@ export class Fleet implements PoolApi {
     return out;
   }
 
-  /**
-   * Records a claim before its visitor is answered: on a runtime whose instances other processes may
-   * claim too, or when the journal cannot be written. true: recorded, the instance is this visitor's.
-   * false: another process got it first, or it is gone (dropped from this pool; the runtime leaves
-   * another process's instance alone). Throws, the instance ready again, when the engine cannot say.
-   */
-  private async recordBeforeAnswer(pool: WarmPool, m: Member, mark: ClaimMark): Promise<boolean> {
-    try {
-      await pool.persistClaim(m, mark);
-    } catch (e) {
-      if (isWarmpoolError(e, 'CLAIM_CONFLICT') || isWarmpoolError(e, 'INSTANCE_GONE')) {
-        this.o.log?.(`${pool.app.name}: ${errorMessage(e)}; trying another instance`, { app: pool.app.name }, 'warn');
-        pool.release(m.id, errorMessage(e));
-        return false;
-      }
-      pool.unclaim(m.id);
-      throw e;
-    }
-    return m.state === 'claimed'; // else it exited while its claim was being recorded
-  }
-
   find(session: string, instanceId: string): FindResult {
     const s = this.sessions.get(session);
     if (s && s.member.id === instanceId) return { kind: 'live', target: s.target };
     const e = this.ended.get(session);
     if (e) return { kind: 'ended', reason: e.reason, at: e.at };
     if (!s) {
-      const back = this.reclaim(session, instanceId);
+      const back = this.restorer.reclaim(session, instanceId);
       if (back) return { kind: 'live', target: back.target };
     }
     return { kind: 'unknown' };
   }
 
-  /**
-   * A verified cookie names a session this run does not know, on an instance it adopted as ready:
-   * the earlier run answered that visitor but stopped before recording the claim. Only warmpool
-   * signs cookies, so the instance is theirs: give it back to them instead of to the next visitor.
-   */
-  private reclaim(session: string, instanceId: string): Session | undefined {
-    for (const pool of this.pools.values()) {
-      const m = pool.claimAdopted(instanceId);
-      if (!m) continue;
-      const now = this.clock.now();
-      this.o.journal?.claimed({ instance: m.id, session, app: pool.app.name, at: now });
-      const s = this.addSession(pool.app, m, session, now);
-      this.trafficLog({
-        type: 'restored',
-        session,
-        app: pool.app.name,
-        instance: m.id,
-        claimedAt: now,
-        detail: "claim not recorded before the restart; restored from the visitor's cookie",
-      });
-      this.record(pool, s, { session, at: now });
-      return s;
-    }
-    return undefined;
-  }
-
   /** Resolves once every claim handed out so far is recorded on the engine (or its session ended). */
-  async claimsRecorded(): Promise<void> {
-    while (this.recording.size > 0) await Promise.all([...this.recording]);
-  }
-
-  private record(pool: WarmPool, s: Session, mark: ClaimMark): void {
-    const p = this.recordClaim(pool, s, mark);
-    this.recording.add(p);
-    void p.finally(() => this.recording.delete(p));
-  }
-
-  /**
-   * Records a claim on the engine, retrying with backoff (500 ms, doubling up to 30 s) for as long as
-   * the session lives. stop() asks for one last attempt at once (not after a backoff).
-   */
-  private async recordClaim(pool: WarmPool, s: Session, mark: ClaimMark): Promise<void> {
-    const live = () => this.sessions.get(s.id) === s; // ended meanwhile: its instance is being removed
-    const ids = { app: s.app.name, instance: s.member.id, session: s.id };
-    try {
-      await retry(
-        async (attempt) => {
-          if (!live()) return;
-          await pool.persistClaim(s.member, mark);
-          this.o.journal?.settled(s.member.id);
-          if (attempt > 1) this.trafficLog({ type: 'claim-recorded', session: s.id, app: s.app.name, instance: s.member.id, attempts: attempt });
-        },
-        {
-          clock: this.clock,
-          firstMs: 500,
-          maxMs: 30_000,
-          signal: this.stopped.signal,
-          lastTryOnAbort: true,
-          retryIf: (e) => live() && !isWarmpoolError(e, 'INSTANCE_GONE'),
-          onFailure: (f) => {
-            if (f.retryInMs === undefined) {
-              this.o.log?.(
-                `${s.app.name}: the claim of instance ${s.member.id} by session ${s.id} is not recorded on the engine (${errorMessage(f.error)}); a restarted warmpool gives it back only to that session's cookie`,
-                ids,
-                'error',
-              );
-            } else if (f.retryInMs > 0) {
-              this.o.log?.(
-                `${s.app.name}: could not record the claim of instance ${s.member.id} by session ${s.id} (attempt ${f.attempt}, retrying in ${f.retryInMs} ms): ${errorMessage(f.error)}`,
-                { ...ids, attempt: f.attempt },
-                'warn',
-              );
-            } // 0: stop() came while this attempt was in flight; its last try is now
-          },
-        },
-      );
-    } catch (e) {
-      if (live() && isWarmpoolError(e, 'INSTANCE_GONE')) {
-        this.o.journal?.settled(s.member.id);
-        this.endByInstance(s.member.id, 'instance-exited', `its claim could not be recorded: ${errorMessage(e)}`);
-        pool.release(s.member.id, 'gone before its claim was recorded');
-      }
-      // Otherwise the session ended meanwhile, or the last try at stop() failed (logged above).
-    }
+  claimsRecorded(): Promise<void> {
+    return this.claims.recorded();
   }
 
   async end(session: string, reason: EndReason): Promise<void> {
@@ -445,146 +280,66 @@ export class Fleet implements PoolApi {
     if (s) this.finish(s, reason);
   }
 
-  activity(session: string, at: number): void {
+  /**
+   * The proxy has stamped user activity on the session's traffic record, which the deadlines read
+   * (Session.lastActive), so a later deadline needs nothing here: the reaper's timer fires, finds it
+   * moved and re-arms. Only a session noted idle is re-armed now: its next idle notice is due earlier.
+   */
+  activity(session: string, _at: number): void {
     const s = this.sessions.get(session);
-    // Back from idle: the next idle notice is due earlier than the reaper's timer.
-    if (s && this.touch(s, at)) this.reaper.schedule();
-  }
-
-  /** Records user activity at `at`; true when the session was noted idle before. */
-  private touch(s: Session, at: number): boolean {
-    if (at <= s.lastActive) return false;
-    // Active time: gaps between activities up to the idle-notice interval count as active.
-    const gap = at - s.lastActive;
-    if (gap <= (s.idleNoticeMs ?? 60_000)) s.activeMs += gap;
-    s.lastActive = at;
-    if (s.target.traffic.lastActive === undefined || s.target.traffic.lastActive < at) s.target.traffic.lastActive = at;
-    if (!s.idleNoticed) return false;
-    s.idleNoticed = false;
-    this.o.trafficLog?.write({ t: at, type: 'active-again', session: s.id, app: s.app.name });
-    return true;
+    if (!s?.idleNoticed || s.lastActive <= s.stretchFrom) return;
+    this.accounting.activeAgain(s);
+    this.reaper.schedule();
   }
 
   connectionOpened(session: string): void {
     const s = this.sessions.get(session);
-    if (!s) return;
-    s.openConnections++;
-    s.target.traffic.openConnections = s.openConnections;
+    if (s) this.accounting.connectionOpened(s);
   }
 
   connectionClosed(session: string): void {
     const s = this.sessions.get(session);
-    if (!s) return;
-    s.openConnections = Math.max(0, s.openConnections - 1);
-    s.target.traffic.openConnections = s.openConnections;
-    s.lastConnectionAt = this.clock.now();
-    if (s.openConnections === 0) this.reaper.schedule();
+    // The last one closed: the grace deadline may now be earlier than the reaper's timer.
+    if (s && this.accounting.connectionClosed(s)) this.reaper.schedule();
   }
 
   event(session: string, type: ProxyEventType, detail?: Record<string, unknown>): void {
     const s = this.sessions.get(session);
     if (!s) return;
     if (s.firstUseBy !== undefined && (type === 'request' || type === 'ws-open')) this.firstUse(s);
-    if (type === 'request') {
-      // Requests with no socket open also hold the grace period open; only the first is logged.
-      if (s.openConnections === 0) s.lastConnectionAt = this.clock.now();
-      if (s.firstRequestSeen) return;
-      s.firstRequestSeen = true;
-      type = 'first-request';
-    }
-    this.trafficLog({ type, session, app: s.app.name, ...detail });
+    this.accounting.event(s, type, detail);
   }
 
   /** Stops the reaper and every pool; removes all instances unless keep (default: config.keepOnExit). */
   async stop(keep = this.o.config.keepOnExit): Promise<void> {
     this.reaper.stop();
     // Claims still being recorded get one last attempt now (instances kept for the next run need them).
-    this.stopped.abort();
-    await Promise.all([...this.recording]);
+    await this.claims.stop();
     for (const u of this.unwatch) u();
     if (!keep) for (const s of [...this.sessions.values()]) this.finish(s, 'shutdown', false);
     else
       for (const s of this.sessions.values())
-        this.trafficLog({ type: 'suspended', session: s.id, app: s.app.name, summary: this.summary(s, this.clock.now()) });
+        this.accounting.write({ type: 'suspended', session: s.id, app: s.app.name, summary: this.accounting.summary(s, this.clock.now()) });
     await Promise.all([...this.pools.values()].map((p) => p.stop(keep)));
     // Kept instances keep their journaled claims for the next start; removed ones need none.
     this.o.journal?.compact(() => keep);
     this.o.journal?.close();
     await Promise.all([...new Set(Object.values(this.o.runtimes))].map((rt) => rt?.close()));
-    await this.o.trafficLog?.close();
+    await this.accounting.close();
   }
 
-  private addSession(app: AppConfig, m: Member, id: string, claimedAt: number): Session {
-    const traffic: SessionTraffic = {
-      requests: {},
-      bytesIn: 0,
-      bytesOut: 0,
-      framesIn: { control: 0, data: 0 },
-      framesOut: { control: 0, data: 0 },
-      messagesIn: {},
-      messagesOut: 0,
-      lastActive: claimedAt,
-      openConnections: 0,
-    };
-    const target: SessionTarget = { session: id, app: app.name, instanceId: m.id, host: m.rec!.host, port: m.rec!.port, secret: m.secret, claimedAt, traffic };
-    const s: Session = {
-      id,
-      app,
-      member: m,
-      target,
-      claimedAt,
-      lastActive: claimedAt,
-      openConnections: 0,
-      lastConnectionAt: claimedAt,
-      activeMs: 0,
-      idleTimeoutMs: app.idleTimeoutMs,
-      maxLifetimeMs: app.maxLifetimeMs,
-      graceMs: app.graceMs,
-      idleNoticeMs: this.o.idleNoticeMs ?? 60_000,
-    };
+  /** A session on a claimed instance, its idle and grace clocks running from since (default: the claim). */
+  private addSession(app: AppConfig, m: Member, id: string, claimedAt: number, since = claimedAt): Session {
+    const s = newSession(app, m, id, claimedAt, since, this.o.idleNoticeMs ?? 60_000);
     this.sessions.set(id, s);
     this.reaper.schedule();
     this.changed();
     return s;
   }
 
-  /**
-   * After a restart: a claimed instance found by label becomes its session again. One the claim journal
-   * names (handed out, its engine record not landed) is restored the same way and recorded now: its
-   * visitor may have used it, so it is theirs until its deadlines (grace: no connection since the
-   * restart) end it and remove it, never handed to anyone else.
-   */
-  private restoreSession(pool: WarmPool, m: Member, fromJournal: boolean): void {
-    if (!m.claim) return;
-    const app = pool.app;
-    const now = this.clock.now();
-    // Activity from before the restart is unknown: the idle clock restarts now, the lifetime does not.
-    const s = this.addSession(app, m, m.claim.session, m.claim.at);
-    s.lastActive = now;
-    s.lastConnectionAt = now;
-    s.target.traffic.lastActive = now;
-    this.trafficLog({
-      type: 'restored',
-      session: s.id,
-      app: app.name,
-      instance: m.id,
-      claimedAt: m.claim.at,
-      ...(fromJournal ? { detail: 'claim not recorded on the engine before the restart; restored from the claim journal' } : {}),
-    });
-    if (fromJournal) this.record(pool, s, m.claim);
-  }
-
   private deadline(id: string, s: Session, reason: DeadlineReason, at: number): boolean {
-    // The proxy reports activity coalesced (at most once a second) but stamps traffic.lastActive
-    // exactly: catch up before judging idleness, so a session is never reaped early.
-    const exact = s.target.traffic.lastActive;
-    if ((reason === 'idle' || reason === 'idle-notice') && exact !== undefined && exact > s.lastActive) {
-      this.touch(s, exact);
-      return false;
-    }
     if (reason === 'idle-notice') {
-      s.idleNoticed = true;
-      this.trafficLog({ type: 'idle', session: id, app: s.app.name, since: s.lastActive });
+      this.accounting.idle(s);
       return false;
     }
     if (reason === 'unused') {
@@ -597,7 +352,7 @@ export class Fleet implements PoolApi {
       }
       // Nothing reached the instance: it is as pristine as when it became ready, so it goes back to
       // the line instead of being replaced.
-      this.trafficLog({
+      this.accounting.write({
         type: 'returned-unused',
         session: id,
         app: s.app.name,
@@ -621,40 +376,23 @@ export class Fleet implements PoolApi {
     if (!this.sessions.delete(s.id)) return;
     const now = this.clock.now();
     this.ended.set(s.id, { reason, at: now });
-    this.trafficLog({
+    this.accounting.write({
       type: 'ended',
       session: s.id,
       app: s.app.name,
       instance: s.member.id,
       reason,
       ...(deadline !== undefined ? { deadline, late: now - deadline } : {}),
-      summary: this.summary(s, now),
+      summary: this.accounting.summary(s, now),
     });
     if (release) this.pools.get(s.app.name)?.release(s.member.id, `session ended: ${reason}`);
     this.changed();
   }
 
-  private summary(s: Session, now: number): TrafficSummary {
-    const t = s.target.traffic;
-    return {
-      claimedAt: s.claimedAt,
-      durationMs: now - s.claimedAt,
-      lastActive: s.lastActive,
-      activeMs: s.activeMs,
-      requests: t.requests,
-      bytesIn: t.bytesIn,
-      bytesOut: t.bytesOut,
-      framesIn: t.framesIn,
-      framesOut: t.framesOut,
-      messagesIn: t.messagesIn,
-      messagesOut: t.messagesOut,
-    };
-  }
-
   private endByInstance(instanceId: string, reason: EndReason, detail: string): void {
     for (const s of this.sessions.values()) {
       if (s.member.id === instanceId) {
-        this.trafficLog({ type: 'instance-exited', session: s.id, app: s.app.name, detail });
+        this.accounting.write({ type: 'instance-exited', session: s.id, app: s.app.name, detail });
         this.finish(s, reason, false);
       }
     }
@@ -662,10 +400,6 @@ export class Fleet implements PoolApi {
 
   private instanceExited(instanceId: string, detail: string): void {
     for (const p of this.pools.values()) if (p.member(instanceId)) p.instanceExited(instanceId, detail);
-  }
-
-  private trafficLog(entry: TrafficLogEntry): void {
-    this.o.trafficLog?.write({ t: this.clock.now(), ...entry });
   }
 
   private changed(): void {
@@ -734,39 +468,11 @@ export class Fleet implements PoolApi {
     return p;
   }
 
-  /** Last engine check per runtime, and the one in flight: many health probes share one list() call. */
-  private readonly engineChecks = new Map<Runtime, { reachable: boolean; error?: string; checkedAt: number }>();
-  private engineCheck?: Promise<void>;
-
   /**
    * Engine reachability (a list() call per runtime, at most once per maxAgeMs) and each pool's state.
    * Not ok when an engine is unreachable or a pool is failing.
    */
-  async health(maxAgeMs = 5000): Promise<PoolHealth> {
-    const now = this.clock.now();
-    const runtimes = [...new Set(this.o.config.apps.map((a) => this.o.runtimes[a.runtime]!))];
-    const stale = runtimes.some((rt) => (this.engineChecks.get(rt)?.checkedAt ?? -Infinity) + maxAgeMs <= now);
-    if (stale) {
-      this.engineCheck ??= Promise.all(
-        runtimes.map(async (rt) => {
-          try {
-            await rt.list();
-            this.engineChecks.set(rt, { reachable: true, checkedAt: this.clock.now() });
-          } catch (e) {
-            this.engineChecks.set(rt, { reachable: false, error: errorMessage(e), checkedAt: this.clock.now() });
-          }
-        }),
-      ).then(() => {
-        this.engineCheck = undefined;
-      });
-      await this.engineCheck;
-    }
-    const engines = runtimes.map((rt) => ({ runtime: rt.kind, ...this.engineChecks.get(rt)! }));
-    const pools = [...this.pools.values()].map((p) => {
-      const s = p.status();
-      const state = poolHealthState(s, p.draining);
-      return { app: s.app, state, canServe: state === 'ok' || state === 'warming', ready: s.ready, lastError: s.lastError };
-    });
-    return { ok: engines.every((e) => e.reachable) && pools.every((p) => p.state !== 'failing'), engines, pools };
+  health(maxAgeMs = 5000): Promise<PoolHealth> {
+    return this.fleetHealth.check(maxAgeMs);
   }
 }

@@ -9,7 +9,8 @@ export type DeadlineReason = 'idle' | 'lifetime' | 'grace' | 'idle-notice' | 'un
 
 export interface ReapableSession {
   claimedAt: number;
-  lastActive: number;
+  /** Last user activity (a Session reads it from its traffic record: see session.ts). */
+  readonly lastActive: number;
   openConnections: number;
   /** Last time a connection closed or a request was seen while none was open. */
   lastConnectionAt: number;
@@ -23,8 +24,8 @@ export interface ReapableSession {
   firstUseBy?: number;
 }
 
-/** The earliest deadline of one session. Pure: tested table-style. */
-export function nextDeadline(s: ReapableSession): { at: number; reason: DeadlineReason } {
+/** The earliest deadline of one session (the idle notice among them unless notice is false). Pure: tested table-style. */
+export function nextDeadline(s: ReapableSession, notice = true): { at: number; reason: DeadlineReason } {
   let best: { at: number; reason: DeadlineReason } = { at: s.lastActive + s.idleTimeoutMs, reason: 'idle' };
   const life = s.claimedAt + s.maxLifetimeMs;
   if (life < best.at) best = { at: life, reason: 'lifetime' };
@@ -33,17 +34,16 @@ export function nextDeadline(s: ReapableSession): { at: number; reason: Deadline
     if (grace < best.at) best = { at: grace, reason: 'grace' };
   }
   if (s.firstUseBy !== undefined && s.firstUseBy < best.at) best = { at: s.firstUseBy, reason: 'unused' };
-  if (s.idleNoticeMs !== undefined && !s.idleNoticed) {
-    const notice = s.lastActive + s.idleNoticeMs;
-    if (notice < best.at) best = { at: notice, reason: 'idle-notice' };
+  if (notice && s.idleNoticeMs !== undefined && !s.idleNoticed) {
+    const noticeAt = s.lastActive + s.idleNoticeMs;
+    if (noticeAt < best.at) best = { at: noticeAt, reason: 'idle-notice' };
   }
   return best;
 }
 
 /** When a session ends if nothing changes (idle, lifetime, grace, first use; not the idle notice): for wait estimates. */
 export function endDeadline(s: ReapableSession): number {
-  const { idleNoticeMs: _notice, ...rest } = s;
-  return nextDeadline(rest).at;
+  return nextDeadline(s, false).at;
 }
 
 export class Reaper<S extends ReapableSession> {

@@ -2,8 +2,9 @@
 // last user activity, the deadline that will end each), and each pool's health state. Pure.
 
 import type { PoolHealthState } from './api.js';
-import type { Session } from './fleet.js';
 import { nextDeadline } from './reaper.js';
+import { activeMs } from './accounting.js';
+import type { Session } from './session.js';
 import type { PoolStatus } from './warm-pool.js';
 
 export interface SessionView {
@@ -36,8 +37,8 @@ export interface SessionView {
 
 export function sessionView(s: Session, now: number): SessionView {
   const t = s.target.traffic;
-  const lastActive = Math.max(s.lastActive, t.lastActive ?? 0);
-  const d = nextDeadline({ ...s, lastActive, idleNoticeMs: undefined });
+  const lastActive = s.lastActive;
+  const d = nextDeadline(s, false);
   let requests = 0;
   for (const n of Object.values(t.requests)) requests += n;
   let messagesIn = 0;
@@ -54,7 +55,7 @@ export function sessionView(s: Session, now: number): SessionView {
     endsAt: d.at,
     endsBy: d.reason === 'idle-notice' ? 'idle' : d.reason,
     idle: s.idleNoticed === true || now - lastActive >= (s.idleNoticeMs ?? 60_000),
-    activeMs: s.activeMs,
+    activeMs: activeMs(s),
     openConnections: s.openConnections,
     bytesIn: t.bytesIn,
     bytesOut: t.bytesOut,

@@ -9,7 +9,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { TrafficLogEntryType } from './traffic-log-schema.js';
 
 /**
- * One line of the log read back: `{t, type, session, app, ...}`. What pool/fleet.ts writes is typed in
+ * One line of the log read back: `{t, type, session, app, ...}`. What the fleet writes is typed in
  * pool/traffic-log-schema.ts; a line read back is not trusted to match it (other versions, torn files).
  */
 export interface TrafficEntry {

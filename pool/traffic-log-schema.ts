@@ -1,6 +1,7 @@
-// The traffic log's entries, one type per kind of line: what pool/fleet.ts writes (its own
-// decisions, and what the proxy reports through PoolApi.event), and what pool/traffic-log-reader.ts,
-// `warmpool sessions` and admin/monitor.ts read back. Every line also carries `t` (clock ms).
+// The traffic log's entries, one type per kind of line: what the fleet writes through
+// pool/accounting.ts (its own decisions, and what the proxy reports through PoolApi.event), and what
+// pool/traffic-log-reader.ts, `warmpool sessions` and admin/monitor.ts read back. Every line also
+// carries `t` (clock ms).
 
 import type { EndReason } from '../core/end-reasons.js';
 

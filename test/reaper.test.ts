@@ -8,6 +8,7 @@ import { parseConfig } from '../core/config.js';
 import { Fleet } from '../pool/fleet.js';
 import { nextDeadline } from '../pool/reaper.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';
+import { ActivityReporter } from '../proxy/activity.js';
 import { FakeRuntime, fakePortCheck } from './helpers/fake-runtime.js';
 
 const MIN = 60_000;
@@ -31,7 +32,10 @@ apps:
   const r = await fleet.claim('demo');
   assert.equal(r.kind, 'session');
   const t = r.kind === 'session' ? r.target : undefined!;
-  return { clock, rt, log, fleet, t, ended: () => log.entries.find((e) => e.type === 'ended' && e.session === t.session) };
+  // User activity as the proxy reports it: stamped exactly on the traffic record, told to the pool at most once a second.
+  const reporter = new ActivityReporter(fleet, clock);
+  const active = () => reporter.active(t, clock.now());
+  return { clock, rt, log, fleet, t, active, ended: () => log.entries.find((e) => e.type === 'ended' && e.session === t.session) };
 }
 
 test('nextDeadline picks the earliest of idle, lifetime and grace', () => {
@@ -47,11 +51,11 @@ test('nextDeadline picks the earliest of idle, lifetime and grace', () => {
 });
 
 test('an idle tab is reaped exactly at its idle deadline, and keepalives do not move it', async () => {
-  const { clock, fleet, t, ended, rt } = await claimed();
+  const { clock, fleet, t, ended, rt, active } = await claimed();
   fleet.connectionOpened(t.session);
   const start = clock.now();
   await clock.advance(3 * MIN);
-  fleet.activity(t.session, clock.now()); // a slider move
+  active(); // a slider move
   const deadline = clock.now() + 10 * MIN;
   await clock.advance(10 * MIN - 1);
   assert.equal(ended(), undefined, 'alive 1 ms before the deadline');
@@ -68,11 +72,11 @@ test('an idle tab is reaped exactly at its idle deadline, and keepalives do not 
 });
 
 test('an active tab lives until its maximum lifetime', async () => {
-  const { clock, fleet, t, ended } = await claimed();
+  const { clock, fleet, t, ended, active } = await claimed();
   fleet.connectionOpened(t.session);
   for (let m = 0; m < 74; m++) {
     await clock.advance(MIN);
-    fleet.activity(t.session, clock.now());
+    active();
   }
   assert.equal(ended(), undefined);
   await clock.advance(MIN);
@@ -82,14 +86,14 @@ test('an active tab lives until its maximum lifetime', async () => {
 });
 
 test('a session with no connection left is reaped after the grace period', async () => {
-  const { clock, fleet, t, ended } = await claimed();
+  const { clock, fleet, t, ended, active } = await claimed();
   fleet.connectionOpened(t.session);
   fleet.connectionOpened(t.session);
   await clock.advance(MIN);
   fleet.connectionClosed(t.session);
   await clock.advance(5 * MIN);
   assert.equal(ended(), undefined, 'one connection still open');
-  fleet.activity(t.session, clock.now());
+  active();
   fleet.connectionClosed(t.session);
   const closedAt = clock.now();
   await clock.advance(2 * MIN);
@@ -107,7 +111,7 @@ test('a visitor who never connects is reaped after the grace period from the cla
 });
 
 test('idle and active-again are noted in the traffic log', async () => {
-  const { clock, fleet, t, log } = await claimed();
+  const { clock, fleet, t, log, active } = await claimed();
   fleet.connectionOpened(t.session);
   await clock.advance(MIN);
   assert.deepEqual(
@@ -115,7 +119,7 @@ test('idle and active-again are noted in the traffic log', async () => {
     [t.claimedAt + MIN],
   );
   await clock.advance(30_000);
-  fleet.activity(t.session, clock.now());
+  active();
   assert.equal(log.entries.at(-1)?.type, 'active-again');
   await clock.advance(MIN);
   assert.equal(log.entries.filter((e) => e.type === 'idle').length, 2);
@@ -135,18 +139,35 @@ test('the reaper keeps one timer, however many sessions', async () => {
 });
 
 test('activity the proxy stamped but had not yet reported (coalesced) still moves the idle deadline', async () => {
-  const { clock, fleet, t, ended } = await claimed();
+  const { clock, fleet, t, ended, active } = await claimed();
   fleet.connectionOpened(t.session);
   await clock.advance(5 * MIN);
-  fleet.activity(t.session, clock.now());
+  active();
   await clock.advance(500);
-  t.traffic.lastActive = clock.now(); // a second keystroke inside the proxy's 1 s coalescing window
+  active(); // a second keystroke inside the proxy's 1 s coalescing window: stamped, not reported
   const exact = clock.now();
   await clock.advance(10 * MIN - 500);
   assert.equal(ended(), undefined, 'not reaped at the deadline of the reported activity');
   await clock.advance(500);
   assert.equal(ended()?.reason, 'idle');
   assert.equal(ended()?.t, exact + 10 * MIN);
+  await fleet.stop();
+});
+
+test('the admin view and the summary at the end name the last activity the proxy stamped, reported or not', async () => {
+  const { clock, fleet, t, ended, active } = await claimed();
+  fleet.connectionOpened(t.session);
+  await clock.advance(30_000);
+  active();
+  await clock.advance(500);
+  active(); // inside the coalescing window: stamped on the traffic record, not reported
+  const exact = clock.now();
+  await clock.advance(9500);
+  const v = fleet.sessionsView()[0]!;
+  assert.deepEqual([v.lastActive, v.idleDeadline, v.activeMs], [exact, exact + 10 * MIN, 30_500]);
+  await fleet.end(t.session, 'admin');
+  const summary = ended()?.summary as { lastActive: number; activeMs: number };
+  assert.deepEqual([summary.lastActive, summary.activeMs], [exact, 30_500], 'not the last reported activity (30 s)');
   await fleet.stop();
 });
 
