@@ -43,6 +43,11 @@ export interface WarmpoolOptions {
   trafficLog?: TrafficLogSink;
   /** Replaces the runtimes built from the config (tests, embedding). */
   runtimes?: Partial<Record<RuntimeKind, Runtime>>;
+  /**
+   * Aborted while start-up still waits for an engine that does not answer (it retries with backoff):
+   * createWarmpool() gives up and rejects with POOL_STOPPED. Nothing was adopted or created by then.
+   */
+  signal?: AbortSignal;
 }
 
 export interface Warmpool {
@@ -124,7 +129,15 @@ export async function createWarmpool(config: WarmpoolConfig | string, opts: Warm
   }
   const retention = fileLog && cfg.log.retentionMs ? new LogRetention({ dir: resolve(cfg.log.dir), retentionMs: cfg.log.retentionMs, clock, log }) : undefined;
   retention?.start();
-  await fleet.start();
+  try {
+    await fleet.start(opts.signal);
+  } catch (e) {
+    admin?.close();
+    retention?.stop();
+    await proxy.close();
+    await fleet.stop(false);
+    throw e;
+  }
   return {
     config: cfg,
     fleet,

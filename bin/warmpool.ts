@@ -95,10 +95,13 @@ async function start(args: string[]): Promise<number> {
   let stopShow = () => {};
   let early: string | undefined;
   let stopping = false;
+  // A start-up that waits for an engine that does not answer gives up on a signal (there is nothing to clean up yet).
+  const starting = new AbortController();
   const stop = async (sig: string) => {
     if (!wp) {
       if (!early) console.error(`warmpool: ${sig} while starting: stopping as soon as start-up is done`);
       early ??= sig;
+      starting.abort();
       return;
     }
     if (stopping) return;
@@ -122,11 +125,13 @@ async function start(args: string[]): Promise<number> {
   process.on('SIGHUP', () => void stop('SIGHUP'));
 
   phase.now = `adopting what an earlier run left and starting the pools (${file})`;
-  wp = await createWarmpool(file).catch((e) => {
-    console.error(errorMessage(e));
+  let gaveUp = false;
+  wp = await createWarmpool(file, { signal: starting.signal }).catch((e) => {
+    gaveUp = early !== undefined && isWarmpoolError(e, 'POOL_STOPPED');
+    console.error(gaveUp ? `warmpool: ${early}: ${errorMessage(e)}` : errorMessage(e));
     return undefined;
   });
-  if (!wp) return 1;
+  if (!wp) return gaveUp ? 0 : 1;
   const pools = wp;
   if (early) {
     await stop(early);

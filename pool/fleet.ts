@@ -154,12 +154,12 @@ export class Fleet implements PoolApi {
    * Finds what earlier runs left (by label), adopts it, and starts warming. Retries an
    * unreachable engine with backoff instead of failing (reported through log).
    */
-  async start(): Promise<void> {
+  async start(signal?: AbortSignal): Promise<void> {
     if (this.started) return;
     this.started = true;
     const runtimes = this.runtimesInUse();
     for (const rt of runtimes) this.unwatch.push(rt.watch((id, detail) => this.instanceExited(id, detail)));
-    await this.restorer.adopt(runtimes);
+    await this.restorer.adopt(runtimes, signal);
     this.reaper.schedule();
   }
 

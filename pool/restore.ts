@@ -4,7 +4,7 @@
 
 import type { ClaimJournal, JournalClaim } from './claim-journal.js';
 import type { Clock } from '../core/clock.js';
-import { errorMessage } from '../core/errors.js';
+import { WarmpoolError, errorMessage } from '../core/errors.js';
 import type { Log } from '../core/log.js';
 import { retry } from '../core/retry.js';
 import type { ClaimMark, InstanceRecord, Runtime } from './runtime.js';
@@ -35,13 +35,14 @@ export class Restorer {
    * Lists each runtime's instances (retrying an unreachable engine with backoff), adopts those of
    * configured apps into their pools, restores claimed ones as their sessions, and removes the rest.
    */
-  async adopt(runtimes: readonly Runtime[]): Promise<void> {
+  /** `signal`: stop waiting for an engine that does not answer (rejects with POOL_STOPPED; nothing adopted yet). */
+  async adopt(runtimes: readonly Runtime[], signal?: AbortSignal): Promise<void> {
     // Claims handed out by an earlier run whose engine record may not have landed (see Fleet.open()).
     const journaled = this.o.journal?.earlier ?? new Map<string, JournalClaim>();
     const fromJournal = new Set<string>();
     await Promise.all(
       runtimes.map(async (rt) => {
-        const records = (await this.listWithRetry(rt)).map((r) => {
+        const records = (await this.listWithRetry(rt, signal)).map((r) => {
           const j = journaled.get(r.instanceId);
           // The engine's record wins; the journal speaks only for an instance the engine calls unclaimed.
           if (r.claim || rt.sharedClaims || !j || j.app !== r.app) return r;
@@ -118,9 +119,10 @@ export class Restorer {
   }
 
   /** Until the engine answers: 1 s after the first failure, doubling up to 30 s. */
-  private listWithRetry(rt: Runtime): Promise<InstanceRecord[]> {
+  private listWithRetry(rt: Runtime, signal?: AbortSignal): Promise<InstanceRecord[]> {
     return retry(() => rt.list(), {
       clock: this.o.clock,
+      signal,
       firstMs: 1000,
       maxMs: 30_000,
       onFailure: (f) =>
@@ -129,6 +131,9 @@ export class Restorer {
           { runtime: rt.kind, attempt: f.attempt },
           'warn',
         ),
+    }).catch((e: unknown) => {
+      if (!signal?.aborted) throw e;
+      throw new WarmpoolError('POOL_STOPPED', `stopped while waiting for the ${rt.kind} engine to answer: nothing was adopted or created`, { cause: e });
     });
   }
 

@@ -172,3 +172,18 @@ test("a start-up that Node would abandon (every timer unref'd, as the Clock's we
   await noOrphans(s);
   await stopClean(s, next);
 });
+
+// Before: the stop waited for a start-up that waits for the engine, i.e. forever (the timeout turns that into a failure).
+test('SIGTERM while start-up waits for a Docker Engine that does not answer: it gives up at once, status 0, nothing created', { timeout: 30_000 }, async () => {
+  const s = site();
+  // The same site with its app on the Docker runtime, and DOCKER_HOST a socket nobody listens on.
+  const yaml = readFileSync(s.file, 'utf8')
+    .replace('runtime: process', 'runtime: docker\n    image: warmpool/standin:latest')
+    .replace(/\n {4}command: .*\n/, '\n');
+  writeFileSync(s.file, yaml);
+  const cli = start(s, { env: { DOCKER_HOST: `unix://${join(s.dir, 'no-engine.sock')}` } });
+  await cli.when('a failed listing', () => cli.lines.find((l) => /docker runtime: cannot list instances \(attempt 1/.test(l)));
+  const exit = await cli.kill('SIGTERM');
+  assert.deepEqual(exit, { code: 0, signal: null }, cli.output());
+  assert.match(cli.output(), /SIGTERM: stopped while waiting for the docker engine to answer: nothing was adopted or created/);
+});
