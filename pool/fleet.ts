@@ -164,7 +164,14 @@ export class Fleet implements PoolApi {
     const fromJournal = new Set<string>();
     await Promise.all(
       [...byKind.keys()].map(async (rt) => {
-        this.unwatch.push(rt.watch((id, detail) => this.instanceExited(id, detail)));
+        this.unwatch.push(
+          rt.watch(
+            (id, detail) => this.instanceExited(id, detail),
+            () => {
+              for (const app of byKind.get(rt) ?? []) this.pools.get(app.name)?.engineBack();
+            },
+          ),
+        );
         const records = (await this.listWithRetry(rt)).map((r) => {
           const j = journaled.get(r.instanceId);
           // The engine's record wins; the journal speaks only for an instance the engine calls unclaimed.

@@ -223,7 +223,7 @@ export class DockerRuntime implements Runtime {
     });
   }
 
-  watch(onExit: (instanceId: string, detail: string) => void): () => void {
+  watch(onExit: (instanceId: string, detail: string) => void, onEngineBack?: () => void): () => void {
     let stopped = false;
     let abort: AbortController | undefined;
     let timer: TimerHandle | undefined;
@@ -289,7 +289,14 @@ export class DockerRuntime implements Runtime {
       }
       // Reconnected: exits while the stream was down are in no replay when the engine itself restarted
       // (its event history is in memory), so ask the engine what is left of what we know.
-      if (resumeFrom !== undefined) void this.recheck(report, signal);
+      if (resumeFrom !== undefined) {
+        void this.recheck(report, signal);
+        try {
+          onEngineBack?.();
+        } catch (e) {
+          this.log(`watch callback failed after the events stream reconnected: ${errorMessage(e)}`, undefined, 'error');
+        }
+      }
       const connectedAt = this.clock.now();
       const end = (why: string) => {
         if (signal.aborted) return;
