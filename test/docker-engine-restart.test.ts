@@ -26,6 +26,12 @@ import { until } from './helpers/wait.js';
 
 const IMAGE = 'warmpool/standin:latest';
 const DEPLOYMENT = `t-engine-${process.pid}-${randomBytes(3).toString('hex')}`;
+/**
+ * How long a notebook executes before READY: long enough that dockerd is killed while one warms. Its
+ * readiness timeout (300 s) is far beyond the waits below, so a READY lost with the engine's log
+ * stream fails the test rather than being papered over by a replacement.
+ */
+const STARTUP_MS = 3000;
 
 interface Visitor {
   jar: CookieJar;
@@ -65,15 +71,15 @@ listen: { host: 127.0.0.1, port: 0 }
 deployment: ${DEPLOYMENT}
 stateDir: ${s.stateDir}
 ports: { from: 39000, to: 39499 }
-queue: { hold: 120s }
+queue: { hold: 60s }
 apps:
   - name: demo
     runtime: docker
     image: ${IMAGE}
     network: host
-    env: { STARTUP_DELAY_MS: 300, STATE_BYTES: 2000 }
+    env: { STARTUP_DELAY_MS: ${STARTUP_MS}, STATE_BYTES: 2000 }
     deepLink: /open?path=webapp.jl
-    readiness: { log: "^READY$", timeout: 60s }
+    readiness: { log: "^READY$", timeout: 300s }
     pool: { warm: 2, max: 8, parallel: 2 }
     secret: { env: PLUTO_SECRET, inject: { query: secret } }
 `,
@@ -207,8 +213,15 @@ apps:
     // ---- started again, then killed (SIGKILL) mid-recovery, and started again ----
     await engine.start();
     await relays(a, 'engine back');
-    // Killed while the pool is creating again (a waiter and nothing ready): a create cut short by the engine.
-    await cli.when('a create against the restarted engine', () => ((cli.progress('demo')?.starting ?? 0) > 0 ? true : undefined), 30_000);
+    // Killed while a notebook warms for the pool (created and running, READY not printed yet): its
+    // output stream breaks with the engine, and READY comes while no engine is there.
+    const lineUp = [a, b, c, d].map((v) => v.instance);
+    await until(
+      'a container warming on the restarted engine',
+      async () => ((await containers()).some((x) => x.running && !lineUp.includes(x.instance)) ? true : undefined),
+      30_000,
+      50,
+    );
     await engine.stop('SIGKILL');
     await relays(a, 'engine killed');
     await relays(c, 'engine killed');

@@ -214,6 +214,7 @@ export class DockerRuntime implements Runtime {
     return followOutput({
       instanceId,
       stoppers: this.stoppers,
+      clock: this.clock,
       kind: 'container',
       locate: async () => (await this.find(instanceId))?.containerId,
       open: (id, signal, onData) => this.engine.followLogs(id, { signal }, onData),
