@@ -158,7 +158,16 @@ export class Fleet implements PoolApi {
     if (this.started) return;
     this.started = true;
     const runtimes = this.runtimesInUse();
-    for (const rt of runtimes) this.unwatch.push(rt.watch((id, detail) => this.instanceExited(id, detail)));
+    for (const rt of runtimes) {
+      this.unwatch.push(
+        rt.watch(
+          (id, detail) => this.instanceExited(id, detail),
+          () => {
+            for (const pool of this.pools.values()) if (this.o.runtimes[pool.app.runtime] === rt) pool.engineBack();
+          },
+        ),
+      );
+    }
     await this.restorer.adopt(runtimes, signal);
     this.reaper.schedule();
   }

@@ -55,8 +55,12 @@ export interface Runtime {
   markClaimed(instanceId: string, claim: ClaimMark): Promise<void>;
   /** Calls onLine for each line the instance printed (stdout and stderr), past and future. Returns a stop function. */
   output(instanceId: string, onLine: (line: string) => void): () => void;
-  /** Calls onExit when an instance of this deployment stops by itself. Returns a stop function. */
-  watch(onExit: (instanceId: string, detail: string) => void): () => void;
+  /**
+   * Calls onExit when an instance of this deployment stops by itself. Returns a stop function.
+   * onEngineBack (optional for a runtime to call): the engine answers again after its watch broke (an
+   * engine restart), so work backing off from ENGINE_UNREACHABLE may try at once.
+   */
+  watch(onExit: (instanceId: string, detail: string) => void, onEngineBack?: () => void): () => void;
   /** Releases engine connections and watchers (does not remove instances). */
   close(): Promise<void>;
 }

@@ -97,6 +97,8 @@ export class WarmPool {
   private startups: number[] = [];
   private failures = 0;
   private lastError?: string;
+  /** The code of the last create failure, when it had one: ENGINE_UNREACHABLE is waited out only until the engine is back. */
+  private lastErrorCode?: string;
   private nextCreateAt = 0;
   private retryTimer?: TimerHandle;
   /**
@@ -368,6 +370,20 @@ export class WarmPool {
     this.release(id, `exited: ${detail}`);
   }
 
+  /**
+   * The runtime says its engine answers again (its watch reconnected after an engine restart). Creates
+   * backing off because the engine was unreachable try at once, rather than wait out a backoff that grew
+   * with the outage (up to backoffMs.max) while visitors wait in line. Other failures keep their backoff.
+   */
+  engineBack(): void {
+    if (this.stopped || this.lastErrorCode !== 'ENGINE_UNREACHABLE' || this.nextCreateAt <= this.o.clock.now()) return;
+    this.o.log?.(`${this.app.name}: the engine answers again; creating now instead of in ${this.nextCreateAt - this.o.clock.now()} ms`, { app: this.app.name });
+    this.nextCreateAt = 0;
+    this.retryTimer?.cancel();
+    this.retryTimer = undefined;
+    this.reconcile();
+  }
+
   /** The one choke point: decides how many instances to start now. */
   reconcile(): void {
     if (this.stopped) return;
@@ -450,6 +466,7 @@ export class WarmPool {
       this.startups = [...this.startups.slice(-19), m.readyAt - m.createdAt];
       this.failures = 0;
       this.lastError = undefined;
+      this.lastErrorCode = undefined;
       this.nextCreateAt = 0;
       this.reconcile();
     } catch (e) {
@@ -462,6 +479,7 @@ export class WarmPool {
       this.failures++;
       // The code first (IMAGE_NOT_FOUND, READINESS_TIMEOUT, ...): what status() and the progress line report.
       this.lastError = isWarmpoolError(e) ? `${e.code}: ${e.message}` : errorMessage(e);
+      this.lastErrorCode = isWarmpoolError(e) ? e.code : undefined;
       const b = this.o.backoffMs ?? { first: 1000, max: 60_000 };
       this.nextCreateAt = this.o.clock.now() + backoffDelay({ firstMs: b.first, maxMs: b.max }, this.failures);
       this.o.log?.(

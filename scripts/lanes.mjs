@@ -10,6 +10,7 @@ export const UNIT_LANE = [
   'docker-labels',
   'end-reasons',
   'engine-metrics',
+  'follow-output',
   'frames',
   'healthz',
   'http1-response-differential',

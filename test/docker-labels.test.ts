@@ -12,6 +12,7 @@ import {
   envList,
   instanceLabels,
   instanceName,
+  missedExits,
   parseEnv,
   parseName,
   recordFromContainer,
@@ -243,5 +244,46 @@ describe('recordFromContainer', () => {
   test('skips garbage without throwing', () => {
     assert.equal(recordFromContainer({} as ContainerLike), undefined);
     assert.equal(recordFromContainer(null as unknown as ContainerLike), undefined);
+  });
+});
+
+describe('missedExits (after the event stream was down)', () => {
+  const entry = (instance: string, State: string, Status: string): ContainerLike => ({
+    Id: `c-${instance}`,
+    Names: [`/warmpool-prod-vdma-${instance}`],
+    Labels: { ...LABELS, 'warmpool.instance': instance },
+    State,
+    Status,
+  });
+  const rows: Array<[string, string[], ContainerLike[], Array<{ instanceId: string; detail: string }>]> = [
+    ['all running: nothing', ['a', 'b'], [entry('a', 'running', 'Up 3 minutes'), entry('b', 'running', 'Up 1 second')], []],
+    [
+      'exited, with its code from the list entry',
+      ['a', 'b'],
+      [entry('a', 'running', 'Up 3 minutes'), entry('b', 'exited', 'Exited (137) 4 seconds ago')],
+      [{ instanceId: 'b', detail: 'exited with code 137 while the event stream was down' }],
+    ],
+    ['dead, no code', ['a'], [entry('a', 'dead', 'Dead')], [{ instanceId: 'a', detail: 'exited with code ? while the event stream was down' }]],
+    ['gone from the engine', ['a'], [], [{ instanceId: 'a', detail: 'container removed outside warmpool' }]],
+    [
+      'still being created or restarted: not an exit',
+      ['a', 'b'],
+      [entry('a', 'created', 'Created'), entry('b', 'restarting', 'Restarting (1) 1 second ago')],
+      [],
+    ],
+    ['containers it does not know are left alone', [], [entry('z', 'exited', 'Exited (0) 1 hour ago')], []],
+  ];
+  for (const [what, known, entries, want] of rows) {
+    test(what, () => assert.deepEqual(missedExits(known, entries), want));
+  }
+
+  test('reads an inspect answer too (State object, exit code)', () => {
+    const inspected: ContainerLike = {
+      Id: 'c',
+      Name: '/x',
+      Config: { Labels: { ...LABELS, 'warmpool.instance': 'a' } },
+      State: { Running: false, Status: 'exited', ExitCode: 3 },
+    };
+    assert.deepEqual(missedExits(['a'], [inspected]), [{ instanceId: 'a', detail: 'exited with code 3 while the event stream was down' }]);
   });
 });

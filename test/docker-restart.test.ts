@@ -14,7 +14,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseName } from '../pool/runtimes/docker-labels.js';
 import type { Cli, Progress } from './helpers/cli.js';
-import { dockerCli, dockerSkipReason, removeByLabel } from './helpers/docker.js';
+import {
+  deploymentContainers,
+  dockerCli,
+  dockerSkipReason,
+  noOrphanContainers,
+  removeByLabel,
+  type DeploymentContainer as Container,
+} from './helpers/docker.js';
 import { request, type CookieJar } from './helpers/http.js';
 import { claim, cleanupSites, killAndRestart, start, type Site } from './helpers/process-site.js';
 import { until } from './helpers/wait.js';
@@ -24,13 +31,6 @@ const IMAGE = 'warmpool/standin:latest';
 const RUN = `t-drestart-${process.pid}-${randomBytes(3).toString('hex')}`;
 /** Noticing a container that died or was removed, from the engine's events (the class-day goal: "within a second"). */
 const NOTICE_WITHIN_MS = 1000;
-
-interface Container {
-  id: string;
-  name: string;
-  running: boolean;
-  instance: string;
-}
 
 const made: Site[] = [];
 let seq = 0;
@@ -63,24 +63,7 @@ apps:
 }
 
 /** The deployment's containers, from the docker CLI (not warmpool's own engine client). */
-async function containers(s: Site): Promise<Container[]> {
-  const out = await dockerCli([
-    'ps',
-    '-a',
-    '--no-trunc',
-    '--filter',
-    `label=warmpool.deployment=${s.deployment}`,
-    '--format',
-    '{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Label "warmpool.instance"}}',
-  ]);
-  return out
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => {
-      const [id, name, state, instance] = l.split('\t') as [string, string, string, string];
-      return { id, name, running: state === 'running', instance };
-    });
-}
+const containers = (s: Site): Promise<Container[]> => deploymentContainers(s.deployment);
 
 /** The cookie reaches a live editor; its container runs and carries the claim in its name (for the next restart). */
 async function routesToOwn(url: string, s: Site, v: { jar: CookieJar; session: string; instance: string }): Promise<void> {
@@ -97,21 +80,7 @@ async function routesToOwn(url: string, s: Site, v: { jar: CookieJar; session: s
   );
 }
 
-/** Every container of the deployment runs and is one warmpool counts (ready + starting + claimed). */
-async function noOrphans(s: Site, cli: Cli): Promise<void> {
-  let last: Container[] = [];
-  await until(
-    "containers and warmpool's counts to agree",
-    async () => {
-      last = await containers(s);
-      const p = cli.progress('demo');
-      return p && last.every((c) => c.running) && last.length === p.ready + p.starting + p.claimed ? true : undefined;
-    },
-    20_000,
-  ).catch((e: Error) => {
-    throw new Error(`${e.message}: ${JSON.stringify(last)} vs ${JSON.stringify(cli.progress('demo'))}`);
-  });
-}
+const noOrphans = (s: Site, cli: Cli): Promise<void> => noOrphanContainers(() => containers(s), cli);
 
 async function stopClean(s: Site, cli: Cli): Promise<void> {
   const exit = await cli.kill('SIGTERM');

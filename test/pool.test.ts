@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock, settle } from '../core/clock.js';
 import { parseConfig } from '../core/config.js';
+import { WarmpoolError } from '../core/errors.js';
 import { Fleet } from '../pool/fleet.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';
 import { FakeRuntime, fakePortCheck } from './helpers/fake-runtime.js';
@@ -210,6 +211,35 @@ test('repeated create failures back off exponentially on the clock and are repor
   st = fleet.status()[0]!;
   assert.deepEqual([st.ready, st.failures, st.lastError], [1, 0, undefined], 'recovered and reset');
   await fleet.stop();
+});
+
+test('creates backing off from an unreachable engine try at once when the engine is back; other failures keep their backoff', async () => {
+  const { clock, rt, fleet } = setup('{ warm: 1, max: 1 }');
+  rt.failWith = new WarmpoolError('ENGINE_UNREACHABLE', 'fake engine down');
+  await fleet.start();
+  await settle();
+  await clock.advance(1000);
+  await clock.advance(2000);
+  assert.equal(fleet.status()[0]!.failures, 3);
+  assert.equal(fleet.status()[0]!.nextRetryAt, clock.now() + 4000, 'backing off');
+  rt.failWith = undefined;
+  rt.autoReady = true;
+  rt.engineBack();
+  await settle();
+  const st = fleet.status()[0]!;
+  assert.deepEqual([st.ready, st.failures, st.nextRetryAt], [1, 0, undefined], 'created at the instant the engine came back');
+
+  const { clock: clock2, rt: rt2, fleet: fleet2 } = setup('{ warm: 1, max: 1 }');
+  rt2.failWith = new WarmpoolError('IMAGE_NOT_FOUND', 'no such image');
+  await fleet2.start();
+  await settle();
+  await clock2.advance(1000);
+  const before = fleet2.status()[0]!;
+  rt2.engineBack();
+  await settle();
+  assert.deepEqual(fleet2.status()[0], before, 'a broken image is not retried sooner');
+  await fleet.stop();
+  await fleet2.stop();
 });
 
 test('an instance that never becomes ready is replaced after the readiness timeout', async () => {

@@ -18,7 +18,9 @@ export interface ContainerLike {
   Labels?: Record<string, string> | null;
   Config?: { Labels?: Record<string, string> | null; Env?: string[] | null } | null;
   /** list: "running"; inspect: { Running, Status } */
-  State?: string | { Running?: boolean; Status?: string } | null;
+  State?: string | { Running?: boolean; Status?: string; ExitCode?: number } | null;
+  /** list: "Up 3 seconds", "Exited (137) 2 seconds ago" */
+  Status?: string;
   HostConfig?: { NetworkMode?: string } | null;
   /** inspect: { "8080/tcp": [{ HostIp, HostPort }] }; empty while the container is stopped. */
   NetworkSettings?: { Ports?: Record<string, Array<{ HostIp?: string; HostPort?: string }> | null> | null; Networks?: unknown } | null;
@@ -204,4 +206,30 @@ function publishedPort(c: ContainerLike, containerPort: number): number | undefi
   const listed = c.Ports?.filter((x) => x.PrivatePort === containerPort && (x.Type ?? 'tcp') === 'tcp' && x.PublicPort);
   if (listed && listed.length > 0) return (listed.find((x) => !x.IP?.includes(':')) ?? listed[0]!).PublicPort;
   return undefined;
+}
+
+/**
+ * Exits the event stream may have missed (it was down, or the engine restarted and kept no history):
+ * of the instances this process knows, those whose container is no longer listed, or listed as exited
+ * or dead. A container still being created or started ("created", "restarting") is not an exit.
+ */
+export function missedExits(known: Iterable<string>, entries: readonly ContainerLike[]): Array<{ instanceId: string; detail: string }> {
+  const byInstance = new Map<string, ContainerLike>();
+  for (const e of entries) {
+    const id = (e.Config?.Labels ?? e.Labels)?.[LABEL.instance];
+    if (id) byInstance.set(id, e);
+  }
+  const out: Array<{ instanceId: string; detail: string }> = [];
+  for (const instanceId of known) {
+    const e = byInstance.get(instanceId);
+    if (!e) {
+      out.push({ instanceId, detail: 'container removed outside warmpool' });
+      continue;
+    }
+    const state = typeof e.State === 'string' ? e.State : e.State?.Status;
+    if (state !== 'exited' && state !== 'dead') continue;
+    const code = typeof e.State === 'object' ? e.State?.ExitCode : /^Exited \((-?\d+)\)/.exec(e.Status ?? '')?.[1];
+    out.push({ instanceId, detail: `exited with code ${code ?? '?'} while the event stream was down` });
+  }
+  return out;
 }

@@ -9,7 +9,7 @@ import { WarmpoolError, errorMessage, isWarmpoolError } from '../../core/errors.
 import { Backoff } from '../../core/retry.js';
 import type { PortAllocator } from '../ports.js';
 import { LABEL, type ClaimMark, type InstanceRecord, type InstanceSpec, type Runtime } from '../runtime.js';
-import { claimedName, containerFacts, deploymentFilter, envList, instanceLabels, instanceName, type ContainerFacts } from './docker-labels.js';
+import { claimedName, containerFacts, deploymentFilter, envList, instanceLabels, instanceName, missedExits, type ContainerFacts } from './docker-labels.js';
 import { Engine, EngineError, type ContainerInfo, type CreateOptions, type EngineEvent, type EngineStream, type InspectInfo } from './engine.js';
 import type { Log } from '../../core/log.js';
 import { followOutput } from './follow-output.js';
@@ -214,6 +214,7 @@ export class DockerRuntime implements Runtime {
     return followOutput({
       instanceId,
       stoppers: this.stoppers,
+      clock: this.clock,
       kind: 'container',
       locate: async () => (await this.find(instanceId))?.containerId,
       open: (id, signal, onData) => this.engine.followLogs(id, { signal }, onData),
@@ -223,7 +224,7 @@ export class DockerRuntime implements Runtime {
     });
   }
 
-  watch(onExit: (instanceId: string, detail: string) => void): () => void {
+  watch(onExit: (instanceId: string, detail: string) => void, onEngineBack?: () => void): () => void {
     let stopped = false;
     let abort: AbortController | undefined;
     let timer: TimerHandle | undefined;
@@ -287,6 +288,16 @@ export class DockerRuntime implements Runtime {
         if (!signal.aborted) retry(`failed: ${errorMessage(this.engineError(e, 'follow events'))}`);
         return;
       }
+      // Reconnected: exits while the stream was down are in no replay when the engine itself restarted
+      // (its event history is in memory), so ask the engine what is left of what we know.
+      if (resumeFrom !== undefined) {
+        void this.recheck(report, signal);
+        try {
+          onEngineBack?.();
+        } catch (e) {
+          this.log(`watch callback failed after the events stream reconnected: ${errorMessage(e)}`, undefined, 'error');
+        }
+      }
       const connectedAt = this.clock.now();
       const end = (why: string) => {
         if (signal.aborted) return;
@@ -309,6 +320,22 @@ export class DockerRuntime implements Runtime {
     this.stoppers.add(stop);
     void connect();
     return stop;
+  }
+
+  /** After the event stream was down: reports the known instances whose container exited or went meanwhile. */
+  private async recheck(report: (instanceId: string, detail: string) => void, signal: AbortSignal): Promise<void> {
+    let entries: ContainerInfo[];
+    try {
+      entries = await this.engine.listContainers({ all: true, filters: { label: [deploymentFilter(this.deployment)] } }, { signal });
+    } catch (e) {
+      // The stream is up again and will say when it breaks; the next reconnect checks again.
+      if (!signal.aborted)
+        this.log(`could not check containers after the events stream reconnected: ${errorMessage(this.engineError(e, 'list containers'))}`, undefined, 'warn');
+      return;
+    }
+    if (signal.aborted) return;
+    const known = [...this.known.keys()].filter((id) => !this.removing.has(id));
+    for (const x of missedExits(known, entries)) report(x.instanceId, x.detail);
   }
 
   async close(): Promise<void> {

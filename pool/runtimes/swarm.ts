@@ -356,6 +356,7 @@ export class SwarmRuntime implements Runtime {
     return followOutput({
       instanceId,
       stoppers: this.stoppers,
+      clock: this.clock,
       kind: 'service',
       locate: async () => (await this.find(instanceId))?.serviceId,
       open: (id, signal, onData) => this.engine.followServiceLogs(id, { signal }, onData),

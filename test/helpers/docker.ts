@@ -7,6 +7,8 @@
 
 import { execFile } from 'node:child_process';
 import type { TestContext } from 'node:test';
+import type { Cli } from './cli.js';
+import { until } from './wait.js';
 import type { InspectInfo } from '../../pool/runtimes/engine-types.js';
 
 const REQUIRE = 'WARMPOOL_REQUIRE_DOCKER';
@@ -87,4 +89,50 @@ export async function inspectContainer(id: string): Promise<InspectInfo> {
 /** SIGKILL, as `docker kill` (the container exits with code 137). */
 export async function killContainer(id: string): Promise<void> {
   await dockerCli(['kill', id]);
+}
+
+/** A container of a warmpool deployment, as `docker ps` shows it. */
+export interface DeploymentContainer {
+  id: string;
+  name: string;
+  running: boolean;
+  instance: string;
+}
+
+/** A deployment's containers (any state), from the docker CLI; `host`: another engine than DOCKER_HOST's. */
+export async function deploymentContainers(deployment: string, host?: string): Promise<DeploymentContainer[]> {
+  const out = await dockerCli([
+    ...(host ? ['-H', host] : []),
+    'ps',
+    '-a',
+    '--no-trunc',
+    '--filter',
+    `label=warmpool.deployment=${deployment}`,
+    '--format',
+    '{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Label "warmpool.instance"}}',
+  ]);
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [id, name, state, instance] = l.split('\t') as [string, string, string, string];
+      return { id, name, running: state === 'running', instance };
+    });
+}
+
+/** Waits until every container of the deployment runs and is one `warmpool start` counts (ready + starting + claimed). */
+export async function noOrphanContainers(list: () => Promise<DeploymentContainer[]>, cli: Cli, app = 'demo'): Promise<void> {
+  let last: DeploymentContainer[] = [];
+  await until(
+    "containers and warmpool's counts to agree",
+    async () => {
+      last = await list();
+      const p = cli.progress(app);
+      return p && last.every((c) => c.running) && last.length === p.ready + p.starting + p.claimed ? true : undefined;
+    },
+    20_000,
+    100,
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}: ${JSON.stringify(last)} vs ${JSON.stringify(cli.progress(app))}`);
+  });
 }

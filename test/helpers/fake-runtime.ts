@@ -14,6 +14,7 @@ export class FakeRuntime implements Runtime {
   private readonly lines = new Map<string, string[]>();
   private readonly listeners = new Map<string, Set<(l: string) => void>>();
   private readonly exitListeners = new Set<(id: string, detail: string) => void>();
+  private readonly backListeners = new Set<() => void>();
   private nextPort = 30000;
   /** Set to make the next creates fail with this error. */
   failWith?: Error;
@@ -66,9 +67,18 @@ export class FakeRuntime implements Runtime {
     return () => set.delete(onLine);
   }
 
-  watch(onExit: (id: string, detail: string) => void): () => void {
+  watch(onExit: (id: string, detail: string) => void, onEngineBack?: () => void): () => void {
     this.exitListeners.add(onExit);
-    return () => this.exitListeners.delete(onExit);
+    if (onEngineBack) this.backListeners.add(onEngineBack);
+    return () => {
+      this.exitListeners.delete(onExit);
+      if (onEngineBack) this.backListeners.delete(onEngineBack);
+    };
+  }
+
+  /** The engine answers again after its watch broke (what the Docker runtime says when its events stream reconnects). */
+  engineBack(): void {
+    for (const l of this.backListeners) l();
   }
 
   async close(): Promise<void> {}
