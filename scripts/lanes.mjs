@@ -10,6 +10,7 @@ export const UNIT_LANE = [
   'docker-labels',
   'end-reasons',
   'engine-metrics',
+  'event-stream',
   'follow-output',
   'frames',
   'healthz',

@@ -4,15 +4,15 @@
 // recorded, so notebooks executing for the pool yield to the students' instances.
 
 import type { AppConfig } from '../../core/config.js';
-import { systemClock, type Clock, type TimerHandle } from '../../core/clock.js';
+import { systemClock, type Clock } from '../../core/clock.js';
 import { WarmpoolError, errorMessage, isWarmpoolError } from '../../core/errors.js';
-import { Backoff } from '../../core/retry.js';
 import type { PortAllocator } from '../ports.js';
 import { LABEL, type ClaimMark, type InstanceRecord, type InstanceSpec, type Runtime } from '../runtime.js';
 import { claimedName, containerFacts, deploymentFilter, envList, instanceLabels, instanceName, missedExits, type ContainerFacts } from './docker-labels.js';
-import { Engine, EngineError, type ContainerInfo, type CreateOptions, type EngineEvent, type EngineStream, type InspectInfo } from './engine.js';
+import { Engine, EngineError, type ContainerInfo, type CreateOptions, type EngineEvent, type InspectInfo } from './engine.js';
 import type { Log } from '../../core/log.js';
 import { followOutput } from './follow-output.js';
+import { followEvents } from './event-stream.js';
 
 export interface DockerRuntimeOptions {
   /** Names the warmpool deployment whose containers this runtime owns (label warmpool.deployment). */
@@ -27,7 +27,6 @@ export interface DockerRuntimeOptions {
 
 const OPTION_KEYS = ['deployment', 'ports', 'engine', 'clock', 'log'];
 const DEPLOYMENT_RE = /^[a-z0-9][a-z0-9-]{0,39}$/;
-const WATCH_BACKOFF = { firstMs: 250, maxMs: 10_000, healthyMs: 10_000 };
 /** How many instance ids whose removal we started are remembered, to keep our own kills out of watch(). */
 const REMEMBER = 4096;
 /** The CPU weight of a claimed container: the engine's default (cgroup cpu shares). */
@@ -225,16 +224,11 @@ export class DockerRuntime implements Runtime {
   }
 
   watch(onExit: (instanceId: string, detail: string) => void, onEngineBack?: () => void): () => void {
-    let stopped = false;
-    let abort: AbortController | undefined;
-    let timer: TimerHandle | undefined;
-    const backoff = new Backoff(WATCH_BACKOFF);
     /**
      * Engine time (s, wall clock like the engine's, not the injected Clock) to replay from after a
      * reconnect, so exits during the gap are not lost. The first connection only sees new events.
      */
-    let since: number | undefined;
-    let first = true;
+    let since = 0;
     const oom = new Set<string>();
     const reported = new Set<string>();
 
@@ -248,78 +242,43 @@ export class DockerRuntime implements Runtime {
       }
     };
 
-    const onInvalid = (line: string) => this.log(`docker events: not JSON: ${line.slice(0, 200)}`, undefined, 'warn');
-    const onEvent = (ev: EngineEvent) => {
-      if (typeof ev.time === 'number') since = ev.time;
-      const attrs = ev.Actor?.Attributes ?? {};
-      const instanceId = attrs[LABEL.instance];
-      if (!instanceId || attrs[LABEL.deployment] !== this.deployment || this.removing.has(instanceId)) return;
-      const action = ev.Action ?? ev.status;
-      if (action === 'oom') this.remember(oom, instanceId);
-      else if (action === 'die') report(instanceId, `exited with code ${attrs.exitCode ?? '?'}${oom.has(instanceId) ? ' (out of memory)' : ''}`);
-      else if (action === 'destroy') report(instanceId, 'container removed outside warmpool');
-    };
-
-    const retry = (why: string) => {
-      if (stopped || this.closed) return;
-      const delay = backoff.next();
-      this.log(`docker events stream ${why}; reconnecting in ${delay} ms`, undefined, 'warn');
-      timer = this.clock.setTimer(delay, () => {
-        timer = undefined;
-        void connect();
-      });
-    };
-
-    const connect = async () => {
-      if (stopped || this.closed) return;
-      abort = new AbortController();
-      const signal = abort.signal;
-      const resumeFrom = first ? undefined : since;
-      if (first) since = Math.floor(Date.now() / 1000);
-      first = false;
-      let stream: EngineStream;
-      try {
-        stream = await this.engine.events(
-          { since: resumeFrom, filters: { type: ['container'], label: [deploymentFilter(this.deployment)], event: ['die', 'oom', 'destroy'] }, signal },
-          onEvent,
-          onInvalid,
-        );
-      } catch (e) {
-        if (!signal.aborted) retry(`failed: ${errorMessage(this.engineError(e, 'follow events'))}`);
-        return;
-      }
+    const stop = followEvents({
+      engine: this.engine,
+      clock: this.clock,
+      query: (reconnect) => {
+        if (!reconnect) since = Math.floor(Date.now() / 1000);
+        return {
+          since: reconnect ? since : undefined,
+          filters: { type: ['container'], label: [deploymentFilter(this.deployment)], event: ['die', 'oom', 'destroy'] },
+        };
+      },
+      onEvent: (ev: EngineEvent) => {
+        if (typeof ev.time === 'number') since = ev.time;
+        const attrs = ev.Actor?.Attributes ?? {};
+        const instanceId = attrs[LABEL.instance];
+        if (!instanceId || attrs[LABEL.deployment] !== this.deployment || this.removing.has(instanceId)) return;
+        const action = ev.Action ?? ev.status;
+        if (action === 'oom') this.remember(oom, instanceId);
+        else if (action === 'die') report(instanceId, `exited with code ${attrs.exitCode ?? '?'}${oom.has(instanceId) ? ' (out of memory)' : ''}`);
+        else if (action === 'destroy') report(instanceId, 'container removed outside warmpool');
+      },
       // Reconnected: exits while the stream was down are in no replay when the engine itself restarted
       // (its event history is in memory), so ask the engine what is left of what we know.
-      if (resumeFrom !== undefined) {
+      onConnected: (reconnect, signal) => {
+        if (!reconnect) return;
         void this.recheck(report, signal);
-        try {
-          onEngineBack?.();
-        } catch (e) {
-          this.log(`watch callback failed after the events stream reconnected: ${errorMessage(e)}`, undefined, 'error');
-        }
-      }
-      const connectedAt = this.clock.now();
-      const end = (why: string) => {
-        if (signal.aborted) return;
-        if (this.clock.now() - connectedAt >= WATCH_BACKOFF.healthyMs) backoff.reset();
-        retry(why);
-      };
-      stream.done.then(
-        () => end('ended'),
-        (e: unknown) => end(`failed: ${errorMessage(e)}`),
-      );
+        onEngineBack?.();
+      },
+      warn: (message) => this.log(message, undefined, 'warn'),
+      connectError: (e) => this.engineError(e, 'follow events'),
+      closed: () => this.closed,
+    });
+    const stopOnce = () => {
+      stop();
+      this.stoppers.delete(stopOnce);
     };
-
-    const stop = () => {
-      if (stopped) return;
-      stopped = true;
-      abort?.abort();
-      timer?.cancel();
-      this.stoppers.delete(stop);
-    };
-    this.stoppers.add(stop);
-    void connect();
-    return stop;
+    this.stoppers.add(stopOnce);
+    return stopOnce;
   }
 
   /** After the event stream was down: reports the known instances whose container exited or went meanwhile. */

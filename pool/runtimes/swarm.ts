@@ -6,11 +6,10 @@
 import type { AppConfig } from '../../core/config.js';
 import { systemClock, type Clock, type TimerHandle } from '../../core/clock.js';
 import { WarmpoolError, errorMessage, isWarmpoolError } from '../../core/errors.js';
-import { Backoff } from '../../core/retry.js';
 import type { PortAllocator } from '../ports.js';
 import { LABEL, type ClaimMark, type InstanceRecord, type InstanceSpec, type Runtime } from '../runtime.js';
 import { deploymentFilter } from './docker-labels.js';
-import { Engine, EngineError, isOutOfSequence, type EngineEvent, type EngineStream, type ServiceInfo, type TaskInfo } from './engine.js';
+import { Engine, EngineError, isOutOfSequence, type EngineEvent, type ServiceInfo, type TaskInfo } from './engine.js';
 import {
   SWARM_LABEL,
   latestTask,
@@ -27,6 +26,7 @@ import {
 } from './swarm-labels.js';
 import type { Log } from '../../core/log.js';
 import { followOutput } from './follow-output.js';
+import { followEvents } from './event-stream.js';
 
 export interface SwarmRuntimeOptions {
   /** Names the warmpool deployment whose services this runtime owns (label warmpool.deployment). */
@@ -51,7 +51,6 @@ export interface SwarmRuntimeOptions {
 
 const OPTION_KEYS = ['deployment', 'replica', 'ports', 'engine', 'clock', 'log', 'pollMs', 'relistMs', 'schedulingTimeoutMs', 'startTimeoutMs'];
 const NAME_RE = /^[a-z0-9][a-z0-9-]{0,39}$/;
-const WATCH_BACKOFF = { firstMs: 250, maxMs: 10_000, healthyMs: 10_000 };
 /** Compare-and-swap attempts before giving up on a service whose version keeps moving. */
 const CAS_ATTEMPTS = 20;
 /** How many instance ids are remembered in the removing/reported sets. */
@@ -377,12 +376,9 @@ export class SwarmRuntime implements Runtime {
    * only say when to read it, and it is read after every (re)connect and every relistMs besides, since
    * a task dying on another node sends no event here.
    */
-  watch(onExit: (instanceId: string, detail: string) => void): () => void {
+  watch(onExit: (instanceId: string, detail: string) => void, onEngineBack?: () => void): () => void {
     let stopped = false;
-    let abort: AbortController | undefined;
-    let reconnect: TimerHandle | undefined;
     let periodic: TimerHandle | undefined;
-    const backoff = new Backoff(WATCH_BACKOFF);
     let reading = false;
     let again = false;
     const oom = new Set<string>();
@@ -433,72 +429,43 @@ export class SwarmRuntime implements Runtime {
     };
 
     const serviceIds = () => new Set([...this.known.values()].map((k) => k.serviceId));
-    const onInvalid = (line: string) => this.log(`docker events: not JSON: ${line.slice(0, 200)}`, undefined, 'warn');
-    const onEvent = (ev: EngineEvent) => {
-      const attrs = ev.Actor?.Attributes ?? {};
-      if (ev.Type === 'container') {
-        const instanceId = attrs[LABEL.instance];
-        if (!instanceId || attrs[LABEL.deployment] !== this.deployment) return;
-        if ((ev.Action ?? ev.status) === 'oom') this.remember(oom, instanceId);
-        void check();
-      } else if (ev.Type === 'service') {
-        const id = ev.Actor?.ID ?? ev.id;
-        if (id && serviceIds().has(id)) void check();
-      }
-    };
-
-    const retry = (why: string) => {
-      if (stopped || this.closed) return;
-      const delay = backoff.next();
-      this.log(`docker events stream ${why}; reconnecting in ${delay} ms`, undefined, 'warn');
-      reconnect = this.clock.setTimer(delay, () => {
-        reconnect = undefined;
-        void connect();
-      });
-    };
-
-    const connect = async () => {
-      if (stopped || this.closed) return;
-      abort = new AbortController();
-      const signal = abort.signal;
-      let stream: EngineStream;
-      try {
-        // Service events carry only the service's name and id (no labels), so no label filter here:
-        // container events are matched by their labels, service events by the ids this process holds.
-        stream = await this.engine.events(
-          { filters: { type: ['service', 'container'], event: ['update', 'remove', 'die', 'oom', 'destroy'] }, signal },
-          onEvent,
-          onInvalid,
-        );
-      } catch (e) {
-        if (!signal.aborted) retry(`failed: ${errorMessage(this.engineError(e, 'follow events'))}`);
-        return;
-      }
+    const stopEvents = followEvents({
+      engine: this.engine,
+      clock: this.clock,
+      // Service events carry only the service's name and id (no labels), so no label filter here:
+      // container events are matched by their labels, service events by the ids this process holds.
+      query: () => ({ filters: { type: ['service', 'container'], event: ['update', 'remove', 'die', 'oom', 'destroy'] } }),
+      onEvent: (ev: EngineEvent) => {
+        const attrs = ev.Actor?.Attributes ?? {};
+        if (ev.Type === 'container') {
+          const instanceId = attrs[LABEL.instance];
+          if (!instanceId || attrs[LABEL.deployment] !== this.deployment) return;
+          if ((ev.Action ?? ev.status) === 'oom') this.remember(oom, instanceId);
+          void check();
+        } else if (ev.Type === 'service') {
+          const id = ev.Actor?.ID ?? ev.id;
+          if (id && serviceIds().has(id)) void check();
+        }
+      },
       // Whatever happened while no stream was open: read it now.
-      void check();
-      const connectedAt = this.clock.now();
-      const end = (why: string) => {
-        if (signal.aborted) return;
-        if (this.clock.now() - connectedAt >= WATCH_BACKOFF.healthyMs) backoff.reset();
-        retry(why);
-      };
-      stream.done.then(
-        () => end('ended'),
-        (e: unknown) => end(`failed: ${errorMessage(e)}`),
-      );
-    };
+      onConnected: (reconnect) => {
+        void check();
+        if (reconnect) onEngineBack?.();
+      },
+      warn: (message) => this.log(message, undefined, 'warn'),
+      connectError: (e) => this.engineError(e, 'follow events'),
+      closed: () => this.closed,
+    });
 
     const stop = () => {
       if (stopped) return;
       stopped = true;
-      abort?.abort();
-      reconnect?.cancel();
+      stopEvents();
       periodic?.cancel();
       this.stoppers.delete(stop);
     };
     this.stoppers.add(stop);
     tick();
-    void connect();
     return stop;
   }
 
