@@ -301,7 +301,7 @@ export class Fleet implements PoolApi {
     if (visitor !== undefined) {
       s.visitor = visitor;
       s.firstUseBy = now + this.o.config.queue.firstUseMs;
-      this.reaper.schedule();
+      this.reaper.moved(s);
     } else if (!early) this.record(pool, s, { session: id, at: now });
     return s;
   }
@@ -448,7 +448,7 @@ export class Fleet implements PoolApi {
   activity(session: string, at: number): void {
     const s = this.sessions.get(session);
     // Back from idle: the next idle notice is due earlier than the reaper's timer.
-    if (s && this.touch(s, at)) this.reaper.schedule();
+    if (s && this.touch(s, at)) this.reaper.moved(s);
   }
 
   /** Records user activity at `at`; true when the session was noted idle before. */
@@ -478,7 +478,7 @@ export class Fleet implements PoolApi {
     s.openConnections = Math.max(0, s.openConnections - 1);
     s.target.traffic.openConnections = s.openConnections;
     s.lastConnectionAt = this.clock.now();
-    if (s.openConnections === 0) this.reaper.schedule();
+    if (s.openConnections === 0) this.reaper.moved(s);
   }
 
   event(session: string, type: ProxyEventType, detail?: Record<string, unknown>): void {
@@ -543,7 +543,7 @@ export class Fleet implements PoolApi {
       idleNoticeMs: this.o.idleNoticeMs ?? 60_000,
     };
     this.sessions.set(id, s);
-    this.reaper.schedule();
+    this.reaper.moved(s);
     this.changed();
     return s;
   }
