@@ -42,7 +42,8 @@ const SETTLE_MS = 3000;
 const IDLE_WINDOW_MS = 60_000;
 const CLIENT_PROCESSES = 2;
 
-function memApp(name: string, warm: number): Record<string, unknown> {
+/** An app on the static runtime (bench/static-runtime.ts) with `warm` ready instances: also the claims benchmark's. */
+export function memApp(name: string, warm: number): Record<string, unknown> {
   return {
     name,
     runtime: 'process',

@@ -6,6 +6,7 @@
 //   npm run bench                                   every section, 3 rounds
 //   npm run bench -- --only http,ws --rounds 3      a subset (other sections keep their last results)
 //   npm run bench -- --only burst --burst-n 50      one burst size
+//   npm run bench -- --only claims --rounds 3       claims per second at the entry (no Docker)
 //   npm run bench -- --only http --profile          warmpool runs with --cpu-prof; a summary is printed
 
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -13,7 +14,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { DIST, startRelayBackend } from './backends.js';
-import { runBurst } from './burst.js';
+import { BURST_PARTS, DEFAULT_BURN_MS, runBurst, type BurstPart } from './burst.js';
+import { runClaims } from './claims.js';
 import { runHttp, wrkMissing } from './http.js';
 import { runMemory } from './memory.js';
 import { runPool } from './pool.js';
@@ -23,7 +25,7 @@ import { renderResults, type Results } from './report.js';
 import { ALL_VARIANTS, chpVersion, ensureChp, missing, nginxVersion, startVariant, WORK, type Variant, type VariantName } from './variants.js';
 import { runWs } from './ws.js';
 
-const SECTIONS = ['http', 'ws', 'burst', 'pool', 'memory'] as const;
+const SECTIONS = ['http', 'ws', 'burst', 'claims', 'pool', 'memory'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Options {
@@ -32,6 +34,9 @@ interface Options {
   durationS: number;
   burstN: number[];
   burstRounds: number;
+  burstParts: BurstPart[];
+  burstBurnMs: number;
+  burstQueue: Record<string, unknown>;
   variants: VariantName[];
   profile: boolean;
   sessions: number;
@@ -40,6 +45,8 @@ interface Options {
 }
 
 const USAGE = `usage: npm run bench -- [--only ${SECTIONS.join(',')}] [--rounds N] [--duration S] [--burst-n 50,100] [--burst-rounds N]
+                        [--burst-parts ${BURST_PARTS.join(',')}] [--burst-burn-ms ${DEFAULT_BURN_MS}]
+                        [--burst-queue '{"pageHold":0}']
                         [--variants ${ALL_VARIANTS.join(',')}] [--sessions 1000] [--profile]
                         [--warmpool-node-args '--max-semi-space-size=2']`;
 
@@ -50,6 +57,9 @@ function parseArgs(argv: string[]): Options {
     durationS: 5,
     burstN: [50, 100],
     burstRounds: 3,
+    burstParts: [...BURST_PARTS],
+    burstBurnMs: DEFAULT_BURN_MS,
+    burstQueue: {},
     variants: [...ALL_VARIANTS],
     profile: false,
     sessions: 1000,
@@ -89,6 +99,21 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--burst-rounds':
         o.burstRounds = int(val(), 1);
+        break;
+      case '--burst-parts': {
+        const list = val()
+          .split(',')
+          .map((s) => s.trim());
+        for (const s of list)
+          if (!(BURST_PARTS as readonly string[]).includes(s)) throw new Error(`--burst-parts ${s}: expected some of ${BURST_PARTS.join(', ')}`);
+        o.burstParts = list as BurstPart[];
+        break;
+      }
+      case '--burst-queue':
+        o.burstQueue = JSON.parse(val()) as Record<string, unknown>;
+        break;
+      case '--burst-burn-ms':
+        o.burstBurnMs = int(val(), 1);
         break;
       case '--sessions':
         o.sessions = int(val(), 1);
@@ -220,6 +245,12 @@ async function main(): Promise<void> {
     await backend.child.stop();
   }
 
+  if (o.only.includes('claims')) {
+    const data = await runClaims({ rounds: o.rounds, log });
+    out.claims = { at: new Date().toISOString(), rounds: o.rounds, data };
+    save();
+  }
+
   if (o.only.includes('memory')) {
     if (o.variants.includes('chp')) ensureChp(log);
     const data = await runMemory({ sessions: o.sessions, log, withChp: o.variants.includes('chp') });
@@ -240,7 +271,7 @@ async function main(): Promise<void> {
   if (o.only.includes('burst')) {
     if (dockerWhy) notice('classroom burst skipped: it needs the Docker runtime');
     else {
-      const data = await runBurst({ sizes: o.burstN, rounds: o.burstRounds, log });
+      const data = await runBurst({ sizes: o.burstN, rounds: o.burstRounds, parts: o.burstParts, burnCpuMs: o.burstBurnMs, queue: o.burstQueue, log });
       out.burst = { at: new Date().toISOString(), rounds: o.burstRounds, data };
       save();
     }

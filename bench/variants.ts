@@ -274,11 +274,12 @@ export async function startWarmpoolServer(
   config: Record<string, unknown>,
   staticTargets?: { host: string; port: number }[],
   nodeArgs: string[] = [],
+  markClaimedMs?: number,
 ): Promise<WarmpoolServer> {
   const child = await startChild(
     `warmpool-${tag}`,
     process.execPath,
-    [...warmpoolNodeArgv(tag, nodeArgs), join(DIST, 'bench/warmpool-server.js'), JSON.stringify({ config, static: staticTargets })],
+    [...warmpoolNodeArgv(tag, nodeArgs), join(DIST, 'bench/warmpool-server.js'), JSON.stringify({ config, static: staticTargets, markClaimedMs })],
     { timeoutMs: 120_000 },
   );
   return { child, port: child.info.port as number, control: child.info.control as number };

@@ -3,7 +3,7 @@
 // but warmpool) for the orchestrator: pool status, memory, claiming and ending sessions.
 //
 //   node dist/bench/warmpool-server.js '<json>'   → prints `READY {"port":N,"control":M}`
-//   json: { config: <raw warmpool config>, static?: [{host, port}] }   (static: StaticRuntime for every app)
+//   json: { config: <raw warmpool config>, static?: [{host, port}], markClaimedMs?: N }   (static: StaticRuntime for every app)
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
@@ -14,6 +14,8 @@ import { StaticRuntime } from './static-runtime.js';
 interface Args {
   config: Record<string, unknown>;
   static?: { host: string; port: number }[];
+  /** The static runtime's engine write of a claim takes this long. */
+  markClaimedMs?: number;
 }
 
 const args = JSON.parse(process.argv[2] ?? '{}') as Args;
@@ -21,7 +23,7 @@ const cfg = validateConfig(args.config, 'bench config', {});
 const wp: Warmpool = await createWarmpool(cfg, {
   log: (m) => process.stderr.write(`warmpool: ${m}\n`),
   env: { WARMPOOL_COOKIE_KEY: 'bench-cookie-key-0123456789abcdef' },
-  ...(args.static ? { runtimes: { process: new StaticRuntime(cfg.deployment, args.static) } } : {}),
+  ...(args.static ? { runtimes: { process: new StaticRuntime(cfg.deployment, args.static, args.markClaimedMs) } } : {}),
 });
 
 const server = wp.createServer();

@@ -146,6 +146,11 @@ const relaySchema = strict({
 
 const queueSchema = strict({
   hold: duration(1000).prefault('25s').describe("An API client's request is held this long for an instance, then answered 503 + Retry-After."),
+  pageHold: duration(0)
+    .prefault('2s')
+    .describe(
+      "A browser's request for the app with no instance free is held this long for one (answered with the redirect the moment one is ready), then answered with the waiting page, which keeps its place. 0: the waiting page at once.",
+    ),
   attach: duration(1000).prefault('10s').describe('A waiting page must open its live stream within this after it was served, or its ticket lapses.'),
   collect: duration(1000).prefault('10s').describe('An instance offered to a waiter goes back to the line unless collected within this.'),
   firstUse: duration(1000).prefault('15s').describe('A claim that no request has used within this is returned to the pool as ready.'),
@@ -162,6 +167,7 @@ const queueSchema = strict({
 })
   .transform((q) => ({
     holdMs: q.hold,
+    pageHoldMs: q.pageHold,
     attachMs: q.attach,
     collectMs: q.collect,
     firstUseMs: q.firstUse,

@@ -73,8 +73,12 @@ export type ClaimResult =
   /** Over a per-address limit of queue: nothing is held; try again after retryAfterMs. */
   | { kind: 'limited'; why: 'unused-claims' | 'waiting-places'; limit: number; retryAfterMs: number };
 
-/** Who will hold a place: a waiting page's live stream, or a request held open until an instance is ready. */
-export type WaiterKind = 'stream' | 'request';
+/**
+ * Who will hold a place: a waiting page's live stream; an API client's request held open until an
+ * instance is ready (queue.hold); or a browser's own entry request, held briefly (queue.pageHold)
+ * before it is answered with the waiting page.
+ */
+export type WaiterKind = 'stream' | 'request' | 'page';
 
 export interface ClaimOptions {
   /** The visitor's address: per-address limits, first-use grace and the claim rate apply to visitors' claims. */
@@ -94,7 +98,7 @@ export interface WaitOptions {
 export type WaitOutcome =
   /** An instance is reserved for this place: collect(app, collect) before expiresAt (clock ms), or it goes to the next. */
   | { kind: 'offer'; collect: string; expiresAt: number }
-  /** A held request reached queue.hold: the place is kept under a new ticket, for queue.attach. */
+  /** A held request reached queue.hold (a browser's entry: queue.pageHold): the place is kept under a new ticket, for queue.attach. */
   | { kind: 'timeout'; ticket: string; line: LineStatus }
   /** Nothing held: an unknown or lapsed ticket, one another waiter holds, the waiter left, or the pool stopped. */
   | { kind: 'gone'; why: 'unknown' | 'taken' | 'left' | 'stopped' }

@@ -247,7 +247,7 @@ export class Fleet implements PoolApi {
     if (visitor !== undefined) {
       s.visitor = visitor;
       s.firstUseBy = now + this.o.config.queue.firstUseMs;
-      this.reaper.schedule();
+      this.reaper.moved(s);
     } else if (!early) this.claims.record(pool, s, { session: id, at: now });
     return s;
   }
@@ -298,7 +298,7 @@ export class Fleet implements PoolApi {
     const s = this.sessions.get(session);
     if (!s?.idleNoticed || s.lastActive <= s.stretchFrom) return;
     this.accounting.activeAgain(s);
-    this.reaper.schedule();
+    this.reaper.moved(s);
   }
 
   connectionOpened(session: string): void {
@@ -309,7 +309,7 @@ export class Fleet implements PoolApi {
   connectionClosed(session: string): void {
     const s = this.sessions.get(session);
     // The last one closed: the grace deadline may now be earlier than the reaper's timer.
-    if (s && this.accounting.connectionClosed(s)) this.reaper.schedule();
+    if (s && this.accounting.connectionClosed(s)) this.reaper.moved(s);
   }
 
   event(session: string, type: ProxyEventType, detail?: Record<string, unknown>): void {
@@ -341,7 +341,7 @@ export class Fleet implements PoolApi {
   private addSession(app: AppConfig, m: Member, id: string, claimedAt: number, since = claimedAt): Session {
     const s = newSession(app, m, id, claimedAt, since, this.o.idleNoticeMs ?? 60_000);
     this.sessions.set(id, s);
-    this.reaper.schedule();
+    this.reaper.moved(s);
     this.changed();
     return s;
   }

@@ -245,7 +245,7 @@ export class WarmPool {
         kind: o.kind,
         resolve,
         onLine: o.onLine,
-        holdUntil: o.kind === 'request' ? now + q.holdMs : undefined,
+        holdUntil: o.kind === 'request' ? now + q.holdMs : o.kind === 'page' ? now + q.pageHoldMs : undefined,
         detach: () => o.signal.removeEventListener('abort', leave),
       });
       this.reconcile();

@@ -10,9 +10,10 @@
 // - A live cookie + an API-style request (Accept names application/json but not text/html) is routed
 //   to the instance like any other request: the app's own fetch() of its root keeps working. Only a
 //   browser navigation (Accept: text/html, or none of the two) is redirected to the deep link.
-// - No ready instance: a browser gets the waiting page, whose live stream (proxy/waiting.ts) holds
-//   its place; an API client's request is held open and answered the moment an instance is ready
-//   (302 + cookie), or with a 503 after queue.hold naming the URL that keeps the place.
+// - No ready instance: the request is held open and answered the moment an instance is ready (302 +
+//   cookie). A browser's for queue.pageHold, then the waiting page, whose live stream
+//   (proxy/waiting.ts) keeps the same place; an API client's for queue.hold, then a 503 naming the URL
+//   that keeps the place.
 // - `?wait=<ticket>` without an event stream: that held request (also what browsers without
 //   JavaScript reach through the waiting page's <noscript> refresh).
 // - `?collect=<token>`: the one-time URL a waiting page's stream sends when an instance is reserved
@@ -90,8 +91,9 @@ export async function entry(req: IncomingMessage, app: AppConfig, visit: Visit, 
           answer: { kind: 'line-limited', app: app.name, why: r.why, limit: r.limit, retryAfterS: Math.max(1, Math.ceil(r.retryAfterMs / 1000)) },
         };
       case 'queued':
-        if (wantsHtml(req)) return { kind: 'answer', answer: { kind: 'waiting', app: app.name, ticket: r.ticket, line: r.line } };
-        return await held(app, r.ticket, secure, d);
+        // A browser's request too is held (briefly: queue.pageHold), so a class arriving at once mostly goes
+        // straight in as instances free up; the waiting page, which keeps the same place, only after that.
+        return await held(app, r.ticket, secure, d, wantsHtml(req) ? 'page' : 'request');
     }
   } catch (e) {
     return {
@@ -106,8 +108,8 @@ export async function entry(req: IncomingMessage, app: AppConfig, visit: Visit, 
 }
 
 /** A request held in line: answered the moment an instance is reserved for it, or when queue.hold runs out. */
-async function held(app: AppConfig, ticket: string, secure: boolean, d: EntryDeps): Promise<EntryOutcome> {
-  const w = await d.pool.wait(app.name, ticket, { kind: 'request', signal: d.signal ?? NEVER });
+async function held(app: AppConfig, ticket: string, secure: boolean, d: EntryDeps, kind: 'request' | 'page' = 'request'): Promise<EntryOutcome> {
+  const w = await d.pool.wait(app.name, ticket, { kind, signal: d.signal ?? NEVER });
   switch (w.kind) {
     case 'offer':
       return collected(app, w.collect, secure, d);

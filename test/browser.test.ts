@@ -96,6 +96,7 @@ test('headless Chromium: a student on an empty pool sees the waiting page and la
   const s = await startStandin({ port: 0, stateBytes: 50_000, out: () => {}, log: () => {} });
   const config = parseConfig(`
 deployment: browser
+queue: { pageHold: 0 }  # the waiting page at once: this test is about the page
 apps:
   - name: demo
     command: [fake]

@@ -201,7 +201,7 @@ const bad: [string, string, RegExp][] = [
   [
     'unknown queue key',
     `queue: { ticketTtl: 20s }\n${minimal}`,
-    /queue\.ticketTtl is "20s"; unknown key; allowed keys here: hold, attach, collect, firstUse, unusedClaimsPerAddress, waitingPerAddress, claimRate/,
+    /queue\.ticketTtl is "20s"; unknown key; allowed keys here: hold, pageHold, attach, collect, firstUse, unusedClaimsPerAddress, waitingPerAddress, claimRate/,
   ],
   [
     'queue hold too short',
@@ -339,6 +339,7 @@ test('queue: defaults, and each one set from YAML', () => {
   assert.deepEqual(parseConfig(minimal).queue, DEFAULT_QUEUE);
   assert.deepEqual(DEFAULT_QUEUE, {
     holdMs: 25_000,
+    pageHoldMs: 2000,
     attachMs: 10_000,
     collectMs: 10_000,
     firstUseMs: 15_000,
@@ -347,10 +348,11 @@ test('queue: defaults, and each one set from YAML', () => {
     claimRate: { perSecond: 5, burst: 60 },
   });
   const c = parseConfig(
-    `queue: { hold: 20s, attach: 5s, collect: 8s, firstUse: 30s, unusedClaimsPerAddress: 4, waitingPerAddress: 200, claimRate: { perSecond: 0.5, burst: 120 } }\n${minimal}`,
+    `queue: { hold: 20s, pageHold: 0, attach: 5s, collect: 8s, firstUse: 30s, unusedClaimsPerAddress: 4, waitingPerAddress: 200, claimRate: { perSecond: 0.5, burst: 120 } }\n${minimal}`,
   );
   assert.deepEqual(c.queue, {
     holdMs: 20_000,
+    pageHoldMs: 0,
     attachMs: 5000,
     collectMs: 8000,
     firstUseMs: 30_000,

@@ -42,6 +42,8 @@ async function world(apps: string): Promise<World> {
 deployment: e2e
 stateDir: ${stateDir}
 ports: { from: 43000, to: 43999 }
+# The waiting page at once: these tests follow the page and its stream (the held entry: proxy-line.test.ts).
+queue: { pageHold: 0 }
 apps:
 ${apps}
 `);

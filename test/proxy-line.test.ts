@@ -1,7 +1,8 @@
 // The waiting line through the proxy, on real sockets (port 0) with the real Fleet, FakeRuntime
 // instances reached at one echo backend, and the manual clock for every deadline: cookieless
 // polling, abandoned pages, guessed tickets, a class arriving at an empty pool, a drain from the
-// address a class shares, and what the page says when the class is full.
+// address a class shares, what the page says when the class is full, and a browser's entry held
+// briefly (queue.pageHold) before the waiting page.
 
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
@@ -76,6 +77,8 @@ apps:
 }
 
 const html = { accept: 'text/html' };
+/** The waiting page at once (no queue.pageHold), for the tests of the page and its stream. */
+const PAGE_AT_ONCE = { queue: '{ pageHold: 0 }' };
 const waitUrlOf = (page: Reply): string => /data-wait="([^"]+)"/.exec(page.text)![1]!.replace(/&amp;/g, '&');
 
 /** A browser opening /demo/ with no instance free: the waiting page, then its stream (what the page's script does). */
@@ -104,7 +107,7 @@ const sessionOf = (r: Room, jar: CookieJar): string | undefined => {
 };
 
 test('cookieless polling every second does not block anyone: ready instances go to connected waiters, in order', async () => {
-  const r = await room('{ warm: 0, max: 3, parallel: 3 }');
+  const r = await room('{ warm: 0, max: 3, parallel: 3 }', PAGE_AT_ONCE);
   const polls: Reply[] = [];
   const poll = async () => {
     polls.push(await request(`${r.p.url}/demo/`, { headers: html }));
@@ -145,7 +148,7 @@ test('cookieless polling every second does not block anyone: ready instances go 
 });
 
 test('an abandoned page frees its place at once; an instance offered to a page that never collects goes to the next at the collect deadline', async () => {
-  const r = await room('{ warm: 0, max: 1, parallel: 1 }');
+  const r = await room('{ warm: 0, max: 1, parallel: 1 }', PAGE_AT_ONCE);
   const a = await waitingPage(r);
   const b = await waitingPage(r);
   const c = await waitingPage(r);
@@ -178,7 +181,7 @@ test('an abandoned page frees its place at once; an instance offered to a page t
 });
 
 test("guessed tickets: a random one, another's, or a ticket used as a collect token gets nothing and takes no place", async () => {
-  const r = await room('{ warm: 0, max: 1 }');
+  const r = await room('{ warm: 0, max: 1 }', PAGE_AT_ONCE);
   const alice = await waitingPage(r);
   const ticket = decodeURIComponent(/wait=([^&"]+)/.exec(waitUrlOf(alice.page))![1]!);
   assert.match(ticket, /^[A-Za-z0-9_-]{22}$/, '128 random bits');
@@ -211,7 +214,7 @@ test("guessed tickets: a random one, another's, or a ticket used as a collect to
 
 test('a class arriving at an empty pool: each student gets in at the clock instant their instance is ready, not after a retry period', async () => {
   const N = 12;
-  const r = await room(`{ warm: 0, max: ${N}, parallel: ${N} }`);
+  const r = await room(`{ warm: 0, max: ${N}, parallel: ${N} }`, PAGE_AT_ONCE);
   const students: Awaited<ReturnType<typeof waitingPage>>[] = [];
   for (let i = 0; i < N; i++) students.push(await waitingPage(r));
   assert.equal(r.fleet.status()[0]!.starting, N, 'an instance started for each page');
@@ -231,7 +234,7 @@ test('a class arriving at an empty pool: each student gets in at the clock insta
 });
 
 test('the page tells the truth when the class is full: no "being started", the place in line, a rough wait from the earliest session deadline', async () => {
-  const r = await room('{ warm: 0, max: 2, parallel: 2 }');
+  const r = await room('{ warm: 0, max: 2, parallel: 2 }', PAGE_AT_ONCE);
   const a = await waitingPage(r);
   const b = await waitingPage(r);
   await r.clock.advance(30_000);
@@ -378,4 +381,58 @@ test("a drain of 1,000 claims from one address while 60 students behind that sam
   assert.ok(free / POOL >= 0.8, `at least 80 % of the pool free for others 30 s after the drain (${free}/${POOL})`);
   assert.equal(heldAtEnd, 0, 'every drained claim went back');
   assert.ok(r.log.entries.filter((e) => e.type === 'returned-unused').length >= drain.claimed, 'each unused claim went back, logged');
+});
+
+test("a browser's entry with no instance free is held (queue.pageHold) and redirected with its cookie the instant an instance is ready: no waiting page", async () => {
+  const r = await room('{ warm: 0, max: 1, parallel: 1 }');
+  const jar = new CookieJar();
+  const pending = request(`${r.p.url}/demo/`, { jar, headers: html });
+  await until('the request to hold a place', () => (r.fleet.status()[0]!.queued === 1 ? true : undefined));
+  await r.clock.advance(1500); // within the default 2 s
+  r.rt.print(r.rt.live[0]!, 'READY');
+  const at = r.clock.now();
+  const reply = await pending;
+  assert.equal(reply.status, 302, reply.text.slice(0, 200));
+  assert.equal(reply.headers.location, '/demo/open?path=webapp.jl');
+  const s = r.fleet.liveSessions().find((x) => x.id === sessionOf(r, jar));
+  assert.ok(s, 'the cookie names the new session');
+  assert.equal(s.claimedAt, at, 'claimed at the instant of readiness');
+  assert.equal((await request(`${r.p.url}${reply.headers.location}`, { jar, headers: html })).status, 200);
+});
+
+test('when queue.pageHold runs out the browser gets the waiting page, whose stream keeps the place it had; a held browser that leaves gives it up', async () => {
+  const r = await room('{ warm: 0, max: 1, parallel: 1 }', { queue: '{ pageHold: 3s }' });
+  const a = new CookieJar();
+  const b = new CookieJar();
+  const aReply = request(`${r.p.url}/demo/`, { jar: a, headers: html });
+  await until('a to hold a place', () => (r.fleet.status()[0]!.queued === 1 ? true : undefined));
+  await r.clock.advance(1000);
+  const bReply = request(`${r.p.url}/demo/`, { jar: b, headers: html });
+  await until('b to hold a place', () => (r.fleet.status()[0]!.queued === 2 ? true : undefined));
+  await r.clock.advance(2000 - 1);
+  assert.equal(r.fleet.status()[0]!.queued, 2, 'both still held 1 ms before the hold of a runs out');
+  await r.clock.advance(1);
+  const aPage = await aReply;
+  assert.equal(aPage.status, 503);
+  assert.match(aPage.text, /data-wait=/);
+  const aStream = await openEventStream(`${r.p.url}${waitUrlOf(aPage)}`, { jar: a });
+  cleanups.push(() => aStream.close());
+  assert.equal((await aStream.next('line')).data.position, 1, 'a keeps its place ahead of b');
+  await r.clock.advance(1000);
+  const bPage = await bReply;
+  assert.equal(bPage.status, 503);
+  const bStream = await openEventStream(`${r.p.url}${waitUrlOf(bPage)}`, { jar: b });
+  cleanups.push(() => bStream.close());
+  assert.equal((await bStream.next('line')).data.position, 2);
+  // A third browser, held, closes its tab: its place goes at once.
+  const ac = new AbortController();
+  const c = request(`${r.p.url}/demo/`, { headers: html, signal: ac.signal }).catch(() => undefined);
+  await until('c to hold a place', () => (r.fleet.status()[0]!.queued === 3 ? true : undefined));
+  ac.abort();
+  await c;
+  await until('c to give up its place', () => (r.fleet.status()[0]!.queued === 2 ? true : undefined));
+  r.rt.print(r.rt.live[0]!, 'READY');
+  await enter(r, a, (await aStream.next('ready')).data.url);
+  assert.ok(sessionOf(r, a));
+  assert.equal(sessionOf(r, b), undefined);
 });

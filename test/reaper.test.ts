@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { ManualClock, settle } from '../core/clock.js';
 import { parseConfig } from '../core/config.js';
 import { Fleet } from '../pool/fleet.js';
-import { nextDeadline } from '../pool/reaper.js';
+import { nextDeadline, type ReapableSession } from '../pool/reaper.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';
 import { ActivityReporter } from '../proxy/activity.js';
 import { FakeRuntime, fakePortCheck } from './helpers/fake-runtime.js';
@@ -193,5 +193,65 @@ test('a deadline that does not move after it was handled is reported and skipped
   await clock.advance(600); // the timer fires inside the clock: a throw here would escape the callback
   assert.deepEqual(stuck, ['s1 idle']);
   assert.equal(handled, 1);
+  r.stop();
+});
+
+test("a session's own deadline moving earlier re-arms the one timer without walking every session; each is still reaped at its instant", async () => {
+  const { Reaper } = await import('../pool/reaper.js');
+  const clock = new ManualClock();
+  const t0 = clock.now();
+  type S = ReapableSession;
+  const session = (idleMs: number): S => ({
+    claimedAt: clock.now(),
+    lastActive: clock.now(),
+    openConnections: 1,
+    lastConnectionAt: clock.now(),
+    idleTimeoutMs: idleMs,
+    maxLifetimeMs: 10 * MIN,
+    graceMs: MIN,
+  });
+  const sessions = new Map<string, S>();
+  let walks = 0;
+  const reaped: string[] = [];
+  const r = new Reaper<S>(
+    clock,
+    () => {
+      walks++;
+      return sessions.entries();
+    },
+    (id, _s, reason, deadline) => {
+      reaped.push(`${id} ${reason} +${deadline - t0}`);
+      sessions.delete(id);
+      return true;
+    },
+  );
+  sessions.set('a', session(1000));
+  r.schedule();
+  assert.equal(walks, 1);
+  // A thousand claims, each told to the reaper: later deadlines leave the timer as it is, none walks the sessions.
+  for (let i = 0; i < 1000; i++) {
+    const id = `late${i}`;
+    sessions.set(id, session(5000 + i));
+    r.moved(sessions.get(id)!);
+  }
+  const early = session(400);
+  sessions.set('early', early);
+  r.moved(early);
+  assert.equal(walks, 1, 'no walk over every session per claim');
+  assert.equal(clock.timers, 1);
+  await clock.advance(400);
+  assert.deepEqual(reaped, ['early idle +400'], 'the earlier deadline re-armed the timer');
+  await clock.advance(600);
+  assert.deepEqual(reaped, ['early idle +400', 'a idle +1000']);
+  // A connection closed long ago: its grace deadline has passed, so it is handled at once.
+  const gone = session(10 * MIN);
+  gone.openConnections = 0;
+  gone.lastConnectionAt = clock.now() - MIN;
+  sessions.set('gone', gone);
+  r.moved(gone);
+  assert.equal(reaped.at(-1), `gone grace +${clock.now() - t0}`);
+  await clock.advance(5000);
+  assert.equal(reaped.length, 3 + 1000, 'every later session reaped by the timer');
+  assert.equal(reaped.at(-1), 'late999 idle +5999');
   r.stop();
 });

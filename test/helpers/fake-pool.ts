@@ -152,6 +152,8 @@ export class FakePool implements PoolApi {
     if (!p) return { kind: 'gone', why: 'unknown' };
     if (p.waiter) return { kind: 'gone', why: 'taken' };
     if (o.signal.aborted) return { kind: 'gone', why: 'left' };
+    // A browser's entry is not held here (as with queue.pageHold 0): its ticket goes to the waiting page at once.
+    if (o.kind === 'page') return { kind: 'timeout', ticket, line: this.status(app, line.filter((x) => x.waiter).length + 1) };
     return new Promise((resolve) => {
       p.waiter = { resolve, onLine: o.onLine };
       o.signal.addEventListener(

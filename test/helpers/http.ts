@@ -20,6 +20,8 @@ export interface RequestOptions {
   body?: string | Buffer;
   /** A cookie jar: its cookies for this path are sent and Set-Cookie answers stored. */
   jar?: CookieJar;
+  /** Aborting it closes the connection (a tab closed while its request is held). */
+  signal?: AbortSignal;
 }
 
 /** One request on a fresh connection (agent: false), whole body read. */
@@ -29,16 +31,19 @@ export function request(url: string, o: RequestOptions = {}): Promise<Reply> {
   const jarCookie = o.jar?.header(u.pathname);
   if (jarCookie) headers.cookie = headers.cookie ? `${headers.cookie}; ${jarCookie}` : jarCookie;
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: o.method ?? 'GET', headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        o.jar?.store(res.headers['set-cookie'], u.pathname);
-        const body = Buffer.concat(chunks);
-        resolve({ status: res.statusCode!, headers: res.headers, rawHeaders: res.rawHeaders, body, text: body.toString('utf8') });
-      });
-    });
+    const req = httpRequest(
+      { host: u.hostname, port: u.port, path: u.pathname + u.search, method: o.method ?? 'GET', headers, agent: false, signal: o.signal },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          o.jar?.store(res.headers['set-cookie'], u.pathname);
+          const body = Buffer.concat(chunks);
+          resolve({ status: res.statusCode!, headers: res.headers, rawHeaders: res.rawHeaders, body, text: body.toString('utf8') });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(o.body);
   });

@@ -1,0 +1,176 @@
+// Claims per second at the entry: browsers' first visits (`GET /<app>/`, no cookie) against ready
+// pools of the static runtime (no containers: the entry itself is what is measured), each claim then
+// used once as a browser does (its deep link, relayed to the benchmark's backend), from two load
+// processes (bench/claims-client.ts). Visitors arrive through a trusted front proxy (X-Forwarded-For)
+// from many addresses, each within queue.unusedClaimsPerAddress, so the per-address bookkeeping runs as
+// it does for real visitors; the app's claim rate is lifted (its default, 5/s, is a class's pace, not
+// the entry's). Two runtimes, alternating over rounds: markClaimed instant, and slow (the engine write
+// of a claim must stay off the visitor's path).
+
+import { join } from 'node:path';
+import { DIST, startRelayBackend } from './backends.js';
+import type { ClaimsRun, ClaimsWork } from './claims-client.js';
+import { memApp } from './memory.js';
+import { cpuSeconds, nextJson, startChild, type Child } from './procs.js';
+import { median, percentile } from './stats.js';
+import { control, startWarmpoolServer, waitPoolReady, WORK, type WarmpoolServer } from './variants.js';
+
+const CLIENT_PROCESSES = 2;
+const CONNECTIONS = 32;
+/** Ready instances per app: pool.warm's largest value. */
+const WARM = 1000;
+const APPS = 4;
+const PER_ADDRESS = 10;
+const SLOW_MARK_MS = 200;
+
+export interface ClaimsVariant {
+  name: string;
+  markClaimedMs: number;
+  claimsPerSec: number;
+  entryP50us: number;
+  entryP99us: number;
+  useP50us: number;
+  useP99us: number;
+  cpuUsPerClaim: number;
+  /** Entries not answered with a claim (all rounds), and their statuses. */
+  notClaimed: number;
+  statuses?: Record<string, number>;
+  errors: string[];
+  rounds: { claimsPerSec: number; entryP99us: number; cpuUsPerClaim: number }[];
+}
+
+export interface ClaimsResults {
+  apps: number;
+  warm: number;
+  connections: number;
+  clients: number;
+  addresses: number;
+  perAddress: number;
+  slowMarkMs: number;
+  /** What this benchmark sets beyond the defaults, in words. */
+  lifted: string[];
+  variants: ClaimsVariant[];
+}
+
+function config(tag: string): Record<string, unknown> {
+  return {
+    listen: { host: '127.0.0.1', port: 0 },
+    deployment: `bench-${tag}`,
+    stateDir: join(WORK, `state-${tag}`),
+    trustedProxies: ['127.0.0.1'],
+    queue: { claimRate: { perSecond: 100_000, burst: 100_000 } },
+    apps: Array.from({ length: APPS }, (_, i) => memApp(`c${i}`, WARM)),
+  };
+}
+
+async function allReady(wp: WarmpoolServer): Promise<void> {
+  for (let i = 0; i < APPS; i++) await waitPoolReady(wp.control, WARM, 300_000, `c${i}`);
+}
+
+/** One round: every ready instance of every app claimed once, from addresses offset by `round` (fresh visitors). */
+async function round(wp: WarmpoolServer, clients: Child[], r: number): Promise<{ run: ClaimsRun; cpuS: number }> {
+  const total = APPS * WARM;
+  const visits = Array.from({ length: total }, (_, i) => {
+    const a = r * (total / PER_ADDRESS) + Math.floor(i / PER_ADDRESS);
+    return { app: `c${i % APPS}`, address: `127.${10 + (a >> 16)}.${(a >> 8) & 255}.${a & 255}` };
+  });
+  const cpu0 = cpuSeconds([wp.child.pid]);
+  const outs = clients.map((c, k) => {
+    const w: ClaimsWork = { port: wp.port, connections: CONNECTIONS / clients.length, visits: visits.filter((_, i) => i % clients.length === k) };
+    const res = nextJson<ClaimsRun>(c, 'RESULT ', 300_000);
+    c.proc.stdin!.write(`RUN ${JSON.stringify(w)}\n`);
+    return res;
+  });
+  const runs = await Promise.all(outs);
+  const cpuS = cpuSeconds([wp.child.pid]) - cpu0;
+  const statuses: Record<string, number> = {};
+  for (const x of runs) for (const [k, v] of Object.entries(x.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
+  return {
+    run: {
+      startMs: Math.min(...runs.map((x) => x.startMs)),
+      endMs: Math.max(...runs.map((x) => x.endMs)),
+      claimed: runs.reduce((s, x) => s + x.claimed, 0),
+      statuses,
+      errors: [...new Set(runs.flatMap((x) => x.errors))],
+      entryUs: runs.flatMap((x) => x.entryUs),
+      useUs: runs.flatMap((x) => x.useUs),
+    },
+    cpuS,
+  };
+}
+
+export async function runClaims(o: { rounds: number; log: (m: string) => void }): Promise<ClaimsResults> {
+  const backend = await startRelayBackend();
+  const clients = await Promise.all(
+    Array.from({ length: CLIENT_PROCESSES }, (_, i) => startChild(`claims-client-${i}`, process.execPath, [join(DIST, 'bench/claims-client.js')])),
+  );
+  const defs = [
+    { name: 'static runtime', markClaimedMs: 0 },
+    { name: `static runtime, engine write ${SLOW_MARK_MS} ms`, markClaimedMs: SLOW_MARK_MS },
+  ];
+  const servers: WarmpoolServer[] = [];
+  try {
+    for (const [i, d] of defs.entries())
+      servers.push(await startWarmpoolServer(`claims-${i}`, config(`claims-${i}`), [{ host: backend.host, port: backend.port }], [], d.markClaimedMs));
+    for (const wp of servers) await allReady(wp);
+    o.log(`claims: ${APPS} apps × ${WARM} ready in each of ${servers.length} warmpools`);
+    const acc = defs.map(() => ({ runs: [] as ClaimsRun[], cpu: [] as number[] }));
+    // Round 0 warms the JIT of both warmpools and the clients; it is not counted.
+    for (let r = 0; r <= o.rounds; r++) {
+      const order = r % 2 === 0 ? [0, 1] : [1, 0];
+      for (const k of order) {
+        const wp = servers[k]!;
+        const { run, cpuS } = await round(wp, clients, r);
+        const secs = (run.endMs - run.startMs) / 1000;
+        o.log(
+          `claims ${r === 0 ? 'warm-up' : `round ${r}/${o.rounds}`} ${defs[k]!.name}: ${run.claimed} claimed in ${secs.toFixed(2)} s = ${Math.round(run.claimed / secs)}/s; entry p50 ${(percentile(run.entryUs, 50) / 1000).toFixed(2)} ms p99 ${(percentile(run.entryUs, 99) / 1000).toFixed(2)} ms; first use p99 ${(percentile(run.useUs, 99) / 1000).toFixed(2)} ms; proxy CPU ${((cpuS * 1e6) / Math.max(1, run.claimed)).toFixed(0)} µs/claim${Object.keys(run.statuses).length ? `; not claimed ${JSON.stringify(run.statuses)}` : ''}${run.errors.length ? `; errors ${run.errors.join('; ')}` : ''}`,
+        );
+        if (r > 0) {
+          acc[k]!.runs.push(run);
+          acc[k]!.cpu.push(cpuS);
+        }
+        await control(wp.control, '/end-all', 'POST');
+        await allReady(wp);
+      }
+    }
+    const variants = defs.map((d, k): ClaimsVariant => {
+      const { runs, cpu } = acc[k]!;
+      const rounds = runs.map((run, i) => ({
+        claimsPerSec: run.claimed / ((run.endMs - run.startMs) / 1000),
+        entryP99us: percentile(run.entryUs, 99),
+        cpuUsPerClaim: (cpu[i]! * 1e6) / Math.max(1, run.claimed),
+      }));
+      const statuses: Record<string, number> = {};
+      for (const x of runs) for (const [s, v] of Object.entries(x.statuses)) statuses[s] = (statuses[s] ?? 0) + v;
+      const notClaimed = Object.values(statuses).reduce((a, b) => a + b, 0);
+      return {
+        ...d,
+        claimsPerSec: median(rounds.map((x) => x.claimsPerSec)),
+        entryP50us: median(runs.map((x) => percentile(x.entryUs, 50))),
+        entryP99us: median(rounds.map((x) => x.entryP99us)),
+        useP50us: median(runs.map((x) => percentile(x.useUs, 50))),
+        useP99us: median(runs.map((x) => percentile(x.useUs, 99))),
+        cpuUsPerClaim: median(rounds.map((x) => x.cpuUsPerClaim)),
+        notClaimed,
+        ...(notClaimed ? { statuses } : {}),
+        errors: [...new Set(runs.flatMap((x) => x.errors))].slice(0, 5),
+        rounds,
+      };
+    });
+    return {
+      apps: APPS,
+      warm: WARM,
+      connections: CONNECTIONS,
+      clients: CLIENT_PROCESSES,
+      addresses: (APPS * WARM) / PER_ADDRESS,
+      perAddress: PER_ADDRESS,
+      slowMarkMs: SLOW_MARK_MS,
+      lifted: ['queue.claimRate (100,000/s, burst 100,000: the default 5/s paces one class, not the entry)'],
+      variants,
+    };
+  } finally {
+    for (const wp of servers) await wp.child.stop('SIGTERM');
+    await Promise.all(clients.map((c) => c.stop()));
+    await backend.child.stop();
+  }
+}
