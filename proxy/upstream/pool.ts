@@ -3,6 +3,7 @@
 
 import { connect, type Socket } from 'node:net';
 import { ResponseParser, type ResponseHandler } from '../protocol/http1-response.js';
+import { LARGE_READ_BYTES, lendReadBuffer, returnReadBuffer, sharedReadBuffer } from './read-buffers.js';
 
 /** An exchange that holds a connection: the response handler plus the connection's own failures. */
 export interface ConnUser extends ResponseHandler {
@@ -44,8 +45,26 @@ type Tagged = Socket & { [CONN]: UpstreamConn };
 function onConnect(this: Tagged): void {
   this[CONN].connected();
 }
-function onData(this: Tagged, buf: Buffer): void {
-  this[CONN].data(buf);
+/**
+ * The buffer the socket whose read just returned reads into next. Node calls the onread buffer
+ * function right after each callback but without the socket, so the callback leaves its choice here.
+ */
+let nextBuffer: Buffer = sharedReadBuffer();
+/** net's onread callback: `n` bytes were read into buf (the buffer this connection chose last). */
+function onRead(this: Tagged, n: number, buf: Uint8Array): boolean {
+  const c = this[CONN];
+  try {
+    c.read(n, buf as Buffer);
+  } finally {
+    nextBuffer = c.nextBuffer();
+  }
+  return true;
+}
+/** net's onread buffer: called as the socket is made, then right after every onRead. */
+function nextReadBuffer(): Buffer {
+  const b = nextBuffer;
+  nextBuffer = sharedReadBuffer();
+  return b;
 }
 function onEnd(this: Tagged): void {
   this[CONN].ended();
@@ -82,6 +101,11 @@ export class UpstreamConn {
   /** Date.now() after which this idle connection is not reused. */
   idleUntil = 0;
   dead = false;
+  /** The memory the socket reads into: the shared buffer, or one lent to this connection while it streams. */
+  private buf = sharedReadBuffer();
+  private lastRead = 0;
+  /** The exchange that still writes views of the latest read (it paused the socket until they are out), or null. */
+  private pinnedBy: ConnUser | null = null;
   private connecting = true;
   private connectTimer: NodeJS.Timeout | undefined;
   private headTimer: NodeJS.Timeout | undefined;
@@ -91,11 +115,15 @@ export class UpstreamConn {
     user: ConnUser | null,
   ) {
     this.user = user;
-    const s = connect({ host: pool.host, port: pool.port, noDelay: true }) as Tagged;
+    const s = connect({
+      host: pool.host,
+      port: pool.port,
+      noDelay: true,
+      onread: { buffer: nextReadBuffer as () => Uint8Array, callback: onRead as (n: number, buf: Uint8Array) => boolean },
+    }) as Tagged;
     s[CONN] = this;
     this.socket = s;
     s.on('connect', onConnect);
-    s.on('data', onData);
     s.on('end', onEnd);
     s.on('close', onClose);
     s.on('error', onError);
@@ -140,6 +168,44 @@ export class UpstreamConn {
     else this.pool.putIdle(this); // a preconnected spare, or its exchange went away while connecting
   }
 
+  /**
+   * Whether the latest read went into memory of this connection's own: its views stay valid until the
+   * socket reads again. Otherwise they are views of the shared buffer, valid only until this read returns.
+   */
+  get ownBuffer(): boolean {
+    return this.buf !== sharedReadBuffer();
+  }
+
+  /**
+   * The current exchange still writes views of the latest read (own buffer) and has paused the socket:
+   * the buffer is not read into again before it resumes, nor by another exchange.
+   */
+  pin(): void {
+    this.pinnedBy = this.user;
+  }
+
+  read(n: number, buf: Buffer): void {
+    this.lastRead = n;
+    this.data(n === buf.length ? buf : buf.subarray(0, n));
+  }
+
+  /**
+   * Where the next read goes. A connection is lent a buffer of its own at its first full read and keeps
+   * it while it lives (its next response's head then arrives there too, and is not copied), unless an
+   * exchange that no longer holds the connection may still be writing from it.
+   */
+  nextBuffer(): Buffer {
+    const cur = this.buf;
+    const pinnedBy = this.pinnedBy;
+    this.pinnedBy = null;
+    if (cur !== sharedReadBuffer()) {
+      if (!this.dead && (pinnedBy === null || pinnedBy === this.user)) return cur;
+      returnReadBuffer(cur, false);
+      this.buf = sharedReadBuffer();
+    } else if (!this.dead && this.user !== null && this.lastRead >= LARGE_READ_BYTES) this.buf = lendReadBuffer();
+    return this.buf;
+  }
+
   data(buf: Buffer): void {
     if (!this.user) {
       // Bytes on an idle connection: nothing can be trusted on it any more.
@@ -173,6 +239,11 @@ export class UpstreamConn {
     if (this.dead) return;
     this.dead = true;
     this.parser.stop();
+    if (this.buf !== sharedReadBuffer()) {
+      // An exchange may still be writing views of it: left to the garbage collector.
+      returnReadBuffer(this.buf, false);
+      this.buf = sharedReadBuffer();
+    }
     clearTimeout(this.connectTimer);
     clearTimeout(this.headTimer);
     this.pool.dropped(this);
