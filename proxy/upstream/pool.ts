@@ -1,9 +1,9 @@
 // Kept-alive HTTP/1.1 connections to one instance: connect, hand a connection to one exchange at a
 // time, take it back idle (last in, first out), drop it the moment it ends, errs or idles too long.
 
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { ResponseParser, type ResponseHandler } from '../protocol/http1-response.js';
-import { LARGE_READ_BYTES, lendReadBuffer, returnReadBuffer, sharedReadBuffer } from './read-buffers.js';
+import { connectLeased, ReadLease } from './read-buffers.js';
 
 /** An exchange that holds a connection: the response handler plus the connection's own failures. */
 export interface ConnUser extends ResponseHandler {
@@ -45,26 +45,15 @@ type Tagged = Socket & { [CONN]: UpstreamConn };
 function onConnect(this: Tagged): void {
   this[CONN].connected();
 }
-/**
- * The buffer the socket whose read just returned reads into next. Node calls the onread buffer
- * function right after each callback but without the socket, so the callback leaves its choice here.
- */
-let nextBuffer: Buffer = sharedReadBuffer();
-/** net's onread callback: `n` bytes were read into buf (the buffer this connection chose last). */
+/** net's onread callback: `n` bytes were read into buf (the buffer this connection's lease chose). */
 function onRead(this: Tagged, n: number, buf: Uint8Array): boolean {
   const c = this[CONN];
   try {
-    c.read(n, buf as Buffer);
+    c.data(c.lease.view(n, buf));
   } finally {
-    nextBuffer = c.nextBuffer();
+    c.lease.afterRead(!c.dead, c.user, true);
   }
   return true;
-}
-/** net's onread buffer: called as the socket is made, then right after every onRead. */
-function nextReadBuffer(): Buffer {
-  const b = nextBuffer;
-  nextBuffer = sharedReadBuffer();
-  return b;
 }
 function onEnd(this: Tagged): void {
   this[CONN].ended();
@@ -101,11 +90,8 @@ export class UpstreamConn {
   /** Date.now() after which this idle connection is not reused. */
   idleUntil = 0;
   dead = false;
-  /** The memory the socket reads into: the shared buffer, or one lent to this connection while it streams. */
-  private buf = sharedReadBuffer();
-  private lastRead = 0;
-  /** The exchange that still writes views of the latest read (it paused the socket until they are out), or null. */
-  private pinnedBy: ConnUser | null = null;
+  /** The memory the socket reads into: shared, or lent to this connection once it streams (kept while it lives). */
+  readonly lease = new ReadLease();
   private connecting = true;
   private connectTimer: NodeJS.Timeout | undefined;
   private headTimer: NodeJS.Timeout | undefined;
@@ -115,12 +101,7 @@ export class UpstreamConn {
     user: ConnUser | null,
   ) {
     this.user = user;
-    const s = connect({
-      host: pool.host,
-      port: pool.port,
-      noDelay: true,
-      onread: { buffer: nextReadBuffer as () => Uint8Array, callback: onRead as (n: number, buf: Uint8Array) => boolean },
-    }) as Tagged;
+    const s = connectLeased(pool.host, pool.port, onRead as (n: number, buf: Uint8Array) => boolean) as Tagged;
     s[CONN] = this;
     this.socket = s;
     s.on('connect', onConnect);
@@ -168,12 +149,9 @@ export class UpstreamConn {
     else this.pool.putIdle(this); // a preconnected spare, or its exchange went away while connecting
   }
 
-  /**
-   * Whether the latest read went into memory of this connection's own: its views stay valid until the
-   * socket reads again. Otherwise they are views of the shared buffer, valid only until this read returns.
-   */
+  /** Whether the latest read's views stay valid after it returns (see ReadLease.own). */
   get ownBuffer(): boolean {
-    return this.buf !== sharedReadBuffer();
+    return this.lease.own;
   }
 
   /**
@@ -181,29 +159,7 @@ export class UpstreamConn {
    * the buffer is not read into again before it resumes, nor by another exchange.
    */
   pin(): void {
-    this.pinnedBy = this.user;
-  }
-
-  read(n: number, buf: Buffer): void {
-    this.lastRead = n;
-    this.data(n === buf.length ? buf : buf.subarray(0, n));
-  }
-
-  /**
-   * Where the next read goes. A connection is lent a buffer of its own at its first full read and keeps
-   * it while it lives (its next response's head then arrives there too, and is not copied), unless an
-   * exchange that no longer holds the connection may still be writing from it.
-   */
-  nextBuffer(): Buffer {
-    const cur = this.buf;
-    const pinnedBy = this.pinnedBy;
-    this.pinnedBy = null;
-    if (cur !== sharedReadBuffer()) {
-      if (!this.dead && (pinnedBy === null || pinnedBy === this.user)) return cur;
-      returnReadBuffer(cur, false);
-      this.buf = sharedReadBuffer();
-    } else if (!this.dead && this.user !== null && this.lastRead >= LARGE_READ_BYTES) this.buf = lendReadBuffer();
-    return this.buf;
+    this.lease.pin(this.user);
   }
 
   data(buf: Buffer): void {
@@ -239,11 +195,7 @@ export class UpstreamConn {
     if (this.dead) return;
     this.dead = true;
     this.parser.stop();
-    if (this.buf !== sharedReadBuffer()) {
-      // An exchange may still be writing views of it: left to the garbage collector.
-      returnReadBuffer(this.buf, false);
-      this.buf = sharedReadBuffer();
-    }
+    this.lease.end();
     clearTimeout(this.connectTimer);
     clearTimeout(this.headTimer);
     this.pool.dropped(this);
