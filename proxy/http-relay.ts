@@ -1,7 +1,8 @@
 // Relays one HTTP exchange to a visitor's instance and streams the answer back, bodies never buffered.
 // Upstream connections are warmpool's own HTTP/1.1 client (proxy/upstream/): one pool of kept-alive
-// connections per instance, a hand-written response parser, and the body written straight into
-// the ServerResponse with backpressure both ways.
+// connections per instance, a hand-written response parser, and the body written on with backpressure
+// both ways: through the ServerResponse, or (a Content-Length body, after its head and first piece)
+// straight to the visitor's socket, from the upstream read buffers without a copy (upstream/read-buffers.ts).
 //
 // Why not undici (used before): on a reused keep-alive connection undici waits a setImmediate before
 // writing the request (its idle-socket validation) and another after each response, and copies every
@@ -181,10 +182,6 @@ type LaneSocket = Socket & { [LANE]?: Lane };
 function onResClose(this: TrackedRes): void {
   this[EXCHANGE]?.clientClosed();
 }
-/** res 'drain': the visitor caught up, read from the instance again. */
-function onResDrain(this: TrackedRes): void {
-  this[EXCHANGE]?.conn?.socket.resume();
-}
 function onReqData(this: TrackedReq, chunk: Buffer): void {
   this[EXCHANGE]?.bodyData(chunk);
 }
@@ -268,7 +265,19 @@ const enum Step {
 
 // Listener bookkeeping (which shared listeners this exchange added, to remove them once done).
 const HOOK_BODY = 1;
-const HOOK_DRAIN = 2;
+
+/** How an exchange writes body pieces to the visitor. */
+const enum Body {
+  /** Through the ServerResponse (which may frame them itself: chunked for a body without a length). */
+  Response,
+  /** A Content-Length body: its first piece goes with the head through the ServerResponse, then Direct. */
+  DirectAfterHead,
+  /**
+   * Straight to the visitor's socket: Node writes a Content-Length body as it is, so the ServerResponse
+   * would only add a cork, a tick and a writev per piece. Its head went first through the same socket.
+   */
+  Direct,
+}
 
 /** One request/response pair: the request written to an upstream connection, the response into the ServerResponse. */
 class Exchange implements ConnUser {
@@ -279,6 +288,12 @@ class Exchange implements ConnUser {
   private retried = false;
   /** Some of the body went out with res.write (else the last piece may go with res.end, in one write). */
   private wroteBody = false;
+  /** How body pieces reach the visitor (decided with the head). */
+  private body = Body.Response;
+  /** The upstream socket is paused until the visitor's socket has taken every body write. */
+  private paused = false;
+  /** Called by each body write once it went out (one function per exchange, not per piece). */
+  private readonly flushed = (): void => this.onFlushed();
   private readonly lane: Lane;
   private readonly hasBody: boolean;
   private readonly chunked: boolean;
@@ -393,6 +408,7 @@ class Exchange implements ConnUser {
       throw new UpstreamProtocolError(`response head refused by node:http: ${(e as Error).message}`);
     }
     this.step = Step.Responding;
+    if (p.framing === 'length' && hasContentLength(out)) this.body = Body.DirectAfterHead;
     const at = this.relay.o.clock.now();
     const rep = this.relay.o.reporter;
     rep.seen(t.target.traffic, at);
@@ -403,19 +419,42 @@ class Exchange implements ConnUser {
 
   onBody(chunk: Buffer, last: boolean): void {
     this.t.target.traffic.bytesOut += chunk.length;
+    const conn = this.conn;
+    if (conn === null) return; // torn down while this read was being parsed
+    const own = conn.ownBuffer;
+    // A view of the shared read buffer is overwritten by the next read of any connection: copied.
+    const data = own ? chunk : Buffer.from(chunk);
     const res = this.res;
     if (last && !this.wroteBody) {
       // A whole body in one read: head and body go out in one write, in this tick.
-      res.end(chunk);
+      res.end(data);
+      if (own && res.writableLength > 0) conn.pin();
       return;
     }
+    let ok: boolean;
+    const socket = res.socket;
+    if (this.body === Body.Direct && socket !== null) ok = socket.write(data, this.flushed);
+    else {
+      if (this.body === Body.DirectAfterHead && socket !== null) {
+        // Head and this piece through the ServerResponse (one write); the rest straight to the socket.
+        this.body = Body.Direct;
+      } else this.body = Body.Response;
+      ok = res.write(data, this.flushed);
+    }
     this.wroteBody = true;
-    if (!res.write(chunk)) {
-      this.conn?.socket.pause();
-      if (!(this.hooks & HOOK_DRAIN)) {
-        this.hooks |= HOOK_DRAIN;
-        res.on('drain', onResDrain);
-      }
+    if (!ok || (own && res.writableLength > 0)) {
+      // Backpressure, or the read buffer still being written from: no reading until the visitor took it all.
+      if (own) conn.pin();
+      conn.socket.pause();
+      this.paused = true;
+    }
+  }
+
+  /** A body write went out (or failed: the exchange ends through res 'close' then). */
+  private onFlushed(): void {
+    if (this.paused && this.res.writableLength === 0) {
+      this.paused = false;
+      this.conn?.socket.resume();
     }
   }
 
@@ -480,7 +519,6 @@ class Exchange implements ConnUser {
     this.up.lastUsed = this.relay.o.clock.now();
     const res = this.res as TrackedRes;
     res.removeListener('close', onResClose);
-    if (this.hooks & HOOK_DRAIN) res.removeListener('drain', onResDrain);
     res[EXCHANGE] = undefined;
     if (this.hooks & HOOK_BODY) {
       const req = this.req as TrackedReq;
@@ -510,4 +548,10 @@ function requestHead(method: string, path: string, headers: string[], origin: st
   if (!host) head += `Host: ${origin}\r\n`;
   if (chunked) head += 'Transfer-Encoding: chunked\r\n';
   return head + CRLF;
+}
+
+/** Whether the visitor's head names a Content-Length (so Node sends the body as written, not chunked). */
+function hasContentLength(headers: string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === 'content-length') return true;
+  return false;
 }

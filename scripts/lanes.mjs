@@ -27,6 +27,7 @@ export const UNIT_LANE = [
   'proxy-line',
   'proxy-passes',
   'proxy-upstream',
+  'proxy-read-buffers',
   'proxy-ws-handshake',
   'reaper',
   'retry',

@@ -1,8 +1,9 @@
 // Kept-alive HTTP/1.1 connections to one instance: connect, hand a connection to one exchange at a
 // time, take it back idle (last in, first out), drop it the moment it ends, errs or idles too long.
 
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { ResponseParser, type ResponseHandler } from '../protocol/http1-response.js';
+import { connectLeased, ReadLease } from './read-buffers.js';
 
 /** An exchange that holds a connection: the response handler plus the connection's own failures. */
 export interface ConnUser extends ResponseHandler {
@@ -44,8 +45,15 @@ type Tagged = Socket & { [CONN]: UpstreamConn };
 function onConnect(this: Tagged): void {
   this[CONN].connected();
 }
-function onData(this: Tagged, buf: Buffer): void {
-  this[CONN].data(buf);
+/** net's onread callback: `n` bytes were read into buf (the buffer this connection's lease chose). */
+function onRead(this: Tagged, n: number, buf: Uint8Array): boolean {
+  const c = this[CONN];
+  try {
+    c.data(c.lease.view(n, buf));
+  } finally {
+    c.lease.afterRead(!c.dead, c.user, true);
+  }
+  return true;
 }
 function onEnd(this: Tagged): void {
   this[CONN].ended();
@@ -82,6 +90,8 @@ export class UpstreamConn {
   /** Date.now() after which this idle connection is not reused. */
   idleUntil = 0;
   dead = false;
+  /** The memory the socket reads into: shared, or lent to this connection once it streams (kept while it lives). */
+  readonly lease = new ReadLease();
   private connecting = true;
   private connectTimer: NodeJS.Timeout | undefined;
   private headTimer: NodeJS.Timeout | undefined;
@@ -91,11 +101,10 @@ export class UpstreamConn {
     user: ConnUser | null,
   ) {
     this.user = user;
-    const s = connect({ host: pool.host, port: pool.port, noDelay: true }) as Tagged;
+    const s = connectLeased(pool.host, pool.port, onRead as (n: number, buf: Uint8Array) => boolean) as Tagged;
     s[CONN] = this;
     this.socket = s;
     s.on('connect', onConnect);
-    s.on('data', onData);
     s.on('end', onEnd);
     s.on('close', onClose);
     s.on('error', onError);
@@ -140,6 +149,19 @@ export class UpstreamConn {
     else this.pool.putIdle(this); // a preconnected spare, or its exchange went away while connecting
   }
 
+  /** Whether the latest read's views stay valid after it returns (see ReadLease.own). */
+  get ownBuffer(): boolean {
+    return this.lease.own;
+  }
+
+  /**
+   * The current exchange still writes views of the latest read (own buffer) and has paused the socket:
+   * the buffer is not read into again before it resumes, nor by another exchange.
+   */
+  pin(): void {
+    this.lease.pin(this.user);
+  }
+
   data(buf: Buffer): void {
     if (!this.user) {
       // Bytes on an idle connection: nothing can be trusted on it any more.
@@ -173,6 +195,7 @@ export class UpstreamConn {
     if (this.dead) return;
     this.dead = true;
     this.parser.stop();
+    this.lease.end();
     clearTimeout(this.connectTimer);
     clearTimeout(this.headTimer);
     this.pool.dropped(this);
