@@ -265,7 +265,8 @@ build_warmpool() {
   fi
   log "building $WARMPOOL_IMAGE ($(du -sh "$stage" | cut -f1) context)"
   local t0=$SECONDS
-  if ! docker build --network none --build-arg "BASE=$NODE_IMAGE" --build-arg "BUILD_BASE=$NODE_BUILD_IMAGE" \
+  # --force-rm: a failed RUN step leaves no stopped build container behind.
+  if ! docker build --force-rm --network none --build-arg "BASE=$NODE_IMAGE" --build-arg "BUILD_BASE=$NODE_BUILD_IMAGE" \
     --label "warmpool.inputs=$digest" -t "$WARMPOOL_IMAGE" "$stage" >"$WORK/build.log" 2>&1; then
     cat "$WORK/build.log" >&2
     die "docker build of $WARMPOOL_IMAGE failed (log above)"
