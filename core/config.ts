@@ -389,24 +389,13 @@ const appSchema = strict({
       refillPerSecond: num(0.001, 1000)
         .optional()
         .describe('Creates start at most this often (a token bucket on the clock, one at a time); unset: as fast as parallel lets them.'),
-      refillDelay: duration(0)
-        .prefault('2s')
-        .describe(
-          'After a claim, refills wait up to this long while ready instances remain and nobody waits in line: creating containers would take the CPU from the class being let in (0: refill at once).',
-        ),
     }).transform((p, ctx) => {
       const max = p.max ?? Math.max(p.warm, 10);
       if (max < p.warm) {
         ctx.issues.push({ code: 'custom', path: ['max'], input: max, message: `must be at least pool.warm (${p.warm})` });
         return z.NEVER;
       }
-      return {
-        warm: p.warm,
-        max,
-        parallel: p.parallel,
-        refillDelayMs: p.refillDelay,
-        ...(p.refillPerSecond === undefined ? {} : { refillPerSecond: p.refillPerSecond }),
-      };
+      return { warm: p.warm, max, parallel: p.parallel, ...(p.refillPerSecond === undefined ? {} : { refillPerSecond: p.refillPerSecond }) };
     }),
   ).describe('How many instances this app keeps and runs.'),
   readiness: readinessSchema,

@@ -108,10 +108,6 @@ export class WarmPool {
   private readonly refill?: TokenBucket;
   private paceTimer?: TimerHandle;
   private paceTimerAt = Infinity;
-  /** When the latest visitor's claim was made (clock ms). */
-  private lastClaimAt = -Infinity;
-  /** Refills held back since (pool.refillDelay), or undefined when none are. */
-  private refillHeldSince?: number;
   /** Creates in flight: stop() waits for them, so a create that finishes after stop is removed before stop resolves. */
   private readonly inFlight = new Set<Promise<void>>();
   private stopped = false;
@@ -220,7 +216,6 @@ export class WarmPool {
     if (m && (v === undefined || this.line.takeToken(now))) {
       m.state = 'claimed';
       m.reservedFor = undefined;
-      this.lastClaimAt = now;
       if (v !== undefined) this.line.claimed(m.id, v, now + q.firstUseMs);
       this.reconcile();
       return { kind: 'claimed', member: m };
@@ -280,7 +275,6 @@ export class WarmPool {
     }
     m.state = 'claimed';
     m.reservedFor = undefined;
-    this.lastClaimAt = now;
     if (p.visitor !== undefined) this.line.claimed(m.id, p.visitor, now + this.o.queue.firstUseMs);
     this.reconcile();
     return { member: m, visitor: p.visitor };
@@ -409,7 +403,6 @@ export class WarmPool {
       });
       n = 0;
     }
-    n = this.holdRefills(n, now, s.ready, demand);
     if (n > 0 && this.refill) {
       let paced = 0;
       while (paced < n && this.refill.take(now)) paced++;
@@ -426,28 +419,6 @@ export class WarmPool {
   }
 
   /** One timer for the next paced create: reconcile runs again when a token is there. */
-  /**
-   * Right after claims, refills wait (pool.refillDelay) while ready instances remain and nobody is in
-   * line: a class arriving takes the CPU (its notebooks' first answers, the relay), and creating
-   * containers meanwhile slowed every student in a burst of 100 about tenfold (bench/RESULTS.md). They
-   * start refillDelay after the first one held back at the latest, or at once when ready runs out.
-   */
-  private holdRefills(n: number, now: number, ready: number, demand: number): number {
-    const delay = this.app.pool.refillDelayMs;
-    if (n <= 0 || delay <= 0 || ready === 0 || demand > 0 || now >= this.lastClaimAt + delay) {
-      if (n > 0) this.refillHeldSince = undefined;
-      return n;
-    }
-    this.refillHeldSince ??= now;
-    const at = this.refillHeldSince + delay;
-    if (now >= at) {
-      this.refillHeldSince = undefined;
-      return n;
-    }
-    this.armPace(now, Math.min(at, this.lastClaimAt + delay));
-    return 0;
-  }
-
   private armPace(now: number, at: number): void {
     if (this.paceTimer && this.paceTimerAt <= at) return;
     this.paceTimer?.cancel();

@@ -64,7 +64,7 @@ async function session(f: Fleet) {
 }
 
 test('resize: up creates at once, down removes surplus ready instances, claimed ones are never touched', async () => {
-  const { rt, fleet } = setup('{ warm: 2, max: 4, parallel: 4, refillDelay: 0 }');
+  const { rt, fleet } = setup('{ warm: 2, max: 4, parallel: 4 }');
   await fleet.start();
   await settle();
   const t = await session(fleet);
@@ -135,7 +135,7 @@ test('drain: no new claims, ready instances removed, sessions go on; resume warm
 });
 
 test('refresh replaces ready and starting instances, never a claimed one', async () => {
-  const { rt, fleet } = setup('{ warm: 3, max: 6, parallel: 6, refillDelay: 0 }');
+  const { rt, fleet } = setup('{ warm: 3, max: 6, parallel: 6 }');
   await fleet.start();
   await settle();
   const a = await session(fleet);

@@ -60,7 +60,7 @@ const counts = (f: Fleet) => {
 };
 
 test('killed after the first request reached the instance, before the engine recorded the claim: the restart restores it as that session, no other visitor gets it, the cookie does', async () => {
-  const w = world('{ warm: 2, max: 3, refillDelay: 0 }');
+  const w = world('{ warm: 2, max: 3 }');
   const first = run(w.config, w.rt, w.dir);
   await first.fleet.start();
   await settle();

@@ -30,7 +30,7 @@ test('a minimal config gets sensible defaults', () => {
   assert.equal(c.deployment, 'default');
   const a = c.apps[0]!;
   assert.equal(a.runtime, 'process');
-  assert.deepEqual(a.pool, { warm: 2, max: 10, parallel: 4, refillDelayMs: 2000 });
+  assert.deepEqual(a.pool, { warm: 2, max: 10, parallel: 4 });
   assert.deepEqual(a.prefix, { mode: 'strip' });
   assert.equal(a.idleTimeoutMs, 20 * 60_000);
   assert.equal(a.maxLifetimeMs, 90 * 60_000);
@@ -84,7 +84,7 @@ apps:
     pool: { warm: 10, max: 60, parallel: 4, refillPerSecond: 0.5 }
     warming: { cpuShares: 128 }
 `);
-  assert.deepEqual(c.apps[0]!.pool, { warm: 10, max: 60, parallel: 4, refillDelayMs: 2000, refillPerSecond: 0.5 });
+  assert.deepEqual(c.apps[0]!.pool, { warm: 10, max: 60, parallel: 4, refillPerSecond: 0.5 });
   assert.deepEqual(c.apps[0]!.warming, { cpuShares: 128 });
 });
 

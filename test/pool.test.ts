@@ -110,7 +110,7 @@ test('50 concurrent claims get 50 distinct instances or a queue ticket, never on
 });
 
 test('refills after every claim and a claimed instance never returns to the pool', async () => {
-  const { rt, fleet } = setup('{ warm: 2, max: 10, refillDelay: 0 }');
+  const { rt, fleet } = setup('{ warm: 2, max: 10 }');
   rt.autoReady = true;
   await fleet.start();
   await settle();
@@ -128,7 +128,7 @@ test('refills after every claim and a claimed instance never returns to the pool
 });
 
 test('pool.refillPerSecond paces creates on the clock, one at a time; parallel still caps those starting; a class claiming at once refills at that pace', async () => {
-  const { clock, rt, fleet } = setup('{ warm: 3, max: 10, parallel: 2, refillPerSecond: 2, refillDelay: 0 }');
+  const { clock, rt, fleet } = setup('{ warm: 3, max: 10, parallel: 2, refillPerSecond: 2 }');
   const t0 = clock.now();
   const at: number[] = [];
   const create = rt.create.bind(rt);
@@ -254,45 +254,6 @@ test('an instance that never becomes ready is replaced after the readiness timeo
   assert.match(fleet.status()[0]!.lastError!, /not ready after 30000 ms/);
   await clock.advance(1000);
   assert.equal(rt.created.length, 2, 'replaced after backoff');
-  await fleet.stop();
-});
-
-test('pool.refillDelay: refills wait after claims while ready instances remain, at most the delay; at once when ready runs out', async () => {
-  const { clock, rt, fleet } = setup('{ warm: 3, max: 10, parallel: 10 }'); // refillDelay: its default, 2 s
-  rt.autoReady = true;
-  await fleet.start();
-  await settle();
-  assert.deepEqual(counts(fleet), [3, 0, 0]);
-  await fleet.claim('demo');
-  await settle();
-  assert.deepEqual(counts(fleet), [2, 0, 1], 'held back: two are still ready');
-  await clock.advance(1000);
-  await fleet.claim('demo');
-  await settle();
-  assert.deepEqual(counts(fleet), [1, 0, 2], 'claims keep coming: still held');
-  await clock.advance(999);
-  assert.equal(rt.created.length, 3);
-  await clock.advance(1);
-  await settle();
-  assert.equal(rt.created.length, 5, 'two seconds after the first one was held back, however the claims go on');
-  assert.deepEqual(counts(fleet), [3, 0, 2]);
-
-  await clock.advance(10_000);
-  await fleet.claim('demo');
-  await fleet.claim('demo');
-  await fleet.claim('demo');
-  await settle();
-  assert.equal(rt.created.length, 8, 'the last ready one claimed: refilled at once');
-  assert.deepEqual(counts(fleet), [3, 0, 5]);
-
-  await clock.advance(10_000);
-  await fleet.claim('demo');
-  await settle();
-  await clock.advance(1999);
-  assert.equal(rt.created.length, 8);
-  await clock.advance(1);
-  await settle();
-  assert.equal(rt.created.length, 9, 'no claim after it: refilled two seconds after it');
   await fleet.stop();
 });
 

@@ -42,7 +42,7 @@ function app(over: Partial<AppConfig> = {}): AppConfig {
     env: {},
     deepLink: '/',
     prefix: { mode: 'strip' },
-    pool: { warm: 1, max: 2, parallel: 1, refillDelayMs: 0 },
+    pool: { warm: 1, max: 2, parallel: 1 },
     readiness: { log: /^READY$/, timeoutMs: 1000, intervalMs: 100 },
     limits: {},
     network: 'host',

@@ -124,7 +124,7 @@ function app(over: Partial<AppConfig> = {}): AppConfig {
     env: { STATE_BYTES: '2000' },
     deepLink: '/',
     prefix: { mode: 'strip' },
-    pool: { warm: 0, max: 4, parallel: 2, refillDelayMs: 0 },
+    pool: { warm: 0, max: 4, parallel: 2 },
     readiness: { http: { path: '/ping', status: 200 }, timeoutMs: 20_000, intervalMs: 100 },
     limits: {},
     network: 'host',

@@ -35,7 +35,7 @@ export function appConfig(name: string, o: Partial<AppConfig> = {}): AppConfig {
     env: {},
     deepLink: '/',
     prefix: { mode: 'strip' },
-    pool: { warm: 1, max: 1, parallel: 1, refillDelayMs: 0 },
+    pool: { warm: 1, max: 1, parallel: 1 },
     readiness: { http: { path: '/', status: 200 }, timeoutMs: 10_000, intervalMs: 50 },
     limits: {},
     network: 'host',
