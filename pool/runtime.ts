@@ -51,6 +51,12 @@ export interface Runtime {
   remove(instanceId: string): Promise<void>;
   /** Every instance of this deployment, found by label, running or not. */
   list(): Promise<InstanceRecord[]>;
+  /**
+   * The instance finished warming (it passed its readiness check) and now idles until claimed: it may
+   * run at full CPU weight from here on (docker: its warming weight raised to 1024), so its student's
+   * first requests never wait on an engine call. Optional; markClaimed does it too when this failed.
+   */
+  serving?(instanceId: string): Promise<void>;
   /** Persists a claim on the engine (docker: container rename; swarm: service labels, compare-and-swap; process: state file). */
   markClaimed(instanceId: string, claim: ClaimMark): Promise<void>;
   /** Calls onLine for each line the instance printed (stdout and stderr), past and future. Returns a stop function. */

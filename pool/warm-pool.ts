@@ -181,7 +181,10 @@ export class WarmPool {
         if (rec.claim) {
           m.state = 'claimed';
           claimed.push(m);
-        } else m.state = 'ready';
+        } else {
+          m.state = 'ready';
+          this.serving(m);
+        }
       }),
     );
     this.reconcile();
@@ -462,6 +465,7 @@ export class WarmPool {
       if (m.state !== 'starting') return; // removed or stopped meanwhile
       m.secret = info.secret;
       m.state = 'ready';
+      this.serving(m);
       m.readyAt = this.o.clock.now();
       this.startups = [...this.startups.slice(-19), m.readyAt - m.createdAt];
       this.failures = 0;
@@ -489,6 +493,22 @@ export class WarmPool {
       );
       this.release(id, 'failed to start');
     }
+  }
+
+  /**
+   * A ready instance idles until claimed: the runtime may lift its warming CPU weight now, off any
+   * visitor's path (raised at the claim, a student's first requests ran at the warming weight until the
+   * engine call landed, competing with refills that burn CPU at the same weight). markClaimed retries it.
+   */
+  private serving(m: Member): void {
+    this.o.runtime.serving?.(m.id).catch((e: unknown) => {
+      if (m.state === 'removing' || this.stopped) return;
+      this.o.log?.(
+        `${this.app.name}: instance ${m.id}: could not lift its warming CPU weight (its claim will): ${errorMessage(e)}`,
+        { app: this.app.name, instance: m.id },
+        'warn',
+      );
+    });
   }
 
   /** Ready instances not offered to anyone, oldest first. */

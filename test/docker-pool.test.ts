@@ -271,7 +271,7 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(), tim
     if (next.kind === 'session') assert.ok(await ping(next.target.host, next.target.port), 'an adopted instance was checked ready: it answers at once');
   });
 
-  test('warming: containers execute at the warming CPU weight and are raised to 1024 when their claim is recorded (read back with docker inspect); a restart keeps both', async () => {
+  test('warming: containers execute at the warming CPU weight and are raised to 1024 once ready, before any claim (read back with docker inspect); a restart keeps both', async () => {
     const w = world({ pool: '{ warm: 2, max: 3, parallel: 2 }', env: 'STATE_BYTES: 2000, STARTUP_DELAY_MS: 1500', extra: ['warming: { cpuShares: 128 }'] });
     const shares = async (instanceId: string) => {
       const rec = (await w.rt.list()).find((x) => x.instanceId === instanceId)!;
@@ -289,11 +289,12 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(), tim
     assert.equal(w.fleet.status()[0]!.ready, 0, 'still executing');
     for (const r of warming) assert.equal(await shares(r.instanceId), 128, 'executing its notebook at the warming weight');
     await waitForStatus(w.fleet, 'standin', (s) => s.ready === 2, 60_000);
+    // Ready: idle until claimed, raised at once, so a student's first requests never run at the warming weight.
+    for (const r of warming) await until('raised once ready', async () => ((await shares(r.instanceId)) === 1024 ? true : undefined), 10_000);
 
-    // A visitor's claim: raised at its first use, when it is recorded (nothing runs for the student before).
     const v = await w.fleet.claim('standin', { visitor: '10.1.2.3' });
     if (v.kind !== 'session') return assert.fail('expected a session');
-    assert.equal(await shares(v.target.instanceId), 128, 'claimed, not used yet');
+    assert.equal(await shares(v.target.instanceId), 1024, 'claimed, not used yet: already at full weight');
     w.fleet.event(v.target.session, 'request');
     await w.fleet.claimsRecorded();
     assert.equal(await shares(v.target.instanceId), 1024, 'raised in place');
@@ -302,15 +303,18 @@ describe('warm pool on the Docker Engine', { skip: await dockerSkipReason(), tim
     assert.equal(parseName((await inspectContainer(rec.runtimeId)).Name).claim?.session, v.target.session);
     assert.ok(await ping(v.target.host, v.target.port), 'the instance answers');
 
-    // An in-process claim is recorded, and raised, at once.
     const p = await w.fleet.claim('standin');
     if (p.kind !== 'session') return assert.fail('expected a session');
     await w.fleet.claimsRecorded();
     assert.equal(await shares(p.target.instanceId), 1024);
-    // The refill behind them warms low.
-    await waitForStatus(w.fleet, 'standin', (s) => s.starting === 1 || s.ready === 1, 60_000);
-    const spare = (await running(w.rt)).find((x) => x.instanceId !== v.target.instanceId && x.instanceId !== p.target.instanceId)!;
-    assert.equal(await shares(spare.instanceId), 128);
+    // The refill behind them warms low (it executes for 1.5 s).
+    const spare = await until(
+      'the refill running',
+      async () => (await running(w.rt)).find((x) => x.instanceId !== v.target.instanceId && x.instanceId !== p.target.instanceId),
+      60_000,
+    );
+    assert.equal(w.fleet.status()[0]!.ready, 0, 'the refill still executes');
+    assert.equal(await shares(spare.instanceId), 128, 'executing: the warming weight');
 
     // Killed mid-class: a new runtime learns each container's weight from the engine and raises nothing twice.
     await waitForStatus(w.fleet, 'standin', (s) => s.ready === 1, 60_000);

@@ -176,14 +176,36 @@ export class DockerRuntime implements Runtime {
     return facts.filter((r): r is InstanceRecord => r !== undefined).sort((a, b) => a.createdAt - b.createdAt || (a.instanceId < b.instanceId ? -1 : 1));
   }
 
+  /** Ready: the warming CPU weight is raised to the serving one (an idle notebook uses none of it until claimed). */
+  async serving(instanceId: string): Promise<void> {
+    const k = await this.find(instanceId);
+    if (!k) throw new WarmpoolError('INSTANCE_GONE', `instance ${instanceId} has no container in deployment ${this.deployment}`);
+    await this.raiseWeight(instanceId, k);
+  }
+
   /**
-   * Records a claim: the container is raised to the serving CPU weight (if it warmed at a lower one),
-   * then renamed. In that order, so a container named claimed always runs at full weight; a retry after
-   * a failure redoes what is missing (the weight update is idempotent).
+   * Records a claim: the container is raised to the serving CPU weight (if that did not happen when it
+   * became ready), then renamed. In that order, so a container named claimed always runs at full
+   * weight; a retry after a failure redoes what is missing (the weight update is idempotent).
    */
   async markClaimed(instanceId: string, claim: ClaimMark): Promise<void> {
     const k = await this.find(instanceId);
     if (!k) throw new WarmpoolError('INSTANCE_GONE', `instance ${instanceId} has no container in deployment ${this.deployment}`);
+    await this.raiseWeight(instanceId, k);
+    const name = claimedName(k.name, claim);
+    try {
+      await this.engine.renameContainer(k.containerId, name);
+    } catch (e) {
+      if (statusOf(e) === 404) {
+        this.forget(instanceId);
+        throw new WarmpoolError('INSTANCE_GONE', `instance ${instanceId}: container ${k.name} is gone`);
+      }
+      throw this.engineError(e, `rename container ${k.name} to ${name}`);
+    }
+    k.name = name;
+  }
+
+  private async raiseWeight(instanceId: string, k: Known): Promise<void> {
     if (k.cpuShares === undefined || (k.cpuShares !== 0 && k.cpuShares !== SERVING_CPU_SHARES)) {
       try {
         await this.engine.updateContainer(k.containerId, { CpuShares: SERVING_CPU_SHARES });
@@ -196,17 +218,6 @@ export class DockerRuntime implements Runtime {
       }
       k.cpuShares = SERVING_CPU_SHARES;
     }
-    const name = claimedName(k.name, claim);
-    try {
-      await this.engine.renameContainer(k.containerId, name);
-    } catch (e) {
-      if (statusOf(e) === 404) {
-        this.forget(instanceId);
-        throw new WarmpoolError('INSTANCE_GONE', `instance ${instanceId}: container ${k.name} is gone`);
-      }
-      throw this.engineError(e, `rename container ${k.name} to ${name}`);
-    }
-    k.name = name;
   }
 
   output(instanceId: string, onLine: (line: string) => void): () => void {
