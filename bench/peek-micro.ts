@@ -1,7 +1,7 @@
 // Micro-benchmark of reading Jupyter kernel messages: protocol/json-peek.ts (as the Jupyter classifier uses it) against
 // JSON.parse plus reading the same fields. Run `node dist/bench/peek-micro.js [rounds]`; prints median ns/message.
 
-import { jupyterClassifier } from '../proxy/classify/jupyter.js';
+import { ALWAYS_IDLE, JUPYTER_MESSAGE_TYPES, jupyterClassifier } from '../proxy/classify/jupyter.js';
 import { KernelParts, locateKernelParts } from '../proxy/protocol/kernel-ws-msg.js';
 
 const ROUNDS = Number(process.argv[2] ?? 7);
@@ -105,23 +105,8 @@ const CASES: Array<[string, number, Buffer]> = [
 // ---------------------------------------------------------------------------------------------------------------
 // The JSON.parse way: the same framing, then JSON.parse of the JSON parts and plain property reads.
 
-const IDLE_TYPES = new Set(['kernel_info_request', 'comm_info_request', 'history_request', 'comm_open', 'comm_close']);
-const KNOWN = new Set([
-  'execute_request',
-  'comm_msg',
-  'complete_request',
-  'inspect_request',
-  'is_complete_request',
-  'kernel_info_request',
-  'comm_info_request',
-  'history_request',
-  'comm_open',
-  'comm_close',
-  'shutdown_request',
-  'interrupt_request',
-  'debug_request',
-  'input_reply',
-]);
+const IDLE_TYPES = ALWAYS_IDLE;
+const KNOWN: ReadonlySet<string> = new Set(JUPYTER_MESSAGE_TYPES);
 
 type Obj = Record<string, unknown> | undefined;
 const obj = (v: unknown): Obj => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined);

@@ -28,12 +28,9 @@ export interface Session extends ReapableSession {
   stretchFrom: number;
 }
 
-/**
- * A new session on a claimed instance: claimed at claimedAt, its idle and grace clocks running from
- * since (the claim, or now for a session of an earlier run whose activity is unknown).
- */
-export function newSession(app: AppConfig, m: Member, id: string, claimedAt: number, since: number, idleNoticeMs: number): Session {
-  const traffic: StampedTraffic = {
+/** A session's traffic record with nothing counted yet. */
+export function newTraffic(): SessionTraffic {
+  return {
     requests: {},
     bytesIn: 0,
     bytesOut: 0,
@@ -41,9 +38,16 @@ export function newSession(app: AppConfig, m: Member, id: string, claimedAt: num
     framesOut: { control: 0, data: 0 },
     messagesIn: {},
     messagesOut: 0,
-    lastActive: since,
     openConnections: 0,
   };
+}
+
+/**
+ * A new session on a claimed instance: claimed at claimedAt, its idle and grace clocks running from
+ * since (the claim, or now for a session of an earlier run whose activity is unknown).
+ */
+export function newSession(app: AppConfig, m: Member, id: string, claimedAt: number, since: number, idleNoticeMs: number): Session {
+  const traffic: StampedTraffic = { ...newTraffic(), lastActive: since };
   const target = { session: id, app: app.name, instanceId: m.id, host: m.rec!.host, port: m.rec!.port, secret: m.secret, claimedAt, traffic };
   return {
     id,

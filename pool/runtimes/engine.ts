@@ -235,15 +235,7 @@ export class Engine {
    * onData gets each piece with its stream (1 stdout, 2 stderr); a piece may end mid-line.
    */
   followLogs(id: string, q: { tail?: number; tty?: boolean; signal?: AbortSignal }, onData: (stream: StreamId, data: Buffer) => void): Promise<EngineStream> {
-    const demux = new Demuxer(onData, { raw: q.tty === true });
-    const path = `/containers/${enc(id)}/logs${query({ follow: true, stdout: true, stderr: true, tail: q.tail })}`;
-    return this.stream(
-      'GET',
-      path,
-      q.signal,
-      (chunk) => demux.push(chunk),
-      () => undefined,
-    );
+    return this.followDemuxed(`/containers/${enc(id)}`, q, onData);
   }
 
   /**
@@ -323,11 +315,19 @@ export class Engine {
 
   /** Everything a service's tasks printed, then what they print, until `signal` aborts (see followLogs). */
   followServiceLogs(id: string, q: { tail?: number; signal?: AbortSignal }, onData: (stream: StreamId, data: Buffer) => void): Promise<EngineStream> {
-    const demux = new Demuxer(onData);
-    const path = `/services/${enc(id)}/logs${query({ follow: true, stdout: true, stderr: true, tail: q.tail })}`;
+    return this.followDemuxed(`/services/${enc(id)}`, q, onData);
+  }
+
+  /** `<object>/logs`, followed: its multiplexed stream split per stdout/stderr (raw when the container has a TTY). */
+  private followDemuxed(
+    object: string,
+    q: { tail?: number; tty?: boolean; signal?: AbortSignal },
+    onData: (stream: StreamId, data: Buffer) => void,
+  ): Promise<EngineStream> {
+    const demux = new Demuxer(onData, { raw: q.tty === true });
     return this.stream(
       'GET',
-      path,
+      `${object}/logs${query({ follow: true, stdout: true, stderr: true, tail: q.tail })}`,
       q.signal,
       (chunk) => demux.push(chunk),
       () => undefined,

@@ -21,7 +21,8 @@ import type { ActivityKind, Classifier, ConnectionClassifier, MessageClass } fro
  *   undecodable, compressed or over the capture limit.
  */
 
-const TYPES = [
+/** The kernel message types this classifier names (bench/peek-micro.ts reads them too). */
+export const JUPYTER_MESSAGE_TYPES = [
   'execute_request',
   'comm_msg',
   'complete_request',
@@ -38,16 +39,17 @@ const TYPES = [
   'input_reply',
 ] as const;
 
-const { idle: IDLE, active: ACTIVE } = messageClasses([...TYPES, 'other', 'undecodable', 'compressed', 'oversize'] as const);
+const { idle: IDLE, active: ACTIVE } = messageClasses([...JUPYTER_MESSAGE_TYPES, 'other', 'undecodable', 'compressed', 'oversize'] as const);
 
-const ALWAYS_IDLE = new Set<string>(['kernel_info_request', 'comm_info_request', 'history_request', 'comm_open', 'comm_close']);
+/** Types that are never a person at work, whatever their content. */
+export const ALWAYS_IDLE: ReadonlySet<string> = new Set<string>(['kernel_info_request', 'comm_info_request', 'history_request', 'comm_open', 'comm_close']);
 
 const enc = (s: string): Buffer => Buffer.from(s, 'latin1');
 /** Type names as bytes, for matching in place; the result for each when no content rule applies. */
-const TYPE_NAMES: readonly Uint8Array[] = TYPES.map(enc);
-const BY_TYPE: readonly MessageClass[] = TYPES.map((t) => (ALWAYS_IDLE.has(t) ? IDLE[t] : ACTIVE[t]));
-const T_COMM_MSG = TYPES.indexOf('comm_msg');
-const T_DEBUG_REQUEST = TYPES.indexOf('debug_request');
+const TYPE_NAMES: readonly Uint8Array[] = JUPYTER_MESSAGE_TYPES.map(enc);
+const BY_TYPE: readonly MessageClass[] = JUPYTER_MESSAGE_TYPES.map((t) => (ALWAYS_IDLE.has(t) ? IDLE[t] : ACTIVE[t]));
+const T_COMM_MSG = JUPYTER_MESSAGE_TYPES.indexOf('comm_msg');
+const T_DEBUG_REQUEST = JUPYTER_MESSAGE_TYPES.indexOf('debug_request');
 const IDLE_COMM_METHODS: readonly Uint8Array[] = [enc('request_states'), enc('request_state')];
 const IDLE_DEBUG_COMMANDS: readonly Uint8Array[] = [enc('debugInfo')];
 

@@ -21,6 +21,7 @@ import type {
 import { DEFAULT_QUEUE, DEFAULT_RELAY_LIMITS, type AppConfig, type RelayLimits, type WarmpoolConfig } from '../../core/config.js';
 import type { Clock } from '../../core/clock.js';
 import { WarmpoolError } from '../../core/errors.js';
+import { newTraffic } from '../../pool/session.js';
 import { createProxy, keyRing, type KeyRing, type Proxy as ProxyHandle, type ProxyOptions } from '../../proxy/index.js';
 import assert from 'node:assert/strict';
 import { CookieJar, closeServer, listen, request } from './http.js';
@@ -66,18 +67,7 @@ export function warmpoolConfig(apps: AppConfig[], o: Omit<Partial<WarmpoolConfig
   };
 }
 
-export function newTraffic(): SessionTraffic {
-  return {
-    requests: {},
-    bytesIn: 0,
-    bytesOut: 0,
-    framesIn: { control: 0, data: 0 },
-    framesOut: { control: 0, data: 0 },
-    messagesIn: {},
-    messagesOut: 0,
-    openConnections: 0,
-  };
-}
+export { newTraffic };
 
 interface Instance {
   id: string;
