@@ -51,7 +51,7 @@ function onRead(this: Tagged, n: number, buf: Uint8Array): boolean {
   try {
     c.data(c.lease.view(n, buf));
   } finally {
-    c.lease.afterRead(!c.dead, c.user, true);
+    c.lease.afterRead(!c.dead, c.user);
   }
   return true;
 }

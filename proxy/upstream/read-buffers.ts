@@ -18,28 +18,23 @@ export const READ_BUFFER_BYTES = 64 * 1024;
 export const LARGE_READ_BYTES = 16 * 1024;
 /** Buffers lent at once (then the shared one, with copies): 64 × 64 KiB = 4 MiB at most. */
 const MAX_LENT = 64;
-/** Returned buffers kept for the next lending. */
-const MAX_SPARES = 16;
 
 const shared: Buffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
-const spares: Buffer[] = [];
 let lent = 0;
 
 /** A buffer of the caller's own, or the shared one when MAX_LENT are out. */
 function lendReadBuffer(): Buffer {
   if (lent >= MAX_LENT) return shared;
   lent++;
-  return spares.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+  return Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
 }
 
 /**
- * The caller no longer reads into b. reusable: nothing refers to its contents any more (else it is
- * left to the garbage collector, once the writes that still refer to it are done).
+ * The caller no longer reads into b. It is never lent again but left to the garbage collector: a write
+ * may still refer to its contents. (A lent buffer lives as long as its connection, so this is rare.)
  */
-function returnReadBuffer(b: Buffer, reusable: boolean): void {
-  if (b === shared) return;
-  lent--;
-  if (reusable && spares.length < MAX_SPARES) spares.push(b);
+function returnReadBuffer(b: Buffer): void {
+  if (b !== shared) lent--;
 }
 
 /**
@@ -74,21 +69,20 @@ export class ReadLease {
 
   /**
    * After each read: chooses the buffer of the next one (see nextReadBuffer). alive: the socket may read
-   * again; user: who reads from it now (null: nobody); keepWhileAlive: an own buffer is kept through
-   * small reads too (a kept-alive HTTP connection's next head then arrives there, not copied). A buffer
-   * pinned by someone other than the user is never read into again, nor lent again.
+   * again; user: who reads from it now (null: nobody). An own buffer is kept while the socket lives,
+   * through small reads too (a kept-alive connection's next head then arrives there, not copied); one
+   * pinned by someone other than the user is never read into again.
    */
-  afterRead(alive: boolean, user: unknown, keepWhileAlive: boolean): void {
+  afterRead(alive: boolean, user: unknown): void {
     const cur = this.buf;
     const pinnedBy = this.pinnedBy;
     this.pinnedBy = null;
     if (cur !== shared) {
-      const mine = pinnedBy === null || pinnedBy === user;
-      if (alive && mine && (keepWhileAlive || pinnedBy !== null || this.lastRead >= LARGE_READ_BYTES)) {
+      if (alive && (pinnedBy === null || pinnedBy === user)) {
         chosen = cur;
         return;
       }
-      returnReadBuffer(cur, alive && pinnedBy === null);
+      returnReadBuffer(cur);
       this.buf = shared;
     } else if (alive && user !== null && this.lastRead >= LARGE_READ_BYTES) this.buf = lendReadBuffer();
     chosen = this.buf;
@@ -96,8 +90,7 @@ export class ReadLease {
 
   /** The socket is gone: an own buffer goes back (to the garbage collector: a write may still use it). */
   end(): void {
-    if (this.buf === shared) return;
-    returnReadBuffer(this.buf, false);
+    returnReadBuffer(this.buf);
     this.buf = shared;
   }
 }
