@@ -176,7 +176,9 @@ export class CookieCodec {
     if (parts.length !== 7 || parts[0] !== VERSION) return { ok: false, reason: 'malformed' };
     const [, kid, s, i, a, t, sig] = parts as [string, string, string, string, string, string, string];
     const key = this.keys.get(kid);
-    const given = /^[A-Za-z0-9_-]{43}$/.test(sig) ? Buffer.from(sig, 'base64url') : undefined;
+    // 32 bytes spelled the one way they are signed: the last character's two unused bits zero. A decoder
+    // ignores those bits, so without this one cookie had four spellings that all verified.
+    const given = SIGNATURE.test(sig) ? Buffer.from(sig, 'base64url') : undefined;
     if (!key || !given || given.length !== 32) return { ok: false, reason: 'bad-signature' };
     const expected = mac(key, value.slice(0, value.length - sig.length - 1));
     if (!timingSafeEqual(expected, given)) return { ok: false, reason: 'bad-signature' };
@@ -188,6 +190,9 @@ export class CookieCodec {
     return { ok: true, payload: { session, instance, app: appName, issued } };
   }
 }
+
+/** An HMAC-SHA256 in canonical unpadded base64url: 42 characters, then one whose low two bits are zero. */
+const SIGNATURE = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
 
 function mac(key: Buffer, body: string): Buffer {
   return createHmac('sha256', key).update(body).digest();

@@ -53,6 +53,23 @@ test('tampering with any field, or forging, fails; a fresh codec (no cache) agre
   assert.deepEqual(codec.verify(other, 'demo'), { ok: false, reason: 'bad-signature' });
 });
 
+test("a signature spelled another way (its last character's two unused bits set) is refused: one spelling per cookie", () => {
+  const clock = new ManualClock();
+  const codec = new CookieCodec({ keys: keyRing(KEY), clock });
+  const ABC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  for (const session of ['s', 't', 'u', 'v']) {
+    const v = codec.sign({ session, instance: 'i', app: 'demo' });
+    const last = ABC.indexOf(v.at(-1)!);
+    assert.equal(last & 3, 0, 'a signed cookie spells its signature canonically');
+    for (const bits of [1, 2, 3]) {
+      const respelled = v.slice(0, -1) + ABC[last | bits];
+      // Same 32 bytes once decoded: only the spelling differs.
+      assert.deepEqual(Buffer.from(respelled.split('.')[6]!, 'base64url'), Buffer.from(v.split('.')[6]!, 'base64url'));
+      assert.deepEqual(new CookieCodec({ keys: keyRing(KEY), clock }).verify(respelled, 'demo'), { ok: false, reason: 'bad-signature' });
+    }
+  }
+});
+
 test('rotation: previous keys verify, only the current key signs', () => {
   const clock = new ManualClock();
   const old = new CookieCodec({ keys: keyRing('old-key-0123456789'), clock });
