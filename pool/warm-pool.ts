@@ -10,26 +10,12 @@ import { WarmpoolError, errorMessage, isWarmpoolError } from '../core/errors.js'
 import { backoffDelay, retry } from '../core/retry.js';
 import { instanceId as newInstanceId, secretToken } from './ids.js';
 import { waitReady } from './readiness.js';
+import { Members, type Member } from './members.js';
 import type { ClaimMark, InstanceRecord, Runtime } from './runtime.js';
 import { PlaceState, TokenBucket, WaitingLine, type Place } from './waiting-line.js';
 import type { Log } from '../core/log.js';
 
-export type MemberState = 'starting' | 'ready' | 'claimed' | 'removing';
-
-export interface Member {
-  id: string;
-  state: MemberState;
-  rec?: InstanceRecord;
-  secret?: string;
-  createdAt: number;
-  readyAt?: number;
-  claim?: ClaimMark;
-  /** A ready instance offered to this place in line (its ticket), until collected or lapsed. */
-  reservedFor?: string;
-  /** Found running by adopt() (an earlier run created it), not created by this run. */
-  adopted?: boolean;
-  abort: AbortController;
-}
+export type { Member, MemberState } from './members.js';
 
 export interface PoolStatus {
   app: string;
@@ -88,7 +74,7 @@ interface Outlook {
 
 export class WarmPool {
   readonly app: AppConfig;
-  private readonly members = new Map<string, Member>();
+  private readonly members = new Members();
   private readonly line: WaitingLine;
   /** One timer for the line's deadlines (offers to collect, held requests, the claim rate). */
   private lineTimer?: TimerHandle;
@@ -120,11 +106,12 @@ export class WarmPool {
   }
 
   status(): PoolStatus {
-    const c = { ready: 0, starting: 0, claimed: 0 };
-    for (const m of this.members.values()) if (m.state !== 'removing') c[m.state]++;
+    const ms = this.members;
     return {
       app: this.app.name,
-      ...c,
+      ready: ms.count('ready'),
+      starting: ms.count('starting'),
+      claimed: ms.count('claimed'),
       queued: this.line.size,
       warm: this.app.pool.warm,
       max: this.app.pool.max,
@@ -141,7 +128,7 @@ export class WarmPool {
   /** status() with the wait a newcomer faces (estimates read the sessions: not on every change). */
   statusWithEstimate(): PoolStatus {
     const s = this.status();
-    s.estimatedWaitMs = this.line.size === 0 && this.readyFree().length > 0 ? 0 : this.estimate(this.line.size + 1, this.outlook()).estimatedWaitMs;
+    s.estimatedWaitMs = this.line.size === 0 && this.members.freeCount > 0 ? 0 : this.estimate(this.line.size + 1, this.outlook()).estimatedWaitMs;
     return s;
   }
 
@@ -164,14 +151,14 @@ export class WarmPool {
           claim: rec.claim,
           adopted: true,
         };
-        this.members.set(m.id, m);
+        this.members.add(m);
         const quick: AppConfig = { ...this.app, readiness: { ...this.app.readiness, timeoutMs: Math.min(this.app.readiness.timeoutMs, 3000) } };
         try {
           const info = await waitReady(quick, rec, this.o.runtime, this.o.clock, m.abort.signal, this.o.portCheck);
           m.secret = info.secret;
         } catch (e) {
           if (!rec.claim) {
-            this.members.delete(m.id);
+            this.members.remove(m.id);
             return this.removeQuietly(m.id, `not ready when adopted: ${errorMessage(e)}`);
           }
           m.secret = this.app.secret?.env ? rec.env[this.app.secret.env] : undefined;
@@ -179,10 +166,10 @@ export class WarmPool {
         if (m.state !== 'starting') return; // exited meanwhile
         m.readyAt = this.o.clock.now();
         if (rec.claim) {
-          m.state = 'claimed';
+          this.members.set(m, 'claimed');
           claimed.push(m);
         } else {
-          m.state = 'ready';
+          this.members.set(m, 'ready');
           this.serving(m);
         }
       }),
@@ -215,10 +202,9 @@ export class WarmPool {
         retryAfterMs: Math.max(1000, (this.line.freesAt(v!) ?? now + q.firstUseMs) - now),
       };
     }
-    const m = blocked ? undefined : this.readyFree()[0];
+    const m = blocked ? undefined : this.members.firstFree();
     if (m && (v === undefined || this.line.takeToken(now))) {
-      m.state = 'claimed';
-      m.reservedFor = undefined;
+      this.members.set(m, 'claimed');
       if (v !== undefined) this.line.claimed(m.id, v, now + q.firstUseMs);
       this.reconcile();
       return { kind: 'claimed', member: m };
@@ -276,8 +262,7 @@ export class WarmPool {
       this.reconcile();
       return undefined;
     }
-    m.state = 'claimed';
-    m.reservedFor = undefined;
+    this.members.set(m, 'claimed');
     if (p.visitor !== undefined) this.line.claimed(m.id, p.visitor, now + this.o.queue.firstUseMs);
     this.reconcile();
     return { member: m, visitor: p.visitor };
@@ -288,7 +273,7 @@ export class WarmPool {
     const p = this.line.offerOf(token);
     if (!p) return;
     const m = this.members.get(p.memberId!);
-    if (m?.reservedFor === p.ticket) m.reservedFor = undefined;
+    if (m?.reservedFor === p.ticket) this.members.reserve(m, undefined);
     this.line.drop(p);
     this.reconcile();
   }
@@ -307,7 +292,7 @@ export class WarmPool {
     const m = this.members.get(id);
     this.line.forget(id);
     if (!m || m.state !== 'claimed') return false;
-    m.state = 'ready';
+    this.members.set(m, 'ready');
     m.claim = undefined;
     this.reconcile();
     return true;
@@ -321,8 +306,7 @@ export class WarmPool {
   claimAdopted(id: string): Member | undefined {
     const m = this.members.get(id);
     if (this.stopped || !m || !m.adopted || m.state !== 'ready') return undefined;
-    m.state = 'claimed';
-    m.reservedFor = undefined;
+    this.members.set(m, 'claimed');
     this.reconcile();
     return m;
   }
@@ -338,7 +322,7 @@ export class WarmPool {
     this.line.forget(id);
     const m = this.members.get(id);
     if (!m || m.state !== 'claimed') return;
-    m.state = 'ready';
+    this.members.set(m, 'ready');
     m.claim = undefined;
     this.reconcile();
   }
@@ -347,12 +331,12 @@ export class WarmPool {
   release(id: string, why: string): void {
     const m = this.members.get(id);
     if (!m || m.state === 'removing') return;
-    m.state = 'removing';
+    this.members.set(m, 'removing');
     this.line.forget(id);
     m.abort.abort(new WarmpoolError('INSTANCE_GONE', `instance ${id} removed: ${why}`));
     this.changed();
     void this.removeQuietly(id, why).finally(() => {
-      this.members.delete(id);
+      if (this.members.get(id) === m) this.members.remove(id);
       if (m.rec) this.o.onRemoved?.(m.rec);
       this.reconcile();
     });
@@ -392,7 +376,7 @@ export class WarmPool {
     if (this.stopped) return;
     const now = this.o.clock.now();
     const demand = this.dispatch(now);
-    const s = this.status();
+    const s = { ready: this.members.count('ready'), starting: this.members.count('starting'), claimed: this.members.count('claimed') };
     const wanted = this.app.pool.warm + demand - (s.ready + s.starting);
     const room = this.app.pool.max - (s.ready + s.starting + s.claimed);
     const slots = this.app.pool.parallel - s.starting;
@@ -454,7 +438,7 @@ export class WarmPool {
   private async startOne(): Promise<void> {
     const id = newInstanceId();
     const m: Member = { id, state: 'starting', createdAt: this.o.clock.now(), abort: new AbortController() };
-    this.members.set(id, m);
+    this.members.add(m);
     const env: Record<string, string> = {};
     if (this.app.secret?.env) env[this.app.secret.env] = secretToken();
     if (this.app.prefix.mode === 'base-url') env[this.app.prefix.env] = `/${this.app.name}/`;
@@ -464,7 +448,7 @@ export class WarmPool {
       const info = await waitReady(this.app, m.rec, this.o.runtime, this.o.clock, m.abort.signal, this.o.portCheck);
       if (m.state !== 'starting') return; // removed or stopped meanwhile
       m.secret = info.secret;
-      m.state = 'ready';
+      this.members.set(m, 'ready');
       this.serving(m);
       m.readyAt = this.o.clock.now();
       this.startups = [...this.startups.slice(-19), m.readyAt - m.createdAt];
@@ -476,7 +460,7 @@ export class WarmPool {
     } catch (e) {
       if (this.stopped) {
         await this.removeQuietly(id, 'shutdown');
-        this.members.delete(id);
+        this.members.remove(id);
         return;
       }
       if (m.state === 'removing') return; // release() already handles it
@@ -511,11 +495,6 @@ export class WarmPool {
     });
   }
 
-  /** Ready instances not offered to anyone, oldest first. */
-  private readyFree(): Member[] {
-    return [...this.members.values()].filter((m) => m.state === 'ready' && !m.reservedFor);
-  }
-
   /**
    * The line's part of reconcile: offers not collected in time go back, held requests at their hold
    * time are answered, then each ready instance is offered to the first place in line that may take
@@ -526,7 +505,7 @@ export class WarmPool {
     for (const p of this.line.places()) {
       if (p.state === PlaceState.Offered && now >= p.collectBy!) {
         const m = this.members.get(p.memberId!);
-        if (m?.reservedFor === p.ticket) m.reservedFor = undefined;
+        if (m?.reservedFor === p.ticket) this.members.reserve(m, undefined);
         this.line.drop(p);
         this.o.log?.(`${this.app.name}: an instance offered to a place in line was not collected within ${q.collectMs} ms; it goes to the next`, {
           app: this.app.name,
@@ -539,17 +518,16 @@ export class WarmPool {
         w.resolve({ kind: 'timeout', ticket: next.ticket, line: this.lineStatus(next) });
       }
     }
-    const free = this.readyFree();
     let throttled = false;
     for (const p of this.line.places()) {
-      if (free.length === 0) break;
+      if (this.members.freeCount === 0) break;
       if (p.state !== PlaceState.Waiting || this.line.blocked(p.visitor)) continue;
       if (p.visitor !== undefined && !this.line.takeToken(now)) {
         throttled = true;
         break;
       }
-      const m = free.shift()!;
-      m.reservedFor = p.ticket;
+      const m = this.members.firstFree()!;
+      this.members.reserve(m, p.ticket);
       const expiresAt = now + q.collectMs;
       const token = this.line.offer(p, m.id, expiresAt);
       p.waiter!.detach(); // from now on only the collect deadline ends this place
@@ -614,17 +592,11 @@ export class WarmPool {
 
   private outlook(): Outlook {
     const now = this.o.clock.now();
-    const c = { ready: 0, starting: 0, claimed: 0 };
-    for (const m of this.members.values()) if (m.state !== 'removing') c[m.state]++;
+    const ms = this.members;
+    const c = { ready: ms.count('ready'), starting: ms.count('starting'), claimed: ms.count('claimed') };
     const sorted = [...this.startups].sort((a, b) => a - b);
     const startupMs = sorted.length ? sorted[Math.floor(sorted.length / 2)] : undefined;
-    const startingAt =
-      startupMs === undefined
-        ? []
-        : [...this.members.values()]
-            .filter((m) => m.state === 'starting')
-            .map((m) => Math.max(now, m.createdAt + startupMs))
-            .sort((a, b) => a - b);
+    const startingAt = startupMs === undefined ? [] : [...ms.inState('starting')].map((m) => Math.max(now, m.createdAt + startupMs)).sort((a, b) => a - b);
     const ends = (this.o.sessionEnds?.() ?? []).slice().sort((a, b) => a - b);
     return { now, ...c, startingAt, ends, startupMs };
   }
@@ -635,7 +607,7 @@ export class WarmPool {
       const at = this.line.freesAt(p.visitor);
       return { ...base, reason: 'unused-claims', estimatedWaitMs: at === undefined ? undefined : Math.max(0, at - o.now) };
     }
-    const free = this.readyFree().length;
+    const free = this.members.freeCount;
     if (free > 0 && p.visitor !== undefined) {
       return { ...base, reason: 'throttled', estimatedWaitMs: Math.max(0, this.line.nextTokenAt(o.now) - o.now) };
     }
@@ -730,7 +702,7 @@ export class WarmPool {
       // Nobody waits for a draining app: the line is dropped (each waiter is told at once; its page
       // then meets the refusal).
       this.line.clear('stopped');
-      for (const m of this.members.values()) m.reservedFor = undefined;
+      for (const m of this.members.values()) this.members.reserve(m, undefined);
       this.trim('the app is draining');
     } else {
       this.app.pool = { ...this.app.pool, warm: this.drainedWarm! };
@@ -748,7 +720,7 @@ export class WarmPool {
     if (this.stopped) return [];
     const old = [...this.members.values()].filter((m) => m.state === 'ready' || m.state === 'starting');
     for (const m of old) {
-      m.reservedFor = undefined;
+      this.members.reserve(m, undefined);
       this.release(m.id, 'replaced by an admin refresh');
     }
     this.reconcile();
