@@ -3,7 +3,7 @@
 // visitor address, a claim rate as a token bucket on the clock). Bookkeeping only: WarmPool owns the
 // instances and decides, in reconcile(), which place gets which instance.
 
-import { randomBytes } from 'node:crypto';
+import { randomToken } from '../core/random.js';
 import type { WaiterKind, WaitOutcome, LineStatus } from './api.js';
 import type { QueueConfig } from '../core/config.js';
 
@@ -44,7 +44,7 @@ export interface Place {
 
 /** Tickets and collect tokens: 128 random bits, url-safe; nothing about them can be guessed. */
 export function lineToken(): string {
-  return randomBytes(16).toString('base64url');
+  return randomToken(16);
 }
 
 /** Issued tickets kept per app at most (a flood of page loads that never connect); the oldest lapse first. */
