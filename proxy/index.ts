@@ -27,6 +27,9 @@ import { acceptsEventStream, WaitingStreams } from './waiting.js';
 import { WsRelay } from './ws-relay.js';
 import type { Log } from '../core/log.js';
 
+/** Why an entry's wait was stopped: its visitor's request closed. */
+const VISITOR_LEFT = new Error('the visitor left');
+
 export { openWebSocketSockets } from './ws-relay.js';
 export type { Answer } from './answers.js';
 export type { CookiePayload, KeyRing } from './cookie.js';
@@ -208,7 +211,10 @@ export function createProxy(o: ProxyOptions): Proxy {
       }
       const ac = new AbortController();
       entries.add(ac);
-      res.once('close', () => ac.abort());
+      // Only an entry still waiting has anything to stop (an abort builds a DOMException: not for every request).
+      res.once('close', () => {
+        if (entries.has(ac)) ac.abort(VISITOR_LEFT);
+      });
       entry(req, app, visit, { pool, codec, log, signal: ac.signal }).then(
         (out) => {
           entries.delete(ac);

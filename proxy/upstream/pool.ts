@@ -346,7 +346,8 @@ export class UpstreamPool {
   close(): void {
     this.closed = true;
     for (const c of [...this.idle]) c.kill();
-    this.failWaiters(upstreamError(`the instance at ${this.origin} is gone`, 'UPSTREAM_CLOSED'));
+    // An Error captures a stack: built only when someone is in line to be told.
+    if (this.waiters.length > 0) this.failWaiters(upstreamError(`the instance at ${this.origin} is gone`, 'UPSTREAM_CLOSED'));
   }
 
   /** Every connection closed now; exchanges in progress and in line fail. */
