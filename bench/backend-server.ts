@@ -3,11 +3,15 @@
 // warmpool strips it), and a raw WebSocket echo server on every upgrade (no library, no copies
 // beyond unmasking), so the backend is never what the WebSocket benchmark measures.
 //
-//   node dist/bench/backend-server.js [port]   → prints `READY {"port":N}`
+//   node dist/bench/backend-server.js [port] [ports]   → prints `READY {"port":N,"ports":[…]}`
+//
+// `ports` > 1: the same server also listens on that many ports less one (each a net listener handing
+// its connections to the HTTP server), so a benchmark can give every instance a port of its own, as
+// real instances have (bench/claims.ts).
 
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 
 const SMALL = Buffer.alloc(1024, 'a');
@@ -118,7 +122,14 @@ function frameHead(b0: number, len: number): Buffer {
 }
 
 const port = Number(process.argv[2] ?? 0);
-server.listen(port, '127.0.0.1', () => {
-  process.stdout.write(`READY ${JSON.stringify({ port: (server.address() as { port: number }).port })}\n`);
+const extra = Math.max(0, Number(process.argv[3] ?? 1) - 1);
+function listenExtra(): Promise<number> {
+  const l = createNetServer((sock) => server.emit('connection', sock));
+  return new Promise((resolve) => l.listen(0, '127.0.0.1', () => resolve((l.address() as { port: number }).port)));
+}
+server.listen(port, '127.0.0.1', async () => {
+  const first = (server.address() as { port: number }).port;
+  const ports = [first, ...(await Promise.all(Array.from({ length: extra }, listenExtra)))];
+  process.stdout.write(`READY ${JSON.stringify({ port: first, ports })}\n`);
 });
 process.on('SIGTERM', () => process.exit(0));

@@ -16,9 +16,9 @@ export interface Backend {
   child: Child;
 }
 
-export async function startRelayBackend(): Promise<Backend> {
-  const child = await startChild('backend', process.execPath, [join(DIST, 'bench/backend-server.js')]);
-  return { host: '127.0.0.1', port: child.info.port as number, child };
+export async function startRelayBackend(ports = 1): Promise<Backend & { ports: number[] }> {
+  const child = await startChild('backend', process.execPath, [join(DIST, 'bench/backend-server.js'), '0', String(ports)]);
+  return { host: '127.0.0.1', port: child.info.port as number, ports: child.info.ports as number[], child };
 }
 
 /** A stand-in Pluto app process on a free port (STATE_BYTES etc. from env). */

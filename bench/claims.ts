@@ -22,6 +22,13 @@ const WARM = 1000;
 const APPS = 4;
 const PER_ADDRESS = 10;
 const SLOW_MARK_MS = 200;
+/**
+ * Ports the backend listens on, instances spread over them round robin: a port of its own for every
+ * instance in use at once, as real instances have. On one shared port, each claim's instance took the
+ * port from the previous one, and the proxy closed that one's kept-alive connections (it never reuses a
+ * connection across instances): a connect and a close per claim that no real pool makes.
+ */
+const BACKEND_PORTS = 256;
 
 export interface ClaimsVariant {
   name: string;
@@ -100,7 +107,7 @@ async function round(wp: WarmpoolServer, clients: Child[], r: number): Promise<{
 }
 
 export async function runClaims(o: { rounds: number; log: (m: string) => void }): Promise<ClaimsResults> {
-  const backend = await startRelayBackend();
+  const backend = await startRelayBackend(BACKEND_PORTS);
   const clients = await Promise.all(
     Array.from({ length: CLIENT_PROCESSES }, (_, i) => startChild(`claims-client-${i}`, process.execPath, [join(DIST, 'bench/claims-client.js')])),
   );
@@ -111,7 +118,15 @@ export async function runClaims(o: { rounds: number; log: (m: string) => void })
   const servers: WarmpoolServer[] = [];
   try {
     for (const [i, d] of defs.entries())
-      servers.push(await startWarmpoolServer(`claims-${i}`, config(`claims-${i}`), [{ host: backend.host, port: backend.port }], [], d.markClaimedMs));
+      servers.push(
+        await startWarmpoolServer(
+          `claims-${i}`,
+          config(`claims-${i}`),
+          backend.ports.map((port) => ({ host: backend.host, port })),
+          [],
+          d.markClaimedMs,
+        ),
+      );
     for (const wp of servers) await allReady(wp);
     o.log(`claims: ${APPS} apps × ${WARM} ready in each of ${servers.length} warmpools`);
     const acc = defs.map(() => ({ runs: [] as ClaimsRun[], cpu: [] as number[] }));
