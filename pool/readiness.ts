@@ -2,11 +2,11 @@
 // line of its output matching a pattern; for images that make up their own token, also waits
 // until the token has been read from the output. Times out on the injected clock.
 
-import { request } from 'node:http';
 import { connect } from 'node:net';
 import type { AppConfig } from '../core/config.js';
 import type { Clock } from '../core/clock.js';
 import { WarmpoolError } from '../core/errors.js';
+import { probeStatus } from './http-probe.js';
 import type { InstanceRecord, Runtime } from './runtime.js';
 
 export interface ReadyInfo {
@@ -93,8 +93,8 @@ export async function waitReady(
   }
 }
 
-/** One GET to the instance; true when the status matches. Network errors mean "not yet". */
-export function httpProbe(rec: InstanceRecord, path: string, status: number, app?: AppConfig, secret?: string, timeoutMs = 2000): Promise<boolean> {
+/** One GET to the instance; true when the status matches. Network errors and non-HTTP answers mean "not yet". */
+export async function httpProbe(rec: InstanceRecord, path: string, status: number, app?: AppConfig, secret?: string, timeoutMs = 2000): Promise<boolean> {
   let p = path;
   const headers: Record<string, string> = {};
   const inj = app?.secret?.inject;
@@ -104,15 +104,7 @@ export function httpProbe(rec: InstanceRecord, path: string, status: number, app
     if (inj.cookie) headers.cookie = `${inj.cookie}=${secret}`;
   }
   if (app?.prefix.mode === 'base-url') p = `/${app.name}${p}`;
-  return new Promise((resolve) => {
-    const req = request({ host: rec.host, port: rec.port, path: p, method: 'GET', headers, timeout: timeoutMs, agent: false }, (res) => {
-      res.resume();
-      resolve(res.statusCode === status);
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
-    req.end();
-  });
+  return (await probeStatus(rec, p, headers, timeoutMs)) === status;
 }
 
 /** True when the instance's port accepts a TCP connection (a log line may come before the app listens). */

@@ -14,6 +14,7 @@ export const UNIT_LANE = [
   'follow-output',
   'frames',
   'healthz',
+  'http-probe',
   'http1-response-differential',
   'http1-response-properties',
   'layering',
