@@ -12,7 +12,9 @@
 import { resolve } from 'node:path';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { loadConfig, replicaFromHost, type RuntimeKind, type WarmpoolConfig } from './core/config.js';
+import type { RuntimeKind, WarmpoolConfig } from './core/config.js';
+import { loadConfigIsolated } from './core/config-load.js';
+import { replicaFromHost } from './core/names.js';
 import { ClaimJournal } from './pool/claim-journal.js';
 import { systemClock, type Clock } from './core/clock.js';
 import { Fleet } from './pool/fleet.js';
@@ -31,7 +33,6 @@ import { FleetMonitor, adminToken, buildAdmin, measureClaimWaits, teeLog, type W
 import { createLogger, parseLevel, type Log } from './core/log.js';
 
 export type { WarmpoolConfig } from './core/config.js';
-export { loadConfig, parseConfig } from './core/config.js';
 export { Fleet } from './pool/fleet.js';
 export { listenAdmin, type WarmpoolAdmin } from './admin/index.js';
 
@@ -69,7 +70,8 @@ export interface Warmpool {
 /** Builds warmpool and starts its pools warming (adopting what an earlier run left). */
 export async function createWarmpool(config: WarmpoolConfig | string, opts: WarmpoolOptions = {}): Promise<Warmpool> {
   const env = opts.env ?? process.env;
-  const cfg = typeof config === 'string' ? loadConfig(config, env) : config;
+  // A file is read and validated in a worker thread: the schema library never enters this process's heap.
+  const cfg = typeof config === 'string' ? await loadConfigIsolated(config, env) : config;
   const clock = opts.clock ?? systemClock;
   // Structured lines on stderr (JSON, or readable on a terminal); WARMPOOL_LOG_LEVEL=debug|info|warn|error.
   const log = opts.log ?? createLogger({ level: parseLevel(env.WARMPOOL_LOG_LEVEL) }).log;

@@ -8,7 +8,10 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { createWarmpool, type Warmpool } from '../index.js';
-import { validateConfig } from '../core/config.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfigIsolated } from '../core/config-load.js';
 import { StaticRuntime } from './static-runtime.js';
 
 interface Args {
@@ -19,7 +22,11 @@ interface Args {
 }
 
 const args = JSON.parse(process.argv[2] ?? '{}') as Args;
-const cfg = validateConfig(args.config, 'bench config', {});
+// Validated as `warmpool start` does it, in a worker thread (JSON is YAML): the schema library stays out of this heap.
+const cfgDir = mkdtempSync(join(tmpdir(), 'warmpool-bench-config-'));
+writeFileSync(join(cfgDir, 'config.yaml'), JSON.stringify(args.config));
+const cfg = await loadConfigIsolated(join(cfgDir, 'config.yaml'), {});
+rmSync(cfgDir, { recursive: true, force: true });
 const wp: Warmpool = await createWarmpool(cfg, {
   log: (m) => process.stderr.write(`warmpool: ${m}\n`),
   env: { WARMPOOL_COOKIE_KEY: 'bench-cookie-key-0123456789abcdef' },

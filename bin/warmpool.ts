@@ -9,7 +9,6 @@
 import type { Server } from 'node:http';
 import { createWarmpool, listenAdmin, type Warmpool } from '../index.js';
 import { missingFlagsNote, warmpoolNodeFlags } from './node-flags.js';
-import { configJsonSchema, loadConfig } from '../core/config.js';
 import { errorMessage, isWarmpoolError } from '../core/errors.js';
 import type { PoolStatus } from '../pool/warm-pool.js';
 
@@ -32,9 +31,12 @@ async function main(argv: string[]): Promise<number> {
       return start(rest);
     case 'validate':
       return validate(rest);
-    case 'schema':
+    case 'schema': {
+      // The schema library is loaded by the short commands only (start validates in a worker thread).
+      const { configJsonSchema } = await import('../core/config.js');
       console.log(JSON.stringify(configJsonSchema(), null, 2));
       return 0;
+    }
     case 'sessions': {
       const { sessionsCommand } = await import('./sessions.js');
       return sessionsCommand(rest);
@@ -57,13 +59,14 @@ function configPath(args: string[]): string | undefined {
   return eq ? eq.slice('--config='.length) : process.env.WARMPOOL_CONFIG;
 }
 
-function validate(args: string[]): number {
+async function validate(args: string[]): Promise<number> {
   const file = args.find((a) => !a.startsWith('-')) ?? configPath(args);
   if (!file) {
     console.error('warmpool validate: name a config file');
     return 2;
   }
   try {
+    const { loadConfig } = await import('../core/config.js');
     const c = loadConfig(file);
     console.log(
       `${file}: ok — ${c.apps.length} app(s): ${c.apps.map((a) => `${a.name} (${a.runtime}, warm ${a.pool.warm}, max ${a.pool.max})`).join(', ')}; listening on ${c.host}:${c.port}`,

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import * as z from 'zod';
+import { replicaFromHost } from './names.js';
 import { WarmpoolError } from './errors.js';
 
 // ---- Field kinds: each says what it allows in the words an error shows. ----
@@ -731,16 +732,7 @@ function show(v: unknown): string {
 
 // ---- Durations, sizes, names. ----
 
-/** The host name as a replica name: lower case, dashes for anything else, at most 40 characters. */
-export function replicaFromHost(name: string): string {
-  const r = name
-    .toLowerCase()
-    .replace(/[^a-z0-9-]+/g, '-')
-    .replace(/^-+/, '')
-    .slice(0, 40)
-    .replace(/-+$/, '');
-  return r || 'warmpool';
-}
+export { replicaFromHost };
 
 export function parseDuration(v: unknown): number | undefined {
   if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.round(v * 1000) : undefined;

@@ -6,6 +6,7 @@ export const UNIT_LANE = [
   'claim-journal',
   'classify',
   'config',
+  'config-load',
   'cookie-properties',
   'docker-labels',
   'end-reasons',

@@ -12,6 +12,8 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 interface Import {
   spec: string;
   typeOnly: boolean;
+  /** import('…'): loaded when that line runs, not with the file. */
+  dynamic?: boolean;
 }
 
 /** Every module a source file names: static imports and re-exports (one or many lines), side-effect and dynamic imports. */
@@ -20,7 +22,7 @@ function importsOf(src: string): Import[] {
   const code = src.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
   for (const m of code.matchAll(/\b(import|export)\s+(type\s+)?(?:[^'";]*?\bfrom\s*)?['"]([^'"]+)['"]/g))
     out.push({ spec: m[3]!, typeOnly: m[2] !== undefined });
-  for (const m of code.matchAll(/\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g)) out.push({ spec: m[1]!, typeOnly: false });
+  for (const m of code.matchAll(/\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g)) out.push({ spec: m[1]!, typeOnly: false, dynamic: true });
   return out;
 }
 
@@ -62,7 +64,7 @@ test('the import reader finds static, multi-line, re-exported, side-effect and d
     { spec: './e.js', typeOnly: false },
     { spec: './f.js', typeOnly: true },
     { spec: './g.js', typeOnly: false },
-    { spec: './h.js', typeOnly: false },
+    { spec: './h.js', typeOnly: false, dynamic: true },
   ]);
 });
 
@@ -95,4 +97,29 @@ test('proxy/, core/ and pool/ import only across the seam', () => {
     }
   }
   assert.deepEqual(wrong, []);
+});
+
+/** The chain of static, non-type imports from `from` to package `pkg`, or undefined when none leads there. */
+function staticChain(from: string, pkg: string): string[] | undefined {
+  const seen = new Set<string>([from]);
+  const queue: string[][] = [[from]];
+  while (queue.length > 0) {
+    const chain = queue.shift()!;
+    const file = chain.at(-1)!;
+    for (const imp of importsOf(readFileSync(join(ROOT, file), 'utf8'))) {
+      if (imp.typeOnly || imp.dynamic) continue;
+      const t = target(file, imp.spec);
+      if (t === pkg) return [...chain, t];
+      if (!imp.spec.startsWith('.') || seen.has(t)) continue;
+      seen.add(t);
+      queue.push([...chain, t]);
+    }
+  }
+  return undefined;
+}
+
+test('the long-running process never loads the schema library: the config is validated in a worker thread', () => {
+  // The check can fail: the worker itself reaches zod.
+  assert.deepEqual(staticChain('core/config-worker.ts', 'zod'), ['core/config-worker.ts', 'core/config.ts', 'zod']);
+  for (const entry of ['index.ts', 'bin/warmpool.ts']) assert.equal(staticChain(entry, 'zod')?.join(' → '), undefined, `${entry} loads zod at start`);
 });
