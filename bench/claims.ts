@@ -39,6 +39,9 @@ export interface ClaimsVariant {
   useP50us: number;
   useP99us: number;
   cpuUsPerClaim: number;
+  /** CPU of the load processes and of the backend per claim: with the proxy's, what one claim costs this machine. */
+  loadCpuUsPerClaim: number;
+  backendCpuUsPerClaim: number;
   /** Entries not answered with a claim (all rounds), and their statuses. */
   notClaimed: number;
   statuses?: Record<string, number>;
@@ -75,13 +78,20 @@ async function allReady(wp: WarmpoolServer): Promise<void> {
 }
 
 /** One round: every ready instance of every app claimed once, from addresses offset by `round` (fresh visitors). */
-async function round(wp: WarmpoolServer, clients: Child[], r: number): Promise<{ run: ClaimsRun; cpuS: number }> {
+async function round(
+  wp: WarmpoolServer,
+  clients: Child[],
+  backend: Child,
+  r: number,
+): Promise<{ run: ClaimsRun; cpuS: number; loadS: number; backendS: number }> {
   const total = APPS * WARM;
   const visits = Array.from({ length: total }, (_, i) => {
     const a = r * (total / PER_ADDRESS) + Math.floor(i / PER_ADDRESS);
     return { app: `c${i % APPS}`, address: `127.${10 + (a >> 16)}.${(a >> 8) & 255}.${a & 255}` };
   });
   const cpu0 = cpuSeconds([wp.child.pid]);
+  const load0 = cpuSeconds(clients.map((c) => c.pid));
+  const backend0 = cpuSeconds([backend.pid]);
   const outs = clients.map((c, k) => {
     const w: ClaimsWork = { port: wp.port, connections: CONNECTIONS / clients.length, visits: visits.filter((_, i) => i % clients.length === k) };
     const res = nextJson<ClaimsRun>(c, 'RESULT ', 300_000);
@@ -90,6 +100,8 @@ async function round(wp: WarmpoolServer, clients: Child[], r: number): Promise<{
   });
   const runs = await Promise.all(outs);
   const cpuS = cpuSeconds([wp.child.pid]) - cpu0;
+  const loadS = cpuSeconds(clients.map((c) => c.pid)) - load0;
+  const backendS = cpuSeconds([backend.pid]) - backend0;
   const statuses: Record<string, number> = {};
   for (const x of runs) for (const [k, v] of Object.entries(x.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
   return {
@@ -103,6 +115,8 @@ async function round(wp: WarmpoolServer, clients: Child[], r: number): Promise<{
       useUs: runs.flatMap((x) => x.useUs),
     },
     cpuS,
+    loadS,
+    backendS,
   };
 }
 
@@ -129,13 +143,13 @@ export async function runClaims(o: { rounds: number; log: (m: string) => void })
       );
     for (const wp of servers) await allReady(wp);
     o.log(`claims: ${APPS} apps × ${WARM} ready in each of ${servers.length} warmpools`);
-    const acc = defs.map(() => ({ runs: [] as ClaimsRun[], cpu: [] as number[] }));
+    const acc = defs.map(() => ({ runs: [] as ClaimsRun[], cpu: [] as number[], load: [] as number[], backend: [] as number[] }));
     // Round 0 warms the JIT of both warmpools and the clients; it is not counted.
     for (let r = 0; r <= o.rounds; r++) {
       const order = r % 2 === 0 ? [0, 1] : [1, 0];
       for (const k of order) {
         const wp = servers[k]!;
-        const { run, cpuS } = await round(wp, clients, r);
+        const { run, cpuS, loadS, backendS } = await round(wp, clients, backend.child, r);
         const secs = (run.endMs - run.startMs) / 1000;
         o.log(
           `claims ${r === 0 ? 'warm-up' : `round ${r}/${o.rounds}`} ${defs[k]!.name}: ${run.claimed} claimed in ${secs.toFixed(2)} s = ${Math.round(run.claimed / secs)}/s; entry p50 ${(percentile(run.entryUs, 50) / 1000).toFixed(2)} ms p99 ${(percentile(run.entryUs, 99) / 1000).toFixed(2)} ms; first use p99 ${(percentile(run.useUs, 99) / 1000).toFixed(2)} ms; proxy CPU ${((cpuS * 1e6) / Math.max(1, run.claimed)).toFixed(0)} µs/claim${Object.keys(run.statuses).length ? `; not claimed ${JSON.stringify(run.statuses)}` : ''}${run.errors.length ? `; errors ${run.errors.join('; ')}` : ''}`,
@@ -143,13 +157,15 @@ export async function runClaims(o: { rounds: number; log: (m: string) => void })
         if (r > 0) {
           acc[k]!.runs.push(run);
           acc[k]!.cpu.push(cpuS);
+          acc[k]!.load.push(loadS);
+          acc[k]!.backend.push(backendS);
         }
         await control(wp.control, '/end-all', 'POST');
         await allReady(wp);
       }
     }
     const variants = defs.map((d, k): ClaimsVariant => {
-      const { runs, cpu } = acc[k]!;
+      const { runs, cpu, load, backend: back } = acc[k]!;
       const rounds = runs.map((run, i) => ({
         claimsPerSec: run.claimed / ((run.endMs - run.startMs) / 1000),
         entryP99us: percentile(run.entryUs, 99),
@@ -166,6 +182,8 @@ export async function runClaims(o: { rounds: number; log: (m: string) => void })
         useP50us: median(runs.map((x) => percentile(x.useUs, 50))),
         useP99us: median(runs.map((x) => percentile(x.useUs, 99))),
         cpuUsPerClaim: median(rounds.map((x) => x.cpuUsPerClaim)),
+        loadCpuUsPerClaim: median(runs.map((run, i) => (load[i]! * 1e6) / Math.max(1, run.claimed))),
+        backendCpuUsPerClaim: median(runs.map((run, i) => (back[i]! * 1e6) / Math.max(1, run.claimed))),
         notClaimed,
         ...(notClaimed ? { statuses } : {}),
         errors: [...new Set(runs.flatMap((x) => x.errors))].slice(0, 5),

@@ -1,6 +1,7 @@
 // Turns bench/results.json into the tables of bench/RESULTS.md. Only the part between the markers
 // is generated; the hand-written analysis after it is kept as it is on every run.
 
+import { availableParallelism } from 'node:os';
 import { ARRIVALS, type Arrival, type BurstSizeResult, type Summary } from './burst.js';
 import type { ClaimsResults } from './claims.js';
 import type { HttpResults } from './http.js';
@@ -303,17 +304,33 @@ function burstPart(s: Section<BurstData>, goals: Goal[]): string {
   return out.join('\n');
 }
 
+/** CPUs of this machine (the bound on claims/s with the load generated on it). */
+function cpus(): number {
+  return availableParallelism();
+}
+
 function claimsPart(s: Section<ClaimsResults>, goals: Goal[]): string {
   const d = s.data;
   const out: string[] = [
     `## 3b. Claims per second at the entry${when(s)}`,
     '',
-    `\`GET /<app>/\` as a browser's first visit (no cookie) against ready pools of the static runtime (no containers), from ${n0(d.connections)} keep-alive connections in ${d.clients} load processes (closed loop: each connection sends its next visit when the last is answered), each claim then used once (its deep link relayed to the backend) as a student's browser does. Visitors come through a trusted front proxy (\`trustedProxies: [127.0.0.1]\`, X-Forwarded-For), ${n0(d.addresses)} addresses a round, ${d.perAddress} claims each (\`queue.unusedClaimsPerAddress\`, the default)${d.lifted.length ? `; lifted for this benchmark: ${d.lifted.join(', ')}` : ''}. ${d.apps} apps of ${n0(d.warm)} ready instances (\`pool.warm\` is at most 1,000), requests dealt round robin over them; a round claims every ready instance once, then all sessions end and the pools refill. **slow engine write**: the runtime's \`markClaimed\` (the claim recorded on the engine) takes ${n0(d.slowMarkMs)} ms; it must not show in the visitor's latency. Claims/s = claims answered / wall time from the first request to the last answer; proxy CPU from /proc.`,
+    `\`GET /<app>/\` as a browser's first visit (no cookie) against ready pools of the static runtime (no containers), from ${n0(d.connections)} keep-alive connections in ${d.clients} load processes (closed loop: each connection sends its next visit when the last is answered), each claim then used once (its deep link relayed to the backend) as a student's browser does. Visitors come through a trusted front proxy (\`trustedProxies: [127.0.0.1]\`, X-Forwarded-For), ${n0(d.addresses)} addresses a round, ${d.perAddress} claims each (\`queue.unusedClaimsPerAddress\`, the default)${d.lifted.length ? `; lifted for this benchmark: ${d.lifted.join(', ')}` : ''}. ${d.apps} apps of ${n0(d.warm)} ready instances (\`pool.warm\` is at most 1,000), requests dealt round robin over them; a round claims every ready instance once, then all sessions end and the pools refill. **slow engine write**: the runtime's \`markClaimed\` (the claim recorded on the engine) takes ${n0(d.slowMarkMs)} ms; it must not show in the visitor's latency. Claims/s = claims answered / wall time from the first request to the last answer; CPU from /proc. The load processes run on the same cores as the proxy: the last CPU column is the machine's own bound, cores ÷ (proxy + load + backend CPU per claim).`,
     '',
   ];
   out.push(
     table(
-      ['runtime', 'claims/s', 'entry p50', 'entry p99', 'first use p50', 'first use p99', 'proxy CPU / claim (both requests)', 'not claimed'],
+      [
+        'runtime',
+        'claims/s',
+        'entry p50',
+        'entry p99',
+        'first use p50',
+        'first use p99',
+        'proxy CPU / claim (both requests)',
+        'load processes + backend CPU / claim',
+        'claims/s the cores could carry at that CPU',
+        'not claimed',
+      ],
       d.variants.map((v) => [
         v.name,
         n0(v.claimsPerSec),
@@ -322,6 +339,8 @@ function claimsPart(s: Section<ClaimsResults>, goals: Goal[]): string {
         us(v.useP50us),
         us(v.useP99us),
         us(v.cpuUsPerClaim),
+        v.loadCpuUsPerClaim === undefined ? '–' : `${us(v.loadCpuUsPerClaim)} + ${us(v.backendCpuUsPerClaim)}`,
+        v.loadCpuUsPerClaim === undefined ? '–' : n0((cpus() * 1e6) / (v.cpuUsPerClaim + v.loadCpuUsPerClaim + v.backendCpuUsPerClaim)),
         `${v.notClaimed}${v.statuses ? ` ${JSON.stringify(v.statuses)}` : ''}`,
       ]),
     ),
