@@ -45,4 +45,4 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "import('/opt/warmpool/dist/core/config.js').then(({ loadConfig }) => { const c = loadConfig(process.env.WARMPOOL_CONFIG); const host = c.host === '0.0.0.0' || c.host === '::' ? '127.0.0.1' : c.host; require('node:http').get({ host, port: c.port, path: '/_warmpool/healthz', timeout: 4000 }, (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('timeout', function () { this.destroy(new Error('timeout')); }).on('error', (e) => { console.error(e.message); process.exit(1); }); }, (e) => { console.error(e.message); process.exit(1); })"]
 # The node flags are the warmpool command's own (its shebang, bin/warmpool.ts; test/node-flags.test.ts keeps
 # them equal). Named here because the offline base image has no /usr/bin/env to read the shebang with.
-CMD ["node", "--max-semi-space-size=4", "/opt/warmpool/dist/bin/warmpool.js", "start"]
+CMD ["node", "--max-semi-space-size=4", "--initial-old-space-size=64", "/opt/warmpool/dist/bin/warmpool.js", "start"]

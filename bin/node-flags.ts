@@ -59,6 +59,7 @@ export function missingFlagsNote(wanted: string[], execArgv: string[], nodeOptio
   if (missing.length === 0) return undefined;
   return (
     `warmpool: note: node was started without ${missing.join(' ')} (the warmpool command's own flags): ` +
-    `idle WebSocket sessions will hold more memory. Run the warmpool command itself, or node ${wanted.join(' ')} …/warmpool.js (README, "Node flags").`
+    `idle WebSocket sessions may hold more memory, or relaying large data cost more CPU (README, "Node flags", says which flag does what). ` +
+    `Run the warmpool command itself, or node ${wanted.join(' ')} …/warmpool.js.`
   );
 }

@@ -1,10 +1,13 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
+#!/usr/bin/env -S node --max-semi-space-size=4 --initial-old-space-size=64
 // The warmpool command: a thin wrapper around createWarmpool() (start), config validation
 // (validate, schema) and the traffic-log reader (sessions).
 //
 // The shebang's node flags are warmpool's deployment flags, listed here only (bin/node-flags.ts says
-// who else uses them): --max-semi-space-size=4 keeps V8's young generation at 2 × 4 MiB, so a burst of
-// connecting students does not leave ~30 MiB of it resident for the rest of the day (README, "Node flags").
+// who else uses them) (README, "Node flags"): --max-semi-space-size=4 keeps V8's young generation at
+// 2 × 4 MiB, so a burst of connecting students does not leave ~30 MiB of it resident for the rest of the
+// day; --initial-old-space-size=64 keeps V8's old-generation limit at 64 MiB or more, so relaying large
+// data (each socket read is a fresh 64 KiB buffer, counted as external memory) does not start a full
+// collection after nearly every young one, as it did with the limit V8 derived from warmpool's small heap.
 
 import type { Server } from 'node:http';
 import { createWarmpool, listenAdmin, type Warmpool } from '../index.js';

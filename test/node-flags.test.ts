@@ -23,11 +23,14 @@ test('shebangNodeFlags reads the node flags of a shebang line', () => {
   assert.throws(() => shebangNodeFlags('#!/usr/bin/env node --a'), /needs env -S/);
 });
 
-test('the warmpool command caps the young generation, with flags this node accepts', () => {
+test('the warmpool command caps the young generation and floors the old-generation limit, with flags this node accepts', () => {
   assert.ok(
     FLAGS.some((f) => /^--max-semi-space-size=\d+$/.test(f)),
     `flags: ${FLAGS.join(' ')}`,
   );
+  // Below ~32 MiB the limit leaves less room than one young collection's worth of relayed read buffers (README, "Node flags").
+  const floor = FLAGS.map((f) => /^--initial-old-space-size=(\d+)$/.exec(f)).find(Boolean);
+  assert.ok(floor && Number(floor[1]) >= 32, `flags: ${FLAGS.join(' ')}`);
   const r = spawnSync(process.execPath, [...FLAGS, '-e', '0'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   // The source and the compiled command carry the same shebang (tsc keeps it).
