@@ -53,6 +53,12 @@ export class Members {
     return this.byState[s].size;
   }
 
+  /** How many are live in each state (those being removed left out): what status and reconcile read. */
+  counts(): { ready: number; starting: number; claimed: number } {
+    const b = this.byState;
+    return { ready: b.ready.size, starting: b.starting.size, claimed: b.claimed.size };
+  }
+
   /** Ready instances not offered to anyone. */
   get freeCount(): number {
     return this.free.size;

@@ -106,12 +106,9 @@ export class WarmPool {
   }
 
   status(): PoolStatus {
-    const ms = this.members;
     return {
       app: this.app.name,
-      ready: ms.count('ready'),
-      starting: ms.count('starting'),
-      claimed: ms.count('claimed'),
+      ...this.members.counts(),
       queued: this.line.size,
       warm: this.app.pool.warm,
       max: this.app.pool.max,
@@ -376,7 +373,7 @@ export class WarmPool {
     if (this.stopped) return;
     const now = this.o.clock.now();
     const demand = this.dispatch(now);
-    const s = { ready: this.members.count('ready'), starting: this.members.count('starting'), claimed: this.members.count('claimed') };
+    const s = this.members.counts();
     const wanted = this.app.pool.warm + demand - (s.ready + s.starting);
     const room = this.app.pool.max - (s.ready + s.starting + s.claimed);
     const slots = this.app.pool.parallel - s.starting;
@@ -593,7 +590,7 @@ export class WarmPool {
   private outlook(): Outlook {
     const now = this.o.clock.now();
     const ms = this.members;
-    const c = { ready: ms.count('ready'), starting: ms.count('starting'), claimed: ms.count('claimed') };
+    const c = ms.counts();
     const sorted = [...this.startups].sort((a, b) => a - b);
     const startupMs = sorted.length ? sorted[Math.floor(sorted.length / 2)] : undefined;
     const startingAt = startupMs === undefined ? [] : [...ms.inState('starting')].map((m) => Math.max(now, m.createdAt + startupMs)).sort((a, b) => a - b);

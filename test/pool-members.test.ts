@@ -48,6 +48,8 @@ test('counts, the free set and its order match a walk over all members after any
 
         const all = [...ms.values()];
         for (const s of STATES) assert.equal(ms.count(s), all.filter((m) => m.state === s).length, `count of ${s}`);
+        const live = (s: MemberState) => all.filter((m) => m.state === s).length;
+        assert.deepEqual(ms.counts(), { ready: live('ready'), starting: live('starting'), claimed: live('claimed') });
         const free = all.filter(wasFree);
         assert.equal(ms.freeCount, free.length);
         const expected = free.sort((a, b) => freeSince.get(a.id)! - freeSince.get(b.id)!).map((m) => m.id);
