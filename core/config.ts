@@ -371,6 +371,11 @@ const appSchema = strict({
   deepLink: str(/^\/[^\s]*$/, 'expected a path starting with / (e.g. /open?path=webapp.jl)')
     .default('/')
     .describe('Where a new visitor is sent in their instance.'),
+  resolveDeepLink: bool()
+    .optional()
+    .describe(
+      "Follow the deep link once when an instance becomes ready and, if it answers a redirect within the instance, send each new visitor straight to that target (Pluto's /open?path= answers the open notebook's ./edit?id=): one round trip less per student. Leave false for a deep link that does something per visit (Voila renders the notebook on each GET). Unset: true for classifier pluto.",
+    ),
   prefix: z
     .union(
       [
@@ -469,6 +474,7 @@ const appSchema = strict({
     port,
     env: a.env,
     deepLink: a.deepLink,
+    resolveDeepLink: a.resolveDeepLink ?? a.classifier === 'pluto',
     prefix: a.prefix,
     pool: a.pool,
     readiness: a.readiness,

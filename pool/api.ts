@@ -14,6 +14,11 @@ export interface SessionTarget {
   port: number;
   /** The instance's secret, which the proxy adds to every forwarded request (never shown to visitors). */
   secret?: string;
+  /**
+   * The Location the app's deep link answered when this instance became ready (app.resolveDeepLink), as
+   * the instance sent it: untrusted, so the proxy maps and checks it before sending a new visitor there.
+   */
+  deepLinkRedirect?: string;
   claimedAt: number;
   /** Live counters the proxy bumps in place on the hot path (no store write per message). */
   traffic: SessionTraffic;

@@ -26,7 +26,7 @@ import { newSession, type Session } from './session.js';
 import { sessionView, type SessionView } from './session-view.js';
 import type { TrafficLogSink } from './traffic-log.js';
 import type { ProxyEventType, TrafficLogEntry } from './traffic-log-schema.js';
-import { WarmPool, type Member, type PoolStatus } from './warm-pool.js';
+import { WarmPool, type Member, type PoolStatus, type WarmPoolOptions } from './warm-pool.js';
 
 export type { Session } from './session.js';
 
@@ -42,6 +42,8 @@ export interface FleetOptions {
   backoffMs?: { first: number; max: number };
   /** Replaces the TCP check after a readiness log line (tests whose fake instances have no port). */
   portCheck?: (rec: InstanceRecord) => Promise<boolean>;
+  /** Replaces the GET of an app's deep link when an instance becomes ready (tests whose fake instances have no port). */
+  deepLinkProbe?: WarmPoolOptions['deepLinkProbe'];
   /**
    * Claims are appended here before they are answered (runtimes without shared claims), and read at
    * start: an adopted instance it names, unclaimed on the engine, is restored as its session, never
@@ -83,6 +85,7 @@ export class Fleet implements PoolApi {
           log: o.log,
           backoffMs: o.backoffMs,
           portCheck: o.portCheck,
+          deepLinkProbe: o.deepLinkProbe,
           queue: o.config.queue,
           sessionEnds: () => this.sessionEnds(app.name),
           onClaimedExit: (m, detail) => this.endByInstance(m.id, 'instance-exited', detail),

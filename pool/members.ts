@@ -13,6 +13,8 @@ export interface Member {
   readonly state: MemberState;
   rec?: InstanceRecord;
   secret?: string;
+  /** Where the deep link redirected when the instance became ready (app.resolveDeepLink), as the instance sent it. */
+  deepLinkRedirect?: string;
   createdAt: number;
   readyAt?: number;
   claim?: ClaimMark;

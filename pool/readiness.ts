@@ -93,8 +93,8 @@ export async function waitReady(
   }
 }
 
-/** One GET to the instance; true when the status matches. Network errors and non-HTTP answers mean "not yet". */
-export async function httpProbe(rec: InstanceRecord, path: string, status: number, app?: AppConfig, secret?: string, timeoutMs = 2000): Promise<boolean> {
+/** A GET of `path` as the proxy would send it: the secret injected as app.secret.inject says, the prefix kept in base-url mode. */
+export function instanceRequest(path: string, app?: AppConfig, secret?: string): { target: string; headers: Record<string, string> } {
   let p = path;
   const headers: Record<string, string> = {};
   const inj = app?.secret?.inject;
@@ -104,7 +104,13 @@ export async function httpProbe(rec: InstanceRecord, path: string, status: numbe
     if (inj.cookie) headers.cookie = `${inj.cookie}=${secret}`;
   }
   if (app?.prefix.mode === 'base-url') p = `/${app.name}${p}`;
-  return (await probeStatus(rec, p, headers, timeoutMs)) === status;
+  return { target: p, headers };
+}
+
+/** One GET to the instance; true when the status matches. Network errors and non-HTTP answers mean "not yet". */
+export async function httpProbe(rec: InstanceRecord, path: string, status: number, app?: AppConfig, secret?: string, timeoutMs = 2000): Promise<boolean> {
+  const { target, headers } = instanceRequest(path, app, secret);
+  return (await probeStatus(rec, target, headers, timeoutMs)) === status;
 }
 
 /** True when the instance's port accepts a TCP connection (a log line may come before the app listens). */

@@ -48,7 +48,17 @@ export function newTraffic(): SessionTraffic {
  */
 export function newSession(app: AppConfig, m: Member, id: string, claimedAt: number, since: number, idleNoticeMs: number): Session {
   const traffic: StampedTraffic = { ...newTraffic(), lastActive: since };
-  const target = { session: id, app: app.name, instanceId: m.id, host: m.rec!.host, port: m.rec!.port, secret: m.secret, claimedAt, traffic };
+  const target = {
+    session: id,
+    app: app.name,
+    instanceId: m.id,
+    host: m.rec!.host,
+    port: m.rec!.port,
+    secret: m.secret,
+    deepLinkRedirect: m.deepLinkRedirect,
+    claimedAt,
+    traffic,
+  };
   return {
     id,
     app,

@@ -9,6 +9,7 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import { WarmpoolError, errorMessage, isWarmpoolError } from '../core/errors.js';
 import { backoffDelay, retry } from '../core/retry.js';
 import { instanceId as newInstanceId, secretToken } from './ids.js';
+import { deepLinkRedirect } from './deep-link.js';
 import { waitReady } from './readiness.js';
 import { Members, type Member } from './members.js';
 import type { ClaimMark, InstanceRecord, Runtime } from './runtime.js';
@@ -55,6 +56,8 @@ export interface WarmPoolOptions {
   sessionEnds?: () => number[];
   /** Replaces the TCP check that follows a readiness log line (tests without real ports). */
   portCheck?: (rec: InstanceRecord) => Promise<boolean>;
+  /** Replaces the GET of the deep link when an instance becomes ready (tests without real ports). */
+  deepLinkProbe?: (app: AppConfig, rec: InstanceRecord, secret: string | undefined) => Promise<string | undefined>;
   /** First and largest delay between failed creates, ms. */
   backoffMs?: { first: number; max: number };
 }
@@ -153,6 +156,7 @@ export class WarmPool {
         try {
           const info = await waitReady(quick, rec, this.o.runtime, this.o.clock, m.abort.signal, this.o.portCheck);
           m.secret = info.secret;
+          if (!rec.claim) await this.resolveDeepLink(m);
         } catch (e) {
           if (!rec.claim) {
             this.members.remove(m.id);
@@ -432,6 +436,12 @@ export class WarmPool {
     await Promise.all([...this.inFlight]);
   }
 
+  /** Reads where the deep link leads on this instance, when the app wants that (pool/deep-link.ts); no answer leaves the deep link as it is. */
+  private async resolveDeepLink(m: Member): Promise<void> {
+    if (!this.app.resolveDeepLink || !m.rec) return;
+    m.deepLinkRedirect = await (this.o.deepLinkProbe ?? deepLinkRedirect)(this.app, m.rec, m.secret);
+  }
+
   private async startOne(): Promise<void> {
     const id = newInstanceId();
     const m: Member = { id, state: 'starting', createdAt: this.o.clock.now(), abort: new AbortController() };
@@ -445,6 +455,9 @@ export class WarmPool {
       const info = await waitReady(this.app, m.rec, this.o.runtime, this.o.clock, m.abort.signal, this.o.portCheck);
       if (m.state !== 'starting') return; // removed or stopped meanwhile
       m.secret = info.secret;
+      await this.resolveDeepLink(m);
+      if (m.abort.signal.aborted) throw m.abort.signal.reason;
+      if (m.state !== 'starting') return;
       this.members.set(m, 'ready');
       this.serving(m);
       m.readyAt = this.o.clock.now();

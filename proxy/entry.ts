@@ -10,6 +10,9 @@
 // - A live cookie + an API-style request (Accept names application/json but not text/html) is routed
 //   to the instance like any other request: the app's own fetch() of its root keeps working. Only a
 //   browser navigation (Accept: text/html, or none of the two) is redirected to the deep link.
+// - A new session goes straight where the deep link led when its instance became ready (Pluto's
+//   /edit?id=, proxy/deep-link.ts); a returning visitor goes through the deep link itself, which
+//   reopens a notebook the student closed.
 // - No ready instance: the request is held open and answered the moment an instance is ready (302 +
 //   cookie). A browser's for queue.pageHold, then the waiting page, whose live stream
 //   (proxy/waiting.ts) keeps the same place; an API client's for queue.hold, then a 503 naming the URL
@@ -24,6 +27,7 @@ import type { PoolApi, SessionTarget } from '../pool/api.js';
 import type { AppConfig } from '../core/config.js';
 import { answerForError, wantsHtml, type Answer } from './answers.js';
 import { setCookieHeader, type CookieCodec } from './cookie.js';
+import { deepLinkUrl, firstLocation } from './deep-link.js';
 import type { Visit } from './forwarded.js';
 import { queryParam } from './router.js';
 import { readSession } from './session.js';
@@ -38,11 +42,6 @@ export interface EntryDeps {
   log?: Log;
   /** Aborted when the visitor's request closes: a held request gives up its place at once. */
   signal?: AbortSignal;
-}
-
-/** The public URL of an app's deep link, e.g. /demo/open?path=webapp.jl. */
-export function deepLinkUrl(app: AppConfig): string {
-  return `/${app.name}${app.deepLink}`;
 }
 
 function prefersJson(req: IncomingMessage): boolean {
@@ -131,7 +130,7 @@ async function collected(app: AppConfig, token: string, secure: boolean, d: Entr
   return admitted(app, c.target, secure, d);
 }
 
-/** A new session: its signed cookie and the deep link. */
+/** A new session: its signed cookie, and the deep link (or straight where it leads: proxy/deep-link.ts). */
 function admitted(app: AppConfig, target: SessionTarget, secure: boolean, d: EntryDeps): EntryOutcome {
   const value = d.codec.sign({ session: target.session, instance: target.instanceId, app: app.name });
   return {
@@ -139,7 +138,7 @@ function admitted(app: AppConfig, target: SessionTarget, secure: boolean, d: Ent
     answer: {
       kind: 'redirect',
       status: 302,
-      location: deepLinkUrl(app),
+      location: firstLocation(app, target),
       setCookie: [setCookieHeader(app.name, value, { secure, maxAgeMs: d.codec.maxAgeMs })],
       detail: { session: 'new' },
     },

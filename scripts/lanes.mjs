@@ -26,6 +26,7 @@ export const UNIT_LANE = [
   'protocol-frames',
   'protocol-peekers',
   'proxy-cookie',
+  'proxy-deep-link',
   'proxy-http',
   'proxy-line',
   'proxy-passes',

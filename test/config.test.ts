@@ -37,6 +37,15 @@ test('a minimal config gets sensible defaults', () => {
   assert.deepEqual(a.readiness.http, { path: '/', status: 200 });
 });
 
+test("resolveDeepLink: on for classifier pluto (its /open answers the open notebook's edit link), off otherwise, as set when set", () => {
+  const app = (extra: string) => parseConfig(`${minimal}${extra}`).apps[0]!.resolveDeepLink;
+  assert.equal(app(''), false);
+  assert.equal(app('    classifier: jupyter\n'), false);
+  assert.equal(app('    classifier: pluto\n'), true);
+  assert.equal(app('    classifier: pluto\n    resolveDeepLink: false\n'), false);
+  assert.equal(app('    resolveDeepLink: true\n'), true);
+});
+
 test('a full docker app parses', () => {
   const c = parseConfig(`
 listen: { host: 0.0.0.0, port: 9000 }
@@ -299,6 +308,11 @@ const bad: [string, string, RegExp][] = [
     "warming shares below the engine's minimum",
     `apps:\n  - name: a\n    runtime: docker\n    image: x\n    warming: { cpuShares: 1 }`,
     /apps\[0\]\.warming\.cpuShares is 1; expected an integer from 2 to 1024/,
+  ],
+  [
+    'resolveDeepLink not a boolean',
+    `apps:\n  - name: a\n    command: [x]\n    resolveDeepLink: sometimes`,
+    /apps\[0\]\.resolveDeepLink is "sometimes"; expected true or false/,
   ],
   [
     'warming unknown key',

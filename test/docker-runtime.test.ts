@@ -31,6 +31,7 @@ function app(over: Partial<AppConfig> = {}): AppConfig {
     port: 0,
     env: { APP_ONLY: 'a' },
     deepLink: '/',
+    resolveDeepLink: false,
     prefix: { mode: 'strip' },
     pool: { warm: 0, max: 4, parallel: 2 },
     readiness: { http: { path: '/ping', status: 200 }, timeoutMs: 20_000, intervalMs: 100 },

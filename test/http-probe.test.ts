@@ -1,12 +1,14 @@
 // pool/http-probe.ts against real servers on port 0: the status of a well-formed answer (whole or a
 // byte at a time), nothing from anything else (refused, silent, closed early, not HTTP, endless line),
 // and the request as sent (target, Host, the secret's header and cookie; unsafe values never sent).
+// probeHead's Location (one, visible ASCII, from a well-formed head) and pool/deep-link.ts on top of it.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
-import { probeStatus } from '../pool/http-probe.js';
+import { deepLinkRedirect } from '../pool/deep-link.js';
+import { probeHead, probeStatus } from '../pool/http-probe.js';
 import { httpProbe } from '../pool/readiness.js';
 import { parseConfig } from '../core/config.js';
 import type { InstanceRecord } from '../pool/runtime.js';
@@ -123,5 +125,100 @@ apps:
     assert.equal(requests.length, before, 'no connection made for a token that cannot go on the wire');
   } finally {
     await close(server);
+  }
+});
+
+/** A raw server that answers every request with `answer` (whole, then closes). */
+const answering = (answer: string) => rawServer((s) => s.once('data', () => s.end(answer)));
+
+test('probeHead: the status and the one Location of a whole head, also a byte at a time', async () => {
+  const head = 'HTTP/1.1 302 Found\r\nContent-Length: 0\r\nlocation:  ./edit?id=42 \r\nX-Other: y\r\n\r\n';
+  {
+    const { port, server } = await answering(head);
+    try {
+      assert.deepEqual(await probeHead(to(port), '/open?path=webapp.jl', {}, 2000), { status: 302, location: './edit?id=42' });
+    } finally {
+      await close(server);
+    }
+  }
+  const { port, server } = await rawServer((s) => {
+    let i = 0;
+    s.once('data', () => {
+      const t = setInterval(() => (i < head.length ? s.write(head[i++]!) : clearInterval(t)), 1);
+      s.on('close', () => clearInterval(t));
+    });
+  });
+  try {
+    assert.deepEqual(await probeHead(to(port), '/', {}, 5000), { status: 302, location: './edit?id=42' });
+  } finally {
+    await close(server);
+  }
+});
+
+test('probeHead: no Location from a head that has none, two, or one that is not visible ASCII; no answer from a head that is not well-formed', async () => {
+  const statusOnly: [string, string][] = [
+    ['none', 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'],
+    ['two', 'HTTP/1.1 302 Found\r\nLocation: /a\r\nLocation: /b\r\n\r\n'],
+    ['a space inside', 'HTTP/1.1 302 Found\r\nLocation: /a b\r\n\r\n'],
+    ['a control byte', 'HTTP/1.1 302 Found\r\nLocation: /a\x01b\r\n\r\n'],
+    ['not ASCII', 'HTTP/1.1 302 Found\r\nLocation: /caf\xe9\r\n\r\n'],
+    ['empty', 'HTTP/1.1 302 Found\r\nLocation: \r\n\r\n'],
+    ['too long', `HTTP/1.1 302 Found\r\nLocation: /${'a'.repeat(3000)}\r\n\r\n`],
+  ];
+  for (const [what, answer] of statusOnly) {
+    const { port, server } = await answering(answer);
+    try {
+      const got = await probeHead(to(port), '/', {}, 2000);
+      assert.equal(got?.status, Number(answer.slice(9, 12)), what);
+      assert.equal(got?.location, undefined, what);
+    } finally {
+      await close(server);
+    }
+  }
+  const none: [string, string][] = [
+    ['a folded field line', 'HTTP/1.1 302 Found\r\nLocation: /a\r\n  /b\r\n\r\n'],
+    ['a line without a colon', 'HTTP/1.1 302 Found\r\nLocation /a\r\n\r\n'],
+    ['a field name with a space', 'HTTP/1.1 302 Found\r\nLoca tion: /a\r\n\r\n'],
+    ['closed before the blank line', 'HTTP/1.1 302 Found\r\nLocation: /a\r\n'],
+    ['a head that never ends', `HTTP/1.1 302 Found\r\n${'X-A: b\r\n'.repeat(3000)}`],
+    ['not HTTP', 'SSH-2.0-OpenSSH_9.2\r\n'],
+  ];
+  for (const [what, answer] of none) {
+    const { port, server } = await answering(answer);
+    try {
+      assert.equal(await probeHead(to(port), '/', {}, 500), undefined, what);
+    } finally {
+      await close(server);
+    }
+  }
+});
+
+test("deepLinkRedirect: GETs the app's deep link with its secret and returns a redirect's Location, nothing for other answers", async () => {
+  const config = parseConfig(`
+deployment: t
+apps:
+  - name: demo
+    command: [x]
+    deepLink: /open?path=webapp.jl
+    readiness: { log: "^READY$" }
+    secret: { env: PLUTO_SECRET, inject: { query: secret } }
+`);
+  const app = config.apps[0]!;
+  assert.equal(app.resolveDeepLink, false, 'classifier generic: not resolved unless asked');
+  for (const [status, expected] of [
+    [302, './edit?id=1'],
+    [303, './edit?id=1'],
+    [307, './edit?id=1'],
+    [200, undefined],
+    [404, undefined],
+    [304, undefined],
+  ] as const) {
+    const { port, server, requests } = await answering(`HTTP/1.1 ${status} X\r\nLocation: ./edit?id=1\r\n\r\n`);
+    try {
+      assert.equal(await deepLinkRedirect(app, to(port), 'sEcReT12'), expected, `status ${status}`);
+      assert.match(requests[0]!, /^GET \/open\?path=webapp\.jl&secret=sEcReT12 HTTP\/1\.1\r\n/);
+    } finally {
+      await close(server);
+    }
   }
 });

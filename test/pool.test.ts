@@ -24,8 +24,22 @@ ${extra}`);
   const clock = new ManualClock();
   const rt = new FakeRuntime();
   const log = new MemoryTrafficLog();
-  const fleet = new Fleet({ config, runtimes: { process: rt }, clock, portCheck: fakePortCheck, trafficLog: log, backoffMs: { first: 1000, max: 8000 } });
-  return { config, clock, rt, fleet, log };
+  // The deep link's GET when an instance becomes ready (classifier pluto resolves it): answered here, by instance.
+  const deepLinks = new Map<string, string | undefined>();
+  const deepLinkProbe = async (_app: unknown, rec: { instanceId: string }) => {
+    deepLinks.set(rec.instanceId, `./edit?id=${rec.instanceId}`);
+    return deepLinks.get(rec.instanceId);
+  };
+  const fleet = new Fleet({
+    config,
+    runtimes: { process: rt },
+    clock,
+    portCheck: fakePortCheck,
+    deepLinkProbe,
+    trafficLog: log,
+    backoffMs: { first: 1000, max: 8000 },
+  });
+  return { config, clock, rt, fleet, log, deepLinks, deepLinkProbe };
 }
 
 const counts = (f: Fleet) => {
@@ -321,10 +335,21 @@ test('on start, instances of an earlier run are adopted by label: ready ones kep
   const dead = rt.live.find((id) => id !== r.target.instanceId)!;
   rt.instances.get(dead)!.running = false;
   const clock = new ManualClock();
-  const fleet = new Fleet({ config: first.config, runtimes: { process: rt }, clock, portCheck: fakePortCheck, trafficLog: new MemoryTrafficLog() });
+  first.deepLinks.clear();
+  const fleet = new Fleet({
+    config: first.config,
+    runtimes: { process: rt },
+    clock,
+    portCheck: fakePortCheck,
+    deepLinkProbe: first.deepLinkProbe,
+    trafficLog: new MemoryTrafficLog(),
+  });
   await fleet.start();
   await settle();
   assert.ok(rt.removed.includes(dead), 'stopped instance removed');
+  assert.ok(!first.deepLinks.has(r.target.instanceId), 'a claimed instance is not asked again (its visitor is in it)');
+  const adopted = rt.live.filter((id) => id !== r.target.instanceId && first.rt.created.slice(0, 3).includes(id));
+  assert.ok(adopted.length > 0 && adopted.every((id) => first.deepLinks.has(id)), 'an adopted ready instance is asked where its deep link leads');
   const found = fleet.find(r.target.session, r.target.instanceId);
   assert.equal(found.kind, 'live', 'the visitor keeps their instance across the restart');
   const st = fleet.status()[0]!;
@@ -524,4 +549,31 @@ test('an unreachable engine at start is reported and retried with backoff, never
   await settle();
   assert.equal(fleet.status()[0]!.ready, 1, 'warms up once the engine answers');
   await fleet.stop();
+});
+
+test("the deep link's redirect, read once as an instance becomes ready, goes with its claim; an app that does not resolve is never asked", async () => {
+  const { rt, fleet, deepLinks } = setup('{ warm: 1, max: 1 }');
+  await fleet.start();
+  await settle();
+  assert.equal(deepLinks.size, 0, 'not while the instance starts');
+  rt.readyAll();
+  await settle();
+  assert.deepEqual([...deepLinks.keys()], rt.live, 'asked once it was ready');
+  const r = await fleet.claim('demo');
+  assert.equal(r.kind, 'session');
+  if (r.kind !== 'session') return;
+  assert.equal(r.target.deepLinkRedirect, `./edit?id=${r.target.instanceId}`);
+  await fleet.stop();
+
+  const off = setup('{ warm: 1, max: 1 }', '    resolveDeepLink: false');
+  await off.fleet.start();
+  await settle();
+  off.rt.readyAll();
+  await settle();
+  const r2 = await off.fleet.claim('demo');
+  assert.equal(r2.kind, 'session');
+  if (r2.kind !== 'session') return;
+  assert.equal(r2.target.deepLinkRedirect, undefined);
+  assert.equal(off.deepLinks.size, 0, 'never asked');
+  await off.fleet.stop();
 });

@@ -41,6 +41,7 @@ function app(over: Partial<AppConfig> = {}): AppConfig {
     port: 0,
     env: {},
     deepLink: '/',
+    resolveDeepLink: false,
     prefix: { mode: 'strip' },
     pool: { warm: 1, max: 2, parallel: 1 },
     readiness: { log: /^READY$/, timeoutMs: 1000, intervalMs: 100 },

@@ -123,6 +123,7 @@ function app(over: Partial<AppConfig> = {}): AppConfig {
     port: 0,
     env: { STATE_BYTES: '2000' },
     deepLink: '/',
+    resolveDeepLink: false,
     prefix: { mode: 'strip' },
     pool: { warm: 0, max: 4, parallel: 2 },
     readiness: { http: { path: '/ping', status: 200 }, timeoutMs: 20_000, intervalMs: 100 },

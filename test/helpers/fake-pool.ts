@@ -35,6 +35,7 @@ export function appConfig(name: string, o: Partial<AppConfig> = {}): AppConfig {
     port: 0,
     env: {},
     deepLink: '/',
+    resolveDeepLink: false,
     prefix: { mode: 'strip' },
     pool: { warm: 1, max: 1, parallel: 1 },
     readiness: { http: { path: '/', status: 200 }, timeoutMs: 10_000, intervalMs: 50 },
