@@ -192,12 +192,16 @@ export async function visit(s: Student): Promise<StudentResult> {
     } else {
       deep = new URL(`open?path=webapp.jl&secret=${encodeURIComponent(s.secret ?? '')}`, s.base);
     }
-    const r2 = await get(deep.href, agent, jar);
-    if (r2.status !== 302 || typeof r2.headers.location !== 'string') throw new Error(`deep link answered ${r2.status}`);
-    phase('deepLink');
-    const edit = new URL(r2.headers.location, deep);
-    const r3 = await get(edit.href, agent, jar);
-    if (r3.status !== 200 || !r3.body.includes('<script')) throw new Error(`editor page answered ${r3.status}`);
+    // The deep link answers a redirect to the editor; a warmpool entry may already have sent the
+    // student straight there (apps[].resolveDeepLink), which the browser follows the same way.
+    let edit = deep;
+    let r3 = await get(edit.href, agent, jar);
+    if (r3.status === 302 && typeof r3.headers.location === 'string') {
+      phase('deepLink');
+      edit = new URL(r3.headers.location, deep);
+      r3 = await get(edit.href, agent, jar);
+    }
+    if (r3.status !== 200 || !r3.body.includes('<script')) throw new Error(`editor page ${edit.pathname} answered ${r3.status}`);
     phase('editor');
     // The page opens its socket on the notebook root with the cookies it has (warmpool's, or Pluto's secret).
     const wsUrl = new URL('./', edit).href.replace(/^http/, 'ws');

@@ -1,9 +1,14 @@
 // Claims recorded on the engine: before the visitor's answer where the engine must decide (shared
 // claims, or the claim journal could not be written), else after it, retried with backoff for as
 // long as the session lives, with one last attempt at stop(). Fleet.claim() says which applies when.
+//
+// A claim recorded after its answer is already in the journal, so its engine write (docker: a container
+// rename, ~2 ms of dockerd's CPU) need not compete with the class arriving: it waits until no claim has
+// come for `quietMs` (a burst is over), at most `maxDelayMs` after the first one waiting, then all
+// waiting start at once. recorded() and stop() start them at once.
 
 import type { ClaimJournal } from './claim-journal.js';
-import type { Clock } from '../core/clock.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
 import { errorMessage, isWarmpoolError } from '../core/errors.js';
 import type { Log } from '../core/log.js';
 import { retry } from '../core/retry.js';
@@ -22,6 +27,19 @@ export interface ClaimRecorderOptions {
   isLive: (s: Session) => boolean;
   /** The session's instance was gone before its claim landed: end the session (its instance is released here). */
   instanceGone: (s: Session, detail: string) => void;
+  /** A claim recorded after its answer waits until no other came for this long, ms (default RECORD_QUIET_MS; 0: at once). */
+  quietMs?: number;
+  /** ... but no longer than this after the first one waiting, ms (default RECORD_MAX_DELAY_MS). */
+  maxDelayMs?: number;
+}
+
+export const RECORD_QUIET_MS = 1000;
+export const RECORD_MAX_DELAY_MS = 10_000;
+
+interface Waiting {
+  pool: WarmPool;
+  s: Session;
+  mark: ClaimMark;
 }
 
 export class ClaimRecorder {
@@ -53,22 +71,54 @@ export class ClaimRecorder {
     return m.state === 'claimed'; // else it exited while its claim was being recorded
   }
 
-  /** Records a claim whose visitor was answered already, in the background (see recorded()). */
+  /** Records a claim whose visitor was answered already, in the background, once the claims around it have come (see the top). */
   record(pool: WarmPool, s: Session, mark: ClaimMark): void {
-    const p = this.recordClaim(pool, s, mark);
-    this.recording.add(p);
-    void p.finally(() => this.recording.delete(p));
+    const quiet = this.o.quietMs ?? RECORD_QUIET_MS;
+    if (quiet <= 0 || this.stopped.signal.aborted) return this.start({ pool, s, mark });
+    const now = this.o.clock.now();
+    if (this.waiting.length === 0) this.firstWaitingAt = now;
+    this.lastWaitingAt = now;
+    this.waiting.push({ pool, s, mark });
+    if (!this.timer) this.timer = this.o.clock.setTimer(quiet, () => this.due());
   }
 
   /** Resolves once every claim handed out so far is recorded on the engine (or its session ended). */
   async recorded(): Promise<void> {
+    this.startWaiting();
     while (this.recording.size > 0) await Promise.all([...this.recording]);
   }
 
   /** Gives each claim still being recorded one last attempt now, and waits for them. */
   async stop(): Promise<void> {
+    this.startWaiting();
     this.stopped.abort();
     await Promise.all([...this.recording]);
+  }
+
+  private readonly waiting: Waiting[] = [];
+  private firstWaitingAt = 0;
+  private lastWaitingAt = 0;
+  private timer: TimerHandle | undefined;
+
+  /** The timer: start the waiting claims if the quiet time (or the longest delay) has come, else wait on. */
+  private due(): void {
+    this.timer = undefined;
+    const now = this.o.clock.now();
+    const at = Math.min(this.lastWaitingAt + (this.o.quietMs ?? RECORD_QUIET_MS), this.firstWaitingAt + (this.o.maxDelayMs ?? RECORD_MAX_DELAY_MS));
+    if (now < at) this.timer = this.o.clock.setTimer(at - now, () => this.due());
+    else this.startWaiting();
+  }
+
+  private startWaiting(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+    for (const w of this.waiting.splice(0)) this.start(w);
+  }
+
+  private start(w: Waiting): void {
+    const p = this.recordClaim(w.pool, w.s, w.mark);
+    this.recording.add(p);
+    void p.finally(() => this.recording.delete(p));
   }
 
   /**

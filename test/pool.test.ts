@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { ManualClock, settle } from '../core/clock.js';
 import { parseConfig } from '../core/config.js';
 import { WarmpoolError } from '../core/errors.js';
+import { RECORD_MAX_DELAY_MS, RECORD_QUIET_MS } from '../pool/claim-recording.js';
 import { Fleet } from '../pool/fleet.js';
 import { MemoryTrafficLog } from '../pool/traffic-log.js';
 import { FakeRuntime, fakePortCheck } from './helpers/fake-runtime.js';
@@ -124,7 +125,7 @@ test('50 concurrent claims get 50 distinct instances or a queue ticket, never on
 });
 
 test('refills after every claim and a claimed instance never returns to the pool', async () => {
-  const { rt, fleet } = setup('{ warm: 2, max: 10 }');
+  const { clock, rt, fleet } = setup('{ warm: 2, max: 10 }');
   rt.autoReady = true;
   await fleet.start();
   await settle();
@@ -133,6 +134,7 @@ test('refills after every claim and a claimed instance never returns to the pool
   await settle();
   assert.deepEqual(counts(fleet), [2, 0, 1]);
   const id = r.kind === 'session' ? r.target.instanceId : '';
+  await clock.advance(RECORD_QUIET_MS); // recorded once no other claim came for a while
   assert.equal(rt.instances.get(id)!.claim?.session, r.kind === 'session' ? r.target.session : '', 'claim persisted on the engine');
   await fleet.end(r.kind === 'session' ? r.target.session : '', 'admin');
   await settle();
@@ -329,6 +331,7 @@ test('on start, instances of an earlier run are adopted by label: ready ones kep
   const r = await first.fleet.claim('demo');
   assert.equal(r.kind, 'session');
   if (r.kind !== 'session') return;
+  await first.clock.advance(RECORD_QUIET_MS);
   await settle();
   // The proxy is killed: nothing is removed. A new fleet starts on the same engine.
   const rt = first.rt;
@@ -397,7 +400,7 @@ test('a claim the engine cannot record is retried with backoff while the session
   const r = await fleet.claim('demo');
   assert.equal(r.kind, 'session', 'an engine hiccup does not cost the visitor their instance');
   if (r.kind !== 'session') return;
-  await settle();
+  await clock.advance(RECORD_QUIET_MS);
   assert.match(logged.at(-1)!, /could not record the claim of instance \S+ by session \S+ \(attempt 1, retrying in 500 ms\): fake engine down/);
   await clock.advance(500);
   assert.match(logged.at(-1)!, /attempt 2, retrying in 1000 ms/);
@@ -416,7 +419,7 @@ test('a claim the engine cannot record is retried with backoff while the session
 });
 
 test('an instance found gone while its claim is recorded ends that session', async () => {
-  const { rt, fleet } = setup('{ warm: 1, max: 1 }');
+  const { clock, rt, fleet } = setup('{ warm: 1, max: 1 }');
   rt.autoReady = true;
   await fleet.start();
   await settle();
@@ -429,7 +432,7 @@ test('an instance found gone while its claim is recorded ends that session', asy
   const r = await fleet.claim('demo');
   assert.equal(r.kind, 'session');
   if (r.kind !== 'session') return;
-  await settle();
+  await clock.advance(RECORD_QUIET_MS);
   const found = fleet.find(r.target.session, id);
   assert.deepEqual(found.kind === 'ended' ? found.reason : found.kind, 'instance-exited');
   await settle();
@@ -499,7 +502,8 @@ test("after a restart inside the recording window, the visitor's cookie gets the
   // A new fleet on the same engine: the instance looks unclaimed and is adopted as ready.
   rt.markClaimed = FakeRuntime.prototype.markClaimed.bind(rt);
   const traffic = new MemoryTrafficLog();
-  const fleet = new Fleet({ config: first.config, runtimes: { process: rt }, clock: new ManualClock(), portCheck: fakePortCheck, trafficLog: traffic });
+  const clock = new ManualClock();
+  const fleet = new Fleet({ config: first.config, runtimes: { process: rt }, clock, portCheck: fakePortCheck, trafficLog: traffic });
   await fleet.start();
   await settle();
   assert.equal(fleet.status()[0]!.ready, 2);
@@ -508,7 +512,7 @@ test("after a restart inside the recording window, the visitor's cookie gets the
   if (back.kind !== 'live') return;
   assert.equal(back.target.instanceId, r.target.instanceId);
   assert.equal(fleet.find(r.target.session, r.target.instanceId).kind, 'live', 'stays theirs');
-  await settle();
+  await clock.advance(RECORD_QUIET_MS);
   assert.equal(rt.instances.get(r.target.instanceId)!.claim?.session, r.target.session, 'and now recorded');
   assert.ok(
     traffic.entries.some((e) => e.type === 'restored' && e.session === r.target.session && /restored from the visitor's cookie/.test(String(e.detail))),
@@ -576,4 +580,33 @@ test("the deep link's redirect, read once as an instance becomes ready, goes wit
   assert.equal(r2.target.deepLinkRedirect, undefined);
   assert.equal(off.deepLinks.size, 0, 'never asked');
   await off.fleet.stop();
+});
+
+test('claims recorded after their answer wait for the claims around them: quiet for RECORD_QUIET_MS, at most RECORD_MAX_DELAY_MS after the first', async () => {
+  const { clock, rt, fleet } = setup('{ warm: 30, max: 30 }');
+  rt.autoReady = true;
+  await fleet.start();
+  await settle();
+  const recorded = () => rt.live.filter((id) => rt.instances.get(id)!.claim).length;
+  // A class arriving one every half quiet time: nothing goes to the engine while they come.
+  const step = RECORD_QUIET_MS / 2;
+  for (let i = 0; i < 4; i++) {
+    assert.equal((await fleet.claim('demo')).kind, 'session');
+    await clock.advance(step);
+  }
+  assert.equal(recorded(), 0, 'not while claims keep coming');
+  await clock.advance(RECORD_QUIET_MS - step);
+  assert.equal(recorded(), 4, 'all four once no claim came for the quiet time');
+  // A steady stream that never goes quiet is still recorded, RECORD_MAX_DELAY_MS after its first claim.
+  const t0 = clock.now();
+  let stream = 0;
+  while (clock.now() - t0 < RECORD_MAX_DELAY_MS - step) {
+    assert.equal((await fleet.claim('demo')).kind, 'session');
+    stream++;
+    await clock.advance(step);
+  }
+  assert.equal(recorded(), 4, 'the stream not yet');
+  await clock.advance(step);
+  assert.equal(recorded(), 4 + stream, 'the stream at its longest delay');
+  await fleet.stop(true);
 });
