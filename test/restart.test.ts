@@ -62,7 +62,7 @@ test('SIGKILL right after the first request of a session, before its claim is re
   await first.waitProgress('demo', (p) => p.ready === 1);
   const v = await claim(url1);
   // The state file cannot take the claim: its temporary file's name is a folder (EISDIR, even for root).
-  const blocker = join(s.stateDir, 'process', s.deployment, `${v.instance}.json.tmp`);
+  const blocker = join(s.stateDir, 'process', s.deployment, `${v.instance}.json.claim.tmp`);
   mkdirSync(blocker);
   // The first request reaches the instance: the student's editor, through the session.
   const r = await follow(`${url1}/demo/open?path=webapp.jl`, { jar: v.jar, headers: { accept: 'text/html' } });

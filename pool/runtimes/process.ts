@@ -6,6 +6,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { AppConfig } from '../../core/config.js';
 import { WarmpoolError, errorMessage } from '../../core/errors.js';
@@ -183,11 +184,28 @@ export class ProcessRuntime implements Runtime {
     return out;
   }
 
+  /**
+   * Writes the claim into the instance's state file, off the event loop (a class's claims are recorded
+   * together once it has arrived: pool/claim-recording.ts). An instance being removed meanwhile keeps
+   * no state file: INSTANCE_GONE.
+   */
   async markClaimed(instanceId: string, claim: ClaimMark): Promise<void> {
-    const state = this.readState(instanceId);
-    if (!state) throw new WarmpoolError('INSTANCE_GONE', `instance ${instanceId} has no state file in ${this.dir}`);
+    const file = this.path(instanceId, 'json');
+    const gone = () => new WarmpoolError('INSTANCE_GONE', `instance ${instanceId} has no state file in ${this.dir}`);
+    let state: StateFile;
+    try {
+      state = JSON.parse(await readFile(file, 'utf8')) as StateFile;
+    } catch {
+      throw gone();
+    }
     state.claim = claim;
-    this.writeState(state);
+    const tmp = `${file}.claim.tmp`; // not writeState's: a synchronous write may come while this one waits
+    await writeFile(tmp, JSON.stringify(state), { mode: 0o600 });
+    if (this.removing.has(instanceId) || !existsSync(file)) {
+      await rm(tmp, { force: true });
+      throw gone();
+    }
+    await rename(tmp, file);
   }
 
   output(instanceId: string, onLine: (line: string) => void): () => void {
