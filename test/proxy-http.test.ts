@@ -126,6 +126,32 @@ describe('entry', () => {
     assert.ok(pool.eventsOf('request').length >= 3);
   });
 
+  test("a new session goes straight where the instance's deep link led; a returning one through the deep link; a Location that leaves the app is not followed", async () => {
+    const s = await standin({ secret: SECRET });
+    const pool = new FakePool([demoApp()]);
+    pool.addInstance('demo', { port: s.port, secret: SECRET, deepLinkRedirect: `./edit?id=${s.notebookId}&secret=${SECRET}` });
+    pool.addInstance('demo', { port: s.port, secret: SECRET, deepLinkRedirect: '//evil.example/edit' });
+    pool.addInstance('demo', { port: s.port, secret: SECRET, deepLinkRedirect: `/x/${SECRET}` });
+    const p = await proxyFor(pool);
+    const jar = new CookieJar();
+    const { hops, url } = await follow(`${p.url}/demo/`, { jar, headers: { accept: 'text/html' } });
+    assert.deepEqual(
+      hops.map((h) => h.reply.status),
+      [302, 200],
+    );
+    assert.equal(hops[0]!.reply.headers.location, `/demo/edit?id=${s.notebookId}`, 'the echoed secret removed');
+    assert.equal(url, `${p.url}/demo/edit?id=${s.notebookId}`);
+    const again = await request(`${p.url}/demo/`, { jar, headers: { accept: 'text/html' } });
+    assert.equal(again.headers.location, '/demo/open?path=webapp.jl');
+    for (const what of ['another origin', 'the secret in the path']) {
+      const r = await request(`${p.url}/demo/`, { jar: new CookieJar(), headers: { accept: 'text/html' } });
+      assert.equal(r.status, 302, what);
+      assert.equal(r.headers.location, '/demo/open?path=webapp.jl', what);
+      assert.ok(!r.rawHeaders.join('\n').includes(SECRET), what);
+    }
+    assert.equal(pool.claims.length, 3);
+  });
+
   test('two apps in one browser: per-path cookies, each to its own instance', async () => {
     const a = await standin({ secret: SECRET, notebookId: '11111111-1111-4111-8111-111111111111' });
     const b = await standin({ notebookId: '22222222-2222-4222-8222-222222222222' });

@@ -76,6 +76,7 @@ interface Instance {
   host: string;
   port: number;
   secret?: string;
+  deepLinkRedirect?: string;
   claimedBy?: string;
   offeredTo?: string;
 }
@@ -110,9 +111,9 @@ export class FakePool implements PoolApi {
   }
 
   /** Makes an instance available for claims; returns its id. */
-  addInstance(app: string, where: { host?: string; port: number; secret?: string; id?: string }): string {
+  addInstance(app: string, where: { host?: string; port: number; secret?: string; id?: string; deepLinkRedirect?: string }): string {
     const id = where.id ?? `i${++this.seq}`;
-    this.instances.set(id, { id, app, host: where.host ?? '127.0.0.1', port: where.port, secret: where.secret });
+    this.instances.set(id, { id, app, host: where.host ?? '127.0.0.1', port: where.port, secret: where.secret, deepLinkRedirect: where.deepLinkRedirect });
     this.dispatch(app);
     return id;
   }
@@ -199,6 +200,7 @@ export class FakePool implements PoolApi {
       host: inst.host,
       port: inst.port,
       secret: inst.secret,
+      deepLinkRedirect: inst.deepLinkRedirect,
       claimedAt: this.clock.now(),
       traffic: newTraffic(),
     };
