@@ -177,6 +177,17 @@ test('trusted proxies and the visit', () => {
   assert.equal(trust.has('::1'), true);
   assert.equal(trust.has('192.168.1.6'), false);
   assert.equal(trust.has(undefined), false);
+  // Answers are remembered per address (bounded): the same answers past the bound and after it forgets.
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < 5000; i++) {
+      const tail = `${(i >> 8) & 255}.${i & 255}`;
+      assert.equal(trust.has(`10.9.${tail}`), true);
+      assert.equal(trust.has(`11.9.${tail}`), false);
+      assert.equal(trust.has(`::ffff:11.9.${tail}`), false);
+    }
+  }
+  assert.equal(trust.has('::ffff:10.1.2.3'), true);
+  assert.equal(trust.has('192.168.1.5'), true);
   assert.equal(normalizeIp('::ffff:127.0.0.1'), '127.0.0.1');
   assert.throws(() => new TrustedProxies(['nope']), /trustedProxies\[0\]/);
   assert.throws(() => new TrustedProxies(['10.0.0.0/33']), /prefix length/);
