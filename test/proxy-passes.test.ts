@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { render } from '../proxy/answers.js';
 import { TrustedProxies, normalizeIp, visitOf } from '../proxy/forwarded.js';
+import { Leaving } from '../proxy/leaving.js';
 import { downstreamHeaders, publicLocation, upstreamHeaders, upstreamPath } from '../proxy/headers.js';
 import { esc } from '../proxy/pages.js';
 import { route } from '../proxy/router.js';
@@ -168,6 +169,29 @@ test('downstreamHeaders and Location: hop-by-hop out, the secret never shown', (
   assert.equal(publicLocation('/jup/lab', { app: keep, target: t }), '/jup/lab');
   assert.equal(withoutQueryParam('/a?x=1&secret=2&y=3', 'secret'), '/a?x=1&y=3');
   assert.equal(leaksSecret('a%2Fb', 'a/b'), true);
+});
+
+test("an entry's leaving: its signal aborts with the reason, whether the visitor left before or after it was asked for", () => {
+  const after = new Leaving();
+  const s1 = after.signal;
+  assert.equal(after.signal, s1, 'one signal');
+  assert.equal(s1.aborted, false);
+  const why = new Error('the visitor left');
+  after.leave(why);
+  assert.equal(s1.aborted, true);
+  assert.equal(s1.reason, why);
+  after.leave(new Error('again'));
+  assert.equal(s1.reason, why, 'the first reason stays');
+
+  const before = new Leaving();
+  before.leave(why);
+  assert.equal(before.signal.aborted, true, 'made already aborted');
+  assert.equal(before.signal.reason, why);
+
+  const closing = new Leaving();
+  closing.leave();
+  assert.equal(closing.signal.aborted, true);
+  assert.equal((closing.signal.reason as DOMException).name, 'AbortError', 'no reason: an AbortError, as AbortController.abort() gives');
 });
 
 test('trusted proxies and the visit', () => {
