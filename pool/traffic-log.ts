@@ -5,6 +5,8 @@ import { mkdirSync, createWriteStream, statSync, type WriteStream } from 'node:f
 import { join } from 'node:path';
 import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 
+const DAY_MS = 86_400_000;
+
 export interface TrafficLogSink {
   write(entry: Record<string, unknown> & { t: number }): void;
   close(): Promise<void>;
@@ -31,6 +33,8 @@ export class MemoryTrafficLog implements TrafficLogSink {
 export class JsonlTrafficLog implements TrafficLogSink {
   private stream?: WriteStream;
   private day = '';
+  /** The UTC day (ms since the epoch / 86,400,000) that `day` names: no date formatting per entry. */
+  private dayNumber = Number.NaN;
   private part = 0;
   private bytes = 0;
   private pending = '';
@@ -50,9 +54,12 @@ export class JsonlTrafficLog implements TrafficLogSink {
 
   write(entry: Record<string, unknown> & { t: number }): void {
     const line = JSON.stringify(entry) + '\n';
-    const day = new Date(entry.t).toISOString().slice(0, 10);
-    if (day !== this.day) this.open(day, 0);
-    else if (this.bytes + line.length > this.rotateBytes) this.open(day, this.part + 1);
+    const dayNumber = Math.floor(entry.t / DAY_MS);
+    if (dayNumber !== this.dayNumber) {
+      const day = new Date(dayNumber * DAY_MS).toISOString().slice(0, 10);
+      if (day !== this.day) this.open(day, 0);
+      this.dayNumber = dayNumber;
+    } else if (this.bytes + line.length > this.rotateBytes) this.open(this.day, this.part + 1);
     this.bytes += Buffer.byteLength(line);
     this.pending += line;
     if (this.pending.length >= 64 * 1024) this.flush();
@@ -79,6 +86,7 @@ export class JsonlTrafficLog implements TrafficLogSink {
     const s = this.stream;
     this.stream = undefined;
     this.day = '';
+    this.dayNumber = Number.NaN;
     if (s) await new Promise<void>((r) => s.end(r));
   }
 

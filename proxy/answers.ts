@@ -89,6 +89,20 @@ function html(status: number, body: string): Rendered {
   return { status, headers: { 'content-type': 'text/html; charset=utf-8' }, body };
 }
 
+/** Redirect pages by location: every claim's is its app's deep link. Bounded: a location may carry a visitor's query. */
+const REDIRECT_PAGES = new Map<string, string>();
+const REDIRECT_PAGES_MAX = 256;
+
+function redirectPage(location: string): string {
+  let p = REDIRECT_PAGES.get(location);
+  if (p === undefined) {
+    p = pages.page({ title: 'Redirecting', body: `<p><a href="${pages.esc(location)}">Continue</a></p>` });
+    if (REDIRECT_PAGES.size >= REDIRECT_PAGES_MAX) REDIRECT_PAGES.clear();
+    REDIRECT_PAGES.set(location, p);
+  }
+  return p;
+}
+
 /** Renders an answer for a browser (html) or an API client. */
 export function render(a: Answer, asHtml: boolean): Rendered {
   let r: Rendered;
@@ -100,9 +114,7 @@ export function render(a: Answer, asHtml: boolean): Rendered {
       break;
     }
     case 'redirect':
-      r = asHtml
-        ? html(a.status, pages.page({ title: 'Redirecting', body: `<p><a href="${pages.esc(a.location)}">Continue</a></p>` }))
-        : json(a.status, null, '', { location: a.location, ...a.detail });
+      r = asHtml ? html(a.status, redirectPage(a.location)) : json(a.status, null, '', { location: a.location, ...a.detail });
       r.headers.location = a.location;
       break;
     case 'waiting': {
@@ -226,11 +238,11 @@ export function sendAnswer(req: IncomingMessage, res: ServerResponse, a: Answer)
     res.destroy();
     return;
   }
-  const body = Buffer.from(r.body, 'utf8');
-  r.headers['content-length'] = String(body.length);
+  r.headers['content-length'] = String(Buffer.byteLength(r.body, 'utf8'));
   // The reason phrase is always ours: a refused writeHead may have left an instance's on res.
   res.writeHead(r.status, STATUS_CODES[r.status] ?? '', r.headers);
-  res.end(req.method === 'HEAD' ? undefined : body);
+  // A string, not a Buffer: Node sends it with the head in one write (a Buffer is a second piece, and a copy).
+  res.end(req.method === 'HEAD' ? undefined : r.body, 'utf8');
 }
 
 /**

@@ -29,6 +29,7 @@ import { answerForError, wantsHtml, type Answer } from './answers.js';
 import { setCookieHeader, type CookieCodec } from './cookie.js';
 import { deepLinkUrl, firstLocation } from './deep-link.js';
 import type { Visit } from './forwarded.js';
+import type { Leaving } from './leaving.js';
 import { queryParam } from './router.js';
 import { readSession } from './session.js';
 import type { Log } from '../core/log.js';
@@ -40,8 +41,8 @@ export interface EntryDeps {
   pool: PoolApi;
   codec: CookieCodec;
   log?: Log;
-  /** Aborted when the visitor's request closes: a held request gives up its place at once. */
-  signal?: AbortSignal;
+  /** Its signal aborts when the visitor's request closes: a held request gives up its place at once. */
+  leaving?: Leaving;
 }
 
 function prefersJson(req: IncomingMessage): boolean {
@@ -108,7 +109,7 @@ export async function entry(req: IncomingMessage, app: AppConfig, visit: Visit, 
 
 /** A request held in line: answered the moment an instance is reserved for it, or when queue.hold runs out. */
 async function held(app: AppConfig, ticket: string, secure: boolean, d: EntryDeps, kind: 'request' | 'page' = 'request'): Promise<EntryOutcome> {
-  const w = await d.pool.wait(app.name, ticket, { kind, signal: d.signal ?? NEVER });
+  const w = await d.pool.wait(app.name, ticket, { kind, signal: d.leaving?.signal ?? NEVER });
   switch (w.kind) {
     case 'offer':
       return collected(app, w.collect, secure, d);

@@ -20,6 +20,7 @@ import { TrustedProxies, visitOf, type Visit } from './forwarded.js';
 import { DescriptorAlarm, isOutOfDescriptors } from './descriptors.js';
 import { requestProblem } from './headers.js';
 import { HttpRelay, type RelayTarget } from './http-relay.js';
+import { Leaving } from './leaving.js';
 import { createPublicServer } from './listener.js';
 import { queryParam, route } from './router.js';
 import { readSession } from './session.js';
@@ -103,8 +104,8 @@ export function createProxy(o: ProxyOptions): Proxy {
   });
   const ws = new WsRelay({ pool, reporter, log, fds, handshakeTimeoutMs: o.wsHandshakeTimeoutMs, perSession: limits.websocketsPerSession });
   const streams = new WaitingStreams({ pool, clock, log });
-  /** Entry requests in progress (a held one waits in line): aborted when their visitor leaves, or on close(). */
-  const entries = new Set<AbortController>();
+  /** Entry requests in progress (a held one waits in line): left when their visitor leaves, or on close(). */
+  const entries = new Set<Leaving>();
   const classifiers = new Map<string, Classifier>();
   const serveLanding = o.landing ?? true;
   let closed = false;
@@ -209,15 +210,15 @@ export function createProxy(o: ProxyOptions): Proxy {
         streams.stream(req, res, app, ticket);
         return;
       }
-      const ac = new AbortController();
-      entries.add(ac);
+      const leaving = new Leaving();
+      entries.add(leaving);
       // Only an entry still waiting has anything to stop (an abort builds a DOMException: not for every request).
       res.once('close', () => {
-        if (entries.has(ac)) ac.abort(VISITOR_LEFT);
+        if (entries.has(leaving)) leaving.leave(VISITOR_LEFT);
       });
-      entry(req, app, visit, { pool, codec, log, signal: ac.signal }).then(
+      entry(req, app, visit, { pool, codec, log, leaving }).then(
         (out) => {
-          entries.delete(ac);
+          entries.delete(leaving);
           if (closed && out.kind === 'answer' && out.answer.kind === 'place-lapsed') sendAnswer(req, res, { kind: 'pool-stopped', app: app.name });
           else if (out.kind === 'answer') {
             sendAnswer(req, res, out.answer);
@@ -226,7 +227,7 @@ export function createProxy(o: ProxyOptions): Proxy {
           } else http.relay(req, res, relayTarget(app, rest, visit, out.target));
         },
         (e: unknown) => {
-          entries.delete(ac);
+          entries.delete(leaving);
           log?.(`entry to ${app.name} failed: ${(e as Error)?.stack ?? String(e)}`, { app: app.name }, 'error');
           sendAnswer(req, res, { kind: 'internal-error', message: 'warmpool could not start your session; try again in a moment.' });
         },
@@ -308,7 +309,7 @@ export function createProxy(o: ProxyOptions): Proxy {
     async close() {
       closed = true;
       streams.close();
-      for (const ac of entries) ac.abort();
+      for (const l of entries) l.leave();
       await Promise.all([ws.close(), http.close()]);
     },
   };

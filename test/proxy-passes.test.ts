@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { render } from '../proxy/answers.js';
 import { TrustedProxies, normalizeIp, visitOf } from '../proxy/forwarded.js';
+import { Leaving } from '../proxy/leaving.js';
 import { downstreamHeaders, publicLocation, upstreamHeaders, upstreamPath } from '../proxy/headers.js';
 import { esc } from '../proxy/pages.js';
 import { route } from '../proxy/router.js';
@@ -170,6 +171,29 @@ test('downstreamHeaders and Location: hop-by-hop out, the secret never shown', (
   assert.equal(leaksSecret('a%2Fb', 'a/b'), true);
 });
 
+test("an entry's leaving: its signal aborts with the reason, whether the visitor left before or after it was asked for", () => {
+  const after = new Leaving();
+  const s1 = after.signal;
+  assert.equal(after.signal, s1, 'one signal');
+  assert.equal(s1.aborted, false);
+  const why = new Error('the visitor left');
+  after.leave(why);
+  assert.equal(s1.aborted, true);
+  assert.equal(s1.reason, why);
+  after.leave(new Error('again'));
+  assert.equal(s1.reason, why, 'the first reason stays');
+
+  const before = new Leaving();
+  before.leave(why);
+  assert.equal(before.signal.aborted, true, 'made already aborted');
+  assert.equal(before.signal.reason, why);
+
+  const closing = new Leaving();
+  closing.leave();
+  assert.equal(closing.signal.aborted, true);
+  assert.equal((closing.signal.reason as DOMException).name, 'AbortError', 'no reason: an AbortError, as AbortController.abort() gives');
+});
+
 test('trusted proxies and the visit', () => {
   const trust = new TrustedProxies(['10.0.0.0/8', '::1', '192.168.1.5']);
   assert.equal(trust.has('10.1.2.3'), true);
@@ -177,6 +201,17 @@ test('trusted proxies and the visit', () => {
   assert.equal(trust.has('::1'), true);
   assert.equal(trust.has('192.168.1.6'), false);
   assert.equal(trust.has(undefined), false);
+  // Answers are remembered per address (bounded): the same answers past the bound and after it forgets.
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < 5000; i++) {
+      const tail = `${(i >> 8) & 255}.${i & 255}`;
+      assert.equal(trust.has(`10.9.${tail}`), true);
+      assert.equal(trust.has(`11.9.${tail}`), false);
+      assert.equal(trust.has(`::ffff:11.9.${tail}`), false);
+    }
+  }
+  assert.equal(trust.has('::ffff:10.1.2.3'), true);
+  assert.equal(trust.has('192.168.1.5'), true);
   assert.equal(normalizeIp('::ffff:127.0.0.1'), '127.0.0.1');
   assert.throws(() => new TrustedProxies(['nope']), /trustedProxies\[0\]/);
   assert.throws(() => new TrustedProxies(['10.0.0.0/33']), /prefix length/);

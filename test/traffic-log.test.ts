@@ -63,6 +63,22 @@ test('a day change or a rotation writes the gathered lines to the file being lef
   assert.deepEqual(lines(join(d, 'sessions-2026-11-26.jsonl')), [4]);
 });
 
+test('each line goes to the file of its own UTC day: across midnight, back to the day before, and after close()', async () => {
+  const d = dir();
+  const midnight = Date.UTC(2026, 10, 26);
+  const clock = new ManualClock(midnight - 1);
+  const log = new JsonlTrafficLog(d, 1 << 20, { flushMs: 60_000, clock });
+  log.write({ t: midnight - 1, n: 0 });
+  log.write({ t: midnight, n: 1 });
+  log.write({ t: midnight - 1, n: 2 }); // e.g. 'active-again', stamped at the activity before midnight
+  await log.close();
+  log.write({ t: midnight - 1, n: 3 });
+  await log.close();
+  assert.deepEqual(readdirSync(d).sort(), ['sessions-2026-11-25.jsonl', 'sessions-2026-11-26.jsonl']);
+  assert.deepEqual(lines(join(d, 'sessions-2026-11-25.jsonl')), [0, 2, 3], 'a line after close() opens its day again');
+  assert.deepEqual(lines(join(d, 'sessions-2026-11-26.jsonl')), [1]);
+});
+
 test('64 KiB of gathered lines are written at once, without waiting for the timer', async () => {
   const d = dir();
   const clock = new ManualClock(DAY1);

@@ -59,7 +59,7 @@ function onEnd(this: Tagged): void {
   this[CONN].ended();
 }
 function onClose(this: Tagged): void {
-  this[CONN].fail(upstreamError('the instance closed the connection', 'UPSTREAM_CLOSED'));
+  this[CONN].closed();
 }
 function onError(this: Tagged, err: Error): void {
   this[CONN].fail(err);
@@ -178,7 +178,17 @@ export class UpstreamConn {
 
   ended(): void {
     if (this.user && this.parser.finish()) return; // a body read until close is complete (released by its exchange)
-    this.fail(upstreamError('the instance closed the connection', 'UPSTREAM_CLOSED'));
+    this.closed();
+  }
+
+  /**
+   * The socket closed, or the instance ended it. An error (which captures a stack) only for an exchange
+   * still on it: every claim closes a connection nobody uses any more (killed here, or idle).
+   */
+  closed(): void {
+    if (this.dead) return;
+    if (this.user === null) this.kill();
+    else this.fail(upstreamError('the instance closed the connection', 'UPSTREAM_CLOSED'));
   }
 
   /** Any failure: the connection is closed and its exchange (if any) told once. */
