@@ -58,16 +58,23 @@ const control = createServer((req: IncomingMessage, res: ServerResponse) => {
         getHeapSpaceStatistics().map((h) => ({ space: h.space_name, size: h.space_size, used: h.space_used_size })),
       );
     case '/claim': {
-      // Already-assigned instances for the port-per-student floor: claimed, then used directly.
+      // Already-assigned instances for the port-per-student floor: claimed, then used directly. Answered
+      // once the claims are on the engine, which waits for a quiet second (pool/claim-recording.ts): the
+      // floor's own set-up must not land in its measured burst.
       const n = Number(u.searchParams.get('n') ?? 1);
-      void Promise.all(Array.from({ length: n }, () => wp.fleet.claim(app))).then(
-        (rs) =>
-          json(
-            res,
-            rs.map((r) => (r.kind === 'session' ? { host: r.target.host, port: r.target.port, secret: r.target.secret } : { queued: true })),
-          ),
-        (e: Error) => json(res, { error: e.message }, 500),
-      );
+      void Promise.all(Array.from({ length: n }, () => wp.fleet.claim(app)))
+        .then(async (rs) => {
+          await wp.fleet.claimsRecorded();
+          return rs;
+        })
+        .then(
+          (rs) =>
+            json(
+              res,
+              rs.map((r) => (r.kind === 'session' ? { host: r.target.host, port: r.target.port, secret: r.target.secret } : { queued: true })),
+            ),
+          (e: Error) => json(res, { error: e.message }, 500),
+        );
       return;
     }
     case '/end-all':
