@@ -48,7 +48,13 @@ export class ClaimRecorder {
   /** Aborted by stop(): the recordings' backoff waits end, and each gets one last attempt at once. */
   private readonly stopped = new AbortController();
 
-  constructor(private readonly o: ClaimRecorderOptions) {}
+  private readonly quietMs: number;
+  private readonly maxDelayMs: number;
+
+  constructor(private readonly o: ClaimRecorderOptions) {
+    this.quietMs = o.quietMs ?? RECORD_QUIET_MS;
+    this.maxDelayMs = o.maxDelayMs ?? RECORD_MAX_DELAY_MS;
+  }
 
   /**
    * Records a claim before its visitor is answered: on a runtime whose instances other processes may
@@ -73,13 +79,12 @@ export class ClaimRecorder {
 
   /** Records a claim whose visitor was answered already, in the background, once the claims around it have come (see the top). */
   record(pool: WarmPool, s: Session, mark: ClaimMark): void {
-    const quiet = this.o.quietMs ?? RECORD_QUIET_MS;
-    if (quiet <= 0 || this.stopped.signal.aborted) return this.start({ pool, s, mark });
+    if (this.quietMs <= 0 || this.stopped.signal.aborted) return this.start({ pool, s, mark });
     const now = this.o.clock.now();
     if (this.waiting.length === 0) this.firstWaitingAt = now;
     this.lastWaitingAt = now;
     this.waiting.push({ pool, s, mark });
-    if (!this.timer) this.timer = this.o.clock.setTimer(quiet, () => this.due());
+    if (!this.timer) this.timer = this.o.clock.setTimer(this.quietMs, () => this.due());
   }
 
   /** Resolves once every claim handed out so far is recorded on the engine (or its session ended). */
@@ -104,7 +109,7 @@ export class ClaimRecorder {
   private due(): void {
     this.timer = undefined;
     const now = this.o.clock.now();
-    const at = Math.min(this.lastWaitingAt + (this.o.quietMs ?? RECORD_QUIET_MS), this.firstWaitingAt + (this.o.maxDelayMs ?? RECORD_MAX_DELAY_MS));
+    const at = Math.min(this.lastWaitingAt + this.quietMs, this.firstWaitingAt + this.maxDelayMs);
     if (now < at) this.timer = this.o.clock.setTimer(at - now, () => this.due());
     else this.startWaiting();
   }

@@ -6,10 +6,10 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { WarmpoolError } from '../core/errors.js';
 
-/** config.trustedProxies: IP addresses or CIDR ranges ("10.0.0.0/8", "::1"). */
 /** Addresses whose answer TrustedProxies keeps; past this many it forgets them all and starts again. */
 const KNOWN_MAX = 4096;
 
+/** config.trustedProxies: IP addresses or CIDR ranges ("10.0.0.0/8", "::1"). */
 export class TrustedProxies {
   private readonly list = new BlockList();
   /**

@@ -41,6 +41,22 @@ function close(server: Server): Promise<void> {
 
 const to = (port: number) => ({ host: '127.0.0.1', port });
 
+/** Each case against a raw server of its own, closed after it. */
+async function eachOnItsServer<T>(
+  cases: [string, T][],
+  serve: (c: T) => ReturnType<typeof rawServer>,
+  check: (port: number, what: string, c: T) => Promise<void>,
+) {
+  for (const [what, c] of cases) {
+    const { port, server } = await serve(c);
+    try {
+      await check(port, what, c);
+    } finally {
+      await close(server);
+    }
+  }
+}
+
 test('a real HTTP server: its status, for the path asked', async () => {
   const seen: string[] = [];
   const server = createHttpServer((req, res) => {
@@ -87,14 +103,7 @@ test('no answer is a status: refused, silent, closed early, not HTTP, a line tha
     ['status of four digits', (s) => s.once('data', () => s.write('HTTP/1.1 2000 OK\r\n\r\n'))],
     ['an endless first line', (s) => s.once('data', () => s.write(`HTTP/1.1 200 ${'x'.repeat(5000)}`))],
   ];
-  for (const [what, behave] of cases) {
-    const { port, server } = await rawServer(behave);
-    try {
-      assert.equal(await probeStatus(to(port), '/', {}, 300), undefined, what);
-    } finally {
-      await close(server);
-    }
-  }
+  await eachOnItsServer(cases, rawServer, async (port, what) => assert.equal(await probeStatus(to(port), '/', {}, 300), undefined, what));
   // Refused: a port nothing listens on.
   const { port, server } = await rawServer(() => undefined);
   await close(server);
@@ -165,16 +174,11 @@ test('probeHead: no Location from a head that has none, two, or one that is not 
     ['empty', 'HTTP/1.1 302 Found\r\nLocation: \r\n\r\n'],
     ['too long', `HTTP/1.1 302 Found\r\nLocation: /${'a'.repeat(3000)}\r\n\r\n`],
   ];
-  for (const [what, answer] of statusOnly) {
-    const { port, server } = await answering(answer);
-    try {
-      const got = await probeHead(to(port), '/', {}, 2000);
-      assert.equal(got?.status, Number(answer.slice(9, 12)), what);
-      assert.equal(got?.location, undefined, what);
-    } finally {
-      await close(server);
-    }
-  }
+  await eachOnItsServer(statusOnly, answering, async (port, what, answer) => {
+    const got = await probeHead(to(port), '/', {}, 2000);
+    assert.equal(got?.status, Number(answer.slice(9, 12)), what);
+    assert.equal(got?.location, undefined, what);
+  });
   const none: [string, string][] = [
     ['a folded field line', 'HTTP/1.1 302 Found\r\nLocation: /a\r\n  /b\r\n\r\n'],
     ['a line without a colon', 'HTTP/1.1 302 Found\r\nLocation /a\r\n\r\n'],
@@ -183,14 +187,7 @@ test('probeHead: no Location from a head that has none, two, or one that is not 
     ['a head that never ends', `HTTP/1.1 302 Found\r\n${'X-A: b\r\n'.repeat(3000)}`],
     ['not HTTP', 'SSH-2.0-OpenSSH_9.2\r\n'],
   ];
-  for (const [what, answer] of none) {
-    const { port, server } = await answering(answer);
-    try {
-      assert.equal(await probeHead(to(port), '/', {}, 500), undefined, what);
-    } finally {
-      await close(server);
-    }
-  }
+  await eachOnItsServer(none, answering, async (port, what) => assert.equal(await probeHead(to(port), '/', {}, 500), undefined, what));
 });
 
 test("deepLinkRedirect: GETs the app's deep link with its secret and returns a redirect's Location, nothing for other answers", async () => {
