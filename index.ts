@@ -85,7 +85,9 @@ export async function createWarmpool(config: WarmpoolConfig | string, opts: Warm
   // Engine calls are timed for the admin metrics; the monitor exists once the token is known.
   let monitorRef: FleetMonitor | undefined;
   const runtimes = opts.runtimes ?? (await buildRuntimes(cfg, log, (route, ms, ok) => monitorRef?.engineCall(route, ms, ok)));
-  const fileLog = opts.trafficLog ? undefined : new JsonlTrafficLog(resolve(cfg.log.dir), cfg.log.rotateBytes);
+  const fileLog = opts.trafficLog
+    ? undefined
+    : new JsonlTrafficLog(resolve(cfg.log.dir), cfg.log.rotateBytes, { onError: (e) => log(e.message, undefined, 'error') });
   const logged = withAddressPolicy(opts.trafficLog ?? fileLog!, cfg.log.addresses, resolve(cfg.stateDir));
   // The admin surface counts what happens from the fleet's traffic log entries (admin/monitor.ts).
   const monitor = token ? new FleetMonitor(clock) : undefined;

@@ -1,7 +1,8 @@
 // Where the fleet writes each session's lifecycle: a sink interface and the JSON-lines file
 // implementation, rotated by day or size. `warmpool sessions` reads these files back.
 
-import { mkdirSync, createWriteStream, statSync, type WriteStream } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
+import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 
@@ -28,10 +29,17 @@ export class MemoryTrafficLog implements TrafficLogSink {
  * Lines are gathered and written together every flushMs (default 100 ms) or once 64 KiB wait: a
  * class arriving at once writes a few lines per student, and one file write per line was ~10 % of
  * the proxy's CPU in the classroom burst profile. A crash loses at most the last flushMs of lines;
- * close() writes everything.
+ * close() writes everything. The batches are appended in one queue, in the order they were written,
+ * whichever file each goes to: a line stamped before midnight and written after it goes back to the
+ * day before's file, and a stream per file, opened again while the last one still wrote, could land
+ * it out of order. A failed append (disk full) is reported through onError once per failure and its
+ * lines are lost; the proxy goes on (a stream's unhandled error would have ended the process).
  */
 export class JsonlTrafficLog implements TrafficLogSink {
-  private stream?: WriteStream;
+  /** The file the gathered lines go to. */
+  private path?: string;
+  /** The appends handed over so far, one after another. */
+  private appends: Promise<void> = Promise.resolve();
   private day = '';
   /** The UTC day (ms since the epoch / 86,400,000) that `day` names: no date formatting per entry. */
   private dayNumber = Number.NaN;
@@ -41,12 +49,14 @@ export class JsonlTrafficLog implements TrafficLogSink {
   private timer?: TimerHandle;
   private readonly flushMs: number;
   private readonly clock: Clock;
+  private readonly onError?: (e: Error) => void;
 
   constructor(
     private readonly dir: string,
     private readonly rotateBytes = 64 * 1024 * 1024,
-    o: { flushMs?: number; clock?: Clock } = {},
+    o: { flushMs?: number; clock?: Clock; onError?: (e: Error) => void } = {},
   ) {
+    this.onError = o.onError;
     this.flushMs = o.flushMs ?? 100;
     this.clock = o.clock ?? systemClock;
     mkdirSync(dir, { recursive: true, mode: 0o700 }); // session ids and visitor addresses: warmpool's alone
@@ -76,23 +86,27 @@ export class JsonlTrafficLog implements TrafficLogSink {
       this.timer.cancel();
       this.timer = undefined;
     }
-    if (this.pending.length === 0 || !this.stream) return;
-    this.stream.write(this.pending);
+    if (this.pending.length === 0 || this.path === undefined) return;
+    const path = this.path;
+    const lines = this.pending;
     this.pending = '';
+    this.appends = this.appends.then(() =>
+      appendFile(path, lines, { mode: 0o600 }).catch((e: Error) =>
+        this.onError?.(new Error(`traffic log: could not append ${lines.length} bytes to ${path}: ${e.message}`)),
+      ),
+    );
   }
 
   async close(): Promise<void> {
     this.flush();
-    const s = this.stream;
-    this.stream = undefined;
+    this.path = undefined;
     this.day = '';
     this.dayNumber = Number.NaN;
-    if (s) await new Promise<void>((r) => s.end(r));
+    await this.appends;
   }
 
   private open(day: string, part: number): void {
     this.flush(); // lines gathered so far belong to the file being left
-    this.stream?.end();
     this.day = day;
     for (this.part = part; ; this.part++) {
       const path = this.file(day, this.part);
@@ -104,7 +118,7 @@ export class JsonlTrafficLog implements TrafficLogSink {
       }
       if (size < this.rotateBytes) {
         this.bytes = size;
-        this.stream = createWriteStream(path, { flags: 'a', mode: 0o600 });
+        this.path = path;
         return;
       }
     }

@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManualClock } from '../core/clock.js';
@@ -94,4 +94,18 @@ test('64 KiB of gathered lines are written at once, without waiting for the time
   );
   await log.close();
   assert.equal(lines(file).length, 70);
+});
+
+test('a file that cannot be appended to (here a folder in its place) is reported, its lines lost, and the next day is written', async () => {
+  const d = dir();
+  mkdirSync(join(d, 'sessions-2026-11-25.jsonl'));
+  const errors: string[] = [];
+  const clock = new ManualClock(DAY1);
+  const log = new JsonlTrafficLog(d, 1 << 20, { flushMs: 60_000, clock, onError: (e) => errors.push(e.message) });
+  log.write({ t: DAY1, n: 0 });
+  log.write({ t: DAY1 + 86_400_000, n: 1 });
+  await log.close();
+  assert.equal(errors.length, 1);
+  assert.match(errors[0]!, /traffic log: could not append \d+ bytes to .*sessions-2026-11-25\.jsonl: EISDIR/);
+  assert.deepEqual(lines(join(d, 'sessions-2026-11-26.jsonl')), [1]);
 });
