@@ -13,6 +13,8 @@ import type { Server } from 'node:http';
 import { createWarmpool, listenAdmin, type Warmpool } from '../index.js';
 import { missingFlagsNote, warmpoolNodeFlags } from './node-flags.js';
 import { errorMessage, isWarmpoolError } from '../core/errors.js';
+import { systemClock } from '../core/clock.js';
+import { Coalesced } from '../core/coalesce.js';
 import type { PoolStatus } from '../pool/warm-pool.js';
 
 const USAGE = `usage:
@@ -183,7 +185,9 @@ async function start(args: string[]): Promise<number> {
     return -1;
   } // a signal came while the admin listener opened
 
-  // Progress per app while pools warm, then on every change of counts.
+  // Progress per app while pools warm, then when counts change: at most one line per PROGRESS_GAP_MS
+  // (a class claiming 60 instances in a second changed them 60 times: a line each, and every pool's
+  // status built each time, on the claims' own path).
   let last = '';
   const show = () => {
     const line = pools.fleet.status().map(progress).join('  |  ');
@@ -192,8 +196,13 @@ async function start(args: string[]): Promise<number> {
       say(line);
     }
   };
-  stopShow = pools.fleet.onChange(show);
-  show();
+  const lines = new Coalesced(systemClock, PROGRESS_GAP_MS, show);
+  const offChange = pools.fleet.onChange(() => lines.changed());
+  stopShow = () => {
+    offChange();
+    lines.stop();
+  };
+  lines.changed();
   return -1; // keep running
 }
 
@@ -236,6 +245,9 @@ function guardStartup(): { now: string } {
   });
   return phase;
 }
+
+/** Progress lines come at most this often, the last change always shown (core/coalesce.ts). */
+const PROGRESS_GAP_MS = 100;
 
 function progress(s: PoolStatus): string {
   const err = s.lastError ? ` (failing: ${s.lastError.slice(0, 120)})` : '';

@@ -5,6 +5,7 @@ export const UNIT_LANE = [
   'admin-pool',
   'claim-journal',
   'classify',
+  'coalesce',
   'config',
   'config-load',
   'cookie-properties',
