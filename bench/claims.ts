@@ -5,7 +5,9 @@
 // from many addresses, each within queue.unusedClaimsPerAddress, so the per-address bookkeeping runs as
 // it does for real visitors; the app's claim rate is lifted (its default, 5/s, is a class's pace, not
 // the entry's). Two runtimes, alternating over rounds: markClaimed instant, and slow (the engine write
-// of a claim must stay off the visitor's path).
+// of a claim must stay off the visitor's path). Beside them, in the same rounds, the floor: a bare Node
+// program doing the same wire work with none of warmpool's decisions (bench/bare-claims-server.ts), so
+// the table says what a Node process on this machine can do at all.
 
 import { join } from 'node:path';
 import { DIST, startRelayBackend } from './backends.js';
@@ -32,6 +34,8 @@ const BACKEND_PORTS = 256;
 
 export interface ClaimsVariant {
   name: string;
+  /** The bare Node floor (bench/bare-claims-server.ts), not warmpool. */
+  floor?: boolean;
   markClaimedMs: number;
   claimsPerSec: number;
   entryP50us: number;
@@ -78,18 +82,21 @@ async function allReady(wp: WarmpoolServer): Promise<void> {
 }
 
 /** One round: every ready instance of every app claimed once, from addresses offset by `round` (fresh visitors). */
-async function round(
-  wp: WarmpoolServer,
-  clients: Child[],
-  backend: Child,
-  r: number,
-): Promise<{ run: ClaimsRun; cpuS: number; loadS: number; backendS: number }> {
+/** What a round sends its visits to: a warmpool, or the bare floor. */
+interface Target {
+  pid: number;
+  port: number;
+  /** After a round: every session ended and every pool full again (nothing for the floor). */
+  reset(): Promise<void>;
+}
+
+async function round(wp: Target, clients: Child[], backend: Child, r: number): Promise<{ run: ClaimsRun; cpuS: number; loadS: number; backendS: number }> {
   const total = APPS * WARM;
   const visits = Array.from({ length: total }, (_, i) => {
     const a = r * (total / PER_ADDRESS) + Math.floor(i / PER_ADDRESS);
     return { app: `c${i % APPS}`, address: `127.${10 + (a >> 16)}.${(a >> 8) & 255}.${a & 255}` };
   });
-  const cpu0 = cpuSeconds([wp.child.pid]);
+  const cpu0 = cpuSeconds([wp.pid]);
   const load0 = cpuSeconds(clients.map((c) => c.pid));
   const backend0 = cpuSeconds([backend.pid]);
   const outs = clients.map((c, k) => {
@@ -99,7 +106,7 @@ async function round(
     return res;
   });
   const runs = await Promise.all(outs);
-  const cpuS = cpuSeconds([wp.child.pid]) - cpu0;
+  const cpuS = cpuSeconds([wp.pid]) - cpu0;
   const loadS = cpuSeconds(clients.map((c) => c.pid)) - load0;
   const backendS = cpuSeconds([backend.pid]) - backend0;
   const statuses: Record<string, number> = {};
@@ -128,27 +135,46 @@ export async function runClaims(o: { rounds: number; log: (m: string) => void })
   const defs = [
     { name: 'static runtime', markClaimedMs: 0 },
     { name: `static runtime, engine write ${SLOW_MARK_MS} ms`, markClaimedMs: SLOW_MARK_MS },
+    { name: 'floor: bare Node, same wire work', markClaimedMs: 0, floor: true },
   ];
   const servers: WarmpoolServer[] = [];
+  let bare: Child | undefined;
   try {
     for (const [i, d] of defs.entries())
-      servers.push(
-        await startWarmpoolServer(
-          `claims-${i}`,
-          config(`claims-${i}`),
-          backend.ports.map((port) => ({ host: backend.host, port })),
-          [],
-          d.markClaimedMs,
-        ),
-      );
+      if (!d.floor)
+        servers.push(
+          await startWarmpoolServer(
+            `claims-${i}`,
+            config(`claims-${i}`),
+            backend.ports.map((port) => ({ host: backend.host, port })),
+            [],
+            d.markClaimedMs,
+          ),
+        );
+    const apps = Array.from({ length: APPS }, (_, i) => `c${i}`);
+    bare = await startChild('bare-claims', process.execPath, [
+      join(DIST, 'bench/bare-claims-server.js'),
+      JSON.stringify({ host: backend.host, ports: backend.ports, apps, deepLink: '/open?path=webapp.jl' }),
+    ]);
+    const targets: Target[] = [
+      ...servers.map((wp) => ({
+        pid: wp.child.pid,
+        port: wp.port,
+        reset: async () => {
+          await control(wp.control, '/end-all', 'POST');
+          await allReady(wp);
+        },
+      })),
+      { pid: bare.pid, port: bare.info.port as number, reset: async () => undefined },
+    ];
     for (const wp of servers) await allReady(wp);
-    o.log(`claims: ${APPS} apps × ${WARM} ready in each of ${servers.length} warmpools`);
+    o.log(`claims: ${APPS} apps × ${WARM} ready in each of ${servers.length} warmpools, and the bare Node floor`);
     const acc = defs.map(() => ({ runs: [] as ClaimsRun[], cpu: [] as number[], load: [] as number[], backend: [] as number[] }));
-    // Round 0 warms the JIT of both warmpools and the clients; it is not counted.
+    // Round 0 warms the JIT of every server and of the clients; it is not counted. Rounds rotate the order.
     for (let r = 0; r <= o.rounds; r++) {
-      const order = r % 2 === 0 ? [0, 1] : [1, 0];
+      const order = defs.map((_, i) => (i + r) % defs.length);
       for (const k of order) {
-        const wp = servers[k]!;
+        const wp = targets[k]!;
         const { run, cpuS, loadS, backendS } = await round(wp, clients, backend.child, r);
         const secs = (run.endMs - run.startMs) / 1000;
         o.log(
@@ -160,8 +186,7 @@ export async function runClaims(o: { rounds: number; log: (m: string) => void })
           acc[k]!.load.push(loadS);
           acc[k]!.backend.push(backendS);
         }
-        await control(wp.control, '/end-all', 'POST');
-        await allReady(wp);
+        await wp.reset();
       }
     }
     const variants = defs.map((d, k): ClaimsVariant => {
@@ -203,6 +228,7 @@ export async function runClaims(o: { rounds: number; log: (m: string) => void })
     };
   } finally {
     for (const wp of servers) await wp.child.stop('SIGTERM');
+    await bare?.stop();
     await Promise.all(clients.map((c) => c.stop()));
     await backend.child.stop();
   }

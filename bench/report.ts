@@ -311,10 +311,11 @@ function cpus(): number {
 
 function claimsPart(s: Section<ClaimsResults>, goals: Goal[]): string {
   const d = s.data;
+  const floor = d.variants.find((v) => v.floor);
   const out: string[] = [
     `## 3b. Claims per second at the entry${when(s)}`,
     '',
-    `\`GET /<app>/\` as a browser's first visit (no cookie) against ready pools of the static runtime (no containers), from ${n0(d.connections)} keep-alive connections in ${d.clients} load processes (closed loop: each connection sends its next visit when the last is answered), each claim then used once (its deep link relayed to the backend) as a student's browser does. Visitors come through a trusted front proxy (\`trustedProxies: [127.0.0.1]\`, X-Forwarded-For), ${n0(d.addresses)} addresses a round, ${d.perAddress} claims each (\`queue.unusedClaimsPerAddress\`, the default)${d.lifted.length ? `; lifted for this benchmark: ${d.lifted.join(', ')}` : ''}. ${d.apps} apps of ${n0(d.warm)} ready instances (\`pool.warm\` is at most 1,000), requests dealt round robin over them; a round claims every ready instance once, then all sessions end and the pools refill. **slow engine write**: the runtime's \`markClaimed\` (the claim recorded on the engine) takes ${n0(d.slowMarkMs)} ms; it must not show in the visitor's latency. Claims/s = claims answered / wall time from the first request to the last answer; CPU from /proc. The load processes run on the same cores as the proxy: the last CPU column is the machine's own bound, cores ÷ (proxy + load + backend CPU per claim).`,
+    `\`GET /<app>/\` as a browser's first visit (no cookie) against ready pools of the static runtime (no containers), from ${n0(d.connections)} keep-alive connections in ${d.clients} load processes (closed loop: each connection sends its next visit when the last is answered), each claim then used once (its deep link relayed to the backend) as a student's browser does. Visitors come through a trusted front proxy (\`trustedProxies: [127.0.0.1]\`, X-Forwarded-For), ${n0(d.addresses)} addresses a round, ${d.perAddress} claims each (\`queue.unusedClaimsPerAddress\`, the default)${d.lifted.length ? `; lifted for this benchmark: ${d.lifted.join(', ')}` : ''}. ${d.apps} apps of ${n0(d.warm)} ready instances (\`pool.warm\` is at most 1,000), requests dealt round robin over them; a round claims every ready instance once, then all sessions end and the pools refill. **slow engine write**: the runtime's \`markClaimed\` (the claim recorded on the engine) takes ${n0(d.slowMarkMs)} ms; it must not show in the visitor's latency. **floor**: a bare Node program (\`bench/bare-claims-server.ts\`, one node:http listener) doing the same wire work in the same rounds with none of warmpool's decisions: a 302 with an HMAC-signed cookie, then the first use checked and relayed on a fresh connection to its instance. Claims/s = claims answered / wall time from the first request to the last answer; CPU from /proc. The load processes run on the same cores as the proxy: the last CPU column is the machine's own bound, cores ÷ (proxy + load + backend CPU per claim).`,
     '',
   ];
   out.push(
@@ -322,6 +323,7 @@ function claimsPart(s: Section<ClaimsResults>, goals: Goal[]): string {
       [
         'runtime',
         'claims/s',
+        '× floor',
         'entry p50',
         'entry p99',
         'first use p50',
@@ -332,8 +334,9 @@ function claimsPart(s: Section<ClaimsResults>, goals: Goal[]): string {
         'not claimed',
       ],
       d.variants.map((v) => [
-        v.name,
+        v.floor ? v.name : `**warmpool**, ${v.name}`,
         n0(v.claimsPerSec),
+        floor ? `${(v.claimsPerSec / floor.claimsPerSec).toFixed(2)}×` : '–',
         us(v.entryP50us),
         us(v.entryP99us),
         us(v.useP50us),
@@ -345,7 +348,7 @@ function claimsPart(s: Section<ClaimsResults>, goals: Goal[]): string {
       ]),
     ),
   );
-  for (const v of d.variants)
+  for (const v of d.variants.filter((x) => !x.floor))
     goals.push([
       `Claims at the entry ≥ 5,000/s with p99 < 5 ms (${v.name})`,
       `${n0(v.claimsPerSec)}/s, p99 ${us(v.entryP99us)}`,
