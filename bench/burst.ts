@@ -4,6 +4,9 @@
 // no instance is free for it (bench/student.ts). Measured in the same run:
 // - the floor: the same burst sent straight to N already-assigned instances (port per student, no
 //   proxy), for each arrival;
+// - the same, each student through a bare Node pipe to its instance (bench/tcp-pipe.ts, a port per
+//   instance): what one more Node process and two more loopback hops cost this machine in that burst,
+//   the least any relay written in Node adds;
 // - warmpool with a warm pool of N (floor and warmpool bursts alternate over rounds; between bursts
 //   every session is ended and the pool refills, timed);
 // - an empty pool (warm 0): each student waits for an instance to be created and to execute; its
@@ -60,6 +63,8 @@ export interface BurstSizeResult {
   /** Queue settings beyond the defaults this class size needed (an operator's setting), or {}. */
   queue: Record<string, unknown>;
   floor: Partial<Record<Arrival, Summary>>;
+  /** The floor's students through a bare Node pipe (a port per instance). */
+  pipe?: Partial<Record<Arrival, Summary>>;
   warmpool: Partial<Record<Arrival, Summary>>;
   /** Empty pool (warm 0, max N). */
   empty?: Partial<Record<Arrival, Summary>>;
@@ -258,12 +263,13 @@ async function warmPart(
   rounds: number,
   procs: Child[],
   log: (m: string) => void,
-): Promise<Pick<BurstSizeResult, 'floor' | 'warmpool' | 'refillMs' | 'initialFillMs'>> {
+): Promise<Pick<BurstSizeResult, 'floor' | 'pipe' | 'warmpool' | 'refillMs' | 'initialFillMs'>> {
   const t0 = Date.now();
   // max N: no refill competes with the students during a burst (the burn part measures that).
   const wp = await startWarmpoolServer(`burst-${n}`, serverConfig(`burst-${n}`, n, appConfig(n, { warm: n, max: n }), 30000));
   const deployment = `bench-burst-${n}`;
   const floors: Record<Arrival, BurstStats[]> = { spread: [], instant: [] };
+  const piped: Record<Arrival, BurstStats[]> = { spread: [], instant: [] };
   const proxied: Record<Arrival, BurstStats[]> = { spread: [], instant: [] };
   const refillMs: number[] = [];
   // The claim rate's bucket refills at perSecond: a warmpool burst waits until it could hold N again.
@@ -276,9 +282,9 @@ async function warmPart(
     await settle(deployment, n);
     const base = `http://127.0.0.1:${wp.port}/${APP}/`;
     for (let r = 0; r < rounds; r++) {
-      const kinds: ['floor' | 'warmpool', Arrival][] = [];
+      const kinds: ['floor' | 'pipe' | 'warmpool', Arrival][] = [];
       for (const a of r % 2 === 0 ? ARRIVALS : [...ARRIVALS].reverse()) {
-        for (const w of r % 2 === 0 ? (['floor', 'warmpool'] as const) : (['warmpool', 'floor'] as const)) kinds.push([w, a]);
+        for (const w of r % 2 === 0 ? (['floor', 'pipe', 'warmpool'] as const) : (['warmpool', 'pipe', 'floor'] as const)) kinds.push([w, a]);
       }
       for (const [which, arrival] of kinds) {
         let s: BurstStats;
@@ -291,6 +297,21 @@ async function warmPart(
             wp.child.pid,
           );
           floors[arrival].push(s);
+        } else if (which === 'pipe') {
+          const targets = await control<{ host: string; port: number; secret?: string }[]>(wp.control, `/claim?n=${n}`, 'POST');
+          const pipe = await startChild('burst-pipe', process.execPath, [join(DIST, 'bench/tcp-pipe.js'), '127.0.0.1', targets.map((t) => t.port).join(',')]);
+          try {
+            const ports = pipe.info.ports as number[];
+            s = await measuredBurst(
+              procs,
+              targets.map((t, i) => ({ mode: 'direct', base: `http://127.0.0.1:${ports[i]}/`, secret: t.secret })),
+              arrival,
+              pipe.pid,
+            );
+          } finally {
+            await pipe.stop();
+          }
+          piped[arrival].push(s);
         } else {
           const due = lastWarmpoolAt + (n / perSecond) * 1000;
           if (Date.now() < due) await sleep(due - Date.now());
@@ -311,7 +332,7 @@ async function warmPart(
     }
     const sum = (x: Record<Arrival, BurstStats[]>): Partial<Record<Arrival, Summary>> =>
       Object.fromEntries(ARRIVALS.filter((a) => x[a].length).map((a) => [a, summarize(n, x[a])]));
-    return { floor: sum(floors), warmpool: sum(proxied), refillMs, initialFillMs };
+    return { floor: sum(floors), pipe: sum(piped), warmpool: sum(proxied), refillMs, initialFillMs };
   } finally {
     await wp.child.stop('SIGTERM');
   }

@@ -173,7 +173,7 @@ function burstPart(s: Section<BurstData>, goals: Goal[]): string {
   const out: string[] = [
     `## 3. Classroom burst (Docker runtime)${when(s)}`,
     '',
-    "N students from one address (127.0.0.1: a class behind one NAT) arrive spread evenly over 1 s, or all at the same instant; each: entry → deep link → editor page → WebSocket → `connect` + empty `update_notebook` → full state (200 kB) received. A student who meets the waiting page does what its script does: opens the page's event stream, and on `ready` follows the one-time collect URL (phases *line* and *collect*). Two student processes, warmed up. **Floor**: the same students sent straight to N already-assigned instances (port per student, no proxy, no entry step), same arrival, same run. **warmpool**: through the proxy, claiming from a warm pool of N (max N: no refill during the burst). **Empty pool**: warm 0, max N; its reference is **the pool's own time**: warmpool started with warm N from nothing until N are ready, measured in the same round. **Burn**: warm N, max 2N, each refilled stand-in spends `BURN_CPU_MS` of CPU executing before it is ready, with and without `warming.cpuShares`. Queue settings are the defaults (a browser's entry held for `queue.pageHold`, 2 s, before the waiting page) unless the heading names one: a class larger than the default `claimRate.burst` (60) needs it raised to the class size. Percentiles are over the students of one burst, then the median over rounds.",
+    "N students from one address (127.0.0.1: a class behind one NAT) arrive spread evenly over 1 s, or all at the same instant; each: entry → deep link → editor page → WebSocket → `connect` + empty `update_notebook` → full state (200 kB) received. A student who meets the waiting page does what its script does: opens the page's event stream, and on `ready` follows the one-time collect URL (phases *line* and *collect*). Two student processes, warmed up. **Floor**: the same students sent straight to N already-assigned instances (port per student, no proxy, no entry step), same arrival, same run. **Floor through a bare Node pipe**: the floor's students, each through a Node process that only pipes bytes to its instance (\`bench/tcp-pipe.ts\`, a port per instance): one more process and two more loopback hops, the least any relay written in Node adds. **warmpool**: through the proxy, claiming from a warm pool of N (max N: no refill during the burst). **Empty pool**: warm 0, max N; its reference is **the pool's own time**: warmpool started with warm N from nothing until N are ready, measured in the same round. **Burn**: warm N, max 2N, each refilled stand-in spends `BURN_CPU_MS` of CPU executing before it is ready, with and without `warming.cpuShares`. Queue settings are the defaults (a browser's entry held for `queue.pageHold`, 2 s, before the waiting page) unless the heading names one: a class larger than the default `claimRate.burst` (60) needs it raised to the class size. Percentiles are over the students of one burst, then the median over rounds.",
     '',
   ];
   const summary: string[][] = [];
@@ -212,6 +212,7 @@ function burstPart(s: Section<BurstData>, goals: Goal[]): string {
       const f = b.floor[a];
       if (!f && !b.warmpool[a]) continue;
       rows.push(row(`floor, ${ARRIVAL_NAME[a]}`, f, f?.p99ms ?? NaN, ''));
+      if (b.pipe?.[a]) rows.push(row(`floor through a bare Node pipe, ${ARRIVAL_NAME[a]}`, b.pipe[a], f?.p99ms ?? NaN, 'floor'));
       rows.push(row(`**warmpool**, ${ARRIVAL_NAME[a]}`, b.warmpool[a], f?.p99ms ?? NaN, 'floor'));
     }
     for (const a of ARRIVALS) if (b.empty?.[a]) rows.push(row(`empty pool, ${ARRIVAL_NAME[a]}`, b.empty[a], fill, "pool's own"));
@@ -237,7 +238,7 @@ function burstPart(s: Section<BurstData>, goals: Goal[]): string {
           'errors',
           'phases, median ms: entry / line / collect / deep link / editor / ws open / state',
           'phases, p99 ms',
-          'CPU s during the burst: machine / proxy / dockerd+containerd',
+          'CPU s during the burst: machine / proxy (or pipe) / dockerd+containerd',
         ],
         rows,
       ),

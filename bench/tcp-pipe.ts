@@ -4,23 +4,36 @@
 // Node, warmpool included (the one-connection latency goal is read against it).
 //
 //   node dist/bench/tcp-pipe.js <backend-host> <backend-port>   → prints `READY {"port":N}`
+//   node dist/bench/tcp-pipe.js <backend-host> <port,port,…>   → a listener per backend port, in order:
+//                                                                 `READY {"ports":[N,…]}` (the burst's
+//                                                                 students, each to its own instance)
 
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 
 const [host = '127.0.0.1', portArg = '0'] = process.argv.slice(2);
-const backendPort = Number(portArg);
+const backendPorts = portArg.split(',').map(Number);
 
-const server = createServer((client: Socket) => {
-  client.setNoDelay(true);
-  const upstream = connect({ host, port: backendPort, noDelay: true });
-  client.pipe(upstream);
-  upstream.pipe(client);
-  client.on('error', () => upstream.destroy());
-  upstream.on('error', () => client.destroy());
-  client.on('close', () => upstream.destroy());
-  upstream.on('close', () => client.destroy());
-});
-server.listen(0, '127.0.0.1', () => {
-  process.stdout.write(`READY ${JSON.stringify({ port: (server.address() as { port: number }).port })}\n`);
+function pipeTo(backendPort: number): Server {
+  return createServer((client: Socket) => {
+    client.setNoDelay(true);
+    const upstream = connect({ host, port: backendPort, noDelay: true });
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+}
+
+const listening = backendPorts.map(
+  (p) =>
+    new Promise<number>((resolve) => {
+      const server = pipeTo(p);
+      server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
+    }),
+);
+void Promise.all(listening).then((ports) => {
+  process.stdout.write(`READY ${JSON.stringify(ports.length === 1 ? { port: ports[0] } : { ports })}\n`);
 });
 process.on('SIGTERM', () => process.exit(0));
