@@ -196,7 +196,9 @@ async function start(args: string[]): Promise<number> {
       say(line);
     }
   };
-  const lines = new Coalesced(systemClock, PROGRESS_GAP_MS, show);
+  const lines = new Coalesced(systemClock, PROGRESS_GAP_MS, show, (e) =>
+    console.error(`warmpool: the progress line failed (${errorMessage(e)}); warmpool goes on`),
+  );
   const offChange = pools.fleet.onChange(() => lines.changed());
   stopShow = () => {
     offChange();

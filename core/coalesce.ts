@@ -8,11 +8,15 @@ export class Coalesced {
   private lastRun = Number.NEGATIVE_INFINITY;
   private timer?: TimerHandle;
 
-  /** fn runs on the clock's timers or inside changed(); it must not throw (its caller reports). */
+  /**
+   * fn runs inside changed() or on the clock's timer. What it throws goes to onError (default: dropped),
+   * never out of a timer callback, where it would end the process.
+   */
   constructor(
     private readonly clock: Clock,
     private readonly gapMs: number,
     private readonly fn: () => void,
+    private readonly onError: (e: unknown) => void = () => undefined,
   ) {}
 
   /** Something changed: run now if the last run is a gap old, else once at the gap's end. */
@@ -37,6 +41,14 @@ export class Coalesced {
 
   private run(): void {
     this.lastRun = this.clock.now();
-    this.fn();
+    try {
+      this.fn();
+    } catch (e) {
+      try {
+        this.onError(e);
+      } catch {
+        /* the report is what failed */
+      }
+    }
   }
 }

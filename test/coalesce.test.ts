@@ -68,3 +68,31 @@ test('Coalesced: stop() drops the pending run', async () => {
   assert.deepEqual(w.seen, [{ at: 0, state: 1 }]);
   assert.equal(w.clock.timers, 0);
 });
+
+test('Coalesced: what fn throws goes to onError, never out of the timer, and later changes still run', async () => {
+  const clock = new ManualClock(0);
+  const errors: string[] = [];
+  let runs = 0;
+  let fail = true;
+  const c = new Coalesced(
+    clock,
+    100,
+    () => {
+      runs++;
+      if (fail) throw new Error(`run ${runs} failed`);
+    },
+    (e) => errors.push((e as Error).message),
+  );
+  c.changed(); // at once, inside changed(): must not throw to the caller either
+  c.changed();
+  await clock.advance(100); // the trailing run, on the timer
+  assert.deepEqual(errors, ['run 1 failed', 'run 2 failed']);
+  fail = false;
+  await clock.advance(100);
+  c.changed();
+  assert.equal(runs, 3, 'the next change runs again');
+  const quiet = new Coalesced(clock, 100, () => {
+    throw new Error('no reporter');
+  });
+  assert.doesNotThrow(() => quiet.changed(), 'without onError the error is dropped');
+});
