@@ -288,30 +288,25 @@ async function warmPart(
       }
       for (const [which, arrival] of kinds) {
         let s: BurstStats;
-        if (which === 'floor') {
+        if (which === 'floor' || which === 'pipe') {
+          // The floor's students go straight to instances claimed for them, or each through the bare pipe.
           const targets = await control<{ host: string; port: number; secret?: string }[]>(wp.control, `/claim?n=${n}`, 'POST');
-          s = await measuredBurst(
-            procs,
-            targets.map((t) => ({ mode: 'direct', base: `http://${t.host}:${t.port}/`, secret: t.secret })),
-            arrival,
-            wp.child.pid,
-          );
-          floors[arrival].push(s);
-        } else if (which === 'pipe') {
-          const targets = await control<{ host: string; port: number; secret?: string }[]>(wp.control, `/claim?n=${n}`, 'POST');
-          const pipe = await startChild('burst-pipe', process.execPath, [join(DIST, 'bench/tcp-pipe.js'), '127.0.0.1', targets.map((t) => t.port).join(',')]);
+          const pipe =
+            which === 'pipe'
+              ? await startChild('burst-pipe', process.execPath, [join(DIST, 'bench/tcp-pipe.js'), '127.0.0.1', targets.map((t) => t.port).join(',')])
+              : undefined;
+          const via = pipe?.info.ports as number[] | undefined;
           try {
-            const ports = pipe.info.ports as number[];
             s = await measuredBurst(
               procs,
-              targets.map((t, i) => ({ mode: 'direct', base: `http://127.0.0.1:${ports[i]}/`, secret: t.secret })),
+              targets.map((t, i) => ({ mode: 'direct', base: via ? `http://127.0.0.1:${via[i]}/` : `http://${t.host}:${t.port}/`, secret: t.secret })),
               arrival,
-              pipe.pid,
+              pipe?.pid ?? wp.child.pid,
             );
           } finally {
-            await pipe.stop();
+            await pipe?.stop();
           }
-          piped[arrival].push(s);
+          (pipe ? piped : floors)[arrival].push(s);
         } else {
           const due = lastWarmpoolAt + (n / perSecond) * 1000;
           if (Date.now() < due) await sleep(due - Date.now());

@@ -81,7 +81,6 @@ async function allReady(wp: WarmpoolServer): Promise<void> {
   for (let i = 0; i < APPS; i++) await waitPoolReady(wp.control, WARM, 300_000, `c${i}`);
 }
 
-/** One round: every ready instance of every app claimed once, from addresses offset by `round` (fresh visitors). */
 /** What a round sends its visits to: a warmpool, or the bare floor. */
 interface Target {
   pid: number;
@@ -90,23 +89,24 @@ interface Target {
   reset(): Promise<void>;
 }
 
-async function round(wp: Target, clients: Child[], backend: Child, r: number): Promise<{ run: ClaimsRun; cpuS: number; loadS: number; backendS: number }> {
+/** One round: every ready instance of every app claimed once, from addresses offset by `round` (fresh visitors). */
+async function round(target: Target, clients: Child[], backend: Child, r: number): Promise<{ run: ClaimsRun; cpuS: number; loadS: number; backendS: number }> {
   const total = APPS * WARM;
   const visits = Array.from({ length: total }, (_, i) => {
     const a = r * (total / PER_ADDRESS) + Math.floor(i / PER_ADDRESS);
     return { app: `c${i % APPS}`, address: `127.${10 + (a >> 16)}.${(a >> 8) & 255}.${a & 255}` };
   });
-  const cpu0 = cpuSeconds([wp.pid]);
+  const cpu0 = cpuSeconds([target.pid]);
   const load0 = cpuSeconds(clients.map((c) => c.pid));
   const backend0 = cpuSeconds([backend.pid]);
   const outs = clients.map((c, k) => {
-    const w: ClaimsWork = { port: wp.port, connections: CONNECTIONS / clients.length, visits: visits.filter((_, i) => i % clients.length === k) };
+    const w: ClaimsWork = { port: target.port, connections: CONNECTIONS / clients.length, visits: visits.filter((_, i) => i % clients.length === k) };
     const res = nextJson<ClaimsRun>(c, 'RESULT ', 300_000);
     c.proc.stdin!.write(`RUN ${JSON.stringify(w)}\n`);
     return res;
   });
   const runs = await Promise.all(outs);
-  const cpuS = cpuSeconds([wp.pid]) - cpu0;
+  const cpuS = cpuSeconds([target.pid]) - cpu0;
   const loadS = cpuSeconds(clients.map((c) => c.pid)) - load0;
   const backendS = cpuSeconds([backend.pid]) - backend0;
   const statuses: Record<string, number> = {};
@@ -174,8 +174,8 @@ export async function runClaims(o: { rounds: number; log: (m: string) => void })
     for (let r = 0; r <= o.rounds; r++) {
       const order = defs.map((_, i) => (i + r) % defs.length);
       for (const k of order) {
-        const wp = targets[k]!;
-        const { run, cpuS, loadS, backendS } = await round(wp, clients, backend.child, r);
+        const target = targets[k]!;
+        const { run, cpuS, loadS, backendS } = await round(target, clients, backend.child, r);
         const secs = (run.endMs - run.startMs) / 1000;
         o.log(
           `claims ${r === 0 ? 'warm-up' : `round ${r}/${o.rounds}`} ${defs[k]!.name}: ${run.claimed} claimed in ${secs.toFixed(2)} s = ${Math.round(run.claimed / secs)}/s; entry p50 ${(percentile(run.entryUs, 50) / 1000).toFixed(2)} ms p99 ${(percentile(run.entryUs, 99) / 1000).toFixed(2)} ms; first use p99 ${(percentile(run.useUs, 99) / 1000).toFixed(2)} ms; proxy CPU ${((cpuS * 1e6) / Math.max(1, run.claimed)).toFixed(0)} µs/claim${Object.keys(run.statuses).length ? `; not claimed ${JSON.stringify(run.statuses)}` : ''}${run.errors.length ? `; errors ${run.errors.join('; ')}` : ''}`,
@@ -186,7 +186,7 @@ export async function runClaims(o: { rounds: number; log: (m: string) => void })
           acc[k]!.load.push(loadS);
           acc[k]!.backend.push(backendS);
         }
-        await wp.reset();
+        await target.reset();
       }
     }
     const variants = defs.map((d, k): ClaimsVariant => {

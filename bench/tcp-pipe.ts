@@ -3,10 +3,8 @@
 // more Node process and two more loopback hops on this machine: the floor for any relay written in
 // Node, warmpool included (the one-connection latency goal is read against it).
 //
-//   node dist/bench/tcp-pipe.js <backend-host> <backend-port>   → prints `READY {"port":N}`
-//   node dist/bench/tcp-pipe.js <backend-host> <port,port,…>   → a listener per backend port, in order:
-//                                                                 `READY {"ports":[N,…]}` (the burst's
-//                                                                 students, each to its own instance)
+//   node dist/bench/tcp-pipe.js <backend-host> <port[,port…]>   → a listener per backend port, in order:
+//   `READY {"port":N,"ports":[N,…]}` (port: the first; the burst gives each student its own instance)
 
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
@@ -34,6 +32,6 @@ const listening = backendPorts.map(
     }),
 );
 void Promise.all(listening).then((ports) => {
-  process.stdout.write(`READY ${JSON.stringify(ports.length === 1 ? { port: ports[0] } : { ports })}\n`);
+  process.stdout.write(`READY ${JSON.stringify({ port: ports[0], ports })}\n`);
 });
 process.on('SIGTERM', () => process.exit(0));
