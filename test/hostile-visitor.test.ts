@@ -136,12 +136,16 @@ describe('pipelining', () => {
     assert.ok(s.evil.peakOpen <= 2, `${s.evil.peakOpen} connections to the instance at once`);
   });
 
-  kase(`${N} pipelined GETs, the client gone halfway: the proxy closes its instance connections promptly, no request follows`, {}, async (s) => {
+  kase(`${N} pipelined GETs, the client gone halfway: the proxy ends its exchanges with the instance promptly, no request follows`, {}, async (s) => {
     // Answers a little later, so the pipeline is still being worked through when the client leaves.
     s.evil.behave({ request: (head, c, n) => void setTimeout(() => echo.request!(head, c, n), 1) });
     const { bodies, socket } = await pipelined(s, N / 2);
     socket.destroy();
     assert.ok(bodies.length >= N / 2);
+    // An exchange that completed while the client was leaving puts its connection back idle, kept alive
+    // for the session's other connections (seen in CI: 1,002 answered, 1 idle connection left). Dropping
+    // the instance's idle connections leaves only busy ones, which must end with the visitor.
+    s.p.proxy.forgetInstance('127.0.0.1', s.evil.port);
     await eventually(() => s.evil.open === 0, 'the instance connections closed', 1000, 5);
     await eventually(() => s.p.proxy.openSockets() === s.baseline.sockets, 'nothing in flight in the proxy', 1000, 5);
     const heads = s.evil.heads.length;
