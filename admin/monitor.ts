@@ -66,7 +66,6 @@ export class FleetMonitor implements TrafficLogSink {
   readonly endedTraffic = new Map<string, EndedTraffic>();
   private readonly recentEnds: RecentEnd[] = [];
   private readonly recentFailures: RecentFailure[] = [];
-  private readonly lastFailures = new Map<string, number>();
   private readonly waitListeners = new Set<(app: string, ms: number) => void>();
   private readonly engineListeners = new Set<(route: string, ms: number, ok: boolean) => void>();
 
@@ -90,24 +89,26 @@ export class FleetMonitor implements TrafficLogSink {
 
   async close(): Promise<void> {}
 
-  /** Follows the fleet's changes: failed creates (from each pool's failure count) and live sessions per minute. */
+  /**
+   * Follows the fleet: each failed create (an event per failure, so none is lost between two changes) and
+   * live sessions per minute. The change listener runs on every change (a class's claims make several
+   * each): O(apps), never a walk over the sessions or a pool's status.
+   */
   watch(fleet: Fleet): () => void {
+    const apps = fleet.apps().map((a) => a.name);
     const seen = () => {
-      const live = new Map<string, number>();
-      for (const s of fleet.liveSessions()) live.set(s.app.name, (live.get(s.app.name) ?? 0) + 1);
-      for (const p of fleet.status()) {
-        this.history.active(p.app, live.get(p.app) ?? 0);
-        const before = this.lastFailures.get(p.app) ?? 0;
-        // Each failed create raises the pool's count of failures in a row by one and reports a change.
-        if (p.failures > before) {
-          this.createFailures.set(p.app, (this.createFailures.get(p.app) ?? 0) + (p.failures - before));
-          this.push(this.recentFailures, { app: p.app, at: this.clock.now(), error: p.lastError ?? 'unknown error' });
-        }
-        this.lastFailures.set(p.app, p.failures);
-      }
+      for (const app of apps) this.history.active(app, fleet.liveCount(app));
     };
     seen();
-    return fleet.onChange(seen);
+    const offChange = fleet.onChange(seen);
+    const offFailed = fleet.onCreateFailed((app, error) => {
+      this.createFailures.set(app, (this.createFailures.get(app) ?? 0) + 1);
+      this.push(this.recentFailures, { app, at: this.clock.now(), error });
+    });
+    return () => {
+      offChange();
+      offFailed();
+    };
   }
 
   /** A visitor got an instance after waiting in line this long (admin/claim-waits.ts). */

@@ -56,11 +56,14 @@ export class Fleet implements PoolApi {
   readonly clock: Clock;
   private readonly pools = new Map<string, WarmPool>();
   private readonly sessions = new Map<string, Session>();
+  /** Live sessions per app, counted as they start and end: listeners of every change read it, never the sessions. */
+  private readonly liveByApp = new Map<string, number>();
   private readonly ended = new LRUCache<string, { reason: EndReason; at: number }>({ max: 10_000 });
   private readonly reaper: Reaper<Session>;
   private readonly unwatch: (() => void)[] = [];
   private readonly changeListeners = new Set<() => void>();
   private readonly removedListeners = new Set<(host: string, port: number) => void>();
+  private readonly createFailedListeners = new Set<(app: string, error: string) => void>();
   private started = false;
   private readonly accounting: Accounting;
   private readonly claims: ClaimRecorder;
@@ -93,6 +96,9 @@ export class Fleet implements PoolApi {
           onRemoved: (rec) => {
             this.o.journal?.settled(rec.instanceId);
             for (const fn of this.removedListeners) this.notify(() => fn(rec.host, rec.port));
+          },
+          onCreateFailed: (error) => {
+            for (const fn of this.createFailedListeners) this.notify(() => fn(app.name, error));
           },
         }),
       );
@@ -143,9 +149,18 @@ export class Fleet implements PoolApi {
   liveSessions(): readonly Session[] {
     return [...this.sessions.values()];
   }
+  /** Live sessions of one app, without walking them. */
+  liveCount(app: string): number {
+    return this.liveByApp.get(app) ?? 0;
+  }
   onChange(fn: () => void): () => void {
     this.changeListeners.add(fn);
     return () => this.changeListeners.delete(fn);
+  }
+  /** Called once per failed instance create, with its app and error. */
+  onCreateFailed(fn: (app: string, error: string) => void): () => void {
+    this.createFailedListeners.add(fn);
+    return () => this.createFailedListeners.delete(fn);
   }
   /** Called with an instance's address once it has been removed. */
   onInstanceRemoved(fn: (host: string, port: number) => void): () => void {
@@ -343,7 +358,10 @@ export class Fleet implements PoolApi {
   /** A session on a claimed instance, its idle and grace clocks running from since (default: the claim). */
   private addSession(app: AppConfig, m: Member, id: string, claimedAt: number, since = claimedAt): Session {
     const s = newSession(app, m, id, claimedAt, since, this.o.idleNoticeMs ?? 60_000);
+    const replaced = this.sessions.get(id);
+    if (replaced) this.countLive(replaced.app.name, -1);
     this.sessions.set(id, s);
+    this.countLive(app.name, 1);
     this.reaper.moved(s);
     this.changed();
     return s;
@@ -384,8 +402,13 @@ export class Fleet implements PoolApi {
     return true;
   }
 
+  private countLive(app: string, by: number): void {
+    this.liveByApp.set(app, (this.liveByApp.get(app) ?? 0) + by);
+  }
+
   private finish(s: Session, reason: EndReason, release = true, deadline?: number): void {
     if (!this.sessions.delete(s.id)) return;
+    this.countLive(s.app.name, -1);
     const now = this.clock.now();
     this.ended.set(s.id, { reason, at: now });
     this.accounting.write({

@@ -50,6 +50,8 @@ export interface WarmPoolOptions {
   onChange?: () => void;
   /** Called once an instance has been removed (the proxy drops its kept-alive connections). */
   onRemoved?: (rec: InstanceRecord) => void;
+  /** Called once per failed create, with the error as status() reports it (the admin monitor counts them). */
+  onCreateFailed?: (error: string) => void;
   /** The waiting line and fair sharing. */
   queue: QueueConfig;
   /** When each live session of this app ends if nothing changes (clock ms): for wait estimates. */
@@ -485,6 +487,7 @@ export class WarmPool {
         { app: this.app.name, instance: id, failures: this.failures },
         'error',
       );
+      this.o.onCreateFailed?.(this.lastError);
       this.release(id, 'failed to start');
     }
   }

@@ -278,6 +278,30 @@ test('the monitor counts claims, ends by reason, create failures and ended traff
   await fleet.stop();
 });
 
+test("the monitor's live sessions per minute follow claims and ends, from the fleet's counts (no walk over sessions)", async () => {
+  const { clock, fleet, monitor } = setup('{ warm: 3, max: 3 }');
+  await fleet.start();
+  await settle();
+  const live = () => ({ count: fleet.liveCount('demo'), sessions: fleet.liveSessions().length, peak: monitor.history.series('demo').active.at(-1) });
+  const a = await session(fleet);
+  const b = await session(fleet);
+  assert.deepEqual(live(), { count: 2, sessions: 2, peak: 2 });
+  await fleet.end(a.session, 'admin');
+  await fleet.end(a.session, 'admin'); // ended twice: counted once
+  await settle();
+  assert.deepEqual(live(), { count: 1, sessions: 1, peak: 2 }, "the minute's peak stays");
+  await clock.advance(60_000);
+  await settle();
+  await session(fleet);
+  assert.deepEqual(live(), { count: 2, sessions: 2, peak: 2 });
+  await fleet.end(b.session, 'admin');
+  await clock.advance(60_000);
+  await settle();
+  assert.equal(fleet.liveCount('demo'), 1);
+  assert.equal(fleet.liveCount('nobody'), 0);
+  await fleet.stop();
+});
+
 test('history: claims and the most live sessions per minute over the last hour, carried across quiet minutes', async () => {
   const clock = new ManualClock(Date.UTC(2025, 0, 6, 9, 0, 0));
   const h = new ActivityHistory(clock, 5);

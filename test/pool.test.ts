@@ -358,6 +358,7 @@ test('on start, instances of an earlier run are adopted by label: ready ones kep
   const st = fleet.status()[0]!;
   assert.equal(st.claimed, 1);
   assert.equal(st.ready, 2);
+  assert.equal(fleet.liveCount('demo'), 1, 'a restored session is counted live');
   assert.equal(rt.created.length, 4, 'one replacement created for the stopped one');
   await fleet.stop();
 });
@@ -512,6 +513,7 @@ test("after a restart inside the recording window, the visitor's cookie gets the
   if (back.kind !== 'live') return;
   assert.equal(back.target.instanceId, r.target.instanceId);
   assert.equal(fleet.find(r.target.session, r.target.instanceId).kind, 'live', 'stays theirs');
+  assert.equal(fleet.liveCount('demo'), 1, 'a session restored from its cookie is counted live, once');
   await clock.advance(RECORD_QUIET_MS);
   assert.equal(rt.instances.get(r.target.instanceId)!.claim?.session, r.target.session, 'and now recorded');
   assert.ok(
