@@ -37,6 +37,8 @@ export interface ClaimsVariant {
   /** The bare Node floor (bench/bare-claims-server.ts), not warmpool. */
   floor?: boolean;
   markClaimedMs: number;
+  /** warmpool with its admin surface on (the fleet monitor follows every change). */
+  admin?: boolean;
   claimsPerSec: number;
   entryP50us: number;
   entryP99us: number;
@@ -66,9 +68,11 @@ export interface ClaimsResults {
   variants: ClaimsVariant[];
 }
 
-function config(tag: string): Record<string, unknown> {
+function config(tag: string, admin: boolean): Record<string, unknown> {
   return {
     listen: { host: '127.0.0.1', port: 0 },
+    // The admin surface as a deployment with a dashboard has it (made-up token, as examples/demo.yaml does).
+    ...(admin ? { admin: { generateToken: true, port: 0 } } : {}),
     deployment: `bench-${tag}`,
     stateDir: join(WORK, `state-${tag}`),
     trustedProxies: ['127.0.0.1'],
@@ -135,6 +139,7 @@ export async function runClaims(o: { rounds: number; log: (m: string) => void })
   const defs = [
     { name: 'static runtime', markClaimedMs: 0 },
     { name: `static runtime, engine write ${SLOW_MARK_MS} ms`, markClaimedMs: SLOW_MARK_MS },
+    { name: 'static runtime, admin surface on', markClaimedMs: 0, admin: true },
     { name: 'floor: bare Node, same wire work', markClaimedMs: 0, floor: true },
   ];
   const servers: WarmpoolServer[] = [];
@@ -145,7 +150,7 @@ export async function runClaims(o: { rounds: number; log: (m: string) => void })
         servers.push(
           await startWarmpoolServer(
             `claims-${i}`,
-            config(`claims-${i}`),
+            config(`claims-${i}`, d.admin === true),
             backend.ports.map((port) => ({ host: backend.host, port })),
             [],
             d.markClaimedMs,
