@@ -66,6 +66,13 @@ function viaWarmpool(bytes: Buffer, headOnly: boolean, cuts: number[] = []): Rea
     r.refused = true;
     r.why = e.message;
   }
+  if (!r.refused && r.head === null && bytes.length > 0) {
+    // The bytes ended before a complete head: the relay answers 502 (the instance closed the connection;
+    // UpstreamConn.ended), a refusal. llhttp may still have read a head from them: it ends a line at a
+    // bare CR ("HTTP/1.1 200 OK\r\r\r\naaa" is a 200 with body "aaa" to Node; seed -1063241929).
+    r.refused = true;
+    r.why = 'closed before a complete head';
+  }
   r.body = Buffer.concat(body).toString('latin1');
   return r;
 }
@@ -513,6 +520,9 @@ describe('warmpool against llhttp', () => {
     ['204 with an invalid Content-Length', 'HTTP/1.1 204 No Content\r\nContent-Length: x\r\n\r\n'],
     ['204 with two Content-Lengths', 'HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n'],
     ['HEAD answered with two Content-Lengths', `${H}Content-Length: 5\r\nContent-Length: 5\r\n\r\n`, { headOnly: true }],
+    // llhttp ends the status line at the first bare CR and reads a 200 with body "aaa"; warmpool never
+    // sees the end of the head, and the closed connection is a 502 (found by the generated cases in CI).
+    ['a status line ended by bare CRs, no end of head', 'HTTP/1.1 200 OK\r\r\r\naaa'],
     // Both accepted these with different framings: llhttp reads "chunked\t" as not chunked (until
     // close), and keeps chunked when a later Transfer-Encoding line is empty. Now refused.
     ['Transfer-Encoding "chunked" + HTAB', `${H}Transfer-Encoding: chunked\t\r\n\r\n2\r\nhi\r\n0\r\n\r\n`],
