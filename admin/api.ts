@@ -52,8 +52,6 @@ export interface ApiReply {
 }
 
 export function appsView(c: ApiContext): AppView[] {
-  const live = new Map<string, number>();
-  for (const s of c.fleet.liveSessions()) live.set(s.app.name, (live.get(s.app.name) ?? 0) + 1);
   return c.fleet.poolsView().map((p) => ({
     name: p.app,
     runtime: c.fleet.app(p.app)?.runtime ?? 'process',
@@ -68,7 +66,7 @@ export function appsView(c: ApiContext): AppView[] {
     draining: p.draining,
     lastError: p.lastError,
     nextRetryAt: p.nextRetryAt,
-    live: live.get(p.app) ?? 0,
+    live: c.fleet.liveCount(p.app),
     history: c.monitor.history.series(p.app),
   }));
 }

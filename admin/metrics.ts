@@ -97,8 +97,7 @@ export function createMetrics(o: MetricsOptions): Metrics {
     registers,
     collect() {
       this.reset();
-      for (const a of fleet.apps()) this.set({ app: a.name }, 0);
-      for (const s of fleet.liveSessions()) this.inc({ app: s.app.name });
+      for (const a of fleet.apps()) this.set({ app: a.name }, fleet.liveCount(a.name));
     },
   });
   new Gauge({

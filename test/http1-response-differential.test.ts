@@ -66,7 +66,7 @@ function viaWarmpool(bytes: Buffer, headOnly: boolean, cuts: number[] = []): Rea
     r.refused = true;
     r.why = e.message;
   }
-  if (!r.refused && r.head === null && bytes.length > 0) {
+  if (!r.refused && r.head === null) {
     // The bytes ended before a complete head: the relay answers 502 (the instance closed the connection;
     // UpstreamConn.ended), a refusal. llhttp may still have read a head from them: it ends a line at a
     // bare CR ("HTTP/1.1 200 OK\r\r\r\naaa" is a 200 with body "aaa" to Node; seed -1063241929).
@@ -148,14 +148,15 @@ function viaNode(bytes: Buffer, headOnly: boolean): Promise<Reading> {
   });
 }
 
-type Verdict = 'same' | 'no-head-in-either' | 'warmpool-stricter' | 'both-refuse';
+type Verdict = 'same' | 'warmpool-stricter' | 'both-refuse';
 /** The rules by which warmpool refused what Node accepted, counted (shown, not asserted). */
 const stricter = new Map<string, number>();
 const rule = (why: string): string => why.replace(/\s*["(:].*$/s, '');
 
 /**
  * The property: warmpool reads the bytes the same way whole and cut; and when it accepts, Node
- * accepts too with the same status, reason, fields, body and end (or neither saw a whole head).
+ * accepts too with the same status, reason, fields, body and end. Bytes that end before a final head are
+ * warmpool's refusal (viaWarmpool), as the relay answers them.
  */
 async function compare(bytes: Buffer, headOnly: boolean, cuts: number[]): Promise<Verdict> {
   const whole = viaWarmpool(bytes, headOnly);
@@ -170,7 +171,7 @@ async function compare(bytes: Buffer, headOnly: boolean, cuts: number[]): Promis
   assert.deepEqual(node.head, whole.head, `${node.head ? 'head' : `warmpool accepted a head Node refused (${node.why})`}: ${show}`);
   assert.equal(node.body, whole.body, `body: ${show}`);
   assert.equal(node.complete, whole.complete, `complete (Node: ${node.why ?? 'no error'}): ${show}`);
-  return whole.head ? 'same' : 'no-head-in-either';
+  return 'same';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -455,7 +456,7 @@ const testCase = fc.record({
 
 describe('warmpool against llhttp', () => {
   test('generated responses: a refusal, or the same status, fields, body and end as Node reads', { timeout: 30_000 }, async (t) => {
-    const tally: Record<Verdict, number> = { same: 0, 'no-head-in-either': 0, 'warmpool-stricter': 0, 'both-refuse': 0 };
+    const tally: Record<Verdict, number> = { same: 0, 'warmpool-stricter': 0, 'both-refuse': 0 };
     const runs = Number(process.env.HTTP1_RUNS ?? 1000); // HTTP1_RUNS=50000 for a deeper search
     await fc.assert(
       fc.asyncProperty(testCase, async ({ text, headOnly, cuts }) => {
